@@ -1,0 +1,230 @@
+//! One backup run of a plan: a point for every resource in the primary
+//! region, then a copy of each into every `copy_to` region, one region after
+//! the other. Every point is written `running` first and marked complete
+//! only once its artifact and manifest are durable in the vault.
+
+use tracing::{info, instrument, warn};
+
+use crate::catalog::{CatalogError, NewPoint, Point, PointCompletion};
+use crate::context::Context;
+use crate::locks::{LockError, PlanLock};
+use crate::plan::{Plan, Resource};
+use crate::resource::{self, ArtifactKeys};
+use crate::time::now_ms;
+use crate::vault::Vault;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+/// What a run did; failed points are in `points` with their error.
+#[derive(Debug)]
+pub struct BackupOutcome {
+    pub run_id: i64,
+    /// succeeded | partial | failed
+    pub status: &'static str,
+    pub points: Vec<Point>,
+}
+
+/// A point is flagged `shrunk` when it holds less than this fraction of the
+/// previous point's files or bytes (an emptied source, a wrong mount,
+/// ransomware), provided the previous one was not tiny.
+const SHRINK_RATIO: f64 = 0.5;
+const SHRINK_MIN_BYTES: i64 = 64 * 1024;
+const SHRINK_MIN_FILES: i64 = 10;
+
+#[instrument(skip_all, fields(plan = %plan.name))]
+pub async fn run(ctx: &Context, plan: &Plan, trigger: &str) -> Result<BackupOutcome, BackupError> {
+    let _lock = PlanLock::try_acquire(&ctx.locks_dir(), &plan.name, "backup")?;
+    let cat = &ctx.catalog;
+    let interrupted = cat.fail_interrupted_backups(&plan.name, now_ms()).await?;
+    if interrupted > 0 {
+        warn!(points = interrupted, "marked points of an interrupted earlier backup as failed");
+    }
+    let run_id = cat.start_run(&plan.name, trigger, None, now_ms()).await?;
+    info!(run_id, "backup started");
+
+    let primary = &plan.backup.primary_region;
+    let primary_vault = region_vault(plan, primary);
+    let mut point_ids = Vec::new();
+    let mut taken: Vec<(i64, &Resource, ArtifactKeys)> = Vec::new();
+    let mut failures = 0usize;
+
+    for res in &plan.resources {
+        let started_at = now_ms();
+        let id = cat
+            .insert_point(NewPoint {
+                plan: &plan.name,
+                resource: &res.name,
+                kind: res.spec.kind(),
+                region: primary,
+                run_id: Some(run_id),
+                source_point_id: None,
+                started_at,
+            })
+            .await?;
+        point_ids.push(id);
+        let keys = ArtifactKeys::new(&plan.name, &res.name, &res.spec, started_at, id);
+        let result = match &primary_vault {
+            Ok(vault) => resource::snapshot(&res.spec, vault, &keys, &ctx.tmp_dir(), &res.name)
+                .await
+                .map_err(|e| e.to_string())
+                .map(|s| (s, vault.location(&keys.artifact))),
+            Err(e) => Err(e.clone()),
+        };
+        match result {
+            Ok((snap, location)) => {
+                let mut flags = snap.flags.clone();
+                if let Some(prev) = cat
+                    .complete_points(&plan.name, &res.name, primary)
+                    .await?
+                    .into_iter()
+                    .next()
+                {
+                    if shrunk(&prev, snap.file_count as i64, snap.content_bytes as i64) {
+                        warn!(resource = %res.name, previous = prev.id, "point is far smaller than the previous one: flagged `shrunk`");
+                        flags.push("shrunk".into());
+                    }
+                }
+                cat.complete_point(
+                    id,
+                    &PointCompletion {
+                        data_time: snap.data_time,
+                        completed_at: now_ms(),
+                        size_bytes: snap.size_bytes,
+                        content_bytes: snap.content_bytes,
+                        file_count: snap.file_count,
+                        sha256: snap.sha256,
+                        location,
+                        flags,
+                    },
+                )
+                .await?;
+                info!(resource = %res.name, point = id, region = %primary, "point complete");
+                taken.push((id, res, keys));
+            }
+            Err(e) => {
+                warn!(resource = %res.name, region = %primary, error = %e, "snapshot failed");
+                cat.fail_point(id, &format!("snapshot in region {primary}: {e}"), None)
+                    .await?;
+                failures += 1;
+            }
+        }
+    }
+
+    // Copies: one region after the other, so a slow or failing region does
+    // not compete with the others for the same source.
+    if let Ok(src_vault) = &primary_vault {
+        for region in &plan.backup.copy_to {
+            let dst_vault = region_vault(plan, region);
+            for (source_id, res, keys) in &taken {
+                let Some(source) = cat.point(*source_id).await? else {
+                    continue;
+                };
+                let id = cat
+                    .insert_point(NewPoint {
+                        plan: &plan.name,
+                        resource: &res.name,
+                        kind: res.spec.kind(),
+                        region,
+                        run_id: Some(run_id),
+                        source_point_id: Some(*source_id),
+                        started_at: now_ms(),
+                    })
+                    .await?;
+                point_ids.push(id);
+                let copied = match &dst_vault {
+                    Ok(dst) => resource::copy_artifacts(src_vault, keys, dst)
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(|c| {
+                            if Some(&c.sha256) == source.sha256.as_ref() {
+                                Ok((c, dst.location(&keys.artifact)))
+                            } else {
+                                Err(format!(
+                                    "copied bytes have sha256 {}, the source point recorded {}",
+                                    c.sha256,
+                                    source.sha256.as_deref().unwrap_or("?")
+                                ))
+                            }
+                        }),
+                    Err(e) => Err(e.clone()),
+                };
+                match copied {
+                    Ok((c, location)) => {
+                        cat.complete_point(
+                            id,
+                            &PointCompletion {
+                                // A copy holds its source's data.
+                                data_time: source.data_time.unwrap_or(source.started_at),
+                                completed_at: now_ms(),
+                                size_bytes: c.size,
+                                content_bytes: source.content_bytes.unwrap_or(0) as u64,
+                                file_count: source.file_count.unwrap_or(0) as u64,
+                                sha256: c.sha256,
+                                location,
+                                flags: source.flag_list().iter().map(|s| s.to_string()).collect(),
+                            },
+                        )
+                        .await?;
+                        info!(resource = %res.name, point = id, %region, "copy complete");
+                    }
+                    Err(e) => {
+                        warn!(resource = %res.name, %region, error = %e, "copy failed");
+                        cat.fail_point(
+                            id,
+                            &format!("copy of point {source_id} to region {region}: {e}"),
+                            source.data_time,
+                        )
+                        .await?;
+                        failures += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    let status = if failures == 0 {
+        "succeeded"
+    } else if taken.is_empty() {
+        "failed"
+    } else {
+        "partial"
+    };
+    let error = (failures > 0).then(|| format!("{failures} point(s) failed"));
+    cat.finish_run(run_id, status, error.as_deref(), now_ms()).await?;
+    info!(run_id, status, "backup finished");
+    let mut points = Vec::new();
+    for id in point_ids {
+        if let Some(p) = cat.point(id).await? {
+            points.push(p);
+        }
+    }
+    Ok(BackupOutcome {
+        run_id,
+        status,
+        points,
+    })
+}
+
+/// The vault of a plan's region, or why there is none.
+pub fn region_vault(plan: &Plan, region: &str) -> Result<Vault, String> {
+    let url = plan
+        .regions
+        .get(region)
+        .and_then(|r| r.vault.as_deref())
+        .ok_or_else(|| format!("region {region} has no vault"))?;
+    Vault::from_url(url).map_err(|e| e.to_string())
+}
+
+fn shrunk(prev: &Point, files: i64, bytes: i64) -> bool {
+    let prev_files = prev.file_count.unwrap_or(0);
+    let prev_bytes = prev.content_bytes.unwrap_or(0);
+    (prev_bytes >= SHRINK_MIN_BYTES && (bytes as f64) < prev_bytes as f64 * SHRINK_RATIO)
+        || (prev_files >= SHRINK_MIN_FILES && (files as f64) < prev_files as f64 * SHRINK_RATIO)
+}
+

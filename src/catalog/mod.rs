@@ -1,0 +1,99 @@
+//! The SQLite catalog: every backup run, recovery point, drill and check.
+//!
+//! Opened through sqlx with the migrations of `migrations/` applied on first
+//! use, in WAL mode so readers (`status`, `report`) never block a backup.
+//! The orchestration (backup, drill, prune) writes it; reports read it.
+//! A step is written as `running` before it acts and only marked complete
+//! once its effect is durable, so a crash never leaves a false `complete`.
+
+mod drills;
+mod points;
+mod runs;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+pub use drills::{CheckRecord, DrillOutcome, DrillRecord, NewCheck};
+pub use points::{NewPoint, Point, PointCompletion, PointFilter};
+pub use runs::BackupRun;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("catalog {path}: cannot open: {source}")]
+    Open { path: PathBuf, source: sqlx::Error },
+    #[error("catalog {path}: cannot apply migrations: {source}")]
+    Migrate {
+        path: PathBuf,
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("catalog: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+/// A handle on the catalog database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Catalog {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+impl Catalog {
+    /// Opens (creating and migrating if needed) the catalog at `path`.
+    pub async fn open(path: &Path) -> Result<Catalog, CatalogError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| CatalogError::Open {
+                path: path.to_path_buf(),
+                source: sqlx::Error::Io(e),
+            })?;
+        }
+        let url = format!("sqlite://{}", path.display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .map_err(|source| CatalogError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|source| CatalogError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|source| CatalogError::Migrate {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Catalog {
+            pool,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Closes the pool, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

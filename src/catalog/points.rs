@@ -1,0 +1,213 @@
+//! Recovery points: one row per restorable copy of a resource in a region.
+
+use serde::{Serialize, Serializer};
+
+use super::{Catalog, CatalogError};
+use crate::time::Millis;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Point {
+    pub id: i64,
+    pub plan: String,
+    pub resource: String,
+    pub kind: String,
+    pub region: String,
+    pub run_id: Option<i64>,
+    pub source_point_id: Option<i64>,
+    pub status: String,
+    #[serde(with = "crate::time::serde_ms")]
+    pub started_at: Millis,
+    #[serde(with = "crate::time::serde_ms::option")]
+    pub data_time: Option<Millis>,
+    #[serde(with = "crate::time::serde_ms::option")]
+    pub completed_at: Option<Millis>,
+    #[serde(with = "crate::time::serde_ms::option")]
+    pub deleted_at: Option<Millis>,
+    pub size_bytes: Option<i64>,
+    pub content_bytes: Option<i64>,
+    pub file_count: Option<i64>,
+    pub sha256: Option<String>,
+    pub location: Option<String>,
+    #[serde(serialize_with = "flags_as_list")]
+    pub flags: String,
+    pub error: Option<String>,
+}
+
+impl Point {
+    pub fn flag_list(&self) -> Vec<&str> {
+        self.flags.split(',').filter(|f| !f.is_empty()).collect()
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.status == "complete"
+    }
+}
+
+fn flags_as_list<S: Serializer>(flags: &str, s: S) -> Result<S::Ok, S::Error> {
+    let list: Vec<&str> = flags.split(',').filter(|f| !f.is_empty()).collect();
+    list.serialize(s)
+}
+
+/// A point about to be taken or copied.
+#[derive(Debug, Clone)]
+pub struct NewPoint<'a> {
+    pub plan: &'a str,
+    pub resource: &'a str,
+    pub kind: &'a str,
+    pub region: &'a str,
+    pub run_id: Option<i64>,
+    pub source_point_id: Option<i64>,
+    pub started_at: Millis,
+}
+
+/// What a finished snapshot or copy established.
+#[derive(Debug, Clone)]
+pub struct PointCompletion {
+    pub data_time: Millis,
+    pub completed_at: Millis,
+    pub size_bytes: u64,
+    pub content_bytes: u64,
+    pub file_count: u64,
+    pub sha256: String,
+    pub location: String,
+    pub flags: Vec<String>,
+}
+
+/// Filters of `points list`.
+#[derive(Debug, Clone, Default)]
+pub struct PointFilter {
+    pub plan: Option<String>,
+    pub region: Option<String>,
+    pub resource: Option<String>,
+    /// Include deleted and failed points.
+    pub all_statuses: bool,
+}
+
+impl Catalog {
+    pub async fn insert_point(&self, p: NewPoint<'_>) -> Result<i64, CatalogError> {
+        Ok(sqlx::query(
+            "INSERT INTO points (plan, resource, kind, region, run_id, source_point_id, status, started_at)
+             VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
+        )
+        .bind(p.plan)
+        .bind(p.resource)
+        .bind(p.kind)
+        .bind(p.region)
+        .bind(p.run_id)
+        .bind(p.source_point_id)
+        .bind(p.started_at)
+        .execute(&self.pool)
+        .await?
+        .last_insert_rowid())
+    }
+
+    /// Marks a running point complete: only called once its artifact is durable.
+    pub async fn complete_point(&self, id: i64, c: &PointCompletion) -> Result<(), CatalogError> {
+        sqlx::query(
+            "UPDATE points SET status = 'complete', data_time = ?, completed_at = ?, size_bytes = ?,
+                content_bytes = ?, file_count = ?, sha256 = ?, location = ?, flags = ?, error = NULL
+             WHERE id = ? AND status = 'running'",
+        )
+        .bind(c.data_time)
+        .bind(c.completed_at)
+        .bind(c.size_bytes as i64)
+        .bind(c.content_bytes as i64)
+        .bind(c.file_count as i64)
+        .bind(&c.sha256)
+        .bind(&c.location)
+        .bind(c.flags.join(","))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn fail_point(
+        &self,
+        id: i64,
+        error: &str,
+        data_time: Option<Millis>,
+    ) -> Result<(), CatalogError> {
+        sqlx::query("UPDATE points SET status = 'failed', error = ?, data_time = ? WHERE id = ?")
+            .bind(error)
+            .bind(data_time)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn mark_point_deleted(
+        &self,
+        id: i64,
+        now: Millis,
+        reason: &str,
+    ) -> Result<(), CatalogError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE points SET status = 'deleted', deleted_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO prune_log (point_id, pruned_at, reason) VALUES (?, ?, ?)")
+            .bind(id)
+            .bind(now)
+            .bind(reason)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn point(&self, id: i64) -> Result<Option<Point>, CatalogError> {
+        Ok(sqlx::query_as::<_, Point>("SELECT * FROM points WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn points(&self, f: &PointFilter) -> Result<Vec<Point>, CatalogError> {
+        Ok(sqlx::query_as::<_, Point>(
+            "SELECT * FROM points
+             WHERE (?1 IS NULL OR plan = ?1) AND (?2 IS NULL OR region = ?2) AND (?3 IS NULL OR resource = ?3)
+               AND (?4 OR status = 'complete')
+             ORDER BY started_at, id",
+        )
+        .bind(&f.plan)
+        .bind(&f.region)
+        .bind(&f.resource)
+        .bind(f.all_statuses)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Complete points of one resource in one region, newest data first.
+    pub async fn complete_points(
+        &self,
+        plan: &str,
+        resource: &str,
+        region: &str,
+    ) -> Result<Vec<Point>, CatalogError> {
+        Ok(sqlx::query_as::<_, Point>(
+            "SELECT * FROM points WHERE plan = ? AND resource = ? AND region = ? AND status = 'complete'
+             ORDER BY data_time DESC, id DESC",
+        )
+        .bind(plan)
+        .bind(resource)
+        .bind(region)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Every point of a plan that was ever complete (deleted ones included),
+    /// for the exposure timeline.
+    pub async fn ever_complete_points(&self, plan: &str) -> Result<Vec<Point>, CatalogError> {
+        Ok(sqlx::query_as::<_, Point>(
+            "SELECT * FROM points WHERE plan = ? AND completed_at IS NOT NULL AND status IN ('complete', 'deleted')
+             ORDER BY completed_at",
+        )
+        .bind(plan)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}

@@ -1,0 +1,113 @@
+//! Backup runs: one row per run of a plan's backup, whatever its outcome.
+
+use serde::Serialize;
+
+use super::{Catalog, CatalogError};
+use crate::time::Millis;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct BackupRun {
+    pub id: i64,
+    pub plan: String,
+    pub trigger: String,
+    #[serde(with = "crate::time::serde_ms::option")]
+    pub slot: Option<Millis>,
+    #[serde(with = "crate::time::serde_ms")]
+    pub started_at: Millis,
+    #[serde(with = "crate::time::serde_ms::option")]
+    pub finished_at: Option<Millis>,
+    pub status: String,
+    pub error: Option<String>,
+}
+
+impl Catalog {
+    /// Records the start of a backup run; returns its id.
+    pub async fn start_run(
+        &self,
+        plan: &str,
+        trigger: &str,
+        slot: Option<Millis>,
+        now: Millis,
+    ) -> Result<i64, CatalogError> {
+        let id = sqlx::query(
+            "INSERT INTO backup_runs (plan, trigger, slot, started_at, status) VALUES (?, ?, ?, ?, 'running')",
+        )
+        .bind(plan)
+        .bind(trigger)
+        .bind(slot)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .last_insert_rowid();
+        Ok(id)
+    }
+
+    pub async fn finish_run(
+        &self,
+        id: i64,
+        status: &str,
+        error: Option<&str>,
+        now: Millis,
+    ) -> Result<(), CatalogError> {
+        sqlx::query("UPDATE backup_runs SET status = ?, error = ?, finished_at = ? WHERE id = ?")
+            .bind(status)
+            .bind(error)
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks the plan's `running` runs and points failed. Called while
+    /// holding the plan's backup lock: anything still `running` then belongs
+    /// to a process that died.
+    pub async fn fail_interrupted_backups(&self, plan: &str, now: Millis) -> Result<u64, CatalogError> {
+        let mut tx = self.pool.begin().await?;
+        let points = sqlx::query(
+            "UPDATE points SET status = 'failed', error = 'interrupted: the process running this backup stopped before it finished', completed_at = NULL
+             WHERE plan = ? AND status = 'running'",
+        )
+        .bind(plan)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        sqlx::query(
+            "UPDATE backup_runs SET status = 'failed', finished_at = ?, error = 'interrupted: the process running this backup stopped before it finished'
+             WHERE plan = ? AND status = 'running'",
+        )
+        .bind(now)
+        .bind(plan)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(points)
+    }
+
+    /// Runs of a plan (or all plans) started in `[from, to)`, oldest first.
+    pub async fn runs_between(
+        &self,
+        plan: Option<&str>,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<BackupRun>, CatalogError> {
+        Ok(sqlx::query_as::<_, BackupRun>(
+            "SELECT * FROM backup_runs WHERE (?1 IS NULL OR plan = ?1) AND started_at >= ?2 AND started_at < ?3 ORDER BY started_at",
+        )
+        .bind(plan)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// When protection of a plan started: its first backup attempt.
+    pub async fn first_run_start(&self, plan: &str) -> Result<Option<Millis>, CatalogError> {
+        Ok(
+            sqlx::query_scalar::<_, Option<i64>>("SELECT MIN(started_at) FROM backup_runs WHERE plan = ?")
+                .bind(plan)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+}

@@ -1,0 +1,116 @@
+//! `backup run` and `demo`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Subcommand;
+use serde_json::json;
+
+use super::{exit, print_json, Cli};
+use lifeboat::catalog::Point;
+use lifeboat::time::rfc3339;
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// A point of every resource now, then the copies to the other regions.
+    Run {
+        plan: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(cli: &Cli, cmd: &BackupCommand) -> Result<ExitCode> {
+    let BackupCommand::Run { plan, json } = cmd;
+    let plan = cli.plan(plan)?;
+    let ctx = cli.context().await?;
+    let outcome = lifeboat::backup::run(&ctx, &plan, "manual").await?;
+    if *json {
+        print_json(&json!({
+            "run_id": outcome.run_id,
+            "plan": plan.name,
+            "status": outcome.status,
+            "points": outcome.points,
+        }))?;
+    } else {
+        println!("backup run {} of plan {}: {}", outcome.run_id, plan.name, outcome.status);
+        print_points(&outcome.points);
+    }
+    Ok(exit(outcome.status == "succeeded"))
+}
+
+pub fn print_points(points: &[Point]) {
+    println!(
+        "{:>5}  {:<14} {:<14} {:<8} {:<10} {:<9} {:<24} {:>10}  flags",
+        "id", "plan", "resource", "kind", "region", "status", "data_time", "size"
+    );
+    for p in points {
+        println!(
+            "{:>5}  {:<14} {:<14} {:<8} {:<10} {:<9} {:<24} {:>10}  {}",
+            p.id,
+            p.plan,
+            p.resource,
+            p.kind,
+            p.region,
+            p.status,
+            p.data_time.map(rfc3339).unwrap_or_else(|| "-".into()),
+            p.size_bytes.map(human_bytes).unwrap_or_else(|| "-".into()),
+            p.flag_list().join(",")
+        );
+        if let Some(e) = &p.error {
+            println!("       error: {e}");
+        }
+    }
+}
+
+pub fn human_bytes(n: i64) -> String {
+    let n = n as f64;
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n;
+    let mut u = 0;
+    while v >= 1024.0 && u < units.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
+
+/// The embedded default, end to end.
+pub async fn demo(cli: &Cli) -> Result<ExitCode> {
+    let plan = cli.plan("demo")?;
+    for created in lifeboat::demo::seed(&plan).await.map_err(anyhow::Error::msg)? {
+        println!("created {created}");
+    }
+    let ctx = cli.context().await?;
+    println!("\n== backup ==");
+    let outcome = lifeboat::backup::run(&ctx, &plan, "manual").await?;
+    println!("backup run {}: {}", outcome.run_id, outcome.status);
+    print_points(&outcome.points);
+    println!("\n== drill ==");
+    let drill = lifeboat::drill::run(
+        &ctx,
+        &plan,
+        &lifeboat::drill::DrillOptions {
+            region: None,
+            point: None,
+            keep: false,
+            trigger: "manual".into(),
+        },
+    )
+    .await?;
+    let value = lifeboat::report::drill_json(&ctx.catalog, &drill.record).await?;
+    super::drill::print_drill(&value);
+    println!("\n== report ==");
+    let now = lifeboat::time::now_ms();
+    let report = lifeboat::report::build(&ctx.catalog, &[plan], now - 30 * 86_400_000, now + 1, now).await?;
+    print!("{}", lifeboat::report::render_markdown(&report));
+    println!(
+        "\nCatalog: {}. Try: lifeboat status · lifeboat points list · lifeboat drill run demo --keep · lifeboat report --format json",
+        ctx.catalog.path().display()
+    );
+    Ok(exit(outcome.status == "succeeded" && drill.record.passed()))
+}

@@ -1,0 +1,139 @@
+//! `points list`, `drills list` and `status`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+
+use super::{print_json, Cli};
+use lifeboat::catalog::PointFilter;
+use lifeboat::time::human_duration_secs;
+
+#[derive(Debug, Subcommand)]
+pub enum PointsCommand {
+    /// Recovery points, oldest first (complete ones unless --all).
+    List {
+        #[arg(long)]
+        plan: Option<String>,
+        #[arg(long)]
+        region: Option<String>,
+        /// Include failed, running and deleted points.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DrillsCommand {
+    /// Drills, oldest first.
+    List {
+        #[arg(long)]
+        plan: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn points(cli: &Cli, cmd: &PointsCommand) -> Result<ExitCode> {
+    let PointsCommand::List { plan, region, all, json } = cmd;
+    let ctx = cli.context().await?;
+    let points = ctx
+        .catalog
+        .points(&PointFilter {
+            plan: plan.clone(),
+            region: region.clone(),
+            resource: None,
+            all_statuses: *all,
+        })
+        .await?;
+    if *json {
+        print_json(&points)?;
+    } else if points.is_empty() {
+        println!("no points");
+    } else {
+        super::backup::print_points(&points);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn drills(cli: &Cli, cmd: &DrillsCommand) -> Result<ExitCode> {
+    let DrillsCommand::List { plan, json } = cmd;
+    let ctx = cli.context().await?;
+    let drills = ctx
+        .catalog
+        .drills_between(plan.as_deref(), i64::MIN, i64::MAX)
+        .await?;
+    let mut values = Vec::new();
+    for d in &drills {
+        values.push(lifeboat::report::drill_json(&ctx.catalog, d).await?);
+    }
+    if *json {
+        print_json(&values)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if values.is_empty() {
+        println!("no drills");
+    }
+    for d in &values {
+        let f = |k: &str| d[k].as_f64().map(human_duration_secs).unwrap_or_else(|| "—".into());
+        println!(
+            "{:>4}  {:<14} {:<10} {:<24} {:<7} RTO {:<10} RPO {:<10} {}",
+            d["id"],
+            d["plan"].as_str().unwrap_or(""),
+            d["region"].as_str().unwrap_or(""),
+            d["started_at"].as_str().unwrap_or(""),
+            d["status"].as_str().unwrap_or(""),
+            f("rto_seconds"),
+            f("rpo_seconds"),
+            d["error"].as_str().unwrap_or("")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn status(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
+    let plans = cli.plans_or_one(None)?;
+    let ctx = cli.context().await?;
+    let status = lifeboat::report::status::build(&ctx.catalog, &plans, lifeboat::time::now_ms()).await?;
+    if args.json {
+        print_json(&status)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if status.is_empty() {
+        println!("no valid plan in {}", cli.plans.display());
+    }
+    for p in &status {
+        println!("plan {} (RPO {}, RTO {})", p.plan, human_duration_secs(p.rpo_objective_seconds), human_duration_secs(p.rto_objective_seconds));
+        for r in &p.regions {
+            let age = r.age_seconds.map(human_duration_secs).unwrap_or_else(|| "no point".into());
+            let state = if r.within_rpo { "ok" } else { "BREACH" };
+            let mut extra = String::new();
+            if !r.missing.is_empty() {
+                extra.push_str(&format!(" missing: {}", r.missing.join(", ")));
+            }
+            if !r.flags.is_empty() {
+                extra.push_str(&format!(" flags: {}", r.flags.join(", ")));
+            }
+            println!("  {:<12} newest point age {:<12} {:<7}{extra}", r.region, age, state);
+        }
+        match &p.last_drill {
+            Some(d) => println!(
+                "  last drill #{} at {}: {}{}",
+                d.id,
+                d.started_at,
+                if d.passed { "passed" } else { "FAILED" },
+                if d.passed && !d.met_objectives { " (objectives missed)" } else { "" }
+            ),
+            None => println!("  no drill yet"),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

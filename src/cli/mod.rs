@@ -1,0 +1,189 @@
+//! The command line: clap commands calling into the library. Output
+//! formatting only; human output on stdout, logs and progress on stderr.
+//!
+//! Errors: [`BadInput`] (usage, invalid plan, unknown plan or point) exits
+//! 2; any other error, or a failed operation, exits 1.
+
+mod backup;
+mod drill;
+mod lists;
+mod plan;
+mod prune;
+mod report;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+
+use lifeboat::catalog::Catalog;
+use lifeboat::context::Context;
+use lifeboat::plan::{LoadedPlans, Plan};
+use lifeboat::telemetry::LogFormat;
+
+/// An error in what the user gave us: exit code 2.
+#[derive(Debug)]
+pub struct BadInput(pub String);
+
+impl std::fmt::Display for BadInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadInput {}
+
+pub fn bad_input(message: impl Into<String>) -> anyhow::Error {
+    BadInput(message.into()).into()
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lifeboat",
+    version,
+    about = "Disaster-recovery backups with measured restore drills",
+    after_help = "Exit codes: 0 success; 1 the operation failed or objectives were breached; 2 bad input."
+)]
+pub struct Cli {
+    /// SQLite catalog (created and migrated on first use).
+    #[arg(long, env = "LIFEBOAT_CATALOG", default_value = "lifeboat.db", global = true)]
+    pub catalog: PathBuf,
+    /// Folder of plan files (every *.toml directly inside).
+    #[arg(long, env = "LIFEBOAT_PLANS", default_value = "plans", global = true)]
+    pub plans: PathBuf,
+    /// Scratch space for drills and temporary copies [default: lifeboat-work beside the catalog].
+    #[arg(long, env = "LIFEBOAT_WORK_DIR", global = true)]
+    pub work_dir: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "pretty", global = true)]
+    pub log_format: LogFormat,
+    /// More logs on stderr (-v info, -vv debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate and inspect plans.
+    #[command(subcommand)]
+    Plan(plan::PlanCommand),
+    /// Take recovery points now.
+    #[command(subcommand)]
+    Backup(backup::BackupCommand),
+    /// Restore drills.
+    #[command(subcommand)]
+    Drill(drill::DrillCommand),
+    /// Recovery points in the catalog.
+    #[command(subcommand)]
+    Points(lists::PointsCommand),
+    /// Drills in the catalog.
+    #[command(subcommand)]
+    Drills(lists::DrillsCommand),
+    /// Per plan and region: newest point age vs RPO; last drill.
+    Status(lists::StatusArgs),
+    /// Whether each plan meets its objectives, over a window.
+    Report(Box<report::ReportArgs>),
+    /// Delete points that retention no longer keeps.
+    Prune(prune::PruneArgs),
+    /// The embedded default: create the demo's sample data, then run one
+    /// backup, one drill and a report of the demo plan.
+    Demo,
+}
+
+pub async fn run(cli: Cli) -> Result<ExitCode> {
+    match &cli.command {
+        Command::Plan(cmd) => plan::run(&cli, cmd).await,
+        Command::Backup(cmd) => backup::run(&cli, cmd).await,
+        Command::Drill(cmd) => drill::run(&cli, cmd).await,
+        Command::Points(cmd) => lists::points(&cli, cmd).await,
+        Command::Drills(cmd) => lists::drills(&cli, cmd).await,
+        Command::Status(args) => lists::status(&cli, args).await,
+        Command::Report(args) => report::run(&cli, args).await,
+        Command::Prune(args) => prune::run(&cli, args).await,
+        Command::Demo => backup::demo(&cli).await,
+    }
+}
+
+impl Cli {
+    pub async fn context(&self) -> Result<Context> {
+        let catalog = Catalog::open(&self.catalog).await?;
+        let work_dir = match &self.work_dir {
+            Some(w) => w.clone(),
+            None => self
+                .catalog
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("."))
+                .join("lifeboat-work"),
+        };
+        Ok(Context { catalog, work_dir })
+    }
+
+    /// Loads the plans folder; warnings and errors of other files go to stderr.
+    pub fn load_plans(&self) -> Result<LoadedPlans> {
+        if !self.plans.is_dir() {
+            return Err(bad_input(format!(
+                "plans folder {} does not exist (set --plans or LIFEBOAT_PLANS)",
+                self.plans.display()
+            )));
+        }
+        lifeboat::plan::load_dir(&self.plans)
+            .with_context(|| format!("cannot read plans folder {}", self.plans.display()))
+    }
+
+    /// The plan called `name`; unknown or invalid is bad input.
+    pub fn plan(&self, name: &str) -> Result<Plan> {
+        let loaded = self.load_plans()?;
+        if let Some(p) = loaded.get(name) {
+            for d in loaded.diagnostics.iter().filter(|d| d.file == p.source) {
+                eprintln!("{d}");
+            }
+            return Ok(p.clone());
+        }
+        let errors: Vec<_> = loaded.diagnostics.iter().filter(|d| d.is_error()).collect();
+        for d in &errors {
+            eprintln!("{d}");
+        }
+        let known: Vec<&str> = loaded.plans.iter().map(|p| p.name.as_str()).collect();
+        let mut message = format!(
+            "unknown plan `{name}` in {} (known: {})",
+            self.plans.display(),
+            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+        );
+        if !errors.is_empty() {
+            message.push_str(&format!("; {} error(s) in plan files above", errors.len()));
+        }
+        Err(bad_input(message))
+    }
+
+    /// Every valid plan, or only `name`.
+    pub fn plans_or_one(&self, name: Option<&str>) -> Result<Vec<Plan>> {
+        match name {
+            Some(n) => Ok(vec![self.plan(n)?]),
+            None => {
+                let loaded = self.load_plans()?;
+                for d in loaded.diagnostics.iter().filter(|d| d.is_error()) {
+                    eprintln!("{d}");
+                }
+                Ok(loaded.plans)
+            }
+        }
+    }
+}
+
+/// Prints a JSON value on stdout.
+pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+pub fn exit(success: bool) -> ExitCode {
+    if success {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

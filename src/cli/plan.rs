@@ -1,0 +1,138 @@
+//! `plan validate` and `plan show`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use chrono::Utc;
+use clap::Subcommand;
+use serde_json::json;
+
+use super::{bad_input, print_json, Cli};
+use lifeboat::plan::load_file;
+use lifeboat::schedule::Timing;
+
+#[derive(Debug, Subcommand)]
+pub enum PlanCommand {
+    /// Check plan files; each problem as FILE:LINE:COL: message. Exit 2 if any is invalid.
+    Validate {
+        /// Plan files [default: every *.toml in the plans folder].
+        paths: Vec<PathBuf>,
+    },
+    /// The next backup and drill times of a plan, jitter applied.
+    Show {
+        name: String,
+        #[arg(long, default_value_t = 5)]
+        next: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(cli: &Cli, cmd: &PlanCommand) -> Result<ExitCode> {
+    match cmd {
+        PlanCommand::Validate { paths } => validate(cli, paths),
+        PlanCommand::Show { name, next, json } => show(cli, name, *next, *json),
+    }
+}
+
+fn validate(cli: &Cli, paths: &[PathBuf]) -> Result<ExitCode> {
+    let files: Vec<PathBuf> = if paths.is_empty() {
+        if !cli.plans.is_dir() {
+            return Err(bad_input(format!("plans folder {} does not exist", cli.plans.display())));
+        }
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&cli.plans)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "toml") && p.is_file())
+            .collect();
+        files.sort();
+        files
+    } else {
+        paths.to_vec()
+    };
+    if files.is_empty() {
+        return Err(bad_input(format!("no plan file in {}", cli.plans.display())));
+    }
+    let mut invalid = 0;
+    let mut names: std::collections::HashMap<String, PathBuf> = Default::default();
+    for file in &files {
+        match load_file(file) {
+            Ok((plan, warnings)) => {
+                for w in &warnings {
+                    eprintln!("{w}");
+                }
+                if let Some(other) = names.get(&plan.name) {
+                    eprintln!(
+                        "{}:1:1: plan name `{}` is already used by {}",
+                        file.display(),
+                        plan.name,
+                        other.display()
+                    );
+                    invalid += 1;
+                    continue;
+                }
+                names.insert(plan.name.clone(), file.clone());
+                println!("ok {} (plan {})", file.display(), plan.name);
+            }
+            Err(e) => {
+                invalid += 1;
+                for d in &e.diagnostics {
+                    eprintln!("{d}");
+                }
+            }
+        }
+    }
+    Ok(if invalid > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+}
+
+fn show(cli: &Cli, name: &str, next: usize, json_out: bool) -> Result<ExitCode> {
+    let plan = cli.plan(name)?;
+    let now = Utc::now();
+    let upcoming = |t: &Timing, kind: &str| t.upcoming(&plan.name, kind, now, next);
+    let backups = upcoming(&plan.backup.timing, "backup");
+    let drills = plan
+        .drill
+        .timing
+        .as_ref()
+        .map(|t| upcoming(t, "drill"))
+        .unwrap_or_default();
+    let fmt = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    if json_out {
+        print_json(&json!({
+            "backup": backups.iter().map(|r| fmt(r.start)).collect::<Vec<_>>(),
+            "drill": drills.iter().map(|r| fmt(r.start)).collect::<Vec<_>>(),
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "plan {} — owner {}, RTO {}, RPO {}",
+        plan.name,
+        plan.owner,
+        humantime::format_duration(plan.rto),
+        humantime::format_duration(plan.rpo)
+    );
+    let describe = |t: &Timing| {
+        format!(
+            "\"{}\" in {}, jitter up to {}",
+            t.cron.source(),
+            t.timezone,
+            humantime::format_duration(t.jitter)
+        )
+    };
+    println!("\nnext backups ({}):", describe(&plan.backup.timing));
+    for r in &backups {
+        let offset = (r.start - r.slot).num_milliseconds() as f64 / 1000.0;
+        println!("  {}  (slot {} + {offset}s)", fmt(r.start), fmt(r.slot));
+    }
+    match &plan.drill.timing {
+        Some(t) => {
+            println!("\nnext drills in region {} ({}):", plan.drill.region, describe(t));
+            for r in &drills {
+                let offset = (r.start - r.slot).num_milliseconds() as f64 / 1000.0;
+                println!("  {}  (slot {} + {offset}s)", fmt(r.start), fmt(r.slot));
+            }
+        }
+        None => println!("\nno drill schedule: drills run only by hand (lifeboat drill run {})", plan.name),
+    }
+    Ok(ExitCode::SUCCESS)
+}

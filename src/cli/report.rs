@@ -1,0 +1,91 @@
+//! `report`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use clap::{Args, ValueEnum};
+
+use super::{bad_input, Cli};
+use lifeboat::time::{now_ms, parse_rfc3339};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Md,
+    Html,
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Window ending now, e.g. 30d (default 30d).
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    since: Option<String>,
+    /// Window start (RFC 3339).
+    #[arg(long, requires = "to")]
+    from: Option<String>,
+    /// Window end (RFC 3339).
+    #[arg(long, requires = "from")]
+    to: Option<String>,
+    #[arg(long, value_enum, default_value = "md")]
+    format: Format,
+    /// Write to this file instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Exit 1 when any plan is not compliant.
+    #[arg(long)]
+    fail_on_breach: bool,
+    /// Only this plan.
+    #[arg(long)]
+    plan: Option<String>,
+}
+
+pub async fn run(cli: &Cli, args: &ReportArgs) -> Result<ExitCode> {
+    let now = now_ms();
+    let (from, to) = match (&args.since, &args.from, &args.to) {
+        (_, Some(f), Some(t)) => {
+            let from = parse_rfc3339(f).map_err(bad_input)?;
+            let to = parse_rfc3339(t).map_err(bad_input)?;
+            if from >= to {
+                return Err(bad_input("--from must be before --to"));
+            }
+            (from, to)
+        }
+        (since, _, _) => {
+            let since = since.as_deref().unwrap_or("30d");
+            let d = humantime::parse_duration(since)
+                .map_err(|e| bad_input(format!("invalid --since `{since}`: {e}")))?;
+            (now - d.as_millis() as i64, now)
+        }
+    };
+    let text = match args.format {
+        Format::Html | Format::Csv => {
+            return Err(bad_input(
+                "report formats html and csv are not available yet; use md or json",
+            ))
+        }
+        _ => {
+            let plans = cli.plans_or_one(args.plan.as_deref())?;
+            let ctx = cli.context().await?;
+            let report = lifeboat::report::build(&ctx.catalog, &plans, from, to, now).await?;
+            let breached = report.plans.iter().any(|p| !p.compliant);
+            let text = match args.format {
+                Format::Json => serde_json::to_string_pretty(&report)? + "\n",
+                _ => lifeboat::report::render_markdown(&report),
+            };
+            (text, breached)
+        }
+    };
+    let (text, breached) = text;
+    match &args.out {
+        Some(path) => std::fs::write(path, text)
+            .with_context(|| format!("cannot write report to {}", path.display()))?,
+        None => print!("{text}"),
+    }
+    Ok(if args.fail_on_breach && breached {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,16 @@
+pub mod backup;
+pub mod catalog;
+pub mod context;
+pub mod drill;
+pub mod locks;
+pub mod pipe;
+pub mod plan;
+pub mod progress;
+pub mod resource;
+pub mod schedule;
+pub mod time;
+pub mod vault;
+pub mod report;
+pub mod demo;
+pub mod telemetry;
+pub mod retention;

@@ -1,0 +1,216 @@
+//! DR plans: the validated model the rest of Lifeboat acts on.
+//!
+//! A plan file is parsed into raw serde structs that keep every value's
+//! position ([`raw`]), then checked and turned into a [`Plan`] ([`load`]):
+//! invalid values cannot reach the rest of the program, and every problem
+//! is reported as `FILE:LINE:COL: message`.
+
+mod diagnostic;
+mod load;
+mod raw;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use diagnostic::{Diagnostic, Severity};
+pub use load::{load_dir, load_file, parse_plan, LoadedPlans, PlanFileError};
+
+use crate::schedule::Timing;
+
+/// A validated DR plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub name: String,
+    pub owner: String,
+    pub rto: Duration,
+    pub rpo: Duration,
+    pub backup: BackupSpec,
+    pub retention: Retention,
+    pub regions: BTreeMap<String, Region>,
+    pub resources: Vec<Resource>,
+    pub drill: DrillSpec,
+    pub aws: Option<AwsSpec>,
+    /// The file the plan was read from.
+    pub source: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct BackupSpec {
+    pub timing: Timing,
+    pub start_window: Duration,
+    pub completion_window: Duration,
+    pub primary_region: String,
+    pub copy_to: Vec<String>,
+}
+
+/// How many points to keep in a region. `None` everywhere keeps everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Retention {
+    pub keep_last: Option<u32>,
+    pub keep_hourly: Option<u32>,
+    pub keep_daily: Option<u32>,
+    pub keep_weekly: Option<u32>,
+    pub keep_monthly: Option<u32>,
+    pub max_age: Option<Duration>,
+}
+
+impl Retention {
+    /// True when no rule is set: nothing is ever pruned.
+    pub fn keeps_everything(&self) -> bool {
+        *self == Retention::default()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Region {
+    pub name: String,
+    /// `file://…` or `s3://…`; `None` for a region that only holds RDS snapshots.
+    pub vault: Option<String>,
+    pub kms_key: Option<String>,
+    pub retention: Retention,
+}
+
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub name: String,
+    pub spec: ResourceSpec,
+}
+
+/// What a resource is; one variant per kind of DESIGN.md.
+#[derive(Debug, Clone)]
+pub enum ResourceSpec {
+    Path {
+        path: PathBuf,
+        exclude: Vec<String>,
+    },
+    Sqlite {
+        path: PathBuf,
+    },
+    Postgres {
+        url: String,
+        drill_url: Option<String>,
+    },
+    S3 {
+        bucket: String,
+        prefix: String,
+    },
+    RdsInstance {
+        instance: String,
+    },
+    RdsCluster {
+        cluster: String,
+    },
+}
+
+impl ResourceSpec {
+    /// The `kind` key as written in plans.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ResourceSpec::Path { .. } => "path",
+            ResourceSpec::Sqlite { .. } => "sqlite",
+            ResourceSpec::Postgres { .. } => "postgres",
+            ResourceSpec::S3 { .. } => "s3",
+            ResourceSpec::RdsInstance { .. } => "rds-instance",
+            ResourceSpec::RdsCluster { .. } => "rds-cluster",
+        }
+    }
+
+    /// Whether points of this kind are artifacts in a vault (as opposed to
+    /// snapshots held by RDS itself).
+    pub fn uses_vault(&self) -> bool {
+        !matches!(
+            self,
+            ResourceSpec::RdsInstance { .. } | ResourceSpec::RdsCluster { .. }
+        )
+    }
+
+    /// Whether SQL checks can run against a restore of this kind.
+    pub fn supports_sql(&self) -> bool {
+        matches!(
+            self,
+            ResourceSpec::Sqlite { .. }
+                | ResourceSpec::Postgres { .. }
+                | ResourceSpec::RdsInstance { .. }
+                | ResourceSpec::RdsCluster { .. }
+        )
+    }
+}
+
+/// Which point a drill restores, per resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PointChoice {
+    Latest,
+    Oldest,
+    Random,
+}
+
+impl PointChoice {
+    pub fn parse(text: &str) -> Option<PointChoice> {
+        match text {
+            "latest" => Some(PointChoice::Latest),
+            "oldest" => Some(PointChoice::Oldest),
+            "random" => Some(PointChoice::Random),
+            _ => None,
+        }
+    }
+}
+
+/// When a drill removes what it restored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cleanup {
+    Always,
+    OnSuccess,
+    Never,
+}
+
+#[derive(Debug, Clone)]
+pub struct DrillSpec {
+    /// `None`: drills only run when triggered by hand.
+    pub timing: Option<Timing>,
+    pub region: String,
+    pub isolate_primary: bool,
+    pub cleanup: Cleanup,
+    pub point: PointChoice,
+    pub checks: Vec<SqlCheck>,
+}
+
+/// A SQL check run against a restored database.
+#[derive(Debug, Clone)]
+pub struct SqlCheck {
+    pub name: String,
+    pub resource: String,
+    pub sql: String,
+    /// Compare the first column of the first row with this value (as text)
+    /// instead of testing it for truth.
+    pub expect: Option<String>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AwsSpec {
+    pub endpoint_url: Option<String>,
+    pub force_path_style: Option<bool>,
+    pub profile: Option<String>,
+}
+
+impl Plan {
+    /// The region a resource's retention applies in, with the region's override.
+    pub fn retention_for(&self, region: &str) -> &Retention {
+        match self.regions.get(region) {
+            Some(r) if !r.retention.keeps_everything() => &r.retention,
+            _ => &self.retention,
+        }
+    }
+
+    /// Every region that holds points: the primary, then the copies in order.
+    pub fn point_regions(&self) -> Vec<&str> {
+        std::iter::once(self.backup.primary_region.as_str())
+            .chain(self.backup.copy_to.iter().map(String::as_str))
+            .collect()
+    }
+
+    pub fn resource(&self, name: &str) -> Option<&Resource> {
+        self.resources.iter().find(|r| r.name == name)
+    }
+}

@@ -1,0 +1,198 @@
+//! Resource kinds: how a point of each kind is taken, restored and checked.
+//!
+//! Kinds are a closed set known at compile time, so one enum ([`ResourceSpec`])
+//! dispatches to one module per kind, each with the same steps: snapshot
+//! (into a vault), restore (into a scratch place) and check. Resource kinds
+//! do data work only; they know nothing of the catalog.
+
+pub mod manifest;
+mod path;
+mod sqlite;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::plan::{ResourceSpec, SqlCheck};
+use crate::time::Millis;
+use crate::vault::{Vault, VaultError};
+
+pub use manifest::Manifest;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResourceError {
+    #[error("{0}")]
+    Source(String),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error("artifact {location} is corrupt: {detail}")]
+    Corrupt { location: String, detail: String },
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("resource kind `{0}` is not supported by this build yet")]
+    Unsupported(&'static str),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl ResourceError {
+    pub(crate) fn io(op: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_path_buf();
+        move |source| ResourceError::Io { op, path, source }
+    }
+}
+
+/// What a snapshot put into the vault.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// When the consistent snapshot of the data was taken.
+    pub data_time: Millis,
+    /// Artifact (compressed) size and SHA-256.
+    pub size_bytes: u64,
+    pub sha256: String,
+    /// Data held: files and uncompressed bytes.
+    pub file_count: u64,
+    pub content_bytes: u64,
+    /// Notes for the point, e.g. `changed-while-read`.
+    pub flags: Vec<String>,
+}
+
+/// Keys of a point's two objects in a vault.
+#[derive(Debug, Clone)]
+pub struct ArtifactKeys {
+    pub artifact: String,
+    pub manifest: String,
+}
+
+impl ArtifactKeys {
+    /// `PLAN/RESOURCE/STAMP-pID.EXT` and its `.manifest.json`. The stamp keeps
+    /// keys unique even if a catalog is recreated over an existing vault.
+    pub fn new(plan: &str, resource: &str, spec: &ResourceSpec, started_at: Millis, point_id: i64) -> Self {
+        let stamp = crate::time::to_datetime(started_at).format("%Y%m%dT%H%M%S%3fZ");
+        let ext = match spec {
+            ResourceSpec::Sqlite { .. } => "sqlite.zst",
+            _ => "tar.zst",
+        };
+        let base = format!("{plan}/{resource}/{stamp}-p{point_id}");
+        ArtifactKeys {
+            artifact: format!("{base}.{ext}"),
+            manifest: format!("{base}.manifest.json"),
+        }
+    }
+
+    /// The keys of a point from its artifact location's key.
+    pub fn from_artifact_key(artifact: &str) -> Self {
+        let base = artifact
+            .strip_suffix(".tar.zst")
+            .or_else(|| artifact.strip_suffix(".sqlite.zst"))
+            .unwrap_or(artifact);
+        ArtifactKeys {
+            artifact: artifact.to_string(),
+            manifest: format!("{base}.manifest.json"),
+        }
+    }
+}
+
+/// Takes a point of a resource into `vault`.
+pub async fn snapshot(
+    spec: &ResourceSpec,
+    vault: &Vault,
+    keys: &ArtifactKeys,
+    work_dir: &Path,
+    label: &str,
+) -> Result<Snapshot, ResourceError> {
+    match spec {
+        ResourceSpec::Path { path, exclude } => {
+            path::snapshot(path, exclude, vault, keys, label).await
+        }
+        ResourceSpec::Sqlite { path } => sqlite::snapshot(path, vault, keys, work_dir, label).await,
+        other => Err(ResourceError::Unsupported(other.kind())),
+    }
+}
+
+/// A restored resource in a scratch place.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    /// Where the data is (folder or database file).
+    pub location: PathBuf,
+    /// The built-in verification that ran during the restore.
+    pub verification: String,
+}
+
+/// Restores a point into `dest` (a scratch folder that does not exist yet)
+/// and verifies it against its manifest.
+pub async fn restore(
+    spec: &ResourceSpec,
+    vault: &Vault,
+    keys: &ArtifactKeys,
+    dest: &Path,
+    label: &str,
+) -> Result<Restored, ResourceError> {
+    match spec {
+        ResourceSpec::Path { .. } => path::restore(vault, keys, dest, label).await,
+        ResourceSpec::Sqlite { .. } => sqlite::restore(vault, keys, dest, label).await,
+        other => Err(ResourceError::Unsupported(other.kind())),
+    }
+}
+
+/// Runs a SQL check against a restored resource: passes when the first
+/// column of the first row is true / non-zero (or equals `expect`).
+pub async fn run_sql_check(
+    spec: &ResourceSpec,
+    restored: &Restored,
+    check: &SqlCheck,
+) -> Result<String, String> {
+    let fut = async {
+        match spec {
+            ResourceSpec::Sqlite { .. } => sqlite::sql_check(&restored.location, check).await,
+            other => Err(format!("SQL checks on kind `{}` are not supported yet", other.kind())),
+        }
+    };
+    match tokio::time::timeout(check.timeout, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(format!(
+            "timed out after {}",
+            humantime::format_duration(check.timeout)
+        )),
+    }
+}
+
+/// Deletes a point's objects from a vault (idempotent).
+pub async fn delete_artifacts(vault: &Vault, keys: &ArtifactKeys) -> Result<(), VaultError> {
+    vault.delete(&keys.artifact).await?;
+    vault.delete(&keys.manifest).await
+}
+
+/// Copies a point's objects to another vault; returns the artifact's copy
+/// outcome (size and SHA-256 of the bytes copied).
+pub async fn copy_artifacts(
+    src: &Vault,
+    keys: &ArtifactKeys,
+    dst: &Vault,
+) -> Result<crate::vault::CopyOutcome, VaultError> {
+    let outcome = src.copy_to(&keys.artifact, dst, &keys.artifact).await?;
+    // The manifest goes last: a vault holding a manifest holds the artifact.
+    src.copy_to(&keys.manifest, dst, &keys.manifest).await?;
+    Ok(outcome)
+}
+
+/// Default per-check timeout when a plan gives none.
+pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Checks that come with a kind and run after every restore (beyond the
+/// manifest verification the restore itself does): name and outcome.
+pub async fn builtin_checks(
+    spec: &ResourceSpec,
+    restored: &Restored,
+) -> Vec<(&'static str, Result<String, String>)> {
+    match spec {
+        ResourceSpec::Sqlite { .. } => {
+            vec![("integrity_check", sqlite::integrity_check(&restored.location).await)]
+        }
+        _ => Vec::new(),
+    }
+}

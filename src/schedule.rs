@@ -1,0 +1,382 @@
+//! Pure next-run maths: crontab expressions in a time zone, with a stable
+//! per-plan jitter. `now` is always a parameter so tests state exact times.
+//!
+//! Expressions mean what they mean in a crontab. The `cron` crate numbers
+//! days of the week Quartz-style (1 = Sunday) and ANDs day-of-month with
+//! day-of-week, so an expression is translated before it reaches the crate:
+//! a 5-field expression gets a leading `0` seconds field, the day-of-week
+//! field is expanded to day names, and when both day fields are restricted
+//! the schedule is the union of the two (Vixie cron's rule).
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use sha2::{Digest, Sha256};
+
+/// A parsed crontab expression (5, 6 or 7 fields).
+#[derive(Debug, Clone)]
+pub struct Cron {
+    source: String,
+    /// Day-of-week restricted (or neither day field restricted).
+    main: cron::Schedule,
+    /// When both day fields are restricted: the day-of-month alternative.
+    alternative: Option<cron::Schedule>,
+}
+
+const DAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+
+impl Cron {
+    /// Parses a crontab expression; the error is a sentence for the user.
+    pub fn parse(expr: &str) -> Result<Cron, String> {
+        let fields: Vec<&str> = expr.split_whitespace().collect();
+        let (mut fields, dom_index): (Vec<String>, usize) = match fields.len() {
+            5 => (
+                std::iter::once("0")
+                    .chain(fields.iter().copied())
+                    .map(String::from)
+                    .collect(),
+                3,
+            ),
+            6 | 7 => (fields.iter().map(|s| s.to_string()).collect(), 3),
+            0 => return Err("cron expression is empty".into()),
+            n => {
+                return Err(format!(
+                    "cron expression `{expr}` has {n} fields; expected 5 (min hour day month weekday), or 6/7 with seconds first (and year last)"
+                ))
+            }
+        };
+        let dow_index = dom_index + 2;
+        let dow_restricted = !is_any(&fields[dow_index]);
+        let dom_restricted = !is_any(&fields[dom_index]);
+        if dow_restricted {
+            fields[dow_index] = translate_day_of_week(&fields[dow_index])?;
+        } else {
+            fields[dow_index] = "*".into();
+        }
+        if !dom_restricted {
+            fields[dom_index] = "*".into();
+        }
+        let build = |fields: &[String]| -> Result<cron::Schedule, String> {
+            let text = fields.join(" ");
+            cron::Schedule::from_str(&text)
+                .map_err(|e| format!("invalid cron expression `{expr}`: {e}"))
+        };
+        let (main, alternative) = if dow_restricted && dom_restricted {
+            let mut by_dow = fields.clone();
+            by_dow[dom_index] = "*".into();
+            let mut by_dom = fields.clone();
+            by_dom[dow_index] = "*".into();
+            (build(&by_dow)?, Some(build(&by_dom)?))
+        } else {
+            (build(&fields)?, None)
+        };
+        // An expression that can never fire (e.g. 30 February) is an error,
+        // not a plan that silently never runs.
+        let probe = Cron {
+            source: expr.to_string(),
+            main,
+            alternative,
+        };
+        if probe.next_after(Utc::now(), chrono_tz::UTC).is_none() {
+            return Err(format!("cron expression `{expr}` never fires"));
+        }
+        Ok(probe)
+    }
+
+    /// The expression as written in the plan.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// The first slot strictly after `after`, evaluated in `tz`.
+    pub fn next_after(&self, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
+        let local = after.with_timezone(&tz);
+        let a = self.main.after(&local).next();
+        let b = self.alternative.as_ref().and_then(|s| s.after(&local).next());
+        let next = match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        next.map(|t| t.with_timezone(&Utc))
+    }
+
+    /// The next `n` slots strictly after `after`.
+    pub fn slots_after(&self, after: DateTime<Utc>, tz: Tz, n: usize) -> Vec<DateTime<Utc>> {
+        let mut out = Vec::with_capacity(n);
+        let mut cursor = after;
+        while out.len() < n {
+            match self.next_after(cursor, tz) {
+                Some(t) => {
+                    out.push(t);
+                    cursor = t;
+                }
+                None => break,
+            }
+        }
+        out
+    }
+
+    /// Shortest and longest gap between consecutive slots over the year
+    /// after `from` (at most `max_samples` slots), used by validation: the
+    /// jitter must be shorter than the shortest gap, and the longest gap
+    /// bounds the RPO the schedule can keep.
+    pub fn gap_bounds(&self, from: DateTime<Utc>, tz: Tz) -> Option<(Duration, Duration)> {
+        const MAX_SAMPLES: usize = 2_000;
+        let horizon = from + chrono::Duration::days(366);
+        let mut prev = self.next_after(from, tz)?;
+        let mut min = Duration::MAX;
+        let mut max = Duration::ZERO;
+        for _ in 0..MAX_SAMPLES {
+            let Some(next) = self.next_after(prev, tz) else {
+                break;
+            };
+            let gap = (next - prev).to_std().unwrap_or_default();
+            min = min.min(gap);
+            max = max.max(gap);
+            if next > horizon {
+                break;
+            }
+            prev = next;
+        }
+        (min != Duration::MAX).then_some((min, max))
+    }
+}
+
+fn is_any(field: &str) -> bool {
+    field == "*" || field == "?"
+}
+
+fn day_number(token: &str) -> Result<u32, String> {
+    if let Ok(n) = token.parse::<u32>() {
+        if n <= 7 {
+            return Ok(n % 7);
+        }
+        return Err(format!("day of week `{token}` is out of range 0-7"));
+    }
+    let lower = token.to_ascii_lowercase();
+    let full = [
+        "sunday",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+    ];
+    for (i, name) in full.iter().enumerate() {
+        if lower == name[..3] || lower == *name {
+            return Ok(i as u32);
+        }
+    }
+    Err(format!("`{token}` is not a day of the week (0-7 or SUN-SAT)"))
+}
+
+/// Expands a crontab day-of-week field (0-7, 0 and 7 = Sunday, names,
+/// ranges, steps, lists) to an explicit list of day names.
+fn translate_day_of_week(field: &str) -> Result<String, String> {
+    let mut days = BTreeSet::new();
+    for item in field.split(',') {
+        let (range, step) = match item.split_once('/') {
+            Some((r, s)) => {
+                let step: u32 = s
+                    .parse()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .ok_or_else(|| format!("day-of-week step `{s}` must be a positive number"))?;
+                (r, step)
+            }
+            None => (item, 1),
+        };
+        // Numbers are kept raw (7 stays 7) so `5-7` means Fri..Sun.
+        let raw = |t: &str| -> Result<u32, String> {
+            match t.parse::<u32>() {
+                Ok(n) if n <= 7 => Ok(n),
+                Ok(_) => Err(format!("day of week `{t}` is out of range 0-7")),
+                Err(_) => day_number(t),
+            }
+        };
+        let (lo, hi) = if range == "*" || range == "?" {
+            (0, 7)
+        } else if let Some((a, b)) = range.split_once('-') {
+            let (a, b) = (raw(a)?, raw(b)?);
+            if a > b {
+                return Err(format!(
+                    "day-of-week range `{range}` runs backwards; write it as two ranges"
+                ));
+            }
+            (a, b)
+        } else {
+            let a = raw(range)?;
+            if item.contains('/') {
+                (a, 7)
+            } else {
+                (a, a)
+            }
+        };
+        let mut d = lo;
+        while d <= hi {
+            days.insert(d % 7);
+            d += step;
+        }
+    }
+    if days.is_empty() {
+        return Err(format!("day-of-week field `{field}` selects no day"));
+    }
+    Ok(days
+        .iter()
+        .map(|d| DAY_NAMES[*d as usize])
+        .collect::<Vec<_>>()
+        .join(","))
+}
+
+/// Stable jitter offset in `[0, jitter)` for one slot of one plan's job kind:
+/// a hash of plan, kind and slot, so restarts do not move runs and plans
+/// sharing a cron expression do not fire together.
+pub fn jitter_offset(plan: &str, kind: &str, slot: DateTime<Utc>, jitter: Duration) -> Duration {
+    let jitter_ms = jitter.as_millis() as u64;
+    if jitter_ms == 0 {
+        return Duration::ZERO;
+    }
+    let mut hasher = Sha256::new();
+    hasher.update(plan.as_bytes());
+    hasher.update([0]);
+    hasher.update(kind.as_bytes());
+    hasher.update([0]);
+    hasher.update(slot.timestamp_millis().to_be_bytes());
+    let digest = hasher.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    Duration::from_millis(u64::from_be_bytes(first) % jitter_ms)
+}
+
+/// One scheduled run: the cron slot and the jittered instant it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    pub slot: DateTime<Utc>,
+    pub start: DateTime<Utc>,
+}
+
+/// A job's timing: cron, time zone and jitter, and the names it hashes.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    pub cron: Cron,
+    pub timezone: Tz,
+    pub jitter: Duration,
+}
+
+impl Timing {
+    /// The next `n` runs whose jittered start is after `now`.
+    pub fn upcoming(&self, plan: &str, kind: &str, now: DateTime<Utc>, n: usize) -> Vec<Run> {
+        // A slot up to `jitter` in the past may still start in the future.
+        let from = now - chrono::Duration::from_std(self.jitter).unwrap_or_default();
+        let mut runs: Vec<Run> = self
+            .cron
+            .slots_after(from, self.timezone, n + 2)
+            .into_iter()
+            .map(|slot| Run {
+                slot,
+                start: slot
+                    + chrono::Duration::from_std(jitter_offset(plan, kind, slot, self.jitter))
+                        .unwrap_or_default(),
+            })
+            .filter(|r| r.start > now)
+            .collect();
+        runs.truncate(n);
+        runs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Datelike, TimeZone, Timelike, Weekday};
+    use rstest::rstest;
+
+    fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+    }
+
+    #[rstest]
+    #[case("0 3 * * 1", Weekday::Mon)]
+    #[case("0 3 * * 0", Weekday::Sun)]
+    #[case("0 3 * * 7", Weekday::Sun)]
+    #[case("0 3 * * SUN", Weekday::Sun)]
+    #[case("0 3 * * sat", Weekday::Sat)]
+    #[case("0 0 3 * * 5", Weekday::Fri)]
+    fn day_of_week_numbers_mean_what_crontab_means(#[case] expr: &str, #[case] day: Weekday) {
+        let cron = Cron::parse(expr).unwrap();
+        // 2026-11-25 is a Wednesday.
+        let slots = cron.slots_after(utc(2026, 11, 25, 0, 0), chrono_tz::UTC, 5);
+        assert_eq!(slots.len(), 5);
+        for s in slots {
+            assert_eq!(s.weekday(), day, "{expr} fired at {s}");
+            assert_eq!((s.hour(), s.minute(), s.second()), (3, 0, 0));
+        }
+    }
+
+    #[test]
+    fn ranges_and_steps_follow_crontab() {
+        let weekdays = translate_day_of_week("1-5").unwrap();
+        assert_eq!(weekdays, "MON,TUE,WED,THU,FRI");
+        assert_eq!(translate_day_of_week("5-7").unwrap(), "SUN,FRI,SAT");
+        assert_eq!(translate_day_of_week("*/2").unwrap(), "SUN,TUE,THU,SAT");
+        assert_eq!(translate_day_of_week("MON-WED,FRI").unwrap(), "MON,TUE,WED,FRI");
+        assert!(translate_day_of_week("8").is_err());
+        assert!(translate_day_of_week("FRI-MON").is_err());
+    }
+
+    #[test]
+    fn both_day_fields_restricted_is_a_union() {
+        // 1st of the month OR Mondays.
+        let cron = Cron::parse("0 0 1 * 1").unwrap();
+        let slots = cron.slots_after(utc(2026, 11, 25, 0, 0), chrono_tz::UTC, 3);
+        // Mon 30 Nov, Tue 1 Dec, Mon 7 Dec.
+        let days: Vec<u32> = slots.iter().map(|s| s.day()).collect();
+        assert_eq!(days, vec![30, 1, 7]);
+    }
+
+    #[test]
+    fn five_fields_run_at_second_zero_and_bad_ones_are_refused() {
+        let cron = Cron::parse("*/15 * * * *").unwrap();
+        let next = cron
+            .next_after(utc(2026, 11, 25, 14, 1), chrono_tz::UTC)
+            .unwrap();
+        assert_eq!(next, utc(2026, 11, 25, 14, 15));
+        assert!(Cron::parse("* * *").is_err());
+        assert!(Cron::parse("61 * * * *").is_err());
+        assert!(Cron::parse("0 0 30 2 *").is_err());
+    }
+
+    #[test]
+    fn time_zone_is_honoured() {
+        let cron = Cron::parse("0 3 * * *").unwrap();
+        let tz: Tz = "America/New_York".parse().unwrap();
+        let next = cron.next_after(utc(2026, 11, 25, 0, 0), tz).unwrap();
+        assert_eq!(next, utc(2026, 11, 25, 8, 0));
+    }
+
+    #[test]
+    fn jitter_is_stable_bounded_and_differs_between_plans() {
+        let slot = utc(2026, 11, 25, 14, 0);
+        let j = Duration::from_secs(120);
+        let a = jitter_offset("orders", "backup", slot, j);
+        assert_eq!(a, jitter_offset("orders", "backup", slot, j));
+        assert!(a < j);
+        let offsets: BTreeSet<_> = (0..20)
+            .map(|i| jitter_offset(&format!("plan-{i}"), "backup", slot, j))
+            .collect();
+        assert!(offsets.len() > 15, "jitter should spread plans: {offsets:?}");
+        assert_eq!(jitter_offset("x", "backup", slot, Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn gap_bounds_see_irregular_schedules() {
+        let cron = Cron::parse("0 0 * * 1-5").unwrap();
+        let (min, max) = cron.gap_bounds(utc(2026, 11, 25, 0, 0), chrono_tz::UTC).unwrap();
+        assert_eq!(min, Duration::from_secs(86_400));
+        assert_eq!(max, Duration::from_secs(3 * 86_400));
+    }
+}

@@ -1,0 +1,79 @@
+//! Instants as the catalog stores them (milliseconds since the Unix epoch,
+//! UTC) and their RFC 3339 rendering for humans and JSON.
+
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+
+/// Milliseconds since the Unix epoch, UTC: the catalog's unit of time.
+pub type Millis = i64;
+
+/// The current instant in catalog units.
+pub fn now_ms() -> Millis {
+    Utc::now().timestamp_millis()
+}
+
+/// Converts catalog millis to a `DateTime<Utc>`.
+pub fn to_datetime(ms: Millis) -> DateTime<Utc> {
+    // Out-of-range values cannot come from the catalog (it only stores values
+    // produced by `timestamp_millis`); fall back to the epoch rather than panic.
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
+
+/// RFC 3339, UTC, millisecond precision: `2026-11-25T14:03:17.123Z`.
+pub fn rfc3339(ms: Millis) -> String {
+    to_datetime(ms).to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Seconds between two catalog instants, as a JSON-friendly float.
+pub fn seconds_between(from: Millis, to: Millis) -> f64 {
+    (to - from) as f64 / 1000.0
+}
+
+/// A duration as people read it (`1h 5m 3s`), rounded to the second, or to
+/// the millisecond below one second.
+pub fn human_duration_secs(secs: f64) -> String {
+    if !secs.is_finite() {
+        return "n/a".into();
+    }
+    let negative = secs < 0.0;
+    let abs = secs.abs();
+    let text = if abs < 1.0 {
+        format!("{}ms", (abs * 1000.0).round() as u64)
+    } else {
+        let d = std::time::Duration::from_secs(abs.round() as u64);
+        humantime::format_duration(d).to_string()
+    };
+    if negative {
+        format!("-{text}")
+    } else {
+        text
+    }
+}
+
+/// Parses an RFC 3339 instant given on the command line.
+pub fn parse_rfc3339(text: &str) -> Result<Millis, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc).timestamp_millis())
+        .map_err(|e| format!("`{text}` is not an RFC 3339 time (e.g. 2026-11-01T00:00:00Z): {e}"))
+}
+
+pub mod serde_ms {
+    //! Serialises catalog millis as RFC 3339 strings in JSON output.
+    use super::{rfc3339, Millis};
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(ms: &Millis, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&rfc3339(*ms))
+    }
+
+    pub mod option {
+        use super::super::{rfc3339, Millis};
+        use serde::Serializer;
+
+        pub fn serialize<S: Serializer>(ms: &Option<Millis>, s: S) -> Result<S::Ok, S::Error> {
+            match ms {
+                Some(ms) => s.serialize_str(&rfc3339(*ms)),
+                None => s.serialize_none(),
+            }
+        }
+    }
+}

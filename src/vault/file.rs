@@ -1,0 +1,182 @@
+//! `file://` vaults: objects are files under a folder.
+//!
+//! A put writes `.NAME.tmp-RANDOM` beside the final file, fsyncs it, renames
+//! it into place and fsyncs the folder: after a crash the key holds either
+//! the old object, the whole new one, or nothing. Temporary files are never
+//! listed, and a failed or cancelled put removes its own.
+
+use std::path::{Path, PathBuf};
+
+use tokio::io::{AsyncRead, AsyncWriteExt, BufReader};
+
+use super::{check_key, ObjectInfo, ObjectReader, VaultError};
+
+const COPY_BUFFER: usize = 1 << 20;
+
+#[derive(Debug, Clone)]
+pub struct FileVault {
+    root: PathBuf,
+}
+
+/// Removes a temporary file unless the write it belongs to succeeded, so a
+/// failed or cancelled put leaves nothing behind.
+struct TempFileGuard {
+    path: Option<PathBuf>,
+}
+
+impl Drop for TempFileGuard {
+    fn drop(&mut self) {
+        if let Some(path) = self.path.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+impl FileVault {
+    pub fn new(root: PathBuf) -> FileVault {
+        FileVault { root }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path_for(&self, key: &str) -> Result<PathBuf, VaultError> {
+        check_key(key)?;
+        Ok(self.root.join(key))
+    }
+
+    pub fn location(&self, key: &str) -> String {
+        format!("file://{}", self.root.join(key).display())
+    }
+
+    fn io(&self, op: &'static str, key: &str) -> impl FnOnce(std::io::Error) -> VaultError + '_ {
+        let location = self.location(key);
+        move |source| {
+            if source.kind() == std::io::ErrorKind::NotFound && op == "open" {
+                VaultError::NotFound { location }
+            } else {
+                VaultError::Io {
+                    op,
+                    location,
+                    source,
+                }
+            }
+        }
+    }
+
+    pub async fn put(
+        &self,
+        key: &str,
+        reader: impl AsyncRead + Send + Unpin,
+    ) -> Result<u64, VaultError> {
+        let path = self.path_for(key)?;
+        // check_key guarantees at least one segment, so there is a parent.
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        tokio::fs::create_dir_all(&dir)
+            .await
+            .map_err(self.io("create folder", key))?;
+        let tmp = dir.join(format!(".{name}.tmp-{:016x}", rand::random::<u64>()));
+        let mut guard = TempFileGuard {
+            path: Some(tmp.clone()),
+        };
+        let mut file = tokio::fs::File::create(&tmp)
+            .await
+            .map_err(self.io("create", key))?;
+        let mut reader = BufReader::with_capacity(COPY_BUFFER, reader);
+        let size = tokio::io::copy_buf(&mut reader, &mut file)
+            .await
+            .map_err(self.io("write", key))?;
+        file.flush().await.map_err(self.io("write", key))?;
+        file.sync_all().await.map_err(self.io("fsync", key))?;
+        drop(file);
+        tokio::fs::rename(&tmp, &path)
+            .await
+            .map_err(self.io("rename", key))?;
+        guard.path = None;
+        let dir_for_sync = dir.clone();
+        tokio::task::spawn_blocking(move || std::fs::File::open(&dir_for_sync)?.sync_all())
+            .await
+            .map_err(|e| VaultError::Io {
+                op: "fsync folder",
+                location: self.location(key),
+                source: std::io::Error::other(e),
+            })?
+            .map_err(self.io("fsync folder", key))?;
+        Ok(size)
+    }
+
+    pub async fn get(&self, key: &str) -> Result<ObjectReader, VaultError> {
+        let path = self.path_for(key)?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(self.io("open", key))?;
+        Ok(Box::pin(BufReader::with_capacity(COPY_BUFFER, file)))
+    }
+
+    pub async fn size(&self, key: &str) -> Result<u64, VaultError> {
+        let path = self.path_for(key)?;
+        let meta = tokio::fs::metadata(&path)
+            .await
+            .map_err(self.io("open", key))?;
+        Ok(meta.len())
+    }
+
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, VaultError> {
+        let root = self.root.clone();
+        let prefix = prefix.to_string();
+        let location = self.location(&prefix);
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            if !root.exists() {
+                return Ok(out);
+            }
+            for entry in walkdir::WalkDir::new(&root).sort_by_file_name() {
+                let entry = entry.map_err(|e| VaultError::Io {
+                    op: "list",
+                    location: location.clone(),
+                    source: e.into(),
+                })?;
+                if !entry.file_type().is_file() {
+                    continue;
+                }
+                let name = entry.file_name().to_string_lossy();
+                if name.starts_with('.') && name.contains(".tmp-") {
+                    continue;
+                }
+                let Ok(rel) = entry.path().strip_prefix(&root) else {
+                    continue;
+                };
+                let key = rel
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                if key.starts_with(&prefix) {
+                    let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+                    out.push(ObjectInfo { key, size });
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| VaultError::Io {
+            op: "list",
+            location: self.location(""),
+            source: std::io::Error::other(e),
+        })?
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), VaultError> {
+        let path = self.path_for(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.io("delete", key)(e)),
+        }
+    }
+}
