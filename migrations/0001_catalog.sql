@@ -22,7 +22,7 @@ CREATE TABLE points (
     region           TEXT    NOT NULL,
     run_id           INTEGER REFERENCES backup_runs (id),
     source_point_id  INTEGER REFERENCES points (id),
-    status           TEXT    NOT NULL,          -- running | complete | failed | deleted
+    status           TEXT    NOT NULL,          -- running | complete | failed | deleting | deleted
     started_at       INTEGER NOT NULL,
     data_time        INTEGER,                   -- the instant whose data the point holds
     completed_at     INTEGER,                   -- when the point became usable

@@ -43,7 +43,10 @@ pub async fn run(ctx: &Context, plan: &Plan, trigger: &str) -> Result<BackupOutc
     let cat = &ctx.catalog;
     let interrupted = cat.fail_interrupted_backups(&plan.name, now_ms()).await?;
     if interrupted > 0 {
-        warn!(points = interrupted, "marked points of an interrupted earlier backup as failed");
+        warn!(
+            points = interrupted,
+            "marked points of an interrupted earlier backup as failed"
+        );
     }
     let run_id = cat.start_run(&plan.name, trigger, None, now_ms()).await?;
     info!(run_id, "backup started");
@@ -196,7 +199,8 @@ pub async fn run(ctx: &Context, plan: &Plan, trigger: &str) -> Result<BackupOutc
         "partial"
     };
     let error = (failures > 0).then(|| format!("{failures} point(s) failed"));
-    cat.finish_run(run_id, status, error.as_deref(), now_ms()).await?;
+    cat.finish_run(run_id, status, error.as_deref(), now_ms())
+        .await?;
     info!(run_id, status, "backup finished");
     let mut points = Vec::new();
     for id in point_ids {
@@ -227,4 +231,3 @@ fn shrunk(prev: &Point, files: i64, bytes: i64) -> bool {
     (prev_bytes >= SHRINK_MIN_BYTES && (bytes as f64) < prev_bytes as f64 * SHRINK_RATIO)
         || (prev_files >= SHRINK_MIN_FILES && (files as f64) < prev_files as f64 * SHRINK_RATIO)
 }
-

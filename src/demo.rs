@@ -65,11 +65,13 @@ async fn seed_database(path: &Path) -> Result<(), sqlx::Error> {
         .execute(&mut *tx)
         .await?;
     for i in 1..=1000 {
-        sqlx::query("INSERT INTO orders (customer, total_cents, created_at) VALUES (?, ?, datetime('now'))")
-            .bind(format!("customer-{:03}", i % 97))
-            .bind((i * 137) % 10_000)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO orders (customer, total_cents, created_at) VALUES (?, ?, datetime('now'))",
+        )
+        .bind(format!("customer-{:03}", i % 97))
+        .bind((i * 137) % 10_000)
+        .execute(&mut *tx)
+        .await?;
     }
     tx.commit().await?;
     conn.close().await

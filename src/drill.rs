@@ -24,7 +24,8 @@ use crate::time::now_ms;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PointSelector {
     Choice(PointChoice),
-    /// A point id: pins that point's resource; the others use `latest`.
+    /// A point id: pins that point's resource; the others use the plan's
+    /// `[drill] point` choice.
     Id(i64),
 }
 
@@ -67,7 +68,10 @@ pub struct DrillRun {
 
 #[instrument(skip_all, fields(plan = %plan.name))]
 pub async fn run(ctx: &Context, plan: &Plan, opts: &DrillOptions) -> Result<DrillRun, DrillError> {
-    let region = opts.region.clone().unwrap_or_else(|| plan.drill.region.clone());
+    let region = opts
+        .region
+        .clone()
+        .unwrap_or_else(|| plan.drill.region.clone());
     if !plan.point_regions().contains(&region.as_str()) {
         return Err(DrillError::Invalid(format!(
             "plan `{}` keeps no points in region `{region}` (regions: {})",
@@ -88,7 +92,15 @@ pub async fn run(ctx: &Context, plan: &Plan, opts: &DrillOptions) -> Result<Dril
                 .point(id)
                 .await?
                 .filter(|p| p.plan == plan.name)
-                .ok_or_else(|| DrillError::Invalid(format!("plan `{}` has no point {id}", plan.name)))?;
+                .ok_or_else(|| {
+                    DrillError::Invalid(format!("plan `{}` has no point {id}", plan.name))
+                })?;
+            if plan.resource(&p.resource).is_none() {
+                return Err(DrillError::Invalid(format!(
+                    "point {id} is of resource `{}`, which plan `{}` no longer has",
+                    p.resource, plan.name
+                )));
+            }
             if p.region != region || !p.is_complete() {
                 return Err(DrillError::Invalid(format!(
                     "point {id} is {} in region `{}`; a drill in region `{region}` needs a complete point there",
@@ -111,7 +123,7 @@ pub async fn run(ctx: &Context, plan: &Plan, opts: &DrillOptions) -> Result<Dril
         let dir = ctx.drills_dir().join(stale.to_string());
         if dir.exists() {
             warn!(drill = stale, dir = %dir.display(), "removing what an interrupted drill restored");
-            let _ = tokio::fs::remove_dir_all(&dir).await;
+            let _ = tokio::task::spawn_blocking(move || resource::remove_scratch(&dir)).await;
         }
     }
 
@@ -237,7 +249,7 @@ pub async fn run(ctx: &Context, plan: &Plan, opts: &DrillOptions) -> Result<Dril
     let checks_ms = checks_clock.elapsed().as_millis() as i64;
     let passed = checks.iter().all(|c| c.passed);
     // RTO ends when the last check passed: now, before cleanup.
-    let rto_ms = passed.then(|| now_ms() - started_at);
+    let rto_ms = passed.then(|| clock.elapsed().as_millis() as i64);
     let rpo_ms = chosen
         .iter()
         .filter_map(|(_, p)| p.as_ref()?.data_time)
@@ -257,16 +269,22 @@ pub async fn run(ctx: &Context, plan: &Plan, opts: &DrillOptions) -> Result<Dril
             Cleanup::Never => true,
         };
     let mut kept = None;
-    let mut error = checks
-        .iter()
-        .find(|c| !c.passed)
-        .map(|c| format!("check `{}` of `{}` failed: {}", c.name, c.resource, c.detail));
+    let mut error = checks.iter().find(|c| !c.passed).map(|c| {
+        format!(
+            "check `{}` of `{}` failed: {}",
+            c.name, c.resource, c.detail
+        )
+    });
     if keep {
         if scratch.exists() {
             kept = Some(scratch.clone());
         }
     } else if scratch.exists() {
-        if let Err(e) = tokio::fs::remove_dir_all(&scratch).await {
+        let target = scratch.clone();
+        let removed = tokio::task::spawn_blocking(move || resource::remove_scratch(&target))
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        if let Err(e) = removed {
             warn!(dir = %scratch.display(), error = %e, "drill cleanup failed");
             error.get_or_insert_with(|| format!("cleanup of {} failed: {e}", scratch.display()));
         }
@@ -311,6 +329,8 @@ fn pick(candidates: &[Point], choice: PointChoice) -> Option<Point> {
 fn point_keys(p: &Point, vault: &crate::vault::Vault) -> Option<ArtifactKeys> {
     let location = p.location.as_deref()?;
     let root = vault.location("");
-    let key = location.strip_prefix(root.trim_end_matches('/'))?.trim_start_matches('/');
+    let key = location
+        .strip_prefix(root.trim_end_matches('/'))?
+        .trim_start_matches('/');
     Some(ArtifactKeys::from_artifact_key(key))
 }

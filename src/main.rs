@@ -13,14 +13,24 @@ fn main() -> ExitCode {
     }));
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            // Usage errors: one line, exit 2.
+            let rendered = e.render().to_string();
+            let first = rendered.lines().next().unwrap_or("error: invalid usage");
+            eprintln!("{first} (see lifeboat --help)");
+            return ExitCode::from(2);
         }
     };
     lifeboat::telemetry::init(cli.log_format, cli.verbose);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -54,8 +54,9 @@ impl PipeWriter {
             .tx
             .as_ref()
             .ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "pipe already closed"))?;
-        tx.blocking_send(m)
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the reader of the pipe stopped"))
+        tx.blocking_send(m).map_err(|_| {
+            io::Error::new(io::ErrorKind::BrokenPipe, "the reader of the pipe stopped")
+        })
     }
 
     fn send_buffered(&mut self) -> io::Result<()> {

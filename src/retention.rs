@@ -53,7 +53,9 @@ pub fn decide(points: &[Candidate], rules: &Retention, now: Millis) -> Vec<Decis
             let d = to_datetime(t);
             d.num_days_from_ce() as i64 * 24 + d.hour() as i64
         }),
-        ("daily", rules.keep_daily, |t| to_datetime(t).num_days_from_ce() as i64),
+        ("daily", rules.keep_daily, |t| {
+            to_datetime(t).num_days_from_ce() as i64
+        }),
         ("weekly", rules.keep_weekly, |t| {
             let w = to_datetime(t).iso_week();
             w.year() as i64 * 100 + w.week() as i64
@@ -92,15 +94,35 @@ pub fn decide(points: &[Candidate], rules: &Retention, now: Millis) -> Vec<Decis
             if i == 0 {
                 let mut r = reasons[i].clone();
                 r.push("newest point".into());
-                return Decision { id: p.id, keep: true, reasons: r };
+                return Decision {
+                    id: p.id,
+                    keep: true,
+                    reasons: r,
+                };
             }
             if too_old {
-                Decision { id: p.id, keep: false, reasons: vec!["older than max_age".into()] }
+                Decision {
+                    id: p.id,
+                    keep: false,
+                    reasons: vec!["older than max_age".into()],
+                }
             } else if kept_by_rule {
-                let r = if reasons[i].is_empty() { vec!["within max_age".into()] } else { reasons[i].clone() };
-                Decision { id: p.id, keep: true, reasons: r }
+                let r = if reasons[i].is_empty() {
+                    vec!["within max_age".into()]
+                } else {
+                    reasons[i].clone()
+                };
+                Decision {
+                    id: p.id,
+                    keep: true,
+                    reasons: r,
+                }
             } else {
-                Decision { id: p.id, keep: false, reasons: vec!["kept by no rule".into()] }
+                Decision {
+                    id: p.id,
+                    keep: false,
+                    reasons: vec!["kept by no rule".into()],
+                }
             }
         })
         .collect()
@@ -117,7 +139,14 @@ mod tests {
     const T0: i64 = 1_795_651_200_000;
 
     fn pts(times: &[i64]) -> Vec<Candidate> {
-        times.iter().enumerate().map(|(i, t)| Candidate { id: i as i64 + 1, data_time: *t }).collect()
+        times
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Candidate {
+                id: i as i64 + 1,
+                data_time: *t,
+            })
+            .collect()
     }
 
     fn kept(d: &[Decision]) -> Vec<i64> {
@@ -136,7 +165,11 @@ mod tests {
     fn keep_last_and_daily() {
         // Points every 6 hours over 3 days: ids 1..=12, oldest first.
         let times: Vec<i64> = (0..12).map(|i| T0 + i * 6 * H).collect();
-        let rules = Retention { keep_last: Some(2), keep_daily: Some(3), ..Default::default() };
+        let rules = Retention {
+            keep_last: Some(2),
+            keep_daily: Some(3),
+            ..Default::default()
+        };
         let d = decide(&pts(&times), &rules, T0 + 3 * D);
         // Last two: 12, 11. Daily: newest of each of the 3 days: 12, 8, 4.
         assert_eq!(kept(&d), vec![4, 8, 11, 12]);
@@ -147,11 +180,17 @@ mod tests {
 
     #[test]
     fn max_age_prunes_but_never_the_newest() {
-        let rules = Retention { max_age: Some(Duration::from_secs(86_400)), ..Default::default() };
+        let rules = Retention {
+            max_age: Some(Duration::from_secs(86_400)),
+            ..Default::default()
+        };
         let d = decide(&pts(&[T0, T0 + 10 * D]), &rules, T0 + 30 * D);
         assert_eq!(kept(&d), vec![2]);
         let d = decide(&pts(&[T0, T0 + H, T0 + 2 * D]), &rules, T0 + 2 * D + H);
         assert_eq!(kept(&d), vec![3]);
-        assert_eq!(d.iter().find(|d| d.id == 1).unwrap().reasons, vec!["older than max_age"]);
+        assert_eq!(
+            d.iter().find(|d| d.id == 1).unwrap().reasons,
+            vec!["older than max_age"]
+        );
     }
 }

@@ -51,6 +51,12 @@ impl Cron {
         let dow_index = dom_index + 2;
         let dow_restricted = !is_any(&fields[dow_index]);
         let dom_restricted = !is_any(&fields[dom_index]);
+        // Vixie cron: the two day fields are ORed only when neither starts
+        // with `*` (so `*/2` in one of them still means AND).
+        let union = !fields[dow_index].starts_with('*')
+            && !fields[dom_index].starts_with('*')
+            && !fields[dow_index].starts_with('?')
+            && !fields[dom_index].starts_with('?');
         if dow_restricted {
             fields[dow_index] = translate_day_of_week(&fields[dow_index])?;
         } else {
@@ -61,10 +67,21 @@ impl Cron {
         }
         let build = |fields: &[String]| -> Result<cron::Schedule, String> {
             let text = fields.join(" ");
-            cron::Schedule::from_str(&text)
-                .map_err(|e| format!("invalid cron expression `{expr}`: {e}"))
+            cron::Schedule::from_str(&text).map_err(|e| {
+                // The crate's message draws a caret under the expression;
+                // its last line says what is wrong.
+                let text = e.to_string();
+                let reason = text
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                format!("invalid cron expression `{expr}`: {reason}")
+            })
         };
-        let (main, alternative) = if dow_restricted && dom_restricted {
+        let (main, alternative) = if dow_restricted && dom_restricted && union {
             let mut by_dow = fields.clone();
             by_dow[dom_index] = "*".into();
             let mut by_dom = fields.clone();
@@ -94,13 +111,20 @@ impl Cron {
     /// The first slot strictly after `after`, evaluated in `tz`.
     pub fn next_after(&self, after: DateTime<Utc>, tz: Tz) -> Option<DateTime<Utc>> {
         let local = after.with_timezone(&tz);
-        let a = self.main.after(&local).next();
-        let b = self.alternative.as_ref().and_then(|s| s.after(&local).next());
-        let next = match (a, b) {
+        // In the hour a DST change repeats, the crate can answer with the
+        // earlier of two instants, which may be before `after`: skip those.
+        let first_after = |s: &cron::Schedule| {
+            s.after(&local)
+                .map(|t| t.with_timezone(&Utc))
+                .take(100)
+                .find(|t| *t > after)
+        };
+        let a = first_after(&self.main);
+        let b = self.alternative.as_ref().and_then(first_after);
+        match (a, b) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
-        };
-        next.map(|t| t.with_timezone(&Utc))
+        }
     }
 
     /// The next `n` slots strictly after `after`.
@@ -124,7 +148,7 @@ impl Cron {
     /// jitter must be shorter than the shortest gap, and the longest gap
     /// bounds the RPO the schedule can keep.
     pub fn gap_bounds(&self, from: DateTime<Utc>, tz: Tz) -> Option<(Duration, Duration)> {
-        const MAX_SAMPLES: usize = 2_000;
+        const MAX_SAMPLES: usize = 20_000;
         let horizon = from + chrono::Duration::days(366);
         let mut prev = self.next_after(from, tz)?;
         let mut min = Duration::MAX;
@@ -171,7 +195,9 @@ fn day_number(token: &str) -> Result<u32, String> {
             return Ok(i as u32);
         }
     }
-    Err(format!("`{token}` is not a day of the week (0-7 or SUN-SAT)"))
+    Err(format!(
+        "`{token}` is not a day of the week (0-7 or SUN-SAT)"
+    ))
 }
 
 /// Expands a crontab day-of-week field (0-7, 0 and 7 = Sunday, names,
@@ -181,11 +207,13 @@ fn translate_day_of_week(field: &str) -> Result<String, String> {
     for item in field.split(',') {
         let (range, step) = match item.split_once('/') {
             Some((r, s)) => {
-                let step: u32 = s
-                    .parse()
-                    .ok()
-                    .filter(|s| *s > 0)
-                    .ok_or_else(|| format!("day-of-week step `{s}` must be a positive number"))?;
+                let step: u32 =
+                    s.parse()
+                        .ok()
+                        .filter(|s| (1..=7).contains(s))
+                        .ok_or_else(|| {
+                            format!("day-of-week step `{s}` must be a number from 1 to 7")
+                        })?;
                 (r, step)
             }
             None => (item, 1),
@@ -323,9 +351,34 @@ mod tests {
         assert_eq!(weekdays, "MON,TUE,WED,THU,FRI");
         assert_eq!(translate_day_of_week("5-7").unwrap(), "SUN,FRI,SAT");
         assert_eq!(translate_day_of_week("*/2").unwrap(), "SUN,TUE,THU,SAT");
-        assert_eq!(translate_day_of_week("MON-WED,FRI").unwrap(), "MON,TUE,WED,FRI");
+        assert_eq!(
+            translate_day_of_week("MON-WED,FRI").unwrap(),
+            "MON,TUE,WED,FRI"
+        );
         assert!(translate_day_of_week("8").is_err());
         assert!(translate_day_of_week("FRI-MON").is_err());
+        assert!(translate_day_of_week("7/4294967295").is_err());
+    }
+
+    #[test]
+    fn a_star_prefixed_day_field_intersects() {
+        // Every other day of the month, but only when it is a Monday.
+        let cron = Cron::parse("0 3 */2 * 1").unwrap();
+        for s in cron.slots_after(utc(2026, 11, 25, 0, 0), chrono_tz::UTC, 6) {
+            assert_eq!(s.weekday(), Weekday::Mon);
+            assert_eq!(s.day() % 2, 1, "{s}");
+        }
+    }
+
+    #[test]
+    fn dst_repeated_hour_never_goes_back() {
+        let tz: Tz = "America/New_York".parse().unwrap();
+        let cron = Cron::parse("* * * * *").unwrap();
+        // 2026-11-01 05:20 UTC is 01:20 EDT; 06:20 UTC is 01:20 EST (repeated hour).
+        for start in [utc(2026, 11, 1, 5, 20), utc(2026, 11, 1, 6, 20)] {
+            let next = cron.next_after(start, tz).unwrap();
+            assert_eq!(next, start + chrono::Duration::minutes(1), "from {start}");
+        }
     }
 
     #[test]
@@ -368,14 +421,22 @@ mod tests {
         let offsets: BTreeSet<_> = (0..20)
             .map(|i| jitter_offset(&format!("plan-{i}"), "backup", slot, j))
             .collect();
-        assert!(offsets.len() > 15, "jitter should spread plans: {offsets:?}");
-        assert_eq!(jitter_offset("x", "backup", slot, Duration::ZERO), Duration::ZERO);
+        assert!(
+            offsets.len() > 15,
+            "jitter should spread plans: {offsets:?}"
+        );
+        assert_eq!(
+            jitter_offset("x", "backup", slot, Duration::ZERO),
+            Duration::ZERO
+        );
     }
 
     #[test]
     fn gap_bounds_see_irregular_schedules() {
         let cron = Cron::parse("0 0 * * 1-5").unwrap();
-        let (min, max) = cron.gap_bounds(utc(2026, 11, 25, 0, 0), chrono_tz::UTC).unwrap();
+        let (min, max) = cron
+            .gap_bounds(utc(2026, 11, 25, 0, 0), chrono_tz::UTC)
+            .unwrap();
         assert_eq!(min, Duration::from_secs(86_400));
         assert_eq!(max, Duration::from_secs(3 * 86_400));
     }

@@ -86,7 +86,6 @@ pub struct DrillOutcome {
     pub error: Option<String>,
 }
 
-
 impl Catalog {
     pub async fn start_drill(
         &self,
@@ -159,7 +158,11 @@ impl Catalog {
 
     /// Marks a plan's `running` drills failed; called while holding the
     /// plan's drill lock, so they belong to a process that died.
-    pub async fn fail_interrupted_drills(&self, plan: &str, now: Millis) -> Result<Vec<i64>, CatalogError> {
+    pub async fn fail_interrupted_drills(
+        &self,
+        plan: &str,
+        now: Millis,
+    ) -> Result<Vec<i64>, CatalogError> {
         let ids: Vec<i64> =
             sqlx::query_scalar("SELECT id FROM drills WHERE plan = ? AND status = 'running'")
                 .bind(plan)
@@ -177,10 +180,12 @@ impl Catalog {
     }
 
     pub async fn drill(&self, id: i64) -> Result<Option<DrillRecord>, CatalogError> {
-        Ok(sqlx::query_as::<_, DrillRecord>("SELECT * FROM drills WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as::<_, DrillRecord>("SELECT * FROM drills WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// Drills of a plan (or all), started in `[from, to)`, oldest first.
@@ -220,12 +225,12 @@ impl Catalog {
     }
 
     pub async fn drill_point_ids(&self, drill: i64) -> Result<Vec<i64>, CatalogError> {
-        Ok(
-            sqlx::query_scalar("SELECT point_id FROM drill_points WHERE drill_id = ? ORDER BY point_id")
-                .bind(drill)
-                .fetch_all(&self.pool)
-                .await?,
+        Ok(sqlx::query_scalar(
+            "SELECT point_id FROM drill_points WHERE drill_id = ? ORDER BY point_id",
         )
+        .bind(drill)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// For each point of a plan that a passing drill restored: when it was

@@ -137,6 +137,29 @@ impl Catalog {
         Ok(())
     }
 
+    /// First step of pruning: the point stops being usable before any of
+    /// its objects is touched, so a crash half-way never leaves a
+    /// `complete` point without its data.
+    pub async fn mark_point_deleting(&self, id: i64, now: Millis) -> Result<(), CatalogError> {
+        sqlx::query("UPDATE points SET status = 'deleting', deleted_at = ? WHERE id = ? AND status = 'complete'")
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Points whose pruning started but did not finish (to retry).
+    pub async fn deleting_points(&self, plan: &str) -> Result<Vec<Point>, CatalogError> {
+        Ok(sqlx::query_as::<_, Point>(
+            "SELECT * FROM points WHERE plan = ? AND status = 'deleting' ORDER BY id",
+        )
+        .bind(plan)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Last step of pruning, once the objects are gone.
     pub async fn mark_point_deleted(
         &self,
         id: i64,
@@ -144,7 +167,7 @@ impl Catalog {
         reason: &str,
     ) -> Result<(), CatalogError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE points SET status = 'deleted', deleted_at = ? WHERE id = ?")
+        sqlx::query("UPDATE points SET status = 'deleted', deleted_at = COALESCE(deleted_at, ?) WHERE id = ?")
             .bind(now)
             .bind(id)
             .execute(&mut *tx)
@@ -160,10 +183,12 @@ impl Catalog {
     }
 
     pub async fn point(&self, id: i64) -> Result<Option<Point>, CatalogError> {
-        Ok(sqlx::query_as::<_, Point>("SELECT * FROM points WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_as::<_, Point>("SELECT * FROM points WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     pub async fn points(&self, f: &PointFilter) -> Result<Vec<Point>, CatalogError> {
@@ -203,7 +228,7 @@ impl Catalog {
     /// for the exposure timeline.
     pub async fn ever_complete_points(&self, plan: &str) -> Result<Vec<Point>, CatalogError> {
         Ok(sqlx::query_as::<_, Point>(
-            "SELECT * FROM points WHERE plan = ? AND completed_at IS NOT NULL AND status IN ('complete', 'deleted')
+            "SELECT * FROM points WHERE plan = ? AND completed_at IS NOT NULL AND status IN ('complete', 'deleting', 'deleted')
              ORDER BY completed_at",
         )
         .bind(plan)

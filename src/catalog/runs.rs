@@ -62,7 +62,11 @@ impl Catalog {
     /// Marks the plan's `running` runs and points failed. Called while
     /// holding the plan's backup lock: anything still `running` then belongs
     /// to a process that died.
-    pub async fn fail_interrupted_backups(&self, plan: &str, now: Millis) -> Result<u64, CatalogError> {
+    pub async fn fail_interrupted_backups(
+        &self,
+        plan: &str,
+        now: Millis,
+    ) -> Result<u64, CatalogError> {
         let mut tx = self.pool.begin().await?;
         let points = sqlx::query(
             "UPDATE points SET status = 'failed', error = 'interrupted: the process running this backup stopped before it finished', completed_at = NULL
@@ -103,11 +107,11 @@ impl Catalog {
 
     /// When protection of a plan started: its first backup attempt.
     pub async fn first_run_start(&self, plan: &str) -> Result<Option<Millis>, CatalogError> {
-        Ok(
-            sqlx::query_scalar::<_, Option<i64>>("SELECT MIN(started_at) FROM backup_runs WHERE plan = ?")
-                .bind(plan)
-                .fetch_one(&self.pool)
-                .await?,
+        Ok(sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT MIN(started_at) FROM backup_runs WHERE plan = ?",
         )
+        .bind(plan)
+        .fetch_one(&self.pool)
+        .await?)
     }
 }

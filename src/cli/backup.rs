@@ -33,7 +33,10 @@ pub async fn run(cli: &Cli, cmd: &BackupCommand) -> Result<ExitCode> {
             "points": outcome.points,
         }))?;
     } else {
-        println!("backup run {} of plan {}: {}", outcome.run_id, plan.name, outcome.status);
+        println!(
+            "backup run {} of plan {}: {}",
+            outcome.run_id, plan.name, outcome.status
+        );
         print_points(&outcome.points);
     }
     Ok(exit(outcome.status == "succeeded"))
@@ -82,7 +85,10 @@ pub fn human_bytes(n: i64) -> String {
 /// The embedded default, end to end.
 pub async fn demo(cli: &Cli) -> Result<ExitCode> {
     let plan = cli.plan("demo")?;
-    for created in lifeboat::demo::seed(&plan).await.map_err(anyhow::Error::msg)? {
+    for created in lifeboat::demo::seed(&plan)
+        .await
+        .map_err(anyhow::Error::msg)?
+    {
         println!("created {created}");
     }
     let ctx = cli.context().await?;
@@ -106,7 +112,8 @@ pub async fn demo(cli: &Cli) -> Result<ExitCode> {
     super::drill::print_drill(&value);
     println!("\n== report ==");
     let now = lifeboat::time::now_ms();
-    let report = lifeboat::report::build(&ctx.catalog, &[plan], now - 30 * 86_400_000, now + 1, now).await?;
+    let report =
+        lifeboat::report::build(&ctx.catalog, &[plan], now - 30 * 86_400_000, now + 1, now).await?;
     print!("{}", lifeboat::report::render_markdown(&report));
     println!(
         "\nCatalog: {}. Try: lifeboat status · lifeboat points list · lifeboat drill run demo --keep · lifeboat report --format json",

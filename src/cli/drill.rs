@@ -65,7 +65,9 @@ pub async fn run(cli: &Cli, cmd: &DrillCommand) -> Result<ExitCode> {
 }
 
 fn secs(v: &Value) -> String {
-    v.as_f64().map(human_duration_secs).unwrap_or_else(|| "—".into())
+    v.as_f64()
+        .map(human_duration_secs)
+        .unwrap_or_else(|| "—".into())
 }
 
 /// The human summary of a drill record.
@@ -102,12 +104,23 @@ pub fn print_drill(d: &Value) {
         .flatten()
         .map(|v| v.to_string())
         .collect();
-    println!("  points restored: {}", if points.is_empty() { "none".into() } else { points.join(", ") });
+    println!(
+        "  points restored: {}",
+        if points.is_empty() {
+            "none".into()
+        } else {
+            points.join(", ")
+        }
+    );
     println!("  checks:");
     for c in d["checks"].as_array().into_iter().flatten() {
         println!(
             "    {} {:<18} {:<14} {}",
-            if c["passed"].as_bool() == Some(true) { "pass" } else { "FAIL" },
+            if c["passed"].as_bool() == Some(true) {
+                "pass"
+            } else {
+                "FAIL"
+            },
             c["name"].as_str().unwrap_or(""),
             c["resource"].as_str().unwrap_or(""),
             c["detail"].as_str().unwrap_or("")

@@ -43,7 +43,12 @@ pub struct StatusArgs {
 }
 
 pub async fn points(cli: &Cli, cmd: &PointsCommand) -> Result<ExitCode> {
-    let PointsCommand::List { plan, region, all, json } = cmd;
+    let PointsCommand::List {
+        plan,
+        region,
+        all,
+        json,
+    } = cmd;
     let ctx = cli.context().await?;
     let points = ctx
         .catalog
@@ -83,7 +88,11 @@ pub async fn drills(cli: &Cli, cmd: &DrillsCommand) -> Result<ExitCode> {
         println!("no drills");
     }
     for d in &values {
-        let f = |k: &str| d[k].as_f64().map(human_duration_secs).unwrap_or_else(|| "—".into());
+        let f = |k: &str| {
+            d[k].as_f64()
+                .map(human_duration_secs)
+                .unwrap_or_else(|| "—".into())
+        };
         println!(
             "{:>4}  {:<14} {:<10} {:<24} {:<7} RTO {:<10} RPO {:<10} {}",
             d["id"],
@@ -102,7 +111,8 @@ pub async fn drills(cli: &Cli, cmd: &DrillsCommand) -> Result<ExitCode> {
 pub async fn status(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
     let plans = cli.plans_or_one(None)?;
     let ctx = cli.context().await?;
-    let status = lifeboat::report::status::build(&ctx.catalog, &plans, lifeboat::time::now_ms()).await?;
+    let status =
+        lifeboat::report::status::build(&ctx.catalog, &plans, lifeboat::time::now_ms()).await?;
     if args.json {
         print_json(&status)?;
         return Ok(ExitCode::SUCCESS);
@@ -111,9 +121,17 @@ pub async fn status(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
         println!("no valid plan in {}", cli.plans.display());
     }
     for p in &status {
-        println!("plan {} (RPO {}, RTO {})", p.plan, human_duration_secs(p.rpo_objective_seconds), human_duration_secs(p.rto_objective_seconds));
+        println!(
+            "plan {} (RPO {}, RTO {})",
+            p.plan,
+            human_duration_secs(p.rpo_objective_seconds),
+            human_duration_secs(p.rto_objective_seconds)
+        );
         for r in &p.regions {
-            let age = r.age_seconds.map(human_duration_secs).unwrap_or_else(|| "no point".into());
+            let age = r
+                .age_seconds
+                .map(human_duration_secs)
+                .unwrap_or_else(|| "no point".into());
             let state = if r.within_rpo { "ok" } else { "BREACH" };
             let mut extra = String::new();
             if !r.missing.is_empty() {
@@ -122,7 +140,10 @@ pub async fn status(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
             if !r.flags.is_empty() {
                 extra.push_str(&format!(" flags: {}", r.flags.join(", ")));
             }
-            println!("  {:<12} newest point age {:<12} {:<7}{extra}", r.region, age, state);
+            println!(
+                "  {:<12} newest point age {:<12} {:<7}{extra}",
+                r.region, age, state
+            );
         }
         match &p.last_drill {
             Some(d) => println!(
@@ -130,7 +151,11 @@ pub async fn status(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
                 d.id,
                 d.started_at,
                 if d.passed { "passed" } else { "FAILED" },
-                if d.passed && !d.met_objectives { " (objectives missed)" } else { "" }
+                if d.passed && !d.met_objectives {
+                    " (objectives missed)"
+                } else {
+                    ""
+                }
             ),
             None => println!("  no drill yet"),
         }

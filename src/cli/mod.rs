@@ -47,7 +47,12 @@ pub fn bad_input(message: impl Into<String>) -> anyhow::Error {
 )]
 pub struct Cli {
     /// SQLite catalog (created and migrated on first use).
-    #[arg(long, env = "LIFEBOAT_CATALOG", default_value = "lifeboat.db", global = true)]
+    #[arg(
+        long,
+        env = "LIFEBOAT_CATALOG",
+        default_value = "lifeboat.db",
+        global = true
+    )]
     pub catalog: PathBuf,
     /// Folder of plan files (every *.toml directly inside).
     #[arg(long, env = "LIFEBOAT_PLANS", default_value = "plans", global = true)]
@@ -138,9 +143,8 @@ impl Cli {
     pub fn plan(&self, name: &str) -> Result<Plan> {
         let loaded = self.load_plans()?;
         if let Some(p) = loaded.get(name) {
-            for d in loaded.diagnostics.iter().filter(|d| d.file == p.source) {
-                eprintln!("{d}");
-            }
+            // Warnings are for `plan validate` and `plan show`; here they
+            // would repeat on every command.
             return Ok(p.clone());
         }
         let errors: Vec<_> = loaded.diagnostics.iter().filter(|d| d.is_error()).collect();
@@ -151,7 +155,11 @@ impl Cli {
         let mut message = format!(
             "unknown plan `{name}` in {} (known: {})",
             self.plans.display(),
-            if known.is_empty() { "none".to_string() } else { known.join(", ") }
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
         );
         if !errors.is_empty() {
             message.push_str(&format!("; {} error(s) in plan files above", errors.len()));

@@ -39,7 +39,10 @@ pub async fn run(cli: &Cli, cmd: &PlanCommand) -> Result<ExitCode> {
 fn validate(cli: &Cli, paths: &[PathBuf]) -> Result<ExitCode> {
     let files: Vec<PathBuf> = if paths.is_empty() {
         if !cli.plans.is_dir() {
-            return Err(bad_input(format!("plans folder {} does not exist", cli.plans.display())));
+            return Err(bad_input(format!(
+                "plans folder {} does not exist",
+                cli.plans.display()
+            )));
         }
         let mut files: Vec<PathBuf> = std::fs::read_dir(&cli.plans)?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -51,7 +54,10 @@ fn validate(cli: &Cli, paths: &[PathBuf]) -> Result<ExitCode> {
         paths.to_vec()
     };
     if files.is_empty() {
-        return Err(bad_input(format!("no plan file in {}", cli.plans.display())));
+        return Err(bad_input(format!(
+            "no plan file in {}",
+            cli.plans.display()
+        )));
     }
     let mut invalid = 0;
     let mut names: std::collections::HashMap<String, PathBuf> = Default::default();
@@ -82,11 +88,22 @@ fn validate(cli: &Cli, paths: &[PathBuf]) -> Result<ExitCode> {
             }
         }
     }
-    Ok(if invalid > 0 { ExitCode::from(2) } else { ExitCode::SUCCESS })
+    Ok(if invalid > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn show(cli: &Cli, name: &str, next: usize, json_out: bool) -> Result<ExitCode> {
     let plan = cli.plan(name)?;
+    if !json_out {
+        if let Ok((_, warnings)) = load_file(&plan.source) {
+            for w in warnings {
+                eprintln!("{w}");
+            }
+        }
+    }
     let now = Utc::now();
     let upcoming = |t: &Timing, kind: &str| t.upcoming(&plan.name, kind, now, next);
     let backups = upcoming(&plan.backup.timing, "backup");
@@ -126,13 +143,20 @@ fn show(cli: &Cli, name: &str, next: usize, json_out: bool) -> Result<ExitCode> 
     }
     match &plan.drill.timing {
         Some(t) => {
-            println!("\nnext drills in region {} ({}):", plan.drill.region, describe(t));
+            println!(
+                "\nnext drills in region {} ({}):",
+                plan.drill.region,
+                describe(t)
+            );
             for r in &drills {
                 let offset = (r.start - r.slot).num_milliseconds() as f64 / 1000.0;
                 println!("  {}  (slot {} + {offset}s)", fmt(r.start), fmt(r.slot));
             }
         }
-        None => println!("\nno drill schedule: drills run only by hand (lifeboat drill run {})", plan.name),
+        None => println!(
+            "\nno drill schedule: drills run only by hand (lifeboat drill run {})",
+            plan.name
+        ),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -39,7 +39,12 @@ impl Diagnostic {
         }
     }
 
-    pub fn error_at(file: &Path, text: &str, span: Range<usize>, message: impl Into<String>) -> Self {
+    pub fn error_at(
+        file: &Path,
+        text: &str,
+        span: Range<usize>,
+        message: impl Into<String>,
+    ) -> Self {
         Self::at(file, text, span.start, Severity::Error, message)
     }
 

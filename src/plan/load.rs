@@ -21,6 +21,8 @@ pub const MAX_PLAN_BYTES: u64 = 1024 * 1024;
 /// Serde structure errors are reported one at a time; unknown keys are
 /// removed and parsing retried, up to this many times.
 const MAX_STRUCTURE_ROUNDS: usize = 50;
+/// Longer durations are mistakes, and would overflow time arithmetic.
+const MAX_DURATION: Duration = Duration::from_secs(100 * 366 * 86_400);
 
 /// A plan file that could not be read or is invalid: every error found,
 /// plus the warnings.
@@ -209,6 +211,16 @@ impl Validator<'_> {
 
     fn duration(&mut self, key: &str, value: &S<String>) -> Option<Duration> {
         match humantime::parse_duration(value.get_ref().trim()) {
+            Ok(d) if d > MAX_DURATION => {
+                self.error(
+                    value.span(),
+                    format!(
+                        "duration `{}` for `{key}` is too long (at most 100 years)",
+                        value.get_ref()
+                    ),
+                );
+                None
+            }
             Ok(d) => Some(d),
             Err(e) => {
                 self.error(
@@ -344,7 +356,10 @@ impl Validator<'_> {
         }
         let owner = raw.owner.get_ref().trim().to_string();
         if owner.is_empty() {
-            self.error(raw.owner.span(), "`owner` must not be empty: reports name who to call");
+            self.error(
+                raw.owner.span(),
+                "`owner` must not be empty: reports name who to call",
+            );
         }
         let rto = self.positive_duration("rto", &raw.rto);
         let rpo = self.positive_duration("rpo", &raw.rpo);
@@ -372,12 +387,32 @@ impl Validator<'_> {
                     key.span(),
                     Region {
                         name: region_name,
-                        vault: r.vault.as_ref().map(|v| resolve_vault(&base_dir, v.get_ref())),
+                        vault: r
+                            .vault
+                            .as_ref()
+                            .map(|v| resolve_vault(&base_dir, v.get_ref())),
                         kms_key: r.kms_key.as_ref().map(|k| k.get_ref().clone()),
                         retention,
                     },
                 ),
             );
+        }
+
+        // Two regions sharing a vault would make copies overwrite their
+        // source and pruning in one region delete the other's points.
+        let mut vault_owner: HashMap<String, String> = HashMap::new();
+        for (key, region) in raw.regions.get_ref() {
+            if let Some(vault) = &region.get_ref().vault {
+                let canonical = normalize_vault(&resolve_vault(&base_dir, vault.get_ref()));
+                if let Some(other) = vault_owner.get(&canonical) {
+                    self.error(
+                        vault.span(),
+                        format!("vault `{}` is also the vault of region `{other}`; every region needs its own vault", vault.get_ref()),
+                    );
+                } else {
+                    vault_owner.insert(canonical, key.get_ref().clone());
+                }
+            }
         }
 
         // Backup schedule and regions.
@@ -406,7 +441,12 @@ impl Validator<'_> {
             );
         }
         let mut copy_to: Vec<String> = Vec::new();
-        for region in b.copy_to.as_ref().map(|c| c.get_ref().as_slice()).unwrap_or(&[]) {
+        for region in b
+            .copy_to
+            .as_ref()
+            .map(|c| c.get_ref().as_slice())
+            .unwrap_or(&[])
+        {
             let r = region.get_ref();
             if r == &primary {
                 self.error(
@@ -462,7 +502,12 @@ impl Validator<'_> {
         // Every region that holds artifact points needs a vault.
         if let Some(first_artifact) = resources.iter().find(|r| r.spec.uses_vault()) {
             let mut holders = vec![(primary.clone(), b.primary_region.span())];
-            for region in b.copy_to.as_ref().map(|c| c.get_ref().as_slice()).unwrap_or(&[]) {
+            for region in b
+                .copy_to
+                .as_ref()
+                .map(|c| c.get_ref().as_slice())
+                .unwrap_or(&[])
+            {
                 holders.push((region.get_ref().clone(), region.span()));
             }
             for (region, span) in holders {
@@ -503,7 +548,7 @@ impl Validator<'_> {
         // Objectives that the schedule cannot meet by construction.
         if let (Some(cron), Some(tz), Some(jitter), Some(rpo)) = (&cron, tz, jitter, rpo) {
             if let Some((_, max_gap)) = cron.gap_bounds(Utc::now(), tz) {
-                let worst = max_gap + jitter;
+                let worst = max_gap.saturating_add(jitter);
                 if worst >= rpo {
                     self.warning(
                         raw.rpo.span(),
@@ -597,11 +642,19 @@ impl Validator<'_> {
             "path" => {
                 let path = required("path", &r.path);
                 let mut exclude = Vec::new();
-                for g in r.exclude.as_ref().map(|e| e.get_ref().as_slice()).unwrap_or(&[]) {
+                for g in r
+                    .exclude
+                    .as_ref()
+                    .map(|e| e.get_ref().as_slice())
+                    .unwrap_or(&[])
+                {
                     match globset::Glob::new(g.get_ref()) {
                         Ok(_) => exclude.push(g.get_ref().clone()),
                         Err(e) => {
-                            self.error(g.span(), format!("invalid exclude glob `{}`: {e}", g.get_ref()));
+                            self.error(
+                                g.span(),
+                                format!("invalid exclude glob `{}`: {e}", g.get_ref()),
+                            );
                             ok = false;
                         }
                     }
@@ -634,7 +687,11 @@ impl Validator<'_> {
             }
             "s3" => ResourceSpec::S3 {
                 bucket: required("bucket", &r.bucket)?,
-                prefix: r.prefix.as_ref().map(|p| p.get_ref().clone()).unwrap_or_default(),
+                prefix: r
+                    .prefix
+                    .as_ref()
+                    .map(|p| p.get_ref().clone())
+                    .unwrap_or_default(),
             },
             "rds-instance" => ResourceSpec::RdsInstance {
                 instance: required("instance", &r.instance)?,
@@ -656,7 +713,10 @@ impl Validator<'_> {
         resources: &[Resource],
         backup_tz: Option<Tz>,
     ) -> Option<DrillSpec> {
-        let default_region = copy_to.first().cloned().unwrap_or_else(|| primary.to_string());
+        let default_region = copy_to
+            .first()
+            .cloned()
+            .unwrap_or_else(|| primary.to_string());
         let Some(raw) = raw else {
             self.warning(
                 0..0,
@@ -702,12 +762,19 @@ impl Validator<'_> {
                 Some(None)
             }
         };
-        let isolate_primary = d.isolate_primary.as_ref().map(|v| *v.get_ref()).unwrap_or(false);
+        let isolate_primary = d
+            .isolate_primary
+            .as_ref()
+            .map(|v| *v.get_ref())
+            .unwrap_or(false);
         let region = match &d.region {
             Some(r) => {
                 let name = r.get_ref().clone();
                 if !regions.contains_key(&name) {
-                    self.error(r.span(), format!("drill region `{name}` has no [regions.{name}] table"));
+                    self.error(
+                        r.span(),
+                        format!("drill region `{name}` has no [regions.{name}] table"),
+                    );
                 } else if name == primary && isolate_primary {
                     self.error(
                         r.span(),
@@ -740,18 +807,20 @@ impl Validator<'_> {
         }
         let cleanup = match d.cleanup.as_ref() {
             None => Some(Cleanup::Always),
-            Some(c) => match c.get_ref().as_str() {
-                "always" => Some(Cleanup::Always),
-                "on-success" => Some(Cleanup::OnSuccess),
-                "never" => Some(Cleanup::Never),
-                other => {
-                    self.error(
+            Some(c) => {
+                match c.get_ref().as_str() {
+                    "always" => Some(Cleanup::Always),
+                    "on-success" => Some(Cleanup::OnSuccess),
+                    "never" => Some(Cleanup::Never),
+                    other => {
+                        self.error(
                         c.span(),
                         format!("`cleanup` must be one of always, on-success, never (got `{other}`)"),
                     );
-                    None
+                        None
+                    }
                 }
-            },
+            }
         };
         let point = match d.point.as_ref() {
             None => Some(PointChoice::Latest),
@@ -760,7 +829,10 @@ impl Validator<'_> {
                 None => {
                     self.error(
                         p.span(),
-                        format!("`point` must be one of latest, oldest, random (got `{}`)", p.get_ref()),
+                        format!(
+                            "`point` must be one of latest, oldest, random (got `{}`)",
+                            p.get_ref()
+                        ),
                     );
                     None
                 }
@@ -768,7 +840,14 @@ impl Validator<'_> {
         };
         let mut checks = Vec::new();
         let mut names: HashMap<String, ()> = HashMap::new();
-        for (i, c) in d.checks.as_ref().map(|c| c.get_ref().as_slice()).unwrap_or(&[]).iter().enumerate() {
+        for (i, c) in d
+            .checks
+            .as_ref()
+            .map(|c| c.get_ref().as_slice())
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+        {
             let c_ref = c.get_ref();
             let resource = c_ref.resource.get_ref().clone();
             match resources.iter().find(|r| r.name == resource) {
@@ -839,7 +918,8 @@ impl Validator<'_> {
 
 fn is_name(s: &str) -> bool {
     (1..=63).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 fn is_resource_name(s: &str) -> bool {
@@ -881,6 +961,26 @@ fn resolve_vault(base_dir: &Path, url: &str) -> String {
             format!("file://{}", base_dir.join(path).display())
         }
         _ => url.to_string(),
+    }
+}
+
+/// A vault URL with its path cleaned lexically, to compare vaults.
+fn normalize_vault(url: &str) -> String {
+    match url.strip_prefix("file://") {
+        Some(path) => {
+            let mut out = PathBuf::new();
+            for c in Path::new(path).components() {
+                match c {
+                    std::path::Component::ParentDir => {
+                        out.pop();
+                    }
+                    std::path::Component::CurDir => {}
+                    other => out.push(other),
+                }
+            }
+            format!("file://{}", out.display())
+        }
+        None => url.trim_end_matches('/').to_string(),
     }
 }
 

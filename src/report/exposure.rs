@@ -104,7 +104,12 @@ pub fn compute(
     let mut within: i64 = 0;
     let mut breaches: Vec<Breach> = Vec::new();
     let mut cursor = start;
-    let segment = |a: Millis, b: Millis, base: Millis, worst: &mut i64, within: &mut i64, breaches: &mut Vec<Breach>| {
+    let segment = |a: Millis,
+                   b: Millis,
+                   base: Millis,
+                   worst: &mut i64,
+                   within: &mut i64,
+                   breaches: &mut Vec<Breach>| {
         if b <= a {
             return;
         }
@@ -167,7 +172,14 @@ mod tests {
         assert_eq!(e.worst_ms, 30 * M);
         assert!((e.within_ratio - 0.5).abs() < 1e-9);
         assert_eq!(e.newest_data_time, None);
-        assert_eq!(e.breaches, vec![Breach { start: 15 * M, end: 30 * M, worst_ms: 30 * M }]);
+        assert_eq!(
+            e.breaches,
+            vec![Breach {
+                start: 15 * M,
+                end: 30 * M,
+                worst_ms: 30 * M
+            }]
+        );
     }
 
     #[test]
@@ -188,7 +200,14 @@ mod tests {
         let e = compute(1, &[iv(0, 0, 20 * M)], 0, 0, 25 * M, 15 * M).unwrap();
         assert_eq!(e.worst_ms, 25 * M);
         // Within until 15m, breach 15..20 (exposure t-0), then 20..25 exposure t-0 again > 15.
-        assert_eq!(e.breaches, vec![Breach { start: 15 * M, end: 25 * M, worst_ms: 25 * M }]);
+        assert_eq!(
+            e.breaches,
+            vec![Breach {
+                start: 15 * M,
+                end: 25 * M,
+                worst_ms: 25 * M
+            }]
+        );
         assert!((e.within_ratio - 15.0 / 25.0).abs() < 1e-9);
     }
 
@@ -198,7 +217,14 @@ mod tests {
         let ivs = vec![iv(0, 40 * M, 41 * M), iv(1, 0, M)];
         let e = compute(2, &ivs, 0, 30 * M, 50 * M, 15 * M).unwrap();
         assert_eq!(e.worst_ms, 50 * M);
-        assert_eq!(e.breaches, vec![Breach { start: 30 * M, end: 50 * M, worst_ms: 50 * M }]);
+        assert_eq!(
+            e.breaches,
+            vec![Breach {
+                start: 30 * M,
+                end: 50 * M,
+                worst_ms: 50 * M
+            }]
+        );
         assert_eq!(e.within_ratio, 0.0);
         assert_eq!(e.newest_data_time, Some(0));
     }

@@ -18,8 +18,15 @@ pub fn render_markdown(r: &Report) -> String {
     let mut s = String::new();
     // Writing to a String cannot fail.
     let _ = writeln!(s, "# Lifeboat DR report\n");
-    let _ = writeln!(s, "Window: {} → {} (generated {})\n", r.from, r.to, r.generated_at);
-    let _ = writeln!(s, "| plan | owner | status | RPO objective | worst exposure | RTO objective | last drill |");
+    let _ = writeln!(
+        s,
+        "Window: {} → {} (generated {})\n",
+        r.from, r.to, r.generated_at
+    );
+    let _ = writeln!(
+        s,
+        "| plan | owner | status | RPO objective | worst exposure | RTO objective | last drill |"
+    );
     let _ = writeln!(s, "|---|---|---|---|---|---|---|");
     for p in &r.plans {
         let worst = p
@@ -30,7 +37,11 @@ pub fn render_markdown(r: &Report) -> String {
         let last = match &p.drills.last {
             Some(d) => format!(
                 "{} (RTO {}, RPO {})",
-                if d["passed"].as_bool() == Some(true) { "passed" } else { "FAILED" },
+                if d["passed"].as_bool() == Some(true) {
+                    "passed"
+                } else {
+                    "FAILED"
+                },
                 dur(d["rto_seconds"].as_f64()),
                 dur(d["rpo_seconds"].as_f64())
             ),
@@ -41,7 +52,11 @@ pub fn render_markdown(r: &Report) -> String {
             "| {} | {} | {} | {} | {} | {} | {} |",
             p.name,
             p.owner,
-            if p.compliant { "✅ compliant" } else { "❌ breached" },
+            if p.compliant {
+                "✅ compliant"
+            } else {
+                "❌ breached"
+            },
             human_duration_secs(p.rpo_objective_seconds),
             dur(worst),
             human_duration_secs(p.rto_objective_seconds),
@@ -56,7 +71,11 @@ pub fn render_markdown(r: &Report) -> String {
             p.owner,
             human_duration_secs(p.rto_objective_seconds),
             human_duration_secs(p.rpo_objective_seconds),
-            if p.compliant { "compliant" } else { "not compliant" }
+            if p.compliant {
+                "compliant"
+            } else {
+                "not compliant"
+            }
         );
         if !p.problems.is_empty() {
             let _ = writeln!(s, "Problems:\n");
@@ -65,7 +84,10 @@ pub fn render_markdown(r: &Report) -> String {
             }
             let _ = writeln!(s);
         }
-        let _ = writeln!(s, "| region | newest data | worst RPO exposure | time within RPO |");
+        let _ = writeln!(
+            s,
+            "| region | newest data | worst RPO exposure | time within RPO |"
+        );
         let _ = writeln!(s, "|---|---|---|---|");
         for x in &p.regions {
             let _ = writeln!(
@@ -100,7 +122,12 @@ pub fn render_markdown(r: &Report) -> String {
             p.backups.runs, p.backups.failed, p.backups.missed
         );
         if let Some(last) = &d.last {
-            let _ = writeln!(s, "\nLast drill #{} ({}):\n", last["id"], last["started_at"].as_str().unwrap_or(""));
+            let _ = writeln!(
+                s,
+                "\nLast drill #{} ({}):\n",
+                last["id"],
+                last["started_at"].as_str().unwrap_or("")
+            );
             let _ = writeln!(s, "| check | resource | result | detail |");
             let _ = writeln!(s, "|---|---|---|---|");
             for c in last["checks"].as_array().into_iter().flatten() {
@@ -109,7 +136,11 @@ pub fn render_markdown(r: &Report) -> String {
                     "| {} | {} | {} | {} |",
                     c["name"].as_str().unwrap_or(""),
                     c["resource"].as_str().unwrap_or(""),
-                    if c["passed"].as_bool() == Some(true) { "pass" } else { "FAIL" },
+                    if c["passed"].as_bool() == Some(true) {
+                        "pass"
+                    } else {
+                        "FAIL"
+                    },
                     c["detail"].as_str().unwrap_or("").replace('|', "\\|")
                 );
             }

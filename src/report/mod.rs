@@ -118,7 +118,13 @@ pub struct FlaggedPoint {
 }
 
 /// Builds the report over `[from, to)` for `plans`.
-pub async fn build(cat: &Catalog, plans: &[Plan], from: Millis, to: Millis, now: Millis) -> Result<Report, CatalogError> {
+pub async fn build(
+    cat: &Catalog,
+    plans: &[Plan],
+    from: Millis,
+    to: Millis,
+    now: Millis,
+) -> Result<Report, CatalogError> {
     let mut out = Vec::new();
     for plan in plans {
         out.push(plan_report(cat, plan, from, to).await?);
@@ -131,7 +137,12 @@ pub async fn build(cat: &Catalog, plans: &[Plan], from: Millis, to: Millis, now:
     })
 }
 
-async fn plan_report(cat: &Catalog, plan: &Plan, from: Millis, to: Millis) -> Result<PlanReport, CatalogError> {
+async fn plan_report(
+    cat: &Catalog,
+    plan: &Plan,
+    from: Millis,
+    to: Millis,
+) -> Result<PlanReport, CatalogError> {
     let rpo_ms = plan.rpo.as_millis() as i64;
     let rto_ms = plan.rto.as_millis() as i64;
     let mut problems = Vec::new();
@@ -165,7 +176,9 @@ async fn plan_report(cat: &Catalog, plan: &Plan, from: Millis, to: Millis) -> Re
             exposure::compute(plan.resources.len(), &intervals, start, from, to, rpo_ms)
         });
         match &e {
-            None => problems.push(format!("region {region}: no backup was ever attempted")),
+            None => problems.push(format!(
+                "region {region}: no backup attempted before the end of the window"
+            )),
             Some(e) if e.worst_ms > rpo_ms => problems.push(format!(
                 "region {region}: RPO exposure reached {} (objective {})",
                 crate::time::human_duration_secs(secs(e.worst_ms)),
@@ -195,7 +208,14 @@ async fn plan_report(cat: &Catalog, plan: &Plan, from: Millis, to: Millis) -> Re
         })
         .collect();
     let verified = summarize(protection_start.and_then(|start| {
-        exposure::compute(plan.resources.len(), &verified_intervals, start, from, to, rpo_ms)
+        exposure::compute(
+            plan.resources.len(),
+            &verified_intervals,
+            start,
+            from,
+            to,
+            rpo_ms,
+        )
     }));
 
     // Drills.
@@ -214,9 +234,13 @@ async fn plan_report(cat: &Catalog, plan: &Plan, from: Millis, to: Millis) -> Re
         Some(d) if !d.met_objectives() => problems.push(format!(
             "last drill ({}) missed its objectives (RTO {} vs {}, RPO {} vs {})",
             d.id,
-            d.rto_ms.map(|v| crate::time::human_duration_secs(secs(v))).unwrap_or("-".into()),
+            d.rto_ms
+                .map(|v| crate::time::human_duration_secs(secs(v)))
+                .unwrap_or("-".into()),
             crate::time::human_duration_secs(secs(rto_ms)),
-            d.rpo_ms.map(|v| crate::time::human_duration_secs(secs(v))).unwrap_or("-".into()),
+            d.rpo_ms
+                .map(|v| crate::time::human_duration_secs(secs(v)))
+                .unwrap_or("-".into()),
             crate::time::human_duration_secs(secs(rpo_ms)),
         )),
         _ => {}
@@ -233,11 +257,17 @@ async fn plan_report(cat: &Catalog, plan: &Plan, from: Millis, to: Millis) -> Re
     let runs = cat.runs_between(Some(&plan.name), from, to).await?;
     let backups = BackupSummary {
         runs: runs.iter().filter(|r| r.status != "missed").count(),
-        failed: runs.iter().filter(|r| r.status == "failed" || r.status == "partial").count(),
+        failed: runs
+            .iter()
+            .filter(|r| r.status == "failed" || r.status == "partial")
+            .count(),
         missed: runs.iter().filter(|r| r.status == "missed").count(),
     };
     if backups.failed > 0 {
-        problems.push(format!("{} backup run(s) failed or were partial", backups.failed));
+        problems.push(format!(
+            "{} backup run(s) failed or were partial",
+            backups.failed
+        ));
     }
 
     let flagged_points: Vec<FlaggedPoint> = points
@@ -251,16 +281,23 @@ async fn plan_report(cat: &Catalog, plan: &Plan, from: Millis, to: Millis) -> Re
             data_time: p.data_time.map(rfc3339),
         })
         .collect();
-    if flagged_points.iter().any(|f| f.flags.iter().any(|x| x == "shrunk")) {
-        problems.push("a point was flagged `shrunk`: far smaller than the one before it; check the source".into());
+    if flagged_points
+        .iter()
+        .any(|f| f.flags.iter().any(|x| x == "shrunk"))
+    {
+        problems.push(
+            "a point was flagged `shrunk`: far smaller than the one before it; check the source"
+                .into(),
+        );
     }
 
     // Failed runs and flagged points are shown, but compliance is about the
     // objectives: exposure within RPO everywhere and the last drill meeting both.
-    let compliant = regions
-        .iter()
-        .all(|r| r.exposure.worst_exposure_seconds.is_some_and(|w| w <= secs(rpo_ms)))
-        && last.is_some_and(|d| d.met_objectives());
+    let compliant = regions.iter().all(|r| {
+        r.exposure
+            .worst_exposure_seconds
+            .is_some_and(|w| w <= secs(rpo_ms))
+    }) && last.is_some_and(|d| d.met_objectives());
     Ok(PlanReport {
         name: plan.name.clone(),
         owner: plan.owner.clone(),

@@ -39,7 +39,11 @@ pub struct LastDrill {
     pub rpo_seconds: Option<f64>,
 }
 
-pub async fn build(cat: &Catalog, plans: &[Plan], now: Millis) -> Result<Vec<PlanStatus>, CatalogError> {
+pub async fn build(
+    cat: &Catalog,
+    plans: &[Plan],
+    now: Millis,
+) -> Result<Vec<PlanStatus>, CatalogError> {
     let mut out = Vec::new();
     for plan in plans {
         let rpo_s = plan.rpo.as_secs_f64();
@@ -65,7 +69,11 @@ pub async fn build(cat: &Catalog, plans: &[Plan], now: Millis) -> Result<Vec<Pla
                     None => missing.push(res.name.clone()),
                 }
             }
-            let newest = if missing.is_empty() { oldest_newest } else { None };
+            let newest = if missing.is_empty() {
+                oldest_newest
+            } else {
+                None
+            };
             let age = newest.map(|t| (now - t) as f64 / 1000.0);
             regions.push(RegionStatus {
                 region: region.to_string(),

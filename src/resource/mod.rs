@@ -9,6 +9,8 @@ pub mod manifest;
 mod path;
 mod sqlite;
 
+pub use path::remove_scratch;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -71,7 +73,13 @@ pub struct ArtifactKeys {
 impl ArtifactKeys {
     /// `PLAN/RESOURCE/STAMP-pID.EXT` and its `.manifest.json`. The stamp keeps
     /// keys unique even if a catalog is recreated over an existing vault.
-    pub fn new(plan: &str, resource: &str, spec: &ResourceSpec, started_at: Millis, point_id: i64) -> Self {
+    pub fn new(
+        plan: &str,
+        resource: &str,
+        spec: &ResourceSpec,
+        started_at: Millis,
+        point_id: i64,
+    ) -> Self {
         let stamp = crate::time::to_datetime(started_at).format("%Y%m%dT%H%M%S%3fZ");
         let ext = match spec {
             ResourceSpec::Sqlite { .. } => "sqlite.zst",
@@ -149,7 +157,10 @@ pub async fn run_sql_check(
     let fut = async {
         match spec {
             ResourceSpec::Sqlite { .. } => sqlite::sql_check(&restored.location, check).await,
-            other => Err(format!("SQL checks on kind `{}` are not supported yet", other.kind())),
+            other => Err(format!(
+                "SQL checks on kind `{}` are not supported yet",
+                other.kind()
+            )),
         }
     };
     match tokio::time::timeout(check.timeout, fut).await {
@@ -161,10 +172,11 @@ pub async fn run_sql_check(
     }
 }
 
-/// Deletes a point's objects from a vault (idempotent).
+/// Deletes a point's objects from a vault (idempotent). The manifest goes
+/// first: a vault holding a manifest always holds its artifact.
 pub async fn delete_artifacts(vault: &Vault, keys: &ArtifactKeys) -> Result<(), VaultError> {
-    vault.delete(&keys.artifact).await?;
-    vault.delete(&keys.manifest).await
+    vault.delete(&keys.manifest).await?;
+    vault.delete(&keys.artifact).await
 }
 
 /// Copies a point's objects to another vault; returns the artifact's copy
@@ -191,7 +203,10 @@ pub async fn builtin_checks(
 ) -> Vec<(&'static str, Result<String, String>)> {
     match spec {
         ResourceSpec::Sqlite { .. } => {
-            vec![("integrity_check", sqlite::integrity_check(&restored.location).await)]
+            vec![(
+                "integrity_check",
+                sqlite::integrity_check(&restored.location).await,
+            )]
         }
         _ => Vec::new(),
     }

@@ -32,9 +32,8 @@ pub async fn snapshot(
     label: &str,
 ) -> Result<Snapshot, ResourceError> {
     let data_time = crate::time::now_ms();
-    let meta = fs::symlink_metadata(root).map_err(|e| {
-        ResourceError::Source(format!("cannot read path {}: {e}", root.display()))
-    })?;
+    let meta = fs::symlink_metadata(root)
+        .map_err(|e| ResourceError::Source(format!("cannot read path {}: {e}", root.display())))?;
     if !meta.is_dir() && !meta.is_file() {
         return Err(ResourceError::Source(format!(
             "path {} is neither a folder nor a file",
@@ -46,7 +45,8 @@ pub async fn snapshot(
     let progress = crate::progress::bytes(format!("backup {label}"), None);
     let root_owned = root.to_path_buf();
     let bar = progress.clone();
-    let producer = tokio::task::spawn_blocking(move || write_archive(&root_owned, &globs, writer, &bar));
+    let producer =
+        tokio::task::spawn_blocking(move || write_archive(&root_owned, &globs, writer, &bar));
     let put = vault.put(&keys.artifact, reader);
     let (produced, put) = tokio::join!(producer, put);
     progress.finish_and_clear();
@@ -115,7 +115,9 @@ fn write_archive(
     let result = (|| -> Result<(Vec<FileEntry>, HashingWriter<PipeWriter>), ResourceError> {
         let io_err = |e: io::Error| ResourceError::Other(format!("compressing archive: {e}"));
         let mut encoder = zstd::stream::write::Encoder::new(hashing, ZSTD_LEVEL).map_err(io_err)?;
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as u32;
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1) as u32;
         if threads > 1 {
             encoder.multithread(threads).map_err(io_err)?;
         }
@@ -152,14 +154,13 @@ fn append_tree<W: Write>(
         .follow_links(false)
         .sort_by_file_name()
         .min_depth(if root_is_file { 0 } else { 1 });
-    let mut walk = walk.into_iter().filter_entry(|e| {
+    let walk = walk.into_iter().filter_entry(|e| {
         let rel = rel_name(root, e.path(), root_is_file);
         !globs.is_match(&rel)
     });
-    while let Some(entry) = walk.next() {
-        let entry = entry.map_err(|e| {
-            ResourceError::Source(format!("cannot read {}: {e}", root.display()))
-        })?;
+    for entry in walk {
+        let entry = entry
+            .map_err(|e| ResourceError::Source(format!("cannot read {}: {e}", root.display())))?;
         let path = entry.path();
         let rel = rel_name(root, path, root_is_file);
         let meta = entry
@@ -361,12 +362,16 @@ fn extract(
         detail,
     };
     fs::create_dir_all(dest).map_err(ResourceError::io("create", dest))?;
-    let expected: HashMap<&str, &FileEntry> =
-        manifest.files.iter().map(|f| (f.path.as_str(), f)).collect();
+    let expected: HashMap<&str, &FileEntry> = manifest
+        .files
+        .iter()
+        .map(|f| (f.path.as_str(), f))
+        .collect();
     let mut seen: HashSet<String> = HashSet::new();
     let mut safe_dirs: HashSet<PathBuf> = HashSet::new();
     safe_dirs.insert(dest.to_path_buf());
     let mut dir_modes: Vec<(PathBuf, u32)> = Vec::new();
+    let mut links: Vec<(PathBuf, PathBuf)> = Vec::new();
     let (mut files, mut bytes) = (0u64, 0u64);
 
     let decoder = zstd::stream::read::Decoder::new(reader)
@@ -406,7 +411,9 @@ fn extract(
                 match fs::symlink_metadata(&target) {
                     Ok(m) if m.is_dir() => {}
                     Ok(_) => return Err(corrupt(format!("entry `{name}`: not a folder on disk"))),
-                    Err(_) => fs::create_dir(&target).map_err(ResourceError::io("create", &target))?,
+                    Err(_) => {
+                        fs::create_dir(&target).map_err(ResourceError::io("create", &target))?
+                    }
                 }
                 safe_dirs.insert(target.clone());
                 dir_modes.push((target, want.mode));
@@ -421,9 +428,9 @@ fn extract(
                 let mut buf = vec![0u8; 256 * 1024];
                 let mut size = 0u64;
                 loop {
-                    let n = entry.read(&mut buf).map_err(|e| {
-                        corrupt(format!("entry `{name}`: cannot read: {e}"))
-                    })?;
+                    let n = entry
+                        .read(&mut buf)
+                        .map_err(|e| corrupt(format!("entry `{name}`: cannot read: {e}")))?;
                     if n == 0 {
                         break;
                     }
@@ -461,10 +468,13 @@ fn extract(
                     )));
                 }
                 if want.target.as_deref() != Some(&*link.to_string_lossy()) {
-                    return Err(corrupt(format!("symlink `{name}` does not match the manifest")));
+                    return Err(corrupt(format!(
+                        "symlink `{name}` does not match the manifest"
+                    )));
                 }
                 std::os::unix::fs::symlink(&link, &target)
                     .map_err(ResourceError::io("symlink", &target))?;
+                links.push((rel.clone(), link));
             }
             (t, _) => {
                 return Err(corrupt(format!(
@@ -478,6 +488,20 @@ fn extract(
     let mut rest = archive.into_inner();
     io::copy(&mut rest, &mut io::sink())
         .map_err(|e| corrupt(format!("cannot read the end of the archive: {e}")))?;
+    // A link may only resolve through real folders: a chain of links (each
+    // harmless on its own) could otherwise point outside the restore folder.
+    for (rel, link) in &links {
+        if let Err(detail) = link_resolves_inside(dest, rel, link) {
+            for (r, _) in &links {
+                let _ = fs::remove_file(dest.join(r));
+            }
+            return Err(corrupt(format!(
+                "symlink `{}` -> `{}` {detail}; refused",
+                rel.display(),
+                link.display()
+            )));
+        }
+    }
     let missing: Vec<&str> = manifest
         .files
         .iter()
@@ -536,20 +560,74 @@ fn link_stays_inside(entry: &Path, link: &Path) -> bool {
     true
 }
 
+/// Walks a link's target from the link's folder: it must stay inside
+/// `root` and may not pass through another symlink.
+fn link_resolves_inside(root: &Path, rel: &Path, link: &Path) -> Result<(), String> {
+    if link.is_absolute() {
+        return Err("is absolute".into());
+    }
+    let mut cur: Vec<std::ffi::OsString> = rel
+        .parent()
+        .map(|p| {
+            p.components()
+                .map(|c| c.as_os_str().to_os_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let components: Vec<Component> = link.components().collect();
+    for (i, c) in components.iter().enumerate() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if cur.pop().is_none() {
+                    return Err("points outside the restore folder".into());
+                }
+            }
+            Component::Normal(name) => {
+                cur.push(name.to_os_string());
+                let is_last = i + 1 == components.len();
+                let path: PathBuf = cur.iter().fold(root.to_path_buf(), |p, c| p.join(c));
+                if !is_last && fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink())
+                {
+                    return Err(format!("goes through another symlink `{}`", path.display()));
+                }
+            }
+            _ => return Err("is not a plain relative path".into()),
+        }
+    }
+    Ok(())
+}
+
+/// Removes a scratch folder, first making every folder in it writable (a
+/// restored read-only folder would otherwise block the clean-up).
+pub fn remove_scratch(dir: &Path) -> std::io::Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    for entry in walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .into_iter()
+        .flatten()
+    {
+        if entry.file_type().is_dir() {
+            let _ = fs::set_permissions(entry.path(), fs::Permissions::from_mode(0o700));
+        }
+    }
+    fs::remove_dir_all(dir)
+}
+
 /// Creates the parent folders of `target`, refusing to go through a symlink
 /// (an archive could otherwise plant a link and write through it).
-fn ensure_parents(
-    root: &Path,
-    target: &Path,
-    safe: &mut HashSet<PathBuf>,
-) -> Result<(), String> {
+fn ensure_parents(root: &Path, target: &Path, safe: &mut HashSet<PathBuf>) -> Result<(), String> {
     let Some(parent) = target.parent() else {
         return Ok(());
     };
     if safe.contains(parent) {
         return Ok(());
     }
-    let rel = parent.strip_prefix(root).map_err(|_| "outside the restore folder".to_string())?;
+    let rel = parent
+        .strip_prefix(root)
+        .map_err(|_| "outside the restore folder".to_string())?;
     let mut cur = root.to_path_buf();
     for c in rel.components() {
         cur.push(c);
@@ -558,11 +636,16 @@ fn ensure_parents(
         }
         match fs::symlink_metadata(&cur) {
             Ok(m) if m.file_type().is_symlink() => {
-                return Err(format!("path goes through symlink `{}`; refused", cur.display()))
+                return Err(format!(
+                    "path goes through symlink `{}`; refused",
+                    cur.display()
+                ))
             }
             Ok(m) if m.is_dir() => {}
             Ok(_) => return Err(format!("`{}` is not a folder", cur.display())),
-            Err(_) => fs::create_dir(&cur).map_err(|e| format!("cannot create {}: {e}", cur.display()))?,
+            Err(_) => {
+                fs::create_dir(&cur).map_err(|e| format!("cannot create {}: {e}", cur.display()))?
+            }
         }
         safe.insert(cur.clone());
     }
@@ -578,7 +661,25 @@ mod tests {
         assert!(safe_relative(Path::new("../etc/passwd")).is_none());
         assert!(safe_relative(Path::new("/etc/passwd")).is_none());
         assert!(safe_relative(Path::new("a/../../b")).is_none());
-        assert_eq!(safe_relative(Path::new("./a/b")), Some(PathBuf::from("a/b")));
+        assert_eq!(
+            safe_relative(Path::new("./a/b")),
+            Some(PathBuf::from("a/b"))
+        );
+    }
+
+    #[test]
+    fn link_chains_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::os::unix::fs::symlink(".", root.join("y")).unwrap();
+        std::os::unix::fs::symlink("y/..", root.join("u1")).unwrap();
+        // Each link looks harmless lexically...
+        assert!(link_stays_inside(Path::new("u1"), Path::new("y/..")));
+        // ...but resolving through `y` is refused.
+        assert!(link_resolves_inside(root, Path::new("u1"), Path::new("y/..")).is_err());
+        assert!(link_resolves_inside(root, Path::new("pw"), Path::new("u1/etc/passwd")).is_err());
+        assert!(link_resolves_inside(root, Path::new("a/l"), Path::new("../b")).is_ok());
+        assert!(link_resolves_inside(root, Path::new("l"), Path::new("../x")).is_err());
     }
 
     #[test]
@@ -587,6 +688,9 @@ mod tests {
         assert!(link_stays_inside(Path::new("a/l"), Path::new("c/d")));
         assert!(!link_stays_inside(Path::new("l"), Path::new("../x")));
         assert!(!link_stays_inside(Path::new("a/l"), Path::new("../../x")));
-        assert!(!link_stays_inside(Path::new("a/l"), Path::new("/etc/passwd")));
+        assert!(!link_stays_inside(
+            Path::new("a/l"),
+            Path::new("/etc/passwd")
+        ));
     }
 }

@@ -68,13 +68,17 @@ pub async fn snapshot(
     let _ = conn.close().await;
 
     let (writer, reader) = pipe();
-    let progress = crate::progress::bytes(format!("backup {label}"), fs::metadata(&copy).ok().map(|m| m.len()));
+    let progress = crate::progress::bytes(
+        format!("backup {label}"),
+        fs::metadata(&copy).ok().map(|m| m.len()),
+    );
     let bar = progress.clone();
     let copy_path = copy.clone();
     let producer = tokio::task::spawn_blocking(move || compress(&copy_path, writer, &bar));
     let (produced, put) = tokio::join!(producer, vault.put(&keys.artifact, reader));
     progress.finish_and_clear();
-    let produced = produced.map_err(|e| ResourceError::Other(format!("compressing stopped: {e}")))?;
+    let produced =
+        produced.map_err(|e| ResourceError::Other(format!("compressing stopped: {e}")))?;
     let (database, artifact) = match (produced, put) {
         (Err(e), _) => return Err(e),
         (Ok(_), Err(e)) => return Err(e.into()),
@@ -115,7 +119,9 @@ fn compress(
         let mut buf = vec![0u8; 256 * 1024];
         let mut size = 0u64;
         loop {
-            let n = file.read(&mut buf).map_err(ResourceError::io("read", path))?;
+            let n = file
+                .read(&mut buf)
+                .map_err(ResourceError::io("read", path))?;
             if n == 0 {
                 break;
             }
@@ -166,11 +172,13 @@ pub async fn restore(
     let loc = location.clone();
     let written = tokio::task::spawn_blocking(move || -> Result<(u64, String), ResourceError> {
         let sync = SyncIoBridge::new(reader);
-        let mut decoder = zstd::stream::read::Decoder::new(sync).map_err(|e| ResourceError::Corrupt {
-            location: loc.clone(),
-            detail: format!("cannot start decompression: {e}"),
-        })?;
-        let mut out = fs::File::create(&partial_owned).map_err(ResourceError::io("create", &partial_owned))?;
+        let mut decoder =
+            zstd::stream::read::Decoder::new(sync).map_err(|e| ResourceError::Corrupt {
+                location: loc.clone(),
+                detail: format!("cannot start decompression: {e}"),
+            })?;
+        let mut out = fs::File::create(&partial_owned)
+            .map_err(ResourceError::io("create", &partial_owned))?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 256 * 1024];
         let mut size = 0u64;
@@ -183,7 +191,8 @@ pub async fn restore(
                 break;
             }
             hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).map_err(ResourceError::io("write", &partial_owned))?;
+            out.write_all(&buf[..n])
+                .map_err(ResourceError::io("write", &partial_owned))?;
             size += n as u64;
             bar.inc(n as u64);
         }
@@ -193,7 +202,8 @@ pub async fn restore(
             location: loc.clone(),
             detail: format!("cannot read the end of the artifact: {e}"),
         })?;
-        out.sync_all().map_err(ResourceError::io("fsync", &partial_owned))?;
+        out.sync_all()
+            .map_err(ResourceError::io("fsync", &partial_owned))?;
         Ok((size, hex::encode(hasher.finalize())))
     })
     .await
@@ -223,7 +233,9 @@ pub async fn restore(
     fs::rename(&partial, &final_path).map_err(ResourceError::io("rename", &partial))?;
     Ok(Restored {
         location: final_path,
-        verification: format!("database copy of {size} bytes matches the manifest's sha256; artifact sha256 verified"),
+        verification: format!(
+            "database copy of {size} bytes matches the manifest's sha256; artifact sha256 verified"
+        ),
     })
 }
 

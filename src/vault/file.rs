@@ -98,15 +98,28 @@ impl FileVault {
             .await
             .map_err(self.io("rename", key))?;
         guard.path = None;
+        // fsync the folder and its ancestors up to the vault root, so a
+        // folder created for this object survives a power loss too.
         let dir_for_sync = dir.clone();
-        tokio::task::spawn_blocking(move || std::fs::File::open(&dir_for_sync)?.sync_all())
-            .await
-            .map_err(|e| VaultError::Io {
-                op: "fsync folder",
-                location: self.location(key),
-                source: std::io::Error::other(e),
-            })?
-            .map_err(self.io("fsync folder", key))?;
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            let mut cur = Some(dir_for_sync.as_path());
+            while let Some(d) = cur {
+                std::fs::File::open(d)?.sync_all()?;
+                if d == root {
+                    break;
+                }
+                cur = d.parent().filter(|p| p.starts_with(&root));
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| VaultError::Io {
+            op: "fsync folder",
+            location: self.location(key),
+            source: std::io::Error::other(e),
+        })?
+        .map_err(self.io("fsync folder", key))?;
         Ok(size)
     }
 

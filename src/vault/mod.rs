@@ -158,9 +158,9 @@ impl Vault {
 pub(crate) fn check_key(key: &str) -> Result<(), VaultError> {
     let ok = !key.is_empty()
         && !key.starts_with('/')
-        && key
-            .split('/')
-            .all(|s| !s.is_empty() && s != "." && s != ".." && !s.contains('\\') && !s.contains('\0'));
+        && key.split('/').all(|s| {
+            !s.is_empty() && s != "." && s != ".." && !s.contains('\\') && !s.contains('\0')
+        });
     if ok {
         Ok(())
     } else {

@@ -1,0 +1,118 @@
+//! Pruning: delete the points retention no longer keeps, in every region.
+//!
+//! Order matters for crash safety: the point is marked `deleting` (no longer
+//! usable) first, then its manifest and artifact are deleted, then it is
+//! marked `deleted`. A crash leaves at worst an orphan object, never a
+//! `complete` point without its data; `deleting` points are retried on the
+//! next prune. The plan's backup and drill locks are held, so a prune never
+//! deletes a point a running drill restores or a backup copies.
+
+use tracing::{info, warn};
+
+use crate::backup::region_vault;
+use crate::catalog::{CatalogError, Point};
+use crate::context::Context;
+use crate::locks::{LockError, PlanLock};
+use crate::plan::Plan;
+use crate::resource::{delete_artifacts, ArtifactKeys};
+use crate::retention::{decide, Candidate};
+use crate::time::{now_ms, Millis};
+use crate::vault::Vault;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PruneError {
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+/// One point pruned (or that would be, in a dry run).
+#[derive(Debug)]
+pub struct Pruned {
+    pub point: Point,
+    pub reason: String,
+    /// `Err` when the objects could not be deleted (retried next time).
+    pub result: Result<(), String>,
+}
+
+pub async fn run(
+    ctx: &Context,
+    plan: &Plan,
+    now: Millis,
+    dry_run: bool,
+) -> Result<Vec<Pruned>, PruneError> {
+    let _backup = PlanLock::try_acquire(&ctx.locks_dir(), &plan.name, "backup")?;
+    let _drill = PlanLock::try_acquire(&ctx.locks_dir(), &plan.name, "drill")?;
+    let cat = &ctx.catalog;
+    let mut out = Vec::new();
+    let mut todo: Vec<(Point, String)> = Vec::new();
+    if !dry_run {
+        for p in cat.deleting_points(&plan.name).await? {
+            todo.push((p, "retrying an interrupted prune".into()));
+        }
+    }
+    for region in plan.point_regions() {
+        let rules = plan.retention_for(region);
+        for res in &plan.resources {
+            let points = cat.complete_points(&plan.name, &res.name, region).await?;
+            let candidates: Vec<Candidate> = points
+                .iter()
+                .map(|p| Candidate {
+                    id: p.id,
+                    data_time: p.data_time.unwrap_or(p.started_at),
+                })
+                .collect();
+            for d in decide(&candidates, rules, now)
+                .into_iter()
+                .filter(|d| !d.keep)
+            {
+                if let Some(p) = points.iter().find(|p| p.id == d.id) {
+                    todo.push((p.clone(), d.reasons.join(", ")));
+                }
+            }
+        }
+    }
+    for (point, reason) in todo {
+        if dry_run {
+            out.push(Pruned {
+                point,
+                reason,
+                result: Ok(()),
+            });
+            continue;
+        }
+        cat.mark_point_deleting(point.id, now_ms()).await?;
+        let result = match region_vault(plan, &point.region) {
+            Ok(vault) => delete_point_objects(&vault, &point).await,
+            Err(e) => Err(e),
+        };
+        match &result {
+            Ok(()) => {
+                cat.mark_point_deleted(point.id, now_ms(), &reason).await?;
+                info!(point = point.id, region = %point.region, %reason, "point pruned");
+            }
+            Err(e) => warn!(point = point.id, error = %e, "pruning failed; will retry"),
+        }
+        out.push(Pruned {
+            point,
+            reason,
+            result,
+        });
+    }
+    Ok(out)
+}
+
+async fn delete_point_objects(vault: &Vault, point: &Point) -> Result<(), String> {
+    let Some(location) = point.location.as_deref() else {
+        return Ok(());
+    };
+    let root = vault.location("");
+    let key = location
+        .strip_prefix(root.trim_end_matches('/'))
+        .ok_or_else(|| format!("location {location} is not in the region's vault"))?
+        .trim_start_matches('/');
+    delete_artifacts(vault, &ArtifactKeys::from_artifact_key(key))
+        .await
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,143 @@
+//! Crash safety: a vault never holds a half-written artifact under its final
+//! key, and a backup killed half-way is recorded as failed, never complete.
+
+use std::io;
+use std::pin::Pin;
+use std::process::Stdio;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, ReadBuf};
+
+use crate::common::*;
+use lifeboat::vault::Vault;
+
+/// Yields `ok_bytes` bytes, then fails like a dying source.
+struct FailingReader {
+    left: usize,
+}
+
+impl AsyncRead for FailingReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.left == 0 {
+            return Poll::Ready(Err(io::Error::other("source died")));
+        }
+        let n = self.left.min(buf.remaining()).min(64 * 1024);
+        buf.put_slice(&vec![42u8; n]);
+        self.left -= n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn a_failed_put_leaves_nothing_under_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let vault = Vault::from_url(&format!("file://{}", dir.path().display())).unwrap();
+    // An earlier, whole object under the key survives a failed overwrite.
+    vault
+        .put("plan/res/a.tar.zst", &b"whole"[..])
+        .await
+        .unwrap();
+    let err = vault
+        .put("plan/res/a.tar.zst", FailingReader { left: 3 << 20 })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("source died"), "{err}");
+    assert_eq!(
+        std::fs::read(dir.path().join("plan/res/a.tar.zst")).unwrap(),
+        b"whole"
+    );
+    let err = vault
+        .put("plan/res/b.tar.zst", FailingReader { left: 1 << 20 })
+        .await;
+    assert!(err.is_err());
+    assert!(!dir.path().join("plan/res/b.tar.zst").exists());
+    // No temporary file is left behind, and listing shows only whole objects.
+    let names = files_under(dir.path());
+    assert_eq!(names, vec!["plan/res/a.tar.zst".to_string()]);
+    let listed = vault.list("plan/").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].size, 5);
+    // Keys cannot escape the vault.
+    assert!(vault.put("../escape", &b"x"[..]).await.is_err());
+    assert!(vault.put("/abs", &b"x"[..]).await.is_err());
+}
+
+#[test]
+fn a_backup_killed_half_way_is_never_recorded_complete() {
+    let env = Env::new();
+    env.seed(10);
+    // Enough data that the backup is still writing when it is killed.
+    let big = env.path("data/files/big");
+    std::fs::create_dir_all(&big).unwrap();
+    for i in 0..8 {
+        std::fs::write(
+            big.join(format!("blob-{i}.bin")),
+            pseudo_random(32 << 20, i),
+        )
+        .unwrap();
+    }
+    env.write_plan("shop.toml", &env.local_plan(""));
+    let mut child = env
+        .command(&["backup", "run", "shop"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the artifact is being written, then kill -9.
+    let vault = env.path("vaults/primary/shop/files");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let writing = std::fs::read_dir(&vault)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .any(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+            })
+            .unwrap_or(false);
+        if writing {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the backup never started writing"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the backup finished before it could be killed; make the data bigger"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Nothing under a final key, and the catalog does not call it complete.
+    let finals: Vec<String> = files_under(&env.path("vaults"))
+        .into_iter()
+        .filter(|f| !f.contains(".tmp-"))
+        .collect();
+    assert!(finals.is_empty(), "{finals:?}");
+    let (all, _) = env.json(&["points", "list", "--all", "--json"]);
+    let all = all.as_array().unwrap().clone();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0]["status"], "running");
+    let (usable, _) = env.json(&["points", "list", "--json"]);
+    assert!(usable.as_array().unwrap().is_empty());
+
+    // The next run records the interrupted point as failed and succeeds.
+    std::fs::remove_dir_all(&big).unwrap();
+    let (backup, code) = env.json(&["backup", "run", "shop", "--json"]);
+    assert_eq!(code, 0, "{backup}");
+    let (all, _) = env.json(&["points", "list", "--all", "--json"]);
+    let first = &all[0];
+    assert_eq!(first["status"], "failed");
+    assert!(
+        first["error"].as_str().unwrap().contains("interrupted"),
+        "{first}"
+    );
+    let (drill, code) = env.json(&["drill", "run", "shop", "--json"]);
+    assert_eq!(code, 0, "{drill}");
+}

@@ -1,0 +1,8 @@
+//! One integration-test binary: scenarios that run the real `lifeboat`
+//! binary on real files, vaults and catalogs.
+
+mod bad_input;
+mod common;
+mod crash;
+mod local_loop;
+mod validation;

@@ -1,0 +1,351 @@
+//! Every plan validation rule, with its exact message and position, and
+//! hostile plan files that must give an error, never a panic or a hang.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rstest::rstest;
+
+use crate::common::*;
+
+const BASE: &str = r#"name = "orders"
+owner = "payments@example.com"
+rto = "1h"
+rpo = "30m"
+
+[backup]
+schedule = "*/15 * * * *"
+timezone = "UTC"
+jitter = "2m"
+primary_region = "us-east-1"
+copy_to = ["us-west-2"]
+
+[regions.us-east-1]
+vault = "file:///tmp/a"
+[regions.us-west-2]
+vault = "file:///tmp/b"
+
+[[resources]]
+name = "db"
+kind = "sqlite"
+path = "/tmp/app.db"
+
+[drill]
+schedule = "0 3 * * SUN"
+region = "us-west-2"
+isolate_primary = true
+
+[[drill.checks]]
+resource = "db"
+sql = "SELECT 1"
+"#;
+
+fn diagnostics(text: &str) -> Vec<String> {
+    match lifeboat::plan::parse_plan(Path::new("p.toml"), text) {
+        Ok((_, warnings)) => warnings.iter().map(|d| d.to_string()).collect(),
+        Err(e) => e.diagnostics.iter().map(|d| d.to_string()).collect(),
+    }
+}
+
+#[test]
+fn the_base_plan_is_valid_without_warnings() {
+    let (plan, warnings) = lifeboat::plan::parse_plan(Path::new("p.toml"), BASE).expect("valid");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(plan.name, "orders");
+    assert_eq!(plan.drill.region, "us-west-2");
+}
+
+#[rstest]
+#[case::syntax(
+    "rto = \"1h\"",
+    "rto = \"1h",
+    "p.toml:3:10: invalid basic string, expected `\"`"
+)]
+#[case::unknown_top_key("rto = \"1h\"", "rto = \"1h\"\ncolour = \"red\"", "p.toml:4:1: unknown key `colour`, expected one of `name`, `owner`, `rto`, `rpo`, `backup`, `retention`, `regions`, `resources`, `drill`, `aws`")]
+#[case::unknown_nested_key("jitter = \"2m\"", "jitter = \"2m\"\nfrequency = 3", "p.toml:10:1: unknown key `frequency`, expected one of `schedule`, `timezone`, `jitter`, `start_window`, `completion_window`, `primary_region`, `copy_to`")]
+#[case::missing_key(
+    "owner = \"payments@example.com\"\n",
+    "",
+    "p.toml:1:1: missing key `owner`"
+)]
+#[case::wrong_type(
+    "rto = \"1h\"",
+    "rto = 60",
+    "p.toml:3:7: invalid type: integer `60`, expected a string"
+)]
+#[case::bad_name(
+    "name = \"orders\"",
+    "name = \"Orders_1\"",
+    "p.toml:1:8: plan name `Orders_1` must be 1 to 63 characters of a-z, 0-9 and '-'"
+)]
+#[case::empty_owner(
+    "owner = \"payments@example.com\"",
+    "owner = \" \"",
+    "p.toml:2:9: `owner` must not be empty: reports name who to call"
+)]
+#[case::bad_duration("rto = \"1h\"", "rto = \"an hour\"", "p.toml:3:7: invalid duration `an hour` for `rto`: expected number at 0; write e.g. \"90s\", \"15m\", \"1h\", \"7d\"")]
+#[case::zero_duration(
+    "rpo = \"30m\"",
+    "rpo = \"0s\"",
+    "p.toml:4:7: `rpo` must be longer than zero"
+)]
+#[case::bad_cron("schedule = \"*/15 * * * *\"", "schedule = \"*/15 * *\"", "p.toml:7:12: cron expression `*/15 * *` has 3 fields; expected 5 (min hour day month weekday), or 6/7 with seconds first (and year last)")]
+#[case::bad_cron_value("schedule = \"*/15 * * * *\"", "schedule = \"*/15 25 * * *\"", "p.toml:7:12: invalid cron expression `*/15 25 * * *`: Hours must be less than 23. ('25' specified.)")]
+#[case::bad_weekday(
+    "schedule = \"0 3 * * SUN\"",
+    "schedule = \"0 3 * * 9\"",
+    "p.toml:24:12: day of week `9` is out of range 0-7"
+)]
+#[case::bad_timezone("timezone = \"UTC\"", "timezone = \"Mars/Olympus\"", "p.toml:8:12: unknown time zone `Mars/Olympus`; use an IANA name such as \"UTC\" or \"Europe/Paris\"")]
+#[case::jitter_too_long(
+    "jitter = \"2m\"",
+    "jitter = \"15m\"",
+    "p.toml:9:10: jitter 15m is not shorter than the schedule's interval 15m"
+)]
+#[case::primary_without_region(
+    "primary_region = \"us-east-1\"",
+    "primary_region = \"eu-west-1\"",
+    "p.toml:10:18: primary region `eu-west-1` has no [regions.eu-west-1] table"
+)]
+#[case::copy_to_without_region(
+    "copy_to = [\"us-west-2\"]",
+    "copy_to = [\"us-west-2\", \"ap-south-1\"]",
+    "p.toml:11:25: copy_to region `ap-south-1` has no [regions.ap-south-1] table"
+)]
+#[case::copy_to_primary(
+    "copy_to = [\"us-west-2\"]",
+    "copy_to = [\"us-west-2\", \"us-east-1\"]",
+    "p.toml:11:25: copy_to lists the primary region `us-east-1`; copies go to other regions"
+)]
+#[case::copy_to_twice(
+    "copy_to = [\"us-west-2\"]",
+    "copy_to = [\"us-west-2\", \"us-west-2\"]",
+    "p.toml:11:25: copy_to lists `us-west-2` twice"
+)]
+#[case::drill_region_unknown(
+    "region = \"us-west-2\"",
+    "region = \"eu-central-1\"",
+    "p.toml:25:10: drill region `eu-central-1` has no [regions.eu-central-1] table"
+)]
+#[case::drill_region_primary("region = \"us-west-2\"", "region = \"us-east-1\"", "p.toml:25:10: drill region `us-east-1` is the primary region, but isolate_primary = true; drill from a copy_to region")]
+#[case::bad_vault(
+    "vault = \"file:///tmp/b\"",
+    "vault = \"ftp://host/b\"",
+    "p.toml:16:9: vault `ftp://host/b` must be a file://PATH or s3://BUCKET/PREFIX URL"
+)]
+#[case::duplicate_resource(
+    "[drill]",
+    "[[resources]]\nname = \"db\"\nkind = \"path\"\npath = \"/srv\"\n\n[drill]",
+    "p.toml:24:8: duplicate resource name `db` (first defined on line 19)"
+)]
+#[case::unknown_kind("kind = \"sqlite\"", "kind = \"mongodb\"", "p.toml:20:8: unknown resource kind `mongodb`; expected one of path, sqlite, postgres, s3, rds-instance, rds-cluster")]
+#[case::key_of_other_kind(
+    "path = \"/tmp/app.db\"",
+    "path = \"/tmp/app.db\"\nbucket = \"b\"",
+    "p.toml:22:10: `bucket` does not apply to a resource of kind `sqlite`"
+)]
+#[case::missing_kind_key(
+    "path = \"/tmp/app.db\"",
+    "",
+    "p.toml:19:8: resource `db` of kind `sqlite` needs `path`"
+)]
+#[case::password_in_url("kind = \"sqlite\"\npath = \"/tmp/app.db\"", "kind = \"postgres\"\nurl = \"postgres://app:hunter2@db/app\"", "p.toml:21:7: `url` contains a password; give it through PGPASSWORD or ~/.pgpass instead, never in a plan file")]
+#[case::check_unknown_resource(
+    "resource = \"db\"\nsql",
+    "resource = \"cache\"\nsql",
+    "p.toml:29:12: check refers to unknown resource `cache`"
+)]
+#[case::sql_on_path("kind = \"sqlite\"", "kind = \"path\"", "p.toml:30:7: resource `db` is of kind `path`: SQL checks need a database (sqlite, postgres, rds-instance, rds-cluster)")]
+#[case::bad_cleanup(
+    "isolate_primary = true",
+    "isolate_primary = true\ncleanup = \"sometimes\"",
+    "p.toml:27:11: `cleanup` must be one of always, on-success, never (got `sometimes`)"
+)]
+#[case::bad_point(
+    "isolate_primary = true",
+    "isolate_primary = true\npoint = \"newest\"",
+    "p.toml:27:9: `point` must be one of latest, oldest, random (got `newest`)"
+)]
+#[case::negative_retention(
+    "[regions.us-east-1]",
+    "[retention]\nkeep_last = -1\n\n[regions.us-east-1]",
+    "p.toml:14:13: `keep_last` must be a whole number from 0 to 4294967295"
+)]
+#[case::bad_exclude("kind = \"sqlite\"\npath = \"/tmp/app.db\"", "kind = \"path\"\npath = \"/srv\"\nexclude = [\"a/**[\"]", "p.toml:22:12: invalid exclude glob `a/**[`: error parsing glob 'a/**[': unclosed character class; missing ']'")]
+#[case::too_long(
+    "rto = \"1h\"",
+    "rto = \"200000000000d\"",
+    "p.toml:3:7: duration `200000000000d` for `rto` is too long (at most 100 years)"
+)]
+#[case::shared_vault("vault = \"file:///tmp/b\"", "vault = \"file:///tmp/x/../a\"", "p.toml:16:9: vault `file:///tmp/x/../a` is also the vault of region `us-east-1`; every region needs its own vault")]
+#[case::missing_vault("vault = \"file:///tmp/b\"\n", "", "p.toml:11:12: region `us-west-2` has no vault, but resource `db` (kind sqlite) keeps its points in one")]
+fn each_rule_reports_its_message_and_position(
+    #[case] find: &str,
+    #[case] replace: &str,
+    #[case] expected: &str,
+) {
+    assert!(BASE.contains(find), "case does not apply: {find}");
+    let text = BASE.replacen(find, replace, 1);
+    let got = diagnostics(&text);
+    assert!(
+        got.iter().any(|d| d == expected),
+        "expected\n  {expected}\ngot\n  {}",
+        got.join("\n  ")
+    );
+}
+
+#[test]
+fn a_plan_without_resources_is_refused() {
+    let text = BASE
+        .replace(
+            "[[resources]]\nname = \"db\"\nkind = \"sqlite\"\npath = \"/tmp/app.db\"\n",
+            "",
+        )
+        .replace("rpo = \"30m\"", "rpo = \"30m\"\nresources = []");
+    let got = diagnostics(&text);
+    assert!(
+        got.iter()
+            .any(|d| d == "p.toml:5:13: the plan protects no resource: add a [[resources]] table"),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn every_error_of_a_file_is_reported() {
+    let text = BASE
+        .replace(
+            "name = \"orders\"",
+            "name = \"Orders\"\ncolour = 1\nshade = 2",
+        )
+        .replace("rto = \"1h\"", "rto = \"soon\"")
+        .replace("timezone = \"UTC\"", "timezone = \"Nowhere\"");
+    let got = diagnostics(&text);
+    // Two unknown keys (reported together), then the semantic errors.
+    assert!(
+        got.iter().any(|d| d.contains("unknown key `colour`")),
+        "{got:?}"
+    );
+    assert!(
+        got.iter().any(|d| d.contains("unknown key `shade`")),
+        "{got:?}"
+    );
+    let text = BASE
+        .replace("name = \"orders\"", "name = \"Orders\"")
+        .replace("rto = \"1h\"", "rto = \"soon\"")
+        .replace("timezone = \"UTC\"", "timezone = \"Nowhere\"");
+    let got = diagnostics(&text);
+    assert_eq!(got.len(), 3, "{got:?}");
+}
+
+#[rstest]
+#[case::jitter_eats_rpo("rpo = \"30m\"", "rpo = \"15m\"", "p.toml:4:7: warning: rpo 15m cannot be met by construction: the schedule leaves up to 17m between backups (longest interval 15m + jitter up to 2m), before counting the time a backup takes")]
+#[case::no_drill_schedule(
+    "schedule = \"0 3 * * SUN\"\n",
+    "",
+    "p.toml:23:1: warning: [drill] has no schedule: drills run only when started by hand"
+)]
+fn warnings_do_not_reject_the_plan(
+    #[case] find: &str,
+    #[case] replace: &str,
+    #[case] expected: &str,
+) {
+    let text = BASE.replacen(find, replace, 1);
+    let (_, warnings) =
+        lifeboat::plan::parse_plan(Path::new("p.toml"), &text).expect("still valid");
+    let got: Vec<String> = warnings.iter().map(|d| d.to_string()).collect();
+    assert!(
+        got.iter().any(|d| d == expected),
+        "expected {expected}\ngot {got:?}"
+    );
+}
+
+#[test]
+fn plan_validate_prints_positions_and_exits_2() {
+    let env = Env::new();
+    let good = env.write_plan("good.toml", BASE);
+    let bad = env.write_plan(
+        "bad.toml",
+        &BASE.replace("rto = \"1h\"", "rto = \"1 fortnight\""),
+    );
+    let out = env.run(&["plan", "validate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "{}:3:7: invalid duration `1 fortnight` for `rto`",
+            bad.display()
+        )),
+        "{err}"
+    );
+    assert!(stdout(&out).contains(&format!("ok {}", good.display())));
+    let out = env.run(&["plan", "validate", good.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn two_plans_with_one_name_are_refused() {
+    let env = Env::new();
+    env.write_plan("a.toml", BASE);
+    env.write_plan("b.toml", BASE);
+    let out = env.run(&["plan", "validate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("b.toml:1:1: plan name `orders` is already used by"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn assert_rejected_quickly(env: &Env, file: &str, bytes: &[u8]) -> String {
+    let path = env.plans().join(file);
+    std::fs::write(&path, bytes).unwrap();
+    let start = Instant::now();
+    let out = env.run(&["plan", "validate", path.to_str().unwrap()]);
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "{file} took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(out.status.code(), Some(2), "{file}: {}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        !err.contains("panicked") && !err.contains("internal error"),
+        "{err}"
+    );
+    let first = err.lines().next().unwrap_or("").to_string();
+    assert!(
+        first.starts_with(&format!("{}:", path.display())),
+        "{file}: {err}"
+    );
+    std::fs::remove_file(&path).unwrap();
+    first
+}
+
+#[test]
+fn hostile_files_give_errors_not_panics() {
+    let env = Env::new();
+    let first = assert_rejected_quickly(&env, "empty.toml", b"");
+    assert!(first.ends_with(":1:1: file is empty; a plan needs name, owner, rto, rpo, [backup], [regions.*] and [[resources]]"), "{first}");
+    let first = assert_rejected_quickly(&env, "binary.toml", &pseudo_random(4096, 3));
+    assert!(
+        first.contains("not UTF-8") || first.contains(": "),
+        "{first}"
+    );
+    let first = assert_rejected_quickly(&env, "nul.toml", b"name = \"a\0b\"\n");
+    assert!(first.contains(":1:"), "{first}");
+    let huge = "# padding\n".repeat(200_000);
+    let first = assert_rejected_quickly(&env, "huge.toml", huge.as_bytes());
+    assert!(first.contains("a plan file may be at most"), "{first}");
+    let nested = format!("a = {}1{}", "[".repeat(50_000), "]".repeat(50_000));
+    assert_rejected_quickly(&env, "nested.toml", nested.as_bytes());
+    let tables = format!("a = {}{}", "{b = ".repeat(20_000), "}".repeat(20_000));
+    assert_rejected_quickly(&env, "tables.toml", tables.as_bytes());
+    let long_key = format!("{} = 1\n", "k".repeat(500_000));
+    assert_rejected_quickly(&env, "long.toml", long_key.as_bytes());
+    let huge_duration = BASE.replace("rto = \"1h\"", "rto = \"99999999999999999999d\"");
+    assert_rejected_quickly(&env, "dur.toml", huge_duration.as_bytes());
+    let huge_duration = BASE
+        .replace("max", "max")
+        .replace("jitter = \"2m\"", "jitter = \"500000000y\"");
+    assert_rejected_quickly(&env, "jitter.toml", huge_duration.as_bytes());
+}
