@@ -475,3 +475,21 @@ fn prune_deletes_what_retention_drops_in_every_region() {
     let (drill, code) = env.json(&["drill", "run", "shop", "--json"]);
     assert_eq!(code, 0, "{drill}");
 }
+
+#[test]
+fn only_one_drill_of_a_plan_runs_at_a_time() {
+    let env = Env::new();
+    env.seed(10);
+    env.write_plan("shop.toml", &env.local_plan(""));
+    assert_eq!(env.run(&["backup", "run", "shop"]).status.code(), Some(0));
+    // Hold the plan's drill lock as a running drill would.
+    let locks = env.path("work/locks");
+    std::fs::create_dir_all(&locks).unwrap();
+    let lock = std::fs::File::create(locks.join("shop.drill.lock")).unwrap();
+    lock.try_lock().unwrap();
+    let out = env.run(&["drill", "run", "shop"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("a drill of plan `shop` is already running"), "{}", stderr(&out));
+    drop(lock);
+    assert_eq!(env.run(&["drill", "run", "shop"]).status.code(), Some(0));
+}
