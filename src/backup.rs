@@ -38,7 +38,13 @@ const SHRINK_MIN_BYTES: i64 = 64 * 1024;
 const SHRINK_MIN_FILES: i64 = 10;
 
 #[instrument(skip_all, fields(plan = %plan.name))]
-pub async fn run(ctx: &Context, plan: &Plan, trigger: &str) -> Result<BackupOutcome, BackupError> {
+/// `slot` is the cron slot a scheduled run belongs to (recorded with the run).
+pub async fn run(
+    ctx: &Context,
+    plan: &Plan,
+    trigger: &str,
+    slot: Option<crate::time::Millis>,
+) -> Result<BackupOutcome, BackupError> {
     let _lock = PlanLock::try_acquire(&ctx.locks_dir(), &plan.name, "backup")?;
     let cat = &ctx.catalog;
     let interrupted = cat.fail_interrupted_backups(&plan.name, now_ms()).await?;
@@ -48,7 +54,7 @@ pub async fn run(ctx: &Context, plan: &Plan, trigger: &str) -> Result<BackupOutc
             "marked points of an interrupted earlier backup as failed"
         );
     }
-    let run_id = cat.start_run(&plan.name, trigger, None, now_ms()).await?;
+    let run_id = cat.start_run(&plan.name, trigger, slot, now_ms()).await?;
     info!(run_id, "backup started");
 
     let primary = &plan.backup.primary_region;

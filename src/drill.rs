@@ -117,15 +117,7 @@ pub async fn run(ctx: &Context, plan: &Plan, opts: &DrillOptions) -> Result<Dril
     };
 
     let _lock = PlanLock::try_acquire(&ctx.locks_dir(), &plan.name, "drill")?;
-    // Anything still running belongs to a dead process: record it failed and
-    // remove what it restored.
-    for stale in cat.fail_interrupted_drills(&plan.name, now_ms()).await? {
-        let dir = ctx.drills_dir().join(stale.to_string());
-        if dir.exists() {
-            warn!(drill = stale, dir = %dir.display(), "removing what an interrupted drill restored");
-            let _ = tokio::task::spawn_blocking(move || resource::remove_scratch(&dir)).await;
-        }
-    }
+    clean_up_interrupted(ctx, plan).await?;
 
     // The drill starts now: RTO and RPO are measured from this instant.
     let started_at = now_ms();
@@ -314,6 +306,31 @@ pub async fn run(ctx: &Context, plan: &Plan, opts: &DrillOptions) -> Result<Dril
         DrillError::Invalid(format!("drill {drill_id} vanished from the catalog"))
     })?;
     Ok(DrillRun { record, kept })
+}
+
+/// Records the plan's drills still `running` as failed and removes what
+/// they restored. Call while holding the plan's drill lock: anything still
+/// running then belongs to a process that died.
+pub async fn clean_up_interrupted(ctx: &Context, plan: &Plan) -> Result<Vec<i64>, CatalogError> {
+    let stale = ctx
+        .catalog
+        .fail_interrupted_drills(&plan.name, now_ms())
+        .await?;
+    for id in &stale {
+        let dir = ctx.drills_dir().join(id.to_string());
+        if dir.exists() {
+            warn!(drill = id, dir = %dir.display(), "removing what an interrupted drill restored");
+            let _ = tokio::task::spawn_blocking(move || resource::remove_scratch(&dir)).await;
+        }
+    }
+    Ok(stale)
+}
+
+/// Takes the plan's drill lock and cleans up after interrupted drills
+/// (the daemon does this at start-up).
+pub async fn recover(ctx: &Context, plan: &Plan) -> Result<Vec<i64>, DrillError> {
+    let _lock = PlanLock::try_acquire(&ctx.locks_dir(), &plan.name, "drill")?;
+    Ok(clean_up_interrupted(ctx, plan).await?)
 }
 
 /// Candidates are newest first.

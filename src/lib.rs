@@ -1,6 +1,7 @@
 pub mod backup;
 pub mod catalog;
 pub mod context;
+pub mod daemon;
 pub mod demo;
 pub mod drill;
 pub mod locks;

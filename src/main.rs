@@ -26,7 +26,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    lifeboat::telemetry::init(cli.log_format, cli.verbose);
+    // The daemon's log is its story: info by default.
+    let verbosity = if cli.command.is_long_running() {
+        cli.verbose.max(1)
+    } else {
+        cli.verbose
+    };
+    lifeboat::telemetry::init(cli.log_format, verbosity);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

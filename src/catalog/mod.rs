@@ -7,6 +7,7 @@
 //! once its effect is durable, so a crash never leaves a false `complete`.
 
 mod drills;
+mod jobs;
 mod points;
 mod runs;
 
@@ -18,6 +19,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 pub use drills::{CheckRecord, DrillOutcome, DrillRecord, NewCheck};
+pub use jobs::Job;
 pub use points::{NewPoint, Point, PointCompletion, PointFilter};
 pub use runs::BackupRun;
 

@@ -24,7 +24,7 @@ pub async fn run(cli: &Cli, cmd: &BackupCommand) -> Result<ExitCode> {
     let BackupCommand::Run { plan, json } = cmd;
     let plan = cli.plan(plan)?;
     let ctx = cli.context().await?;
-    let outcome = lifeboat::backup::run(&ctx, &plan, "manual").await?;
+    let outcome = lifeboat::backup::run(&ctx, &plan, "manual", None).await?;
     if *json {
         print_json(&json!({
             "run_id": outcome.run_id,
@@ -82,8 +82,17 @@ pub fn human_bytes(n: i64) -> String {
     }
 }
 
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// One backup, one drill and a report, then exit (instead of the daemon).
+    #[arg(long)]
+    pub once: bool,
+    #[command(flatten)]
+    daemon: super::daemon::DaemonArgs,
+}
+
 /// The embedded default, end to end.
-pub async fn demo(cli: &Cli) -> Result<ExitCode> {
+pub async fn demo(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
     let plan = cli.plan("demo")?;
     for created in lifeboat::demo::seed(&plan)
         .await
@@ -91,9 +100,12 @@ pub async fn demo(cli: &Cli) -> Result<ExitCode> {
     {
         println!("created {created}");
     }
+    if !args.once {
+        return super::daemon::run(cli, &args.daemon).await;
+    }
     let ctx = cli.context().await?;
     println!("\n== backup ==");
-    let outcome = lifeboat::backup::run(&ctx, &plan, "manual").await?;
+    let outcome = lifeboat::backup::run(&ctx, &plan, "manual", None).await?;
     println!("backup run {}: {}", outcome.run_id, outcome.status);
     print_points(&outcome.points);
     println!("\n== drill ==");

@@ -5,6 +5,7 @@
 //! 2; any other error, or a failed operation, exits 1.
 
 mod backup;
+mod daemon;
 mod drill;
 mod lists;
 mod plan;
@@ -92,9 +93,22 @@ pub enum Command {
     Report(Box<report::ReportArgs>),
     /// Delete points that retention no longer keeps.
     Prune(prune::PruneArgs),
-    /// The embedded default: create the demo's sample data, then run one
-    /// backup, one drill and a report of the demo plan.
-    Demo,
+    /// Run every plan on its schedule: backups, copies, drills, pruning.
+    Daemon(daemon::DaemonArgs),
+    /// The embedded default: create the demo's sample data, then run the
+    /// daemon on it (--once: one backup, one drill and a report instead).
+    Demo(backup::DemoArgs),
+}
+
+impl Command {
+    /// Commands that run until stopped (their logs default to info).
+    pub fn is_long_running(&self) -> bool {
+        match self {
+            Command::Daemon(_) => true,
+            Command::Demo(args) => !args.once,
+            _ => false,
+        }
+    }
 }
 
 pub async fn run(cli: Cli) -> Result<ExitCode> {
@@ -107,14 +121,23 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status(args) => lists::status(&cli, args).await,
         Command::Report(args) => report::run(&cli, args).await,
         Command::Prune(args) => prune::run(&cli, args).await,
-        Command::Demo => backup::demo(&cli).await,
+        Command::Daemon(args) => daemon::run(&cli, args).await,
+        Command::Demo(args) => backup::demo(&cli, args).await,
     }
 }
 
 impl Cli {
     pub async fn context(&self) -> Result<Context> {
         let catalog = Catalog::open(&self.catalog).await?;
-        let work_dir = match &self.work_dir {
+        Ok(Context {
+            catalog,
+            work_dir: self.work_dir(),
+        })
+    }
+
+    /// `--work-dir`, else `lifeboat-work` beside the catalog.
+    pub fn work_dir(&self) -> PathBuf {
+        match &self.work_dir {
             Some(w) => w.clone(),
             None => self
                 .catalog
@@ -123,8 +146,7 @@ impl Cli {
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("."))
                 .join("lifeboat-work"),
-        };
-        Ok(Context { catalog, work_dir })
+        }
     }
 
     /// Loads the plans folder; warnings and errors of other files go to stderr.

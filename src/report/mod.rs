@@ -256,12 +256,12 @@ async fn plan_report(
 
     let runs = cat.runs_between(Some(&plan.name), from, to).await?;
     let backups = BackupSummary {
-        runs: runs.iter().filter(|r| r.status != "missed").count(),
+        runs: runs.len(),
         failed: runs
             .iter()
             .filter(|r| r.status == "failed" || r.status == "partial")
             .count(),
-        missed: runs.iter().filter(|r| r.status == "missed").count(),
+        missed: cat.missed_between(&plan.name, "backup", from, to).await? as usize,
     };
     if backups.failed > 0 {
         problems.push(format!(

@@ -1,0 +1,100 @@
+//! `daemon`: run every plan on its schedule until SIGTERM/SIGINT; SIGHUP
+//! reloads the plans.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Args;
+use tokio::signal::unix::{signal, SignalKind};
+
+use super::{bad_input, Cli};
+use lifeboat::daemon::{Daemon, DaemonConfig};
+
+#[derive(Debug, Args, Clone)]
+pub struct DaemonArgs {
+    /// Address of /healthz, /readyz and /metrics (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    pub listen: SocketAddr,
+    /// Jobs running at once.
+    #[arg(long, default_value_t = 4)]
+    pub max_jobs: usize,
+    /// Jobs running at once in one region.
+    #[arg(long, default_value_t = 2)]
+    pub max_jobs_per_region: usize,
+    /// Consecutive failed backups that open a region's circuit breaker.
+    #[arg(long, default_value_t = 3)]
+    pub breaker_threshold: u32,
+    /// Cool-down before an open breaker lets a probe through (doubles on failure).
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub breaker_cooldown: Duration,
+    /// Time running jobs get to finish after SIGTERM.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub grace: Duration,
+    /// How often the plans folder is checked for edits.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub watch_interval: Duration,
+}
+
+pub async fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
+    if !cli.plans.is_dir() {
+        return Err(bad_input(format!(
+            "plans folder {} does not exist (set --plans or LIFEBOAT_PLANS)",
+            cli.plans.display()
+        )));
+    }
+    if args.max_jobs == 0 || args.max_jobs_per_region == 0 {
+        return Err(bad_input(
+            "--max-jobs and --max-jobs-per-region must be at least 1",
+        ));
+    }
+    let config = DaemonConfig {
+        catalog: cli.catalog.clone(),
+        plans_dir: cli.plans.clone(),
+        work_dir: cli.work_dir(),
+        listen: args.listen,
+        max_jobs: args.max_jobs,
+        max_jobs_per_region: args.max_jobs_per_region,
+        breaker_threshold: args.breaker_threshold,
+        breaker_cooldown: args.breaker_cooldown,
+        grace: args.grace,
+        watch_interval: args.watch_interval.max(Duration::from_millis(100)),
+    };
+    let daemon = Daemon::build(config).await?;
+    let addr = daemon.local_addr()?;
+    println!(
+        "lifeboat daemon: {} plan(s) from {}, catalog {}",
+        daemon.plan_count().await,
+        cli.plans.display(),
+        cli.catalog.display()
+    );
+    println!("  health:  http://{addr}/healthz   ready: http://{addr}/readyz");
+    println!("  metrics: http://{addr}/metrics");
+    println!(
+        "  status:  lifeboat --catalog {} --plans {} status",
+        cli.catalog.display(),
+        cli.plans.display()
+    );
+    println!("  stop with Ctrl-C (SIGINT) or SIGTERM; reload plans with SIGHUP (edits are also picked up by themselves)");
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let reload = daemon.reloader();
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading plans");
+            reload();
+        }
+    });
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+    };
+    daemon.run_until_stopped(shutdown).await?;
+    println!("lifeboat daemon stopped");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,238 @@
+//! The daemon: runs every plan's backups, drills and pruning on their
+//! jittered schedules, unattended, surviving crashes, outages and bad edits.
+//!
+//! Built separately from run (`Daemon::build` binds the listener and takes
+//! the catalog's daemon lock; `run_until_stopped` takes the shutdown trigger
+//! as a future) so tests can start it on port 0 and stop it without signals.
+//! Shutdown is two-phase: a `CancellationToken` stops new work, then a
+//! `TaskTracker` waits for running jobs, up to a grace period.
+
+mod breaker;
+mod http;
+mod plans;
+mod scheduler;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, RwLock, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::catalog::{Catalog, CatalogError};
+use crate::context::Context;
+use crate::time::now_ms;
+
+pub use breaker::{Breakers, State as BreakerState};
+pub use plans::PlanSet;
+
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    pub catalog: PathBuf,
+    pub plans_dir: PathBuf,
+    pub work_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// Jobs running at once, in all and per region.
+    pub max_jobs: usize,
+    pub max_jobs_per_region: usize,
+    /// Consecutive failures that open a breaker, and its base cool-down.
+    pub breaker_threshold: u32,
+    pub breaker_cooldown: Duration,
+    /// How long running jobs may take to finish after SIGTERM.
+    pub grace: Duration,
+    /// How often the plans folder is checked for edits.
+    pub watch_interval: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error(
+        "another lifeboat daemon is already running on catalog {0} (lock {1}); refusing to start"
+    )]
+    AlreadyRunning(PathBuf, PathBuf),
+    #[error("cannot take the daemon lock {0}: {1}")]
+    Lock(PathBuf, std::io::Error),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(SocketAddr, std::io::Error),
+    #[error("cannot read plans folder {0}: {1}")]
+    Plans(PathBuf, std::io::Error),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+/// State shared by the scheduler, the jobs and the HTTP endpoints.
+pub(crate) struct Shared {
+    pub ctx: Context,
+    pub config: DaemonConfig,
+    pub plans: RwLock<PlanSet>,
+    pub breakers: Breakers,
+    pub global: Arc<Semaphore>,
+    pub regions: std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
+    pub reload_errors: AtomicU64,
+    pub ready: AtomicBool,
+    pub reload: Notify,
+}
+
+impl Shared {
+    pub fn region_limit(&self, region: &str) -> Arc<Semaphore> {
+        let mut map = self.regions.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(region.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.config.max_jobs_per_region)))
+            .clone()
+    }
+}
+
+pub struct Daemon {
+    shared: Arc<Shared>,
+    listener: tokio::net::TcpListener,
+    _lock: std::fs::File,
+}
+
+impl Daemon {
+    /// Takes the daemon lock, opens the catalog, loads the plans and binds
+    /// the HTTP listener (port 0 picks a free one).
+    pub async fn build(config: DaemonConfig) -> Result<Daemon, DaemonError> {
+        let lock_path = PathBuf::from(format!("{}.daemon.lock", config.catalog.display()));
+        if let Some(parent) = lock_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| DaemonError::Lock(lock_path.clone(), e))?;
+        }
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| DaemonError::Lock(lock_path.clone(), e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(DaemonError::AlreadyRunning(
+                    config.catalog.clone(),
+                    lock_path,
+                ))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(DaemonError::Lock(lock_path, e)),
+        }
+        let catalog = Catalog::open(&config.catalog).await?;
+        let ctx = Context {
+            catalog,
+            work_dir: config.work_dir.clone(),
+        };
+        let mut plans = PlanSet::default();
+        let report = plans
+            .reload(&config.plans_dir)
+            .map_err(|e| DaemonError::Plans(config.plans_dir.clone(), e))?;
+        for d in &report.errors {
+            error!(diagnostic = %d, "invalid plan file; not loaded");
+        }
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| DaemonError::Listen(config.listen, e))?;
+        let shared = Arc::new(Shared {
+            breakers: Breakers::new(config.breaker_threshold, config.breaker_cooldown),
+            global: Arc::new(Semaphore::new(config.max_jobs)),
+            regions: Default::default(),
+            reload_errors: AtomicU64::new(report.errors.len() as u64),
+            ready: AtomicBool::new(false),
+            reload: Notify::new(),
+            plans: RwLock::new(plans),
+            ctx,
+            config,
+        });
+        Ok(Daemon {
+            shared,
+            listener,
+            _lock: lock,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub async fn plan_count(&self) -> usize {
+        self.shared.plans.read().await.len()
+    }
+
+    /// A handle that asks the daemon to reload its plans (SIGHUP).
+    pub fn reloader(&self) -> impl Fn() + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move || shared.reload.notify_one()
+    }
+
+    /// Runs until `shutdown` completes, then stops starting work and lets
+    /// running jobs finish within the grace period.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), DaemonError> {
+        let token = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let shared = self.shared.clone();
+
+        // Clean up what a previous daemon left: jobs, points and drills it
+        // was running (it is dead: we hold the daemon lock).
+        let interrupted = shared.ctx.catalog.fail_interrupted_jobs(now_ms()).await?;
+        if !interrupted.is_empty() {
+            warn!(
+                jobs = interrupted.len(),
+                "recorded jobs of a previous daemon run as interrupted"
+            );
+        }
+        let plans: Vec<_> = shared.plans.read().await.plans().cloned().collect();
+        for plan in &plans {
+            if let Err(e) = shared
+                .ctx
+                .catalog
+                .fail_interrupted_backups(&plan.name, now_ms())
+                .await
+            {
+                warn!(plan = %plan.name, error = %e, "cannot record interrupted backups");
+            }
+            if let Err(e) = crate::drill::recover(&shared.ctx, plan).await {
+                warn!(plan = %plan.name, error = %e, "cannot clean up interrupted drills");
+            }
+        }
+
+        let http = {
+            let token = token.clone();
+            let app = http::router(shared.clone());
+            let listener = self.listener;
+            tracker.spawn(async move {
+                let result = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { token.cancelled().await })
+                    .await;
+                if let Err(e) = result {
+                    error!(error = %e, "HTTP server stopped");
+                }
+            })
+        };
+        let scheduler = {
+            let token = token.clone();
+            let tracker2 = tracker.clone();
+            let shared = shared.clone();
+            tokio::spawn(async move { scheduler::run(shared, token, tracker2).await })
+        };
+        shared.ready.store(true, Ordering::SeqCst);
+        info!("daemon running");
+
+        shutdown.await;
+        info!(grace = ?shared.config.grace, "stopping: no new work; waiting for running jobs");
+        shared.ready.store(false, Ordering::SeqCst);
+        token.cancel();
+        let _ = scheduler.await;
+        tracker.close();
+        if tokio::time::timeout(shared.config.grace, tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!("grace period over: jobs still running are abandoned and will be recorded as interrupted at the next start");
+        }
+        drop(http);
+        shared.ctx.catalog.close().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,474 @@
+//! The real daemon process on seconds-granularity schedules: jitter,
+//! restarts, kill -9, reloads, breakers, a second daemon, metrics.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+const SCHEDULES: &str = r#"schedule = "*/2 * * * * *"
+jitter = "1s"
+start_window = "5s"
+completion_window = "60s""#;
+
+/// A plan with backups every 2 s and drills every 3 s (both 1 s jitter).
+fn daemon_plan(env: &Env) -> String {
+    env.local_plan("")
+        .replace("schedule = \"*/15 * * * *\"", SCHEDULES)
+        .replace(
+            "[drill]\n",
+            "[drill]\nschedule = \"*/3 * * * * *\"\njitter = \"1s\"\n",
+        )
+}
+
+struct Daemon {
+    child: Child,
+    addr: String,
+}
+
+impl Daemon {
+    fn start(env: &Env, extra: &[&str]) -> Daemon {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(env.path("daemon.log"))
+            .unwrap();
+        let mut args = vec![
+            "daemon",
+            "--listen",
+            "127.0.0.1:0",
+            "--watch-interval",
+            "200ms",
+            "--grace",
+            "20s",
+        ];
+        args.extend_from_slice(extra);
+        let mut child = env
+            .command(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let mut addr = None;
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if let Some(rest) = line.trim().strip_prefix("health:  http://") {
+                addr = rest.split('/').next().map(String::from);
+                break;
+            }
+        }
+        // Keep draining stdout so the daemon never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let addr = addr.unwrap_or_else(|| {
+            panic!(
+                "the daemon did not start: {}",
+                std::fs::read_to_string(env.path("daemon.log")).unwrap_or_default()
+            )
+        });
+        Daemon { child, addr }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} failed");
+    }
+
+    /// SIGTERM; returns the exit code and how long the stop took.
+    fn stop(mut self) -> (i32, Duration) {
+        let t = Instant::now();
+        self.signal("-TERM");
+        let status = self.child.wait().unwrap();
+        (status.code().unwrap_or(-1), t.elapsed())
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        let mut s = TcpStream::connect(&self.addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let code = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+        (code, body)
+    }
+}
+
+#[derive(Debug)]
+struct JobRow {
+    plan: String,
+    kind: String,
+    slot: i64,
+    scheduled_start: i64,
+    status: String,
+    started_at: Option<i64>,
+    error: String,
+}
+
+fn jobs(env: &Env) -> Vec<JobRow> {
+    let out = sqlite(
+        &env.path("lifeboat.db"),
+        "SELECT plan, kind, slot, scheduled_start, status, COALESCE(started_at, ''), COALESCE(error, '') FROM jobs ORDER BY id",
+    );
+    out.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let f: Vec<&str> = l.splitn(7, '|').collect();
+            JobRow {
+                plan: f[0].into(),
+                kind: f[1].into(),
+                slot: f[2].parse().unwrap(),
+                scheduled_start: f[3].parse().unwrap(),
+                status: f[4].into(),
+                started_at: f[5].parse().ok(),
+                error: f[6].into(),
+            }
+        })
+        .collect()
+}
+
+fn count(env: &Env, sql: &str) -> i64 {
+    sqlite(&env.path("lifeboat.db"), sql).parse().unwrap()
+}
+
+fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn succeeded(env: &Env, kind: &str) -> usize {
+    if !env.path("lifeboat.db").exists() {
+        return 0;
+    }
+    jobs(env)
+        .iter()
+        .filter(|j| j.kind == kind && j.status == "succeeded")
+        .count()
+}
+
+/// Every scheduled job started at slot + the plan's stable jitter offset
+/// (those due once the daemon was up: earlier ones run as soon as it is).
+fn assert_jitter(env: &Env, up_since: i64) {
+    for j in jobs(env)
+        .iter()
+        .filter(|j| j.status == "succeeded" && j.slot % 1000 == 0)
+    {
+        let slot = chrono::DateTime::from_timestamp_millis(j.slot).unwrap();
+        let offset =
+            lifeboat::schedule::jitter_offset(&j.plan, &j.kind, slot, Duration::from_secs(1));
+        assert_eq!(
+            j.scheduled_start,
+            j.slot + offset.as_millis() as i64,
+            "{j:?}"
+        );
+        assert!(
+            j.scheduled_start - j.slot < 1000,
+            "jitter out of bounds: {j:?}"
+        );
+        if j.scheduled_start > up_since {
+            let late = j.started_at.unwrap() - j.scheduled_start;
+            // Generous: other tests load the same two cores; BENCHMARKS.md has the real figure.
+            assert!(
+                (-50..2000).contains(&late),
+                "started {late} ms from its jittered start: {j:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn runs_on_schedule_with_stable_jitter_restarts_and_stops_on_sigterm() {
+    let env = Env::new();
+    env.seed(20);
+    env.write_plan("shop.toml", &daemon_plan(&env));
+    let d = Daemon::start(&env, &[]);
+    let up_since = now_ms() + 1000;
+    assert_eq!(d.get("/healthz").0, 200);
+    wait_for("3 backups and a drill", Duration::from_secs(40), || {
+        succeeded(&env, "backup") >= 3 && succeeded(&env, "drill") >= 1
+    });
+    assert_eq!(d.get("/readyz").0, 200);
+    let (code, metrics) = d.get("/metrics");
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("lifeboat_jobs_total{plan=\"shop\",kind=\"backup\",status=\"succeeded\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lifeboat_newest_point_age_seconds{plan=\"shop\",region=\"dr\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lifeboat_last_drill_passed{plan=\"shop\"} 1"),
+        "{metrics}"
+    );
+    let (code, took) = d.stop();
+    assert_eq!(code, 0);
+    assert!(took < Duration::from_secs(10), "SIGTERM took {took:?}");
+    assert_jitter(&env, up_since);
+    let before = jobs(&env).len();
+
+    // A restart keeps the schedule: same offsets, no slot run twice.
+    let d = Daemon::start(&env, &[]);
+    let up_since = now_ms() + 1000;
+    wait_for(
+        "more backups after restart",
+        Duration::from_secs(30),
+        || jobs(&env).len() >= before + 3,
+    );
+    let (code, _) = d.stop();
+    assert_eq!(code, 0);
+    assert_jitter(&env, up_since);
+    assert_eq!(count(&env, "SELECT COUNT(*) FROM (SELECT plan, slot FROM backup_runs WHERE slot IS NOT NULL GROUP BY plan, slot HAVING COUNT(*) > 1)"), 0);
+    assert_eq!(
+        count(
+            &env,
+            "SELECT COUNT(*) FROM (SELECT run_id FROM points GROUP BY run_id HAVING COUNT(*) > 4)"
+        ),
+        0
+    );
+    assert_eq!(
+        count(&env, "SELECT COUNT(*) FROM jobs WHERE status = 'running'"),
+        0
+    );
+    // The drills restored copies in dr and cleaned up after themselves.
+    assert!(files_under(&env.path("work/drills")).is_empty());
+}
+
+#[test]
+fn kill_9_during_a_backup_and_a_drill_leaves_nothing_stuck_or_duplicated() {
+    let env = Env::new();
+    env.seed(20);
+    let big = env.path("data/files/big");
+    std::fs::create_dir_all(&big).unwrap();
+    for i in 0..8 {
+        std::fs::write(
+            big.join(format!("blob-{i}.bin")),
+            pseudo_random(32 << 20, i),
+        )
+        .unwrap();
+    }
+    env.write_plan("shop.toml", &daemon_plan(&env));
+
+    // 1. kill -9 while a backup writes its artifact.
+    let d = Daemon::start(&env, &[]);
+    let vault = env.path("vaults/primary/shop/files");
+    wait_for("a backup writing", Duration::from_secs(30), || {
+        std::fs::read_dir(&vault)
+            .map(|r| {
+                r.filter_map(|e| e.ok())
+                    .any(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+            })
+            .unwrap_or(false)
+    });
+    d.kill9();
+
+    // 2. kill -9 while a drill restores.
+    let d = Daemon::start(&env, &[]);
+    let drills = env.path("work/drills");
+    wait_for("a drill restoring", Duration::from_secs(60), || {
+        std::fs::read_dir(&drills)
+            .map(|mut r| r.next().is_some())
+            .unwrap_or(false)
+    });
+    d.kill9();
+    assert!(
+        !files_under(&drills).is_empty(),
+        "the killed drill left data behind (as a crash would)"
+    );
+
+    // 3. Restart with small data: everything interrupted is recorded, cleaned, and work goes on.
+    std::fs::remove_dir_all(&big).unwrap();
+    let d = Daemon::start(&env, &[]);
+    let start = jobs(&env).len();
+    wait_for("jobs after the crashes", Duration::from_secs(30), || {
+        jobs(&env)
+            .iter()
+            .skip(start)
+            .filter(|j| j.status == "succeeded")
+            .count()
+            >= 3
+    });
+    let (code, _) = d.stop();
+    assert_eq!(code, 0);
+    for table in ["jobs", "points", "drills", "backup_runs"] {
+        assert_eq!(
+            count(
+                &env,
+                &format!("SELECT COUNT(*) FROM {table} WHERE status = 'running'")
+            ),
+            0,
+            "{table} has running rows"
+        );
+    }
+    let interrupted = jobs(&env)
+        .into_iter()
+        .filter(|j| j.error.contains("interrupted"))
+        .count();
+    assert!(
+        interrupted >= 2,
+        "both killed jobs are recorded as interrupted"
+    );
+    assert_eq!(
+        count(
+            &env,
+            "SELECT COUNT(*) FROM drills WHERE error LIKE 'interrupted%'"
+        ),
+        1
+    );
+    assert!(
+        files_under(&drills).is_empty(),
+        "leftover drill data: {:?}",
+        files_under(&drills)
+    );
+    assert_eq!(count(&env, "SELECT COUNT(*) FROM (SELECT plan, slot FROM backup_runs WHERE slot IS NOT NULL GROUP BY plan, slot HAVING COUNT(*) > 1)"), 0);
+    assert_eq!(
+        count(
+            &env,
+            "SELECT COUNT(*) FROM (SELECT run_id FROM points GROUP BY run_id HAVING COUNT(*) > 4)"
+        ),
+        0
+    );
+}
+
+#[test]
+fn a_broken_edit_is_reported_and_the_last_good_plan_keeps_running() {
+    let env = Env::new();
+    env.seed(20);
+    let plan = env.write_plan("shop.toml", &daemon_plan(&env));
+    let d = Daemon::start(&env, &[]);
+    wait_for("a first backup", Duration::from_secs(30), || {
+        succeeded(&env, "backup") >= 1
+    });
+    // Broken edit, noticed by the file watch.
+    std::fs::write(
+        &plan,
+        daemon_plan(&env).replace("rto = \"10m\"", "rto = \"10 minutes please\""),
+    )
+    .unwrap();
+    let log = env.path("daemon.log");
+    let expected = format!("{}:3:7: invalid duration", plan.display());
+    wait_for(
+        "the reload error in the log",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .contains(&expected)
+        },
+    );
+    // SIGHUP with the broken file: still reported, still running.
+    d.signal("-HUP");
+    let after = succeeded(&env, "backup");
+    wait_for(
+        "backups continuing with the last good plan",
+        Duration::from_secs(20),
+        || succeeded(&env, "backup") >= after + 2,
+    );
+    let (_, metrics) = d.get("/metrics");
+    assert!(
+        !metrics.contains("lifeboat_plan_reload_errors_total 0"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("lifeboat_plans 1"));
+    let (code, _) = d.stop();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn a_failing_vault_opens_the_breaker_and_slots_are_recorded_missed() {
+    let env = Env::new();
+    env.seed(20);
+    // The primary vault is a file: every backup fails writing to it.
+    std::fs::create_dir_all(env.path("vaults")).unwrap();
+    std::fs::write(env.path("vaults/primary"), b"not a folder").unwrap();
+    env.write_plan("shop.toml", &daemon_plan(&env));
+    let d = Daemon::start(
+        &env,
+        &["--breaker-threshold", "2", "--breaker-cooldown", "1h"],
+    );
+    wait_for("the breaker to stop slots", Duration::from_secs(40), || {
+        jobs(&env)
+            .iter()
+            .filter(|j| j.kind == "backup" && j.error.contains("circuit open"))
+            .count()
+            >= 3
+    });
+    let runs = count(&env, "SELECT COUNT(*) FROM backup_runs");
+    assert_eq!(
+        runs, 2,
+        "only the failures that opened the breaker reached the vault"
+    );
+    let failed: Vec<JobRow> = jobs(&env)
+        .into_iter()
+        .filter(|j| j.kind == "backup" && j.status == "failed")
+        .collect();
+    assert_eq!(failed.len(), 2);
+    let (_, metrics) = d.get("/metrics");
+    assert!(
+        metrics.contains("lifeboat_breaker_open{breaker=\"vault primary file://"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("lifeboat_missed_slots_total{plan=\"shop\",kind=\"backup\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "lifeboat_objective_breach{plan=\"shop\",objective=\"rpo\",region=\"primary\"} 1"
+        ),
+        "{metrics}"
+    );
+    let (code, _) = d.stop();
+    assert_eq!(code, 0);
+    // Missed slots show in the report too.
+    let (report, _) = env.json(&["report", "--format", "json"]);
+    assert!(
+        report["plans"][0]["backups"]["missed"].as_u64().unwrap() >= 3,
+        "{report}"
+    );
+}
+
+#[test]
+fn a_second_daemon_on_the_same_catalog_refuses_to_start() {
+    let env = Env::new();
+    env.seed(5);
+    env.write_plan("shop.toml", &daemon_plan(&env));
+    let first = Daemon::start(&env, &[]);
+    let out = env.run(&["daemon", "--listen", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("another lifeboat daemon is already running"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        first.get("/healthz").0,
+        200,
+        "the first daemon is unaffected"
+    );
+    let (code, _) = first.stop();
+    assert_eq!(code, 0);
+}
