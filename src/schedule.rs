@@ -441,3 +441,68 @@ mod tests {
         assert_eq!(max, Duration::from_secs(3 * 86_400));
     }
 }
+
+/// One upcoming run of some plan, for the schedule preview.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedRun {
+    pub plan: String,
+    pub kind: &'static str,
+    /// Where the run puts its load: the primary region for backups, the
+    /// drill region for drills.
+    pub region: String,
+    pub slot: DateTime<Utc>,
+    pub start: DateTime<Utc>,
+}
+
+/// Pairs (indices into `runs`, sorted by start) of runs of different plans
+/// on the same region starting less than `window` apart: load that could be
+/// spread with jitter or another minute.
+pub fn collisions(runs: &[PlannedRun], window: Duration) -> Vec<(usize, usize)> {
+    let window = chrono::Duration::from_std(window).unwrap_or_default();
+    let mut out = Vec::new();
+    for i in 0..runs.len() {
+        for j in i + 1..runs.len() {
+            if runs[j].start - runs[i].start >= window {
+                break;
+            }
+            if runs[i].plan != runs[j].plan && runs[i].region == runs[j].region {
+                out.push((i, j));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod preview_tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn run(plan: &str, region: &str, secs: i64) -> PlannedRun {
+        let t =
+            Utc.with_ymd_and_hms(2026, 11, 25, 3, 0, 0).unwrap() + chrono::Duration::seconds(secs);
+        PlannedRun {
+            plan: plan.into(),
+            kind: "backup",
+            region: region.into(),
+            slot: t,
+            start: t,
+        }
+    }
+
+    #[test]
+    fn collisions_need_two_plans_one_region_and_a_short_gap() {
+        let runs = vec![
+            run("a", "east", 0),
+            run("b", "east", 20),
+            run("c", "west", 25),
+            run("a", "east", 50),
+            run("d", "east", 200),
+        ];
+        assert_eq!(
+            collisions(&runs, Duration::from_secs(60)),
+            vec![(0, 1), (1, 3)]
+        );
+        assert!(collisions(&runs, Duration::from_secs(10)).is_empty());
+    }
+}

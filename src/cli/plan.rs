@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::{bad_input, print_json, Cli};
 use lifeboat::plan::load_file;
-use lifeboat::schedule::Timing;
+use lifeboat::schedule::{collisions, PlannedRun, Timing};
 
 #[derive(Debug, Subcommand)]
 pub enum PlanCommand {
@@ -19,11 +19,20 @@ pub enum PlanCommand {
         /// Plan files [default: every *.toml in the plans folder].
         paths: Vec<PathBuf>,
     },
-    /// The next backup and drill times of a plan, jitter applied.
+    /// The next backup and drill times of a plan, jitter applied (--all:
+    /// every plan's, with collisions flagged).
     Show {
-        name: String,
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        name: Option<String>,
+        /// Every plan, merged in time order, flagging runs of different
+        /// plans on the same region that start close together.
+        #[arg(long)]
+        all: bool,
         #[arg(long, default_value_t = 5)]
         next: usize,
+        /// How close two runs on one region must be to count as a collision.
+        #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
+        collision_window: std::time::Duration,
         #[arg(long)]
         json: bool,
     },
@@ -32,7 +41,18 @@ pub enum PlanCommand {
 pub async fn run(cli: &Cli, cmd: &PlanCommand) -> Result<ExitCode> {
     match cmd {
         PlanCommand::Validate { paths } => validate(cli, paths),
-        PlanCommand::Show { name, next, json } => show(cli, name, *next, *json),
+        PlanCommand::Show {
+            name: Some(name),
+            next,
+            json,
+            ..
+        } => show(cli, name, *next, *json),
+        PlanCommand::Show {
+            next,
+            json,
+            collision_window,
+            ..
+        } => show_all(cli, *next, *collision_window, *json),
     }
 }
 
@@ -157,6 +177,85 @@ fn show(cli: &Cli, name: &str, next: usize, json_out: bool) -> Result<ExitCode> 
             "\nno drill schedule: drills run only by hand (lifeboat drill run {})",
             plan.name
         ),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show_all(
+    cli: &Cli,
+    next: usize,
+    window: std::time::Duration,
+    json_out: bool,
+) -> Result<ExitCode> {
+    let plans = cli.plans_or_one(None)?;
+    let now = Utc::now();
+    let mut runs: Vec<PlannedRun> = Vec::new();
+    for plan in &plans {
+        let mut add = |t: &Timing, kind: &'static str, region: &str| {
+            for r in t.upcoming(&plan.name, kind, now, next) {
+                runs.push(PlannedRun {
+                    plan: plan.name.clone(),
+                    kind,
+                    region: region.to_string(),
+                    slot: r.slot,
+                    start: r.start,
+                });
+            }
+        };
+        add(&plan.backup.timing, "backup", &plan.backup.primary_region);
+        if let Some(t) = &plan.drill.timing {
+            add(t, "drill", &plan.drill.region);
+        }
+    }
+    runs.sort_by(|a, b| a.start.cmp(&b.start).then(a.plan.cmp(&b.plan)));
+    let pairs = collisions(&runs, window);
+    let mut with: Vec<Vec<usize>> = vec![Vec::new(); runs.len()];
+    for (i, j) in &pairs {
+        with[*i].push(*j);
+        with[*j].push(*i);
+    }
+    let fmt = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    if json_out {
+        let items: Vec<_> = runs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                json!({
+                    "plan": r.plan,
+                    "kind": r.kind,
+                    "region": r.region,
+                    "slot": fmt(r.slot),
+                    "start": fmt(r.start),
+                    "collides_with": with[i].iter().map(|j| json!({"plan": runs[*j].plan, "kind": runs[*j].kind, "start": fmt(runs[*j].start)})).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        print_json(&json!({ "runs": items, "collisions": pairs.len() }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (i, r) in runs.iter().enumerate() {
+        let mut line = format!(
+            "{}  {:<6} {:<20} {:<14}",
+            fmt(r.start),
+            r.kind,
+            r.plan,
+            r.region
+        );
+        if !with[i].is_empty() {
+            let others: Vec<String> = with[i]
+                .iter()
+                .map(|j| format!("{} {}", runs[*j].plan, runs[*j].kind))
+                .collect();
+            line.push_str(&format!("  COLLIDES with {}", others.join(", ")));
+        }
+        println!("{}", line.trim_end());
+    }
+    if !pairs.is_empty() {
+        println!(
+            "\n{} collision(s): runs of different plans on one region less than {} apart; spread them with jitter or other minutes",
+            pairs.len(),
+            humantime::format_duration(window)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

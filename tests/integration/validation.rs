@@ -358,3 +358,46 @@ fn the_shipped_plans_are_valid() {
         assert!(!loaded.plans.is_empty());
     }
 }
+
+#[test]
+fn plan_show_all_flags_collisions_on_one_region() {
+    let env = Env::new();
+    // Two plans, same cron, same primary region label, no jitter: they collide.
+    let a = BASE.replace("jitter = \"2m\"\n", "");
+    let b = a.replace("name = \"orders\"", "name = \"billing\"");
+    env.write_plan("a.toml", &a);
+    env.write_plan("b.toml", &b);
+    let (v, code) = env.json(&["plan", "show", "--all", "--next", "2", "--json"]);
+    assert_eq!(code, 0);
+    assert!(v["collisions"].as_u64().unwrap() >= 2, "{v}");
+    let first = &v["runs"][0];
+    assert_eq!(first["kind"], "backup");
+    assert_eq!(first["collides_with"][0]["kind"], "backup");
+    let out = env.run(&["plan", "show", "--all"]);
+    assert!(stdout(&out).contains("COLLIDES with"), "{}", stdout(&out));
+    // With jitter the backups spread out.
+    env.write_plan("a.toml", BASE);
+    env.write_plan(
+        "b.toml",
+        &BASE
+            .replace("name = \"orders\"", "name = \"billing\"")
+            .replace("*/15 * * * *", "7-59/15 * * * *"),
+    );
+    let (v, _) = env.json(&[
+        "plan",
+        "show",
+        "--all",
+        "--next",
+        "3",
+        "--json",
+        "--collision-window",
+        "30s",
+    ]);
+    let backups_colliding = v["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"] == "backup" && !r["collides_with"].as_array().unwrap().is_empty())
+        .count();
+    assert_eq!(backups_colliding, 0, "{v}");
+}
