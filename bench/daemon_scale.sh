@@ -4,12 +4,14 @@
 #   from slot + jitter under a per-minute schedule, resident memory, and
 #   idle CPU once nothing is due.
 #
-#   bench/daemon_scale.sh              # 1000 plans, 3 minutes of per-minute backups
-#   PLANS=200 MINUTES=2 bench/daemon_scale.sh
+#   bench/daemon_scale.sh              # 1000 plans backed up every 2 minutes, for 4 minutes
+#   PLANS=200 MINUTES=2 SCHEDULE="* * * * *" JITTER=50s bench/daemon_scale.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PLANS=${PLANS:-1000}
-MINUTES=${MINUTES:-3}
+MINUTES=${MINUTES:-4}
+SCHEDULE=${SCHEDULE:-*/2 * * * *}
+JITTER=${JITTER:-100s}
 IDLE_SECONDS=${IDLE_SECONDS:-60}
 for tool in sqlite3 curl python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
@@ -32,7 +34,7 @@ rto = "1h"
 rpo = "1d"
 [backup]
 schedule = "$1"
-jitter = "50s"
+jitter = "$JITTER"
 start_window = "5m"
 primary_region = "a"
 copy_to = ["b"]
@@ -50,7 +52,7 @@ TOML
   done
 }
 
-write_plans "* * * * *"
+write_plans "$SCHEDULE"
 t0=$(date +%s.%N)
 "$BIN" --catalog "$root/lifeboat.db" --plans "$root/plans" --work-dir "$root/work" \
   daemon --listen 127.0.0.1:0 --max-jobs 8 --max-jobs-per-region 8 --watch-interval 5s \
@@ -61,7 +63,7 @@ addr=$(sed -n 's/.*health:  http:\/\/\([^/]*\)\/.*/\1/p' "$root/stdout")
 until [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$addr/readyz")" = 200 ]; do sleep 0.05; done
 t1=$(date +%s.%N)
 startup=$(python3 -c "print(f'{$t1 - $t0:.2f}')")
-echo "started with $PLANS plans in ${startup}s; running per-minute backups for $MINUTES minutes..." >&2
+echo "started with $PLANS plans in ${startup}s; running backups ($SCHEDULE, jitter $JITTER) for $MINUTES minutes..." >&2
 sleep $((MINUTES * 60))
 rss_busy=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
 
@@ -82,7 +84,7 @@ import sys
 late = sorted(int(x) for x in open(sys.argv[1]) if x.strip())
 def pct(p): return late[min(len(late) - 1, int(p * len(late)))] if late else float("nan")
 cpu = ($c1 - $c0) / $hz / ($s1 - $s0) * 100
-print(f"plans: $PLANS; per-minute backups for $MINUTES min, {len(late)} scheduled backups measured")
+print(f"plans: $PLANS; backups \"$SCHEDULE\" with jitter $JITTER for $MINUTES min, {len(late)} scheduled backups measured")
 print(f"start-up (spawn -> /readyz 200): ${startup} s")
 print(f"start - (slot + jitter), ms: p50 {pct(0.5)}  p99 {pct(0.99)}  max {late[-1] if late else 'n/a'}")
 print(f"resident memory: {$rss_busy/1024:.0f} MiB while busy, {$rss_idle/1024:.0f} MiB idle")

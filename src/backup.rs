@@ -89,10 +89,8 @@ pub async fn run(
             Ok((snap, location)) => {
                 let mut flags = snap.flags.clone();
                 if let Some(prev) = cat
-                    .complete_points(&plan.name, &res.name, primary)
+                    .newest_complete_point(&plan.name, &res.name, primary)
                     .await?
-                    .into_iter()
-                    .next()
                 {
                     if shrunk(&prev, snap.file_count as i64, snap.content_bytes as i64) {
                         warn!(resource = %res.name, previous = prev.id, "point is far smaller than the previous one: flagged `shrunk`");

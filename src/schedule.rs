@@ -24,6 +24,9 @@ pub struct Cron {
     main: cron::Schedule,
     /// When both day fields are restricted: the day-of-month alternative.
     alternative: Option<cron::Schedule>,
+    /// How long until the expression's pattern repeats (a day, a week or a
+    /// year), which bounds how far `gap_bounds` must look.
+    period_days: i64,
 }
 
 const DAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
@@ -92,10 +95,21 @@ impl Cron {
         };
         // An expression that can never fire (e.g. 30 February) is an error,
         // not a plan that silently never runs.
+        let yearly = dom_restricted
+            || !is_any(&fields[dom_index + 1])
+            || fields.get(dom_index + 3).is_some_and(|y| !is_any(y));
+        let period_days = if yearly {
+            366
+        } else if dow_restricted {
+            7
+        } else {
+            1
+        };
         let probe = Cron {
             source: expr.to_string(),
             main,
             alternative,
+            period_days,
         };
         if probe.next_after(Utc::now(), chrono_tz::UTC).is_none() {
             return Err(format!("cron expression `{expr}` never fires"));
@@ -143,13 +157,14 @@ impl Cron {
         out
     }
 
-    /// Shortest and longest gap between consecutive slots over the year
-    /// after `from` (at most `max_samples` slots), used by validation: the
-    /// jitter must be shorter than the shortest gap, and the longest gap
-    /// bounds the RPO the schedule can keep.
+    /// Shortest and longest gap between consecutive slots over one period
+    /// of the expression after `from` (a day, a week or a year, plus a day;
+    /// at most `MAX_SAMPLES` slots), used by validation: the jitter must be
+    /// shorter than the shortest gap, and the longest gap bounds the RPO the
+    /// schedule can keep.
     pub fn gap_bounds(&self, from: DateTime<Utc>, tz: Tz) -> Option<(Duration, Duration)> {
-        const MAX_SAMPLES: usize = 20_000;
-        let horizon = from + chrono::Duration::days(366);
+        const MAX_SAMPLES: usize = 100_000;
+        let horizon = from + chrono::Duration::days(self.period_days + 1);
         let mut prev = self.next_after(from, tz)?;
         let mut min = Duration::MAX;
         let mut max = Duration::ZERO;

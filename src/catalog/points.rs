@@ -224,6 +224,35 @@ impl Catalog {
         .await?)
     }
 
+    /// The newest complete point of one resource in one region.
+    pub async fn newest_complete_point(
+        &self,
+        plan: &str,
+        resource: &str,
+        region: &str,
+    ) -> Result<Option<Point>, CatalogError> {
+        Ok(sqlx::query_as::<_, Point>(
+            "SELECT * FROM points WHERE plan = ? AND resource = ? AND region = ? AND status = 'complete'
+             ORDER BY data_time DESC, id DESC LIMIT 1",
+        )
+        .bind(plan)
+        .bind(resource)
+        .bind(region)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Plans with points or drills still marked running.
+    pub async fn plans_with_running_work(&self) -> Result<Vec<String>, CatalogError> {
+        Ok(sqlx::query_scalar(
+            "SELECT plan FROM points WHERE status = 'running'
+             UNION SELECT plan FROM backup_runs WHERE status = 'running'
+             UNION SELECT plan FROM drills WHERE status = 'running'",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Every point of a plan that was ever complete (deleted ones included),
     /// for the exposure timeline.
     pub async fn ever_complete_points(&self, plan: &str) -> Result<Vec<Point>, CatalogError> {

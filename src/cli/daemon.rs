@@ -35,6 +35,10 @@ pub struct DaemonArgs {
     /// How often the plans folder is checked for edits.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub watch_interval: Duration,
+    /// Pinged (GET) after each successful job: a dead man's switch such as a
+    /// healthchecks URL. Only its host is ever logged.
+    #[arg(long, env = "LIFEBOAT_HEARTBEAT_URL", hide_env_values = true)]
+    pub heartbeat_url: Option<String>,
 }
 
 pub async fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
@@ -60,6 +64,7 @@ pub async fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
         breaker_cooldown: args.breaker_cooldown,
         grace: args.grace,
         watch_interval: args.watch_interval.max(Duration::from_millis(100)),
+        heartbeat_url: args.heartbeat_url.clone(),
     };
     let daemon = Daemon::build(config).await?;
     let addr = daemon.local_addr()?;

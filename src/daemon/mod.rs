@@ -8,6 +8,7 @@
 //! `TaskTracker` waits for running jobs, up to a grace period.
 
 mod breaker;
+mod heartbeat;
 mod http;
 mod plans;
 mod scheduler;
@@ -46,6 +47,8 @@ pub struct DaemonConfig {
     pub grace: Duration,
     /// How often the plans folder is checked for edits.
     pub watch_interval: Duration,
+    /// Pinged after each successful job (a dead man's switch).
+    pub heartbeat_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +63,8 @@ pub enum DaemonError {
     Listen(SocketAddr, std::io::Error),
     #[error("cannot read plans folder {0}: {1}")]
     Plans(PathBuf, std::io::Error),
+    #[error("{0}")]
+    Config(String),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
 }
@@ -75,6 +80,7 @@ pub(crate) struct Shared {
     pub reload_errors: AtomicU64,
     pub ready: AtomicBool,
     pub reload: Notify,
+    pub heartbeat: Option<heartbeat::Heartbeat>,
 }
 
 impl Shared {
@@ -116,6 +122,15 @@ impl Daemon {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(DaemonError::Lock(lock_path, e)),
         }
+        let heartbeat = config
+            .heartbeat_url
+            .as_deref()
+            .map(heartbeat::Heartbeat::new)
+            .transpose()
+            .map_err(DaemonError::Config)?;
+        if let Some(h) = &heartbeat {
+            info!(host = %h.host(), "heartbeat pings after each successful job");
+        }
         let catalog = Catalog::open(&config.catalog).await?;
         let ctx = Context {
             catalog,
@@ -138,6 +153,7 @@ impl Daemon {
             reload_errors: AtomicU64::new(report.errors.len() as u64),
             ready: AtomicBool::new(false),
             reload: Notify::new(),
+            heartbeat,
             plans: RwLock::new(plans),
             ctx,
             config,
@@ -182,15 +198,32 @@ impl Daemon {
                 "recorded jobs of a previous daemon run as interrupted"
             );
         }
-        let plans: Vec<_> = shared.plans.read().await.plans().cloned().collect();
+        let with_running = shared.ctx.catalog.plans_with_running_work().await?;
+        let plans: Vec<_> = shared
+            .plans
+            .read()
+            .await
+            .plans()
+            .filter(|p| with_running.contains(&p.name))
+            .cloned()
+            .collect();
         for plan in &plans {
-            if let Err(e) = shared
-                .ctx
-                .catalog
-                .fail_interrupted_backups(&plan.name, now_ms())
-                .await
+            // Only when no `lifeboat backup run` of the plan holds its lock.
+            match crate::locks::PlanLock::try_acquire(&shared.ctx.locks_dir(), &plan.name, "backup")
             {
-                warn!(plan = %plan.name, error = %e, "cannot record interrupted backups");
+                Ok(_lock) => {
+                    if let Err(e) = shared
+                        .ctx
+                        .catalog
+                        .fail_interrupted_backups(&plan.name, now_ms())
+                        .await
+                    {
+                        warn!(plan = %plan.name, error = %e, "cannot record interrupted backups");
+                    }
+                }
+                Err(e) => {
+                    warn!(plan = %plan.name, error = %e, "not touching its running backup rows")
+                }
             }
             if let Err(e) = crate::drill::recover(&shared.ctx, plan).await {
                 warn!(plan = %plan.name, error = %e, "cannot clean up interrupted drills");

@@ -197,10 +197,10 @@ async fn first_run_if_needed(
         match shared
             .ctx
             .catalog
-            .complete_points(&plan.name, &res.name, &plan.backup.primary_region)
+            .newest_complete_point(&plan.name, &res.name, &plan.backup.primary_region)
             .await
         {
-            Ok(points) if points.is_empty() => missing = true,
+            Ok(None) => missing = true,
             Ok(_) => {}
             Err(e) => warn!(plan = %plan.name, error = %e, "cannot read the catalog"),
         }
@@ -424,7 +424,12 @@ async fn run_job(
     };
     let outcome = execute(&shared, &token, &plan, kind, run, trigger).await;
     match outcome.status {
-        "succeeded" => info!("job succeeded"),
+        "succeeded" => {
+            info!("job succeeded");
+            if let Some(h) = &shared.heartbeat {
+                h.ping();
+            }
+        }
         "missed" => warn!(
             reason = outcome.error.as_deref().unwrap_or(""),
             "job missed"

@@ -287,18 +287,21 @@ impl Validator<'_> {
 
     /// Jitter must be shorter than the shortest interval between slots, or
     /// runs could overtake each other.
-    fn check_jitter(&mut self, cron: &Cron, tz: Tz, jitter: Duration, span: Range<usize>) {
-        if let Some((min_gap, _)) = cron.gap_bounds(Utc::now(), tz) {
-            if jitter >= min_gap {
-                self.error(
-                    span,
-                    format!(
-                        "jitter {} is not shorter than the schedule's interval {}",
-                        humantime::format_duration(jitter),
-                        humantime::format_duration(min_gap)
-                    ),
-                );
-            }
+    fn check_jitter(
+        &mut self,
+        (min_gap, _): (Duration, Duration),
+        jitter: Duration,
+        span: Range<usize>,
+    ) {
+        if jitter >= min_gap {
+            self.error(
+                span,
+                format!(
+                    "jitter {} is not shorter than the schedule's interval {}",
+                    humantime::format_duration(jitter),
+                    humantime::format_duration(min_gap)
+                ),
+            );
         }
     }
 
@@ -420,10 +423,15 @@ impl Validator<'_> {
         let tz = self.timezone(b.timezone.as_ref());
         let cron = self.cron(&b.schedule);
         let jitter = self.optional_duration("jitter", b.jitter.as_ref(), Duration::ZERO);
-        if let (Some(cron), Some(tz), Some(jitter), Some(span)) =
-            (&cron, tz, jitter, b.jitter.as_ref().map(|j| j.span()))
+        // Computed once: it walks a period of the schedule.
+        let backup_gaps = match (&cron, tz) {
+            (Some(cron), Some(tz)) => cron.gap_bounds(Utc::now(), tz),
+            _ => None,
+        };
+        if let (Some(gaps), Some(jitter), Some(span)) =
+            (backup_gaps, jitter, b.jitter.as_ref().map(|j| j.span()))
         {
-            self.check_jitter(cron, tz, jitter, span);
+            self.check_jitter(gaps, jitter, span);
         }
         let start_window = match &b.start_window {
             Some(v) => self.positive_duration("start_window", v),
@@ -546,8 +554,8 @@ impl Validator<'_> {
         });
 
         // Objectives that the schedule cannot meet by construction.
-        if let (Some(cron), Some(tz), Some(jitter), Some(rpo)) = (&cron, tz, jitter, rpo) {
-            if let Some((_, max_gap)) = cron.gap_bounds(Utc::now(), tz) {
+        if let (Some(jitter), Some(rpo)) = (jitter, rpo) {
+            if let Some((_, max_gap)) = backup_gaps {
                 let worst = max_gap.saturating_add(jitter);
                 if worst >= rpo {
                     self.warning(
@@ -743,7 +751,9 @@ impl Validator<'_> {
                 if let (Some(cron), Some(tz), Some(jitter), Some(span)) =
                     (&cron, tz, jitter, d.jitter.as_ref().map(|j| j.span()))
                 {
-                    self.check_jitter(cron, tz, jitter, span);
+                    if let Some(gaps) = cron.gap_bounds(Utc::now(), tz) {
+                        self.check_jitter(gaps, jitter, span);
+                    }
                 }
                 match (cron, tz, jitter) {
                     (Some(cron), Some(timezone), Some(jitter)) => Some(Some(Timing {

@@ -54,10 +54,8 @@ pub async fn build(
             let mut flags = Vec::new();
             for res in &plan.resources {
                 let newest = cat
-                    .complete_points(&plan.name, &res.name, region)
-                    .await?
-                    .into_iter()
-                    .next();
+                    .newest_complete_point(&plan.name, &res.name, region)
+                    .await?;
                 match newest {
                     Some(p) => {
                         let dt = p.data_time.unwrap_or(p.started_at);

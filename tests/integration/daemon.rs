@@ -472,3 +472,41 @@ fn a_second_daemon_on_the_same_catalog_refuses_to_start() {
     let (code, _) = first.stop();
     assert_eq!(code, 0);
 }
+
+#[test]
+fn the_heartbeat_is_pinged_after_successful_jobs_and_its_token_never_logged() {
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let env = Env::new();
+    env.seed(5);
+    env.write_plan("shop.toml", &daemon_plan(&env));
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let pings = Arc::new(AtomicUsize::new(0));
+    let counter = pings.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 2048];
+            let n = s.read(&mut buf).unwrap_or(0);
+            if String::from_utf8_lossy(&buf[..n]).starts_with("GET /ping/s3cr3t-token") {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+            let _ =
+                s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nOK");
+        }
+    });
+    let url = format!("http://127.0.0.1:{port}/ping/s3cr3t-token");
+    let d = Daemon::start(&env, &["--heartbeat-url", &url]);
+    wait_for("two heartbeat pings", Duration::from_secs(30), || {
+        pings.load(Ordering::SeqCst) >= 2
+    });
+    let (code, _) = d.stop();
+    assert_eq!(code, 0);
+    let log = std::fs::read_to_string(env.path("daemon.log")).unwrap();
+    assert!(
+        !log.contains("s3cr3t"),
+        "the heartbeat token leaked into the log"
+    );
+}
