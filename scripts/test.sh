@@ -17,4 +17,12 @@ if [ ${#need[@]} -gt 0 ]; then
   fi
 fi
 
+# moto's server mode: the S3/RDS-speaking server the AWS tests run against
+# (5.2.3 or later: earlier versions break the Rust SDK's multipart uploads).
+MOTO_VERSION=5.2.5
+if ! .venv/bin/python -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+
 cargo test --locked --all-targets "$@"

@@ -11,7 +11,7 @@ use crate::locks::{LockError, PlanLock};
 use crate::plan::{Plan, Resource};
 use crate::resource::{self, ArtifactKeys};
 use crate::time::now_ms;
-use crate::vault::Vault;
+use crate::vault::{Vault, VaultTarget};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
@@ -58,7 +58,7 @@ pub async fn run(
     info!(run_id, "backup started");
 
     let primary = &plan.backup.primary_region;
-    let primary_vault = region_vault(plan, primary);
+    let primary_vault = region_vault(plan, primary).await;
     let mut point_ids = Vec::new();
     let mut taken: Vec<(i64, &Resource, ArtifactKeys)> = Vec::new();
     let mut failures = 0usize;
@@ -127,7 +127,7 @@ pub async fn run(
     // not compete with the others for the same source.
     if let Ok(src_vault) = &primary_vault {
         for region in &plan.backup.copy_to {
-            let dst_vault = region_vault(plan, region);
+            let dst_vault = region_vault(plan, region).await;
             for (source_id, res, keys) in &taken {
                 let Some(source) = cat.point(*source_id).await? else {
                     continue;
@@ -148,17 +148,8 @@ pub async fn run(
                     Ok(dst) => resource::copy_artifacts(src_vault, keys, dst)
                         .await
                         .map_err(|e| e.to_string())
-                        .and_then(|c| {
-                            if Some(&c.sha256) == source.sha256.as_ref() {
-                                Ok((c, dst.location(&keys.artifact)))
-                            } else {
-                                Err(format!(
-                                    "copied bytes have sha256 {}, the source point recorded {}",
-                                    c.sha256,
-                                    source.sha256.as_deref().unwrap_or("?")
-                                ))
-                            }
-                        }),
+                        .and_then(|c| verify_copy(&source, c))
+                        .map(|c| (c, dst.location(&keys.artifact))),
                     Err(e) => Err(e.clone()),
                 };
                 match copied {
@@ -172,7 +163,7 @@ pub async fn run(
                                 size_bytes: c.size,
                                 content_bytes: source.content_bytes.unwrap_or(0) as u64,
                                 file_count: source.file_count.unwrap_or(0) as u64,
-                                sha256: c.sha256,
+                                sha256: c.sha256.unwrap_or_default(),
                                 location,
                                 flags: source.flag_list().iter().map(|s| s.to_string()).collect(),
                             },
@@ -220,13 +211,47 @@ pub async fn run(
 }
 
 /// The vault of a plan's region, or why there is none.
-pub fn region_vault(plan: &Plan, region: &str) -> Result<Vault, String> {
-    let url = plan
+pub async fn region_vault(plan: &Plan, region: &str) -> Result<Vault, String> {
+    let r = plan
         .regions
         .get(region)
-        .and_then(|r| r.vault.as_deref())
+        .ok_or_else(|| format!("plan has no region {region}"))?;
+    let url = r
+        .vault
+        .as_deref()
         .ok_or_else(|| format!("region {region} has no vault"))?;
-    Vault::from_url(url).map_err(|e| e.to_string())
+    Vault::open(VaultTarget {
+        url,
+        region,
+        aws: plan.aws.as_ref(),
+        kms_key: r.kms_key.as_deref(),
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// A streamed copy must hash like its source; a server-side copy (no hash
+/// of ours: the store verified its checksums) must at least have its size.
+fn verify_copy(
+    source: &Point,
+    c: crate::vault::CopyOutcome,
+) -> Result<crate::vault::CopyOutcome, String> {
+    match &c.sha256 {
+        Some(sha) if Some(sha) != source.sha256.as_ref() => Err(format!(
+            "copied bytes have sha256 {sha}, the source point recorded {}",
+            source.sha256.as_deref().unwrap_or("?")
+        )),
+        None if source.size_bytes != Some(c.size as i64) => Err(format!(
+            "server-side copy has {} bytes, the source point {}",
+            c.size,
+            source.size_bytes.unwrap_or(0)
+        )),
+        Some(_) => Ok(c),
+        None => Ok(crate::vault::CopyOutcome {
+            size: c.size,
+            sha256: source.sha256.clone(),
+        }),
+    }
 }
 
 fn shrunk(prev: &Point, files: i64, bytes: i64) -> bool {

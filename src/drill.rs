@@ -160,7 +160,7 @@ pub async fn run(ctx: &Context, plan: &Plan, opts: &DrillOptions) -> Result<Dril
     // Restore and verify.
     let mut checks: Vec<NewCheck> = Vec::new();
     let mut restored: Vec<(&Resource, Option<Restored>)> = Vec::new();
-    let vault = region_vault(plan, &region);
+    let vault = region_vault(plan, &region).await;
     let restore_clock = Instant::now();
     for (res, point) in &chosen {
         let t = Instant::now();

@@ -83,7 +83,7 @@ pub async fn run(
             continue;
         }
         cat.mark_point_deleting(point.id, now_ms()).await?;
-        let result = match region_vault(plan, &point.region) {
+        let result = match region_vault(plan, &point.region).await {
             Ok(vault) => delete_point_objects(&vault, &point).await,
             Err(e) => Err(e),
         };

@@ -9,6 +9,7 @@
 
 mod file;
 mod hashing;
+mod s3;
 
 use std::pin::Pin;
 
@@ -16,6 +17,7 @@ use tokio::io::AsyncRead;
 
 pub use file::FileVault;
 pub use hashing::{HashingReader, HashingWriter};
+pub use s3::{client as s3_client, S3Vault};
 
 /// A readable object stream.
 pub type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;
@@ -33,8 +35,15 @@ pub enum VaultError {
     },
     #[error("invalid vault URL `{0}`: expected file://PATH or s3://BUCKET/PREFIX")]
     InvalidUrl(String),
-    #[error("vault `{0}`: S3 vaults are not supported by this build yet")]
-    Unsupported(String),
+    #[error("{location}: {op} failed: {code}: {message}")]
+    Remote {
+        op: &'static str,
+        location: String,
+        /// The service's error code (AccessDenied, NoSuchBucket, SlowDown...).
+        code: String,
+        message: String,
+        retryable: bool,
+    },
     #[error("invalid object key `{0}`")]
     InvalidKey(String),
 }
@@ -44,6 +53,7 @@ impl VaultError {
     /// permanent one (missing object, bad URL, permission denied).
     pub fn is_retryable(&self) -> bool {
         match self {
+            VaultError::Remote { retryable, .. } => *retryable,
             VaultError::Io { source, .. } => matches!(
                 source.kind(),
                 std::io::ErrorKind::Interrupted
@@ -68,27 +78,50 @@ pub struct ObjectInfo {
 #[derive(Debug, Clone)]
 pub struct CopyOutcome {
     pub size: u64,
-    /// SHA-256 of the bytes that went through Lifeboat (hex).
-    pub sha256: String,
+    /// SHA-256 of the bytes that went through Lifeboat (hex); `None` for a
+    /// server-side copy, which the destination verified itself.
+    pub sha256: Option<String>,
 }
 
 #[derive(Debug, Clone)]
 pub enum Vault {
     File(FileVault),
+    S3(S3Vault),
+}
+
+/// Where a region's vault is and how to reach it.
+#[derive(Debug, Clone, Copy)]
+pub struct VaultTarget<'a> {
+    pub url: &'a str,
+    /// The AWS region of an `s3://` vault (the plan's region name).
+    pub region: &'a str,
+    pub aws: Option<&'a crate::plan::AwsSpec>,
+    pub kms_key: Option<&'a str>,
 }
 
 impl Vault {
-    /// The one place a vault URL becomes a backend.
+    /// A `file://` vault (no network, no credentials).
     pub fn from_url(url: &str) -> Result<Vault, VaultError> {
-        if let Some(path) = url.strip_prefix("file://") {
-            if path.is_empty() {
-                return Err(VaultError::InvalidUrl(url.into()));
+        match url.strip_prefix("file://") {
+            Some(path) if !path.is_empty() => Ok(Vault::File(FileVault::new(path.into()))),
+            _ => Err(VaultError::InvalidUrl(url.into())),
+        }
+    }
+
+    /// The one place a vault URL becomes a backend.
+    pub async fn open(t: VaultTarget<'_>) -> Result<Vault, VaultError> {
+        if let Some(rest) = t.url.strip_prefix("s3://") {
+            if rest.is_empty() || rest.starts_with('/') {
+                return Err(VaultError::InvalidUrl(t.url.into()));
             }
-            Ok(Vault::File(FileVault::new(path.into())))
-        } else if url.starts_with("s3://") {
-            Err(VaultError::Unsupported(url.into()))
+            let client = s3::client(t.region, t.aws).await;
+            Ok(Vault::S3(S3Vault::new(
+                client,
+                rest,
+                t.kms_key.map(String::from),
+            )))
         } else {
-            Err(VaultError::InvalidUrl(url.into()))
+            Vault::from_url(t.url)
         }
     }
 
@@ -96,6 +129,7 @@ impl Vault {
     pub fn location(&self, key: &str) -> String {
         match self {
             Vault::File(v) => v.location(key),
+            Vault::S3(v) => v.location(key),
         }
     }
 
@@ -107,35 +141,42 @@ impl Vault {
     ) -> Result<u64, VaultError> {
         match self {
             Vault::File(v) => v.put(key, reader).await,
+            Vault::S3(v) => v.put(key, reader).await,
         }
     }
 
     pub async fn get(&self, key: &str) -> Result<ObjectReader, VaultError> {
         match self {
             Vault::File(v) => v.get(key).await,
+            Vault::S3(v) => v.get(key).await,
         }
     }
 
     pub async fn size(&self, key: &str) -> Result<u64, VaultError> {
         match self {
             Vault::File(v) => v.size(key).await,
+            Vault::S3(v) => v.size(key).await,
         }
     }
 
-    /// Copies an object into another vault (possibly another region),
-    /// streaming it and hashing what passes through.
+    /// Copies an object into another vault (possibly another region):
+    /// server-side between two S3 vaults, else streamed and hashed.
     pub async fn copy_to(
         &self,
         key: &str,
         dst: &Vault,
         dst_key: &str,
     ) -> Result<CopyOutcome, VaultError> {
+        if let (Vault::S3(src), Vault::S3(d)) = (self, dst) {
+            let size = src.copy_within_s3(key, d, dst_key).await?;
+            return Ok(CopyOutcome { size, sha256: None });
+        }
         let reader = self.get(key).await?;
         let (hashing, digest) = HashingReader::new(reader);
         let size = dst.put(dst_key, hashing).await?;
         Ok(CopyOutcome {
             size,
-            sha256: digest.hex(),
+            sha256: Some(digest.hex()),
         })
     }
 
@@ -143,6 +184,7 @@ impl Vault {
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, VaultError> {
         match self {
             Vault::File(v) => v.list(prefix).await,
+            Vault::S3(v) => v.list(prefix).await,
         }
     }
 
@@ -150,6 +192,7 @@ impl Vault {
     pub async fn delete(&self, key: &str) -> Result<(), VaultError> {
         match self {
             Vault::File(v) => v.delete(key).await,
+            Vault::S3(v) => v.delete(key).await,
         }
     }
 }

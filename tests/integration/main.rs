@@ -6,4 +6,6 @@ mod common;
 mod crash;
 mod daemon;
 mod local_loop;
+mod moto;
 mod validation;
+mod vault_conformance;
