@@ -40,6 +40,9 @@ pub fn moto() -> &'static Moto {
             bin.display(),
             std::process::id()
         );
+        // The watchdog outlives this function on purpose: it stops moto
+        // when the test process exits.
+        #[allow(clippy::zombie_processes)]
         Command::new("sh")
             .arg("-c")
             .arg(script)
