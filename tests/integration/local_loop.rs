@@ -489,7 +489,11 @@ fn only_one_drill_of_a_plan_runs_at_a_time() {
     lock.try_lock().unwrap();
     let out = env.run(&["drill", "run", "shop"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("a drill of plan `shop` is already running"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("a drill of plan `shop` is already running"),
+        "{}",
+        stderr(&out)
+    );
     drop(lock);
     assert_eq!(env.run(&["drill", "run", "shop"]).status.code(), Some(0));
 }

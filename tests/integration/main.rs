@@ -5,4 +5,6 @@ mod bad_input;
 mod common;
 mod crash;
 mod local_loop;
+mod pg;
+mod postgres;
 mod validation;
