@@ -4,13 +4,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System tools the tests and benchmarks compare against (tar, zstd, sqlite3).
+# System tools the tests and benchmarks compare against (tar, zstd, sqlite3),
+# and PostgreSQL: the client tools Lifeboat runs (pg_dump, pg_restore, psql)
+# and a server the tests start for themselves (initdb, pg_ctl: Debian keeps
+# them in /usr/lib/postgresql/<version>/bin, off the PATH).
 need=()
 command -v zstd >/dev/null || need+=(zstd)
 command -v sqlite3 >/dev/null || need+=(sqlite3)
+pg_server_bin() {
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null ||
+    { command -v initdb >/dev/null && command -v pg_ctl >/dev/null; }
+}
+pg_server_bin || need+=(postgresql)
+{ command -v pg_dump >/dev/null && command -v pg_restore >/dev/null && command -v psql >/dev/null; } ||
+  need+=(postgresql-client)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && apt-get install -y -qq "${need[@]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
   else
     echo "missing tools: ${need[*]} (install them, e.g. apt-get install ${need[*]})" >&2
     exit 1

@@ -17,7 +17,7 @@ use crate::catalog::{CatalogError, DrillOutcome, DrillRecord, NewCheck, Point};
 use crate::context::Context;
 use crate::locks::{LockError, PlanLock};
 use crate::plan::{Cleanup, Plan, PointChoice, Resource};
-use crate::resource::{self, ArtifactKeys, Restored};
+use crate::resource::{self, ArtifactKeys, Restored, Scratch};
 use crate::time::now_ms;
 
 /// Which points to restore.
@@ -64,6 +64,9 @@ pub enum DrillError {
 pub struct DrillRun {
     pub record: DrillRecord,
     pub kept: Option<PathBuf>,
+    /// Scratch databases kept (`--keep`, or the plan's cleanup): where to
+    /// look at the restored data.
+    pub kept_databases: Vec<String>,
 }
 
 #[instrument(skip_all, fields(plan = %plan.name))]
@@ -177,7 +180,7 @@ pub async fn run(ctx: &Context, plan: &Plan, opts: &DrillOptions) -> Result<Dril
                         &res.spec,
                         vault,
                         &keys,
-                        &scratch.join(&res.name),
+                        &scratch_of(plan, drill_id, &scratch, res),
                         &res.name,
                     )
                     .await
@@ -212,13 +215,13 @@ pub async fn run(ctx: &Context, plan: &Plan, opts: &DrillOptions) -> Result<Dril
     let checks_clock = Instant::now();
     for (res, r) in &restored {
         if let Some(r) = r {
-            for (name, result) in resource::builtin_checks(&res.spec, r).await {
+            for c in resource::builtin_checks(&res.spec, r).await {
                 checks.push(NewCheck {
-                    name: name.into(),
+                    name: c.name.into(),
                     resource: res.name.clone(),
-                    passed: result.is_ok(),
-                    detail: result.unwrap_or_else(|e| e),
-                    ms: 0,
+                    passed: c.result.is_ok(),
+                    detail: c.result.unwrap_or_else(|e| e),
+                    ms: c.elapsed.as_millis() as i64,
                 });
             }
         }
@@ -261,6 +264,7 @@ pub async fn run(ctx: &Context, plan: &Plan, opts: &DrillOptions) -> Result<Dril
             Cleanup::Never => true,
         };
     let mut kept = None;
+    let mut kept_databases = Vec::new();
     let mut error = checks.iter().find(|c| !c.passed).map(|c| {
         format!(
             "check `{}` of `{}` failed: {}",
@@ -271,7 +275,27 @@ pub async fn run(ctx: &Context, plan: &Plan, opts: &DrillOptions) -> Result<Dril
         if scratch.exists() {
             kept = Some(scratch.clone());
         }
-    } else if scratch.exists() {
+        kept_databases = restored
+            .iter()
+            .filter_map(|(_, r)| r.as_ref()?.database.clone())
+            .collect();
+        for db in &kept_databases {
+            info!(drill = drill_id, database = %db, "scratch database kept");
+        }
+    } else {
+        // Whatever each restore got to create, even if it failed half-way.
+        for (res, point) in &chosen {
+            if point.is_none() {
+                continue;
+            }
+            let sc = scratch_of(plan, drill_id, &scratch, res);
+            if let Err(e) = resource::discard(&res.spec, &sc).await {
+                warn!(resource = %res.name, error = %e, "drill cleanup failed");
+                error.get_or_insert_with(|| format!("cleanup of `{}` failed: {e}", res.name));
+            }
+        }
+    }
+    if !keep && scratch.exists() {
         let target = scratch.clone();
         let removed = tokio::task::spawn_blocking(move || resource::remove_scratch(&target))
             .await
@@ -305,7 +329,21 @@ pub async fn run(ctx: &Context, plan: &Plan, opts: &DrillOptions) -> Result<Dril
     let record = cat.drill(drill_id).await?.ok_or_else(|| {
         DrillError::Invalid(format!("drill {drill_id} vanished from the catalog"))
     })?;
-    Ok(DrillRun { record, kept })
+    Ok(DrillRun {
+        record,
+        kept,
+        kept_databases,
+    })
+}
+
+/// Where drill `drill_id` restores `res` (`dir` is the drill's folder).
+fn scratch_of(plan: &Plan, drill_id: i64, dir: &std::path::Path, res: &Resource) -> Scratch {
+    Scratch {
+        dir: dir.join(&res.name),
+        plan: plan.name.clone(),
+        drill_id,
+        resource: res.name.clone(),
+    }
 }
 
 /// Records the plan's drills still `running` as failed and removes what
@@ -316,10 +354,24 @@ pub async fn clean_up_interrupted(ctx: &Context, plan: &Plan) -> Result<Vec<i64>
         .catalog
         .fail_interrupted_drills(&plan.name, now_ms())
         .await?;
-    for id in &stale {
-        let dir = ctx.drills_dir().join(id.to_string());
+    for &stale_id in &stale {
+        let dir = ctx.drills_dir().join(stale_id.to_string());
+        // Scratch databases are named from the drill id, so no record of
+        // them is needed to find them; then the folder.
+        for res in &plan.resources {
+            let sc = scratch_of(plan, stale_id, &dir, res);
+            match resource::discard(&res.spec, &sc).await {
+                Ok(Some(what)) => {
+                    warn!(drill = stale_id, resource = %res.name, "dropped what an interrupted drill restored: {what}")
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(drill = stale_id, resource = %res.name, error = %e, "cannot clean up after an interrupted drill")
+                }
+            }
+        }
         if dir.exists() {
-            warn!(drill = id, dir = %dir.display(), "removing what an interrupted drill restored");
+            warn!(drill = stale_id, dir = %dir.display(), "removing what an interrupted drill restored");
             let _ = tokio::task::spawn_blocking(move || resource::remove_scratch(&dir)).await;
         }
     }

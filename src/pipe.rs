@@ -6,6 +6,7 @@
 //! or is dropped half-way, the reader gets an error, so a vault never commits
 //! a truncated artifact as if it were whole.
 
+use std::future::Future;
 use std::io::{self, Write};
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -151,6 +152,68 @@ impl AsyncRead for PipeReader {
     }
 }
 
+/// The stdout of a child process as a stream that ends cleanly only when
+/// the child exited successfully. A producer like `pg_dump` that dies
+/// half-way closes its stdout just as if it had finished; without this, a
+/// vault would commit the truncated output as a whole artifact.
+pub struct ChildOutput {
+    stdout: tokio::process::ChildStdout,
+    exit: Pin<Box<dyn Future<Output = io::Result<std::process::ExitStatus>> + Send>>,
+    program: &'static str,
+    done: bool,
+}
+
+impl ChildOutput {
+    /// Takes the child's stdout (it must be piped) and its exit. Dropping the
+    /// stream drops the child: spawn it with `kill_on_drop(true)` so an
+    /// abandoned upload also stops the producer.
+    pub fn new(mut child: tokio::process::Child, program: &'static str) -> io::Result<Self> {
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| io::Error::other(format!("{program}: stdout is not piped")))?;
+        Ok(ChildOutput {
+            stdout,
+            exit: Box::pin(async move { child.wait().await }),
+            program,
+            done: false,
+        })
+    }
+}
+
+impl AsyncRead for ChildOutput {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.done {
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
+        match Pin::new(&mut self.stdout).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) if buf.filled().len() == before => {}
+            other => return other,
+        }
+        // End of stdout: the stream is whole only if the child succeeded.
+        match self.exit.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Ok(status)) if status.success() => {
+                self.done = true;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Ok(status)) => Poll::Ready(Err(io::Error::other(format!(
+                "{} stopped before the end of its output ({status})",
+                self.program
+            )))),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(io::Error::other(format!(
+                "waiting for {}: {e}",
+                self.program
+            )))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +232,27 @@ mod tests {
         r.read_to_end(&mut out).await.unwrap();
         producer.await.unwrap();
         assert_eq!(out.len(), 2_100_000);
+    }
+
+    #[tokio::test]
+    async fn child_output_fails_when_the_child_fails() {
+        let spawn = |script: &str| {
+            tokio::process::Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .stdout(std::process::Stdio::piped())
+                .kill_on_drop(true)
+                .spawn()
+                .unwrap()
+        };
+        let mut ok = ChildOutput::new(spawn("printf hello"), "sh").unwrap();
+        let mut out = Vec::new();
+        ok.read_to_end(&mut out).await.unwrap();
+        assert_eq!(out, b"hello");
+        let mut bad = ChildOutput::new(spawn("printf partial; exit 3"), "sh").unwrap();
+        let mut out = Vec::new();
+        let err = bad.read_to_end(&mut out).await.unwrap_err();
+        assert!(err.to_string().contains("stopped before the end"), "{err}");
     }
 
     #[tokio::test]

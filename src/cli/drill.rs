@@ -55,7 +55,10 @@ pub async fn run(cli: &Cli, cmd: &DrillCommand) -> Result<ExitCode> {
         Err(DrillError::Invalid(m)) => return Err(bad_input(m)),
         Err(e) => return Err(e.into()),
     };
-    let value = lifeboat::report::drill_json(&ctx.catalog, &drill.record).await?;
+    let mut value = lifeboat::report::drill_json(&ctx.catalog, &drill.record).await?;
+    if !drill.kept_databases.is_empty() {
+        value["kept_databases"] = serde_json::json!(drill.kept_databases);
+    }
     if *json {
         print_json(&value)?;
     } else {
@@ -128,5 +131,11 @@ pub fn print_drill(d: &Value) {
     }
     if let Some(k) = d["kept_path"].as_str() {
         println!("  restored data kept in {k}");
+    }
+    for db in d["kept_databases"].as_array().into_iter().flatten() {
+        println!(
+            "  restored database kept: {} (drop it when done)",
+            db.as_str().unwrap_or("")
+        );
     }
 }

@@ -598,3 +598,21 @@ async fn execute(
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The daemon spawns these futures: they must be `Send` for any
+    /// lifetime (sqlx's PostgreSQL executor calls written as
+    /// `raw_sql(..).execute(&mut conn)` once broke this).
+    #[allow(dead_code)]
+    fn job_futures_are_send(
+        ctx: &'static crate::context::Context,
+        plan: &'static crate::plan::Plan,
+        opts: &'static crate::drill::DrillOptions,
+    ) {
+        fn is_send<T: Send>(_: T) {}
+        is_send(crate::backup::run(ctx, plan, "x", None));
+        is_send(crate::drill::run(ctx, plan, opts));
+        is_send(crate::prune::run(ctx, plan, 0, false));
+    }
+}

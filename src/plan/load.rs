@@ -679,7 +679,14 @@ impl Validator<'_> {
                 let url = required("url", &r.url)?;
                 for (key, value) in [("url", &r.url), ("drill_url", &r.drill_url)] {
                     if let Some(v) = value {
-                        if url_has_password(v.get_ref()) {
+                        let text = v.get_ref();
+                        if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
+                            self.error(
+                                v.span(),
+                                format!("`{key}` must be a postgres:// or postgresql:// URL"),
+                            );
+                            ok = false;
+                        } else if url_has_password(text) {
                             self.error(
                                 v.span(),
                                 format!("`{key}` contains a password; give it through PGPASSWORD or ~/.pgpass instead, never in a plan file"),

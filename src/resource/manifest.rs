@@ -22,6 +22,8 @@ pub struct Manifest {
     pub files: Vec<FileEntry>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<DatabaseInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresInfo>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -64,6 +66,26 @@ pub struct FileEntry {
 pub struct DatabaseInfo {
     pub size: u64,
     pub sha256: String,
+}
+
+/// Where a PostgreSQL dump came from and how it was taken.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresInfo {
+    /// `SHOW server_version` of the dumped server, and its number form.
+    pub server_version: String,
+    pub server_version_num: i64,
+    /// The version of pg_dump that wrote the dump.
+    pub pg_dump_version: String,
+    /// pg_dump's `--format` (`custom`).
+    pub format: String,
+    /// The exported snapshot the dump ran on, when the server allowed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    /// The server's `statement_timestamp()` of the statement that took that
+    /// snapshot (server clock; `data_time` is on Lifeboat's clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_snapshot_time: Option<String>,
 }
 
 impl Manifest {

@@ -7,6 +7,8 @@
 
 pub mod manifest;
 mod path;
+mod postgres;
+mod sql;
 mod sqlite;
 
 pub use path::remove_scratch;
@@ -83,6 +85,8 @@ impl ArtifactKeys {
         let stamp = crate::time::to_datetime(started_at).format("%Y%m%dT%H%M%S%3fZ");
         let ext = match spec {
             ResourceSpec::Sqlite { .. } => "sqlite.zst",
+            // pg_dump's custom format is compressed already: stored as is.
+            ResourceSpec::Postgres { .. } => "pgdump",
             _ => "tar.zst",
         };
         let base = format!("{plan}/{resource}/{stamp}-p{point_id}");
@@ -97,6 +101,7 @@ impl ArtifactKeys {
         let base = artifact
             .strip_suffix(".tar.zst")
             .or_else(|| artifact.strip_suffix(".sqlite.zst"))
+            .or_else(|| artifact.strip_suffix(".pgdump"))
             .unwrap_or(artifact);
         ArtifactKeys {
             artifact: artifact.to_string(),
@@ -118,6 +123,7 @@ pub async fn snapshot(
             path::snapshot(path, exclude, vault, keys, label).await
         }
         ResourceSpec::Sqlite { path } => sqlite::snapshot(path, vault, keys, work_dir, label).await,
+        ResourceSpec::Postgres { url, .. } => postgres::snapshot(url, vault, keys, label).await,
         other => Err(ResourceError::Unsupported(other.kind())),
     }
 }
@@ -129,21 +135,79 @@ pub struct Restored {
     pub location: PathBuf,
     /// The built-in verification that ran during the restore.
     pub verification: String,
+    /// The scratch database the data went into, for kinds restored into a
+    /// database server (postgres); [`discard`] drops it.
+    pub database: Option<String>,
 }
 
-/// Restores a point into `dest` (a scratch folder that does not exist yet)
-/// and verifies it against its manifest.
+/// Scratch databases of drills are named `lifeboat_drill_…`; nothing else
+/// is ever dropped.
+pub const SCRATCH_DATABASE_PREFIX: &str = "lifeboat_drill_";
+
+/// Where one drill restores one resource. Everything a drill creates is
+/// named from these, deterministically, so it can be removed by name after
+/// a failed restore or a crash, without any record of having created it.
+#[derive(Debug, Clone)]
+pub struct Scratch {
+    /// A folder that does not exist yet, removed by the drill's cleanup.
+    pub dir: PathBuf,
+    pub plan: String,
+    pub drill_id: i64,
+    pub resource: String,
+}
+
+impl Scratch {
+    /// `lifeboat_drill_<drill id>_<plan>_<resource>`: the drill id alone
+    /// would collide when a plan has two databases on one drill server, or
+    /// two catalogs drill into one server. PostgreSQL names are at most 63
+    /// bytes: a longer name is cut and ends with a hash of the whole.
+    pub fn database_name(&self) -> String {
+        let full = format!(
+            "{SCRATCH_DATABASE_PREFIX}{}_{}_{}",
+            self.drill_id, self.plan, self.resource
+        )
+        .replace('-', "_")
+        .to_ascii_lowercase();
+        if full.len() <= 63 {
+            return full;
+        }
+        use sha2::Digest;
+        let hash = hex::encode(sha2::Sha256::digest(full.as_bytes()));
+        format!("{}_{}", &full[..54], &hash[..8])
+    }
+}
+
+/// Restores a point into `scratch` and verifies it against its manifest.
 pub async fn restore(
     spec: &ResourceSpec,
     vault: &Vault,
     keys: &ArtifactKeys,
-    dest: &Path,
+    scratch: &Scratch,
     label: &str,
 ) -> Result<Restored, ResourceError> {
     match spec {
-        ResourceSpec::Path { .. } => path::restore(vault, keys, dest, label).await,
-        ResourceSpec::Sqlite { .. } => sqlite::restore(vault, keys, dest, label).await,
+        ResourceSpec::Path { .. } => path::restore(vault, keys, &scratch.dir, label).await,
+        ResourceSpec::Sqlite { .. } => sqlite::restore(vault, keys, &scratch.dir, label).await,
+        ResourceSpec::Postgres { url, drill_url } => {
+            postgres::restore(url, drill_url.as_deref(), vault, keys, scratch, label).await
+        }
         other => Err(ResourceError::Unsupported(other.kind())),
+    }
+}
+
+/// Removes what a restore created outside its scratch folder (a postgres
+/// scratch database), whether the restore succeeded, failed half-way or
+/// was interrupted by a crash. Idempotent; returns what it removed. The
+/// scratch folder itself is the drill's to remove.
+pub async fn discard(
+    spec: &ResourceSpec,
+    scratch: &Scratch,
+) -> Result<Option<String>, ResourceError> {
+    match spec {
+        ResourceSpec::Postgres { url, drill_url } => {
+            postgres::discard(url, drill_url.as_deref(), scratch).await
+        }
+        _ => Ok(None),
     }
 }
 
@@ -157,6 +221,9 @@ pub async fn run_sql_check(
     let fut = async {
         match spec {
             ResourceSpec::Sqlite { .. } => sqlite::sql_check(&restored.location, check).await,
+            ResourceSpec::Postgres { url, drill_url } => {
+                postgres::sql_check(url, drill_url.as_deref(), restored, check).await
+            }
             other => Err(format!(
                 "SQL checks on kind `{}` are not supported yet",
                 other.kind()
@@ -195,19 +262,32 @@ pub async fn copy_artifacts(
 /// Default per-check timeout when a plan gives none.
 pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// A check that comes with a kind.
+#[derive(Debug, Clone)]
+pub struct BuiltinCheck {
+    pub name: &'static str,
+    pub result: Result<String, String>,
+    pub elapsed: Duration,
+}
+
 /// Checks that come with a kind and run after every restore (beyond the
-/// manifest verification the restore itself does): name and outcome.
-pub async fn builtin_checks(
-    spec: &ResourceSpec,
-    restored: &Restored,
-) -> Vec<(&'static str, Result<String, String>)> {
-    match spec {
-        ResourceSpec::Sqlite { .. } => {
-            vec![(
-                "integrity_check",
-                sqlite::integrity_check(&restored.location).await,
-            )]
-        }
-        _ => Vec::new(),
-    }
+/// manifest verification the restore itself does), each timed.
+pub async fn builtin_checks(spec: &ResourceSpec, restored: &Restored) -> Vec<BuiltinCheck> {
+    let start = std::time::Instant::now();
+    let (name, result) = match spec {
+        ResourceSpec::Sqlite { .. } => (
+            "integrity_check",
+            sqlite::integrity_check(&restored.location).await,
+        ),
+        ResourceSpec::Postgres { url, drill_url } => (
+            "tables",
+            postgres::tables_check(url, drill_url.as_deref(), restored).await,
+        ),
+        _ => return Vec::new(),
+    };
+    vec![BuiltinCheck {
+        name,
+        result,
+        elapsed: start.elapsed(),
+    }]
 }

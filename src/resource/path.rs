@@ -76,6 +76,7 @@ pub async fn snapshot(
         content_bytes,
         files,
         database: None,
+        postgres: None,
     };
     manifest.store(vault, &keys.manifest).await?;
     Ok(Snapshot {
@@ -345,6 +346,7 @@ pub async fn restore(
         verification: format!(
             "{files} files ({bytes} bytes) match the manifest's sha256; artifact sha256 verified"
         ),
+        database: None,
     })
 }
 

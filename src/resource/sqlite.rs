@@ -93,6 +93,7 @@ pub async fn snapshot(
         content_bytes: database.size,
         files: Vec::new(),
         database: Some(database.clone()),
+        postgres: None,
     };
     manifest.store(vault, &keys.manifest).await?;
     Ok(Snapshot {
@@ -236,6 +237,7 @@ pub async fn restore(
         verification: format!(
             "database copy of {size} bytes matches the manifest's sha256; artifact sha256 verified"
         ),
+        database: None,
     })
 }
 
@@ -275,7 +277,7 @@ pub async fn sql_check(db: &Path, check: &SqlCheck) -> Result<String, String> {
     judge_first_column(&row, check.expect.as_deref())
 }
 
-/// Passes when the first column is true / non-zero, or equals `expect`.
+/// The first column as text (NULL as `None`), for [`super::sql::judge`].
 fn judge_first_column(row: &SqliteRow, expect: Option<&str>) -> Result<String, String> {
     if row.columns().is_empty() {
         return Err("query returned no column".into());
@@ -289,28 +291,5 @@ fn judge_first_column(row: &SqliteRow, expect: Option<&str>) -> Result<String, S
     } else {
         return Err("first column is neither a number nor text".into());
     };
-    let shown = text.clone().unwrap_or_else(|| "NULL".into());
-    match expect {
-        Some(expected) => {
-            if text.as_deref() == Some(expected) {
-                Ok(format!("returned {shown}, as expected"))
-            } else {
-                Err(format!("returned {shown}, expected {expected}"))
-            }
-        }
-        None => {
-            let truthy = match text.as_deref() {
-                None => false,
-                Some(t) => match t.parse::<f64>() {
-                    Ok(n) => n != 0.0,
-                    Err(_) => matches!(t.to_ascii_lowercase().as_str(), "true" | "t" | "yes" | "y"),
-                },
-            };
-            if truthy {
-                Ok(format!("returned {shown}"))
-            } else {
-                Err(format!("returned {shown}, which is not true"))
-            }
-        }
-    }
+    super::sql::judge(text.as_deref(), expect)
 }

@@ -7,5 +7,7 @@ mod crash;
 mod daemon;
 mod local_loop;
 mod moto;
+mod pg;
+mod postgres;
 mod validation;
 mod vault_conformance;

@@ -150,6 +150,11 @@ fn the_base_plan_is_valid_without_warnings() {
     "p.toml:19:8: resource `db` of kind `sqlite` needs `path`"
 )]
 #[case::password_in_url("kind = \"sqlite\"\npath = \"/tmp/app.db\"", "kind = \"postgres\"\nurl = \"postgres://app:hunter2@db/app\"", "p.toml:21:7: `url` contains a password; give it through PGPASSWORD or ~/.pgpass instead, never in a plan file")]
+#[case::postgres_url_not_a_url(
+    "kind = \"sqlite\"\npath = \"/tmp/app.db\"",
+    "kind = \"postgres\"\nurl = \"host=db dbname=app\"",
+    "p.toml:21:7: `url` must be a postgres:// or postgresql:// URL"
+)]
 #[case::check_unknown_resource(
     "resource = \"db\"\nsql",
     "resource = \"cache\"\nsql",

@@ -1,0 +1,112 @@
+//! Checks on a restored scratch database: the plan's SQL checks and the
+//! built-in `tables` check.
+
+use std::collections::BTreeSet;
+
+use sqlx::{Column, Connection, Executor, Row, TypeInfo};
+
+use super::tools::dump_tables;
+use super::{drill_target, text_column, DUMP_FILE};
+use crate::plan::SqlCheck;
+use crate::resource::Restored;
+
+/// Runs a plan's SQL check in the scratch database. The query goes through
+/// the simple-query protocol, so any result type comes back as the text
+/// psql would show; booleans read `true` / `false`.
+pub async fn sql_check(
+    url: &str,
+    drill_url: Option<&str>,
+    restored: &Restored,
+    check: &SqlCheck,
+) -> Result<String, String> {
+    let target = drill_target(url, drill_url).map_err(|e| e.to_string())?;
+    let db = restored
+        .database
+        .as_deref()
+        .ok_or("no scratch database was restored")?;
+    let mut conn = target.connect(Some(db)).await.map_err(|e| e.to_string())?;
+    // RawSql::fetch_optional of sqlx 0.8 fails on no row: use the executor's.
+    let row = conn
+        .fetch_optional(sqlx::raw_sql(&check.sql))
+        .await
+        .map_err(|e| format!("query failed: {e}"));
+    let _ = conn.close().await;
+    let Some(row) = row? else {
+        return Err("query returned no row".into());
+    };
+    if row.columns().is_empty() {
+        return Err("query returned no column".into());
+    }
+    let text = text_column(&row, 0).map_err(|e| format!("cannot read the first column: {e}"))?;
+    let text = match (row.column(0).type_info().name(), text.as_deref()) {
+        ("BOOL", Some("t")) => Some("true".to_string()),
+        ("BOOL", Some("f")) => Some("false".to_string()),
+        _ => text,
+    };
+    crate::resource::sql::judge(text.as_deref(), check.expect.as_deref())
+}
+
+/// Built-in check: every table the dump lists exists in the scratch
+/// database (pg_restore --exit-on-error already failed on any error; this
+/// proves the restore went where the checks look).
+pub async fn tables_check(
+    url: &str,
+    drill_url: Option<&str>,
+    restored: &Restored,
+) -> Result<String, String> {
+    let dump = restored.location.join(DUMP_FILE);
+    let listed = dump_tables(&dump).await?;
+    let target = drill_target(url, drill_url).map_err(|e| e.to_string())?;
+    let db = restored
+        .database
+        .as_deref()
+        .ok_or("no scratch database was restored")?;
+    let mut conn = target.connect(Some(db)).await.map_err(|e| e.to_string())?;
+    let found = async {
+        let present: Vec<(String, String)> = sqlx::query_as(
+            "SELECT n.nspname::text, c.relname::text FROM pg_class c
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p')",
+        )
+        .fetch_all(&mut conn)
+        .await?;
+        let counts: (i64, i64, String) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                     WHERE c.relkind = 'i' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+                       AND n.nspname NOT LIKE 'pg_toast%'),
+                    (SELECT count(*) FROM pg_class WHERE relkind = 'S'),
+                    pg_size_pretty(pg_database_size(current_database()))",
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        Ok::<_, sqlx::Error>((present, counts))
+    }
+    .await;
+    let _ = conn.close().await;
+    let (present, (indexes, sequences, size)) =
+        found.map_err(|e| format!("cannot list the restored tables: {e}"))?;
+    let present: BTreeSet<(String, String)> = present.into_iter().collect();
+    let missing: Vec<String> = listed
+        .iter()
+        .filter(|t| !present.contains(*t))
+        .map(|(s, n)| format!("{s}.{n}"))
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "{} of the dump's {} tables are missing: {}",
+            missing.len(),
+            listed.len(),
+            missing.join(", ")
+        ));
+    }
+    let mut names: Vec<String> = listed.iter().map(|(s, n)| format!("{s}.{n}")).collect();
+    if names.len() > 5 {
+        let more = names.len() - 5;
+        names.truncate(5);
+        names.push(format!("… {more} more"));
+    }
+    Ok(format!(
+        "all {} tables of the dump restored ({}); {indexes} indexes, {sequences} sequences; database size {size}",
+        listed.len(),
+        names.join(", ")
+    ))
+}

@@ -1,0 +1,391 @@
+//! `postgres` resources: a `pg_dump --format=custom` stream, stored as it
+//! comes (the custom format is already compressed) with its SHA-256. A drill
+//! downloads the dump into its scratch folder (verifying the SHA-256 as it
+//! writes, so nothing unverified reaches the server), creates a scratch
+//! database on the drill server, runs `pg_restore --jobs N` into it, checks
+//! it, and drops it.
+//!
+//! Passwords never appear in plans (validation refuses them): the tools and
+//! the checks take them from PGPASSWORD, PGPASSFILE or ~/.pgpass, as libpq
+//! does. Both `pg_dump`/`pg_restore` and sqlx read the same libpq variables.
+//!
+//! `data_time`: the dump runs on a snapshot that Lifeboat exports from its
+//! own REPEATABLE READ transaction (`pg_export_snapshot()`, then
+//! `pg_dump --snapshot`), and `data_time` is the local clock read just
+//! before the statement that takes that snapshot is sent. So every commit
+//! before `data_time` is in the dump: `data_time` is a lower bound of the
+//! snapshot instant, off by at most one round trip, on the same clock as the
+//! drill's start (the server's own `statement_timestamp()` of that statement
+//! goes into the manifest too). If the server refuses to export a snapshot,
+//! pg_dump takes its own and `data_time` is the instant before it is spawned
+//! (still a lower bound, looser by pg_dump's connection time).
+
+mod checks;
+mod target;
+mod tools;
+
+use std::path::Path;
+use std::process::Stdio;
+
+use sqlx::postgres::PgConnection;
+use sqlx::{Connection, Executor, Row, ValueRef};
+use tokio::io::AsyncWriteExt;
+use tracing::{info, warn};
+
+pub use checks::{sql_check, tables_check};
+use target::{connect_error, Target};
+use tools::{collect_stderr, one_line, tool, tool_missing, tool_version};
+
+use super::manifest::{ArtifactInfo, DatabaseInfo, Manifest, PostgresInfo};
+use super::{ArtifactKeys, ResourceError, Restored, Scratch, Snapshot};
+use crate::pipe::ChildOutput;
+use crate::vault::{HashingReader, Vault};
+
+/// The dump's name in a drill's scratch folder.
+const DUMP_FILE: &str = "dump.pgdump";
+/// pg_restore runs at most this many jobs, whatever the core count.
+const MAX_JOBS: usize = 8;
+
+/// `(server_version_num, server_version)`, e.g. `(150018, "15.18 (Debian …)")`.
+async fn server_version(conn: &mut PgConnection) -> Result<(i64, String), sqlx::Error> {
+    let num: String = sqlx::query_scalar("SELECT current_setting('server_version_num')")
+        .fetch_one(&mut *conn)
+        .await?;
+    let text: String = sqlx::query_scalar("SELECT current_setting('server_version')")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok((num.trim().parse().unwrap_or(0), text))
+}
+
+pub async fn snapshot(
+    url: &str,
+    vault: &Vault,
+    keys: &ArtifactKeys,
+    label: &str,
+) -> Result<Snapshot, ResourceError> {
+    let source = Target::parse("url", url)?;
+    let (dump_major, dump_version) = tool_version("pg_dump").await?;
+    let mut conn = source.connect(None).await?;
+    let (server_num, server_text) = server_version(&mut conn).await.map_err(|e| {
+        ResourceError::Source(format!(
+            "cannot read the server version of {}: {e}",
+            source.describe()
+        ))
+    })?;
+    let server_major = (server_num / 10_000) as u32;
+    if server_num >= 100_000 && dump_major < server_major {
+        return Err(ResourceError::Source(format!(
+            "pg_dump {dump_version} is older than the server ({server_text}) of {}: \
+             install postgresql-client-{server_major} or newer",
+            source.describe()
+        )));
+    }
+
+    // Hold a snapshot open in our own transaction and make pg_dump use it:
+    // then we know when the dump's snapshot was taken (see the module doc).
+    let exported = export_snapshot(&mut conn).await;
+    let (data_time, snapshot_id, server_time) = match exported {
+        Ok((t, id, server_time)) => (t, Some(id), Some(server_time)),
+        Err(e) => {
+            warn!(resource = label, error = %e, "cannot export a snapshot; pg_dump takes its own");
+            let _ = conn.execute(sqlx::raw_sql("ROLLBACK")).await;
+            (crate::time::now_ms(), None, None)
+        }
+    };
+
+    let mut cmd = tool("pg_dump");
+    cmd.arg("--format=custom").arg("--no-password");
+    if let Some(id) = &snapshot_id {
+        cmd.arg(format!("--snapshot={id}"));
+    }
+    cmd.arg(format!("--dbname={}", source.url))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| tool_missing("pg_dump", &e))?;
+    info!(resource = label, server = %source.describe(), "pg_dump started");
+    let stderr = collect_stderr(child.stderr.take());
+    let output = ChildOutput::new(child, "pg_dump")
+        .map_err(|e| ResourceError::Other(format!("pg_dump: {e}")))?;
+    let (reader, digest) = HashingReader::new(output);
+    let put = vault.put(&keys.artifact, reader).await;
+    let stderr = stderr.await.unwrap_or_default();
+    // pg_dump has imported the snapshot long ago; now it may go.
+    let _ = conn.execute(sqlx::raw_sql("COMMIT")).await;
+    let _ = conn.close().await;
+    let size = match put {
+        Ok(size) => size,
+        Err(e) => {
+            let why = one_line(&stderr);
+            return Err(if why.is_empty() {
+                e.into()
+            } else {
+                ResourceError::Source(format!(
+                    "pg_dump of {} failed: {why} ({e})",
+                    source.describe()
+                ))
+            });
+        }
+    };
+    let sha256 = digest.hex();
+    let artifact = ArtifactInfo {
+        sha256: sha256.clone(),
+        size,
+    };
+    let manifest = Manifest {
+        format: 1,
+        kind: "postgres".into(),
+        data_time: crate::time::rfc3339(data_time),
+        artifact: artifact.clone(),
+        file_count: 1,
+        content_bytes: size,
+        files: Vec::new(),
+        // Stored as pg_dump wrote it: the dump is the artifact.
+        database: Some(DatabaseInfo {
+            size,
+            sha256: sha256.clone(),
+        }),
+        postgres: Some(PostgresInfo {
+            server_version: server_text,
+            server_version_num: server_num,
+            pg_dump_version: dump_version,
+            format: "custom".into(),
+            snapshot: snapshot_id,
+            server_snapshot_time: server_time,
+        }),
+    };
+    manifest.store(vault, &keys.manifest).await?;
+    Ok(Snapshot {
+        data_time,
+        size_bytes: size,
+        sha256,
+        file_count: 1,
+        content_bytes: size,
+        flags: vec![],
+    })
+}
+
+/// Starts a REPEATABLE READ transaction, takes its snapshot and exports it:
+/// `(local time just before the snapshot, snapshot id, server time of it)`.
+async fn export_snapshot(
+    conn: &mut PgConnection,
+) -> Result<(crate::time::Millis, String, String), sqlx::Error> {
+    conn.execute(sqlx::raw_sql(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+    ))
+    .await?;
+    // The snapshot is taken by the first statement of the transaction, not
+    // by BEGIN: read the clock just before sending it.
+    let before = crate::time::now_ms();
+    let row = conn
+        .fetch_one(sqlx::raw_sql(
+            "SELECT pg_export_snapshot(), statement_timestamp()",
+        ))
+        .await?;
+    let id = text_column(&row, 0)?.unwrap_or_default();
+    let server_time = text_column(&row, 1)?.unwrap_or_default();
+    Ok((before, id, server_time))
+}
+
+/// A column of a simple-query row (text format) as text.
+fn text_column(row: &sqlx::postgres::PgRow, i: usize) -> Result<Option<String>, sqlx::Error> {
+    let value = row.try_get_raw(i)?;
+    if value.is_null() {
+        return Ok(None);
+    }
+    value
+        .as_str()
+        .map(|s| Some(s.to_string()))
+        .map_err(sqlx::Error::Decode)
+}
+
+/// The drill server: `drill_url`, else the resource's own server.
+fn drill_target(url: &str, drill_url: Option<&str>) -> Result<Target, ResourceError> {
+    match drill_url {
+        Some(d) => Target::parse("drill_url", d),
+        None => Target::parse("url", url),
+    }
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+pub async fn restore(
+    url: &str,
+    drill_url: Option<&str>,
+    vault: &Vault,
+    keys: &ArtifactKeys,
+    scratch: &Scratch,
+    label: &str,
+) -> Result<Restored, ResourceError> {
+    let target = drill_target(url, drill_url)?;
+    let manifest = Manifest::load(vault, &keys.manifest).await?;
+    let location = vault.location(&keys.artifact);
+    if manifest.kind != "postgres" {
+        return Err(ResourceError::Corrupt {
+            location,
+            detail: format!("manifest is of kind `{}`, not postgres", manifest.kind),
+        });
+    }
+    let (restore_major, _) = tool_version("pg_restore").await?;
+
+    // The dump goes to a local file first: pg_restore needs a seekable file
+    // to run several jobs, and nothing unverified may reach the server.
+    let dest = &scratch.dir;
+    tokio::fs::create_dir_all(dest)
+        .await
+        .map_err(ResourceError::io("create", dest))?;
+    let dump = dest.join(DUMP_FILE);
+    let (size, sha) = download(vault, keys, &dump, &location).await?;
+    if sha != manifest.artifact.sha256 || size != manifest.artifact.size {
+        return Err(ResourceError::Corrupt {
+            location,
+            detail: format!(
+                "dump does not match the manifest: expected {} bytes sha256 {}, got {size} bytes sha256 {sha}",
+                manifest.artifact.size, manifest.artifact.sha256
+            ),
+        });
+    }
+
+    let db = scratch.database_name();
+    let mut admin = target.connect(None).await?;
+    let (server_num, _) = server_version(&mut admin).await.map_err(|e| {
+        ResourceError::Source(format!(
+            "cannot read the server version of {}: {e}",
+            target.describe()
+        ))
+    })?;
+    // A database of this name can only be left over from a drill of a
+    // catalog since recreated: it is ours to replace.
+    drop_database(&mut admin, &db, server_num).await?;
+    let create = format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(&db));
+    admin.execute(sqlx::raw_sql(&create)).await.map_err(|e| {
+        ResourceError::Source(format!(
+            "cannot create the scratch database {db} on {}: {}",
+            target.describe(),
+            connect_error(&e)
+        ))
+    })?;
+    let _ = admin.close().await;
+    info!(resource = label, database = %db, server = %target.describe(), "scratch database created");
+
+    let jobs = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, MAX_JOBS);
+    let mut child = tool("pg_restore")
+        .args([
+            "--no-owner",
+            "--no-privileges",
+            "--exit-on-error",
+            "--no-password",
+        ])
+        .arg(format!("--jobs={jobs}"))
+        .arg(format!("--dbname={}", target.url_for(&db)?))
+        .arg(&dump)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| tool_missing("pg_restore", &e))?;
+    let stderr = collect_stderr(child.stderr.take());
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| ResourceError::Other(format!("waiting for pg_restore: {e}")))?;
+    let stderr = stderr.await.unwrap_or_default();
+    if !status.success() {
+        return Err(ResourceError::Source(format!(
+            "pg_restore {restore_major} into scratch database {db} on {} failed ({status}): {}",
+            target.describe(),
+            one_line(&stderr)
+        )));
+    }
+    Ok(Restored {
+        location: dest.clone(),
+        verification: format!(
+            "dump of {size} bytes matches the manifest's sha256; restored into database {db} on {} by pg_restore --jobs={jobs}",
+            target.describe()
+        ),
+        database: Some(db),
+    })
+}
+
+/// Copies the artifact into `path`, hashing it on the way: `(size, sha256)`.
+async fn download(
+    vault: &Vault,
+    keys: &ArtifactKeys,
+    path: &Path,
+    location: &str,
+) -> Result<(u64, String), ResourceError> {
+    let reader = vault.get(&keys.artifact).await?;
+    let (reader, digest) = HashingReader::new(reader);
+    let mut reader = tokio::io::BufReader::with_capacity(1 << 20, reader);
+    let file = tokio::fs::File::create(path)
+        .await
+        .map_err(ResourceError::io("create", path))?;
+    let mut file = tokio::io::BufWriter::with_capacity(1 << 20, file);
+    tokio::io::copy_buf(&mut reader, &mut file)
+        .await
+        .map_err(|e| ResourceError::Corrupt {
+            location: location.to_string(),
+            detail: format!("cannot download the dump to {}: {e}", path.display()),
+        })?;
+    file.flush()
+        .await
+        .map_err(ResourceError::io("write", path))?;
+    Ok((digest.len(), digest.hex()))
+}
+
+/// Drops a scratch database if it exists (with FORCE from PostgreSQL 13, so
+/// a connection left open cannot keep it alive).
+async fn drop_database(
+    conn: &mut PgConnection,
+    db: &str,
+    server_num: i64,
+) -> Result<bool, ResourceError> {
+    // Never drop anything but a drill's scratch database.
+    if !db.starts_with(super::SCRATCH_DATABASE_PREFIX) {
+        return Err(ResourceError::Other(format!(
+            "refusing to drop `{db}`: not a drill's scratch database"
+        )));
+    }
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(db)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| ResourceError::Source(format!("cannot list databases: {e}")))?;
+    if !exists {
+        return Ok(false);
+    }
+    let force = if server_num >= 130_000 {
+        " WITH (FORCE)"
+    } else {
+        ""
+    };
+    let drop = format!("DROP DATABASE IF EXISTS {}{force}", quote_ident(db));
+    conn.execute(sqlx::raw_sql(&drop)).await.map_err(|e| {
+        ResourceError::Source(format!(
+            "cannot drop scratch database {db}: {}",
+            connect_error(&e)
+        ))
+    })?;
+    Ok(true)
+}
+
+/// Drops a drill's scratch database, if it exists. Returns what it dropped.
+pub async fn discard(
+    url: &str,
+    drill_url: Option<&str>,
+    scratch: &Scratch,
+) -> Result<Option<String>, ResourceError> {
+    let target = drill_target(url, drill_url)?;
+    let db = scratch.database_name();
+    let mut admin = target.connect(None).await?;
+    let (server_num, _) = server_version(&mut admin)
+        .await
+        .map_err(|e| ResourceError::Source(format!("cannot read the server version: {e}")))?;
+    let dropped = drop_database(&mut admin, &db, server_num).await;
+    let _ = admin.close().await;
+    Ok(dropped?.then(|| format!("database {db} on {}", target.describe())))
+}

@@ -1,0 +1,437 @@
+//! The `postgres` kind against a real PostgreSQL server (see `pg.rs`):
+//! pg_dump into the vault, copies, drills into scratch databases that never
+//! outlive the drill, and the errors an operator meets.
+
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::common::*;
+use crate::pg::{self, server, PASSWORD};
+
+/// A plan with one postgres resource (`db`) backed up to `primary`, copied
+/// to `dr`, drilled from `dr`.
+fn pg_plan(env: &Env, plan: &str, url: &str, extra: &str) -> String {
+    let vaults = env.path("vaults");
+    format!(
+        r#"name = "{plan}"
+owner = "dba@example.com"
+rto = "10m"
+rpo = "1h"
+
+[backup]
+schedule = "0 * * * *"
+primary_region = "primary"
+copy_to = ["dr"]
+
+[regions.primary]
+vault = "file://{v}/primary"
+
+[regions.dr]
+vault = "file://{v}/dr"
+
+[[resources]]
+name = "db"
+kind = "postgres"
+url = "{url}"
+
+[drill]
+region = "dr"
+{extra}
+"#,
+        v = vaults.display()
+    )
+}
+
+fn run_pg(env: &Env, args: &[&str], password: &str) -> Output {
+    pg::with_pg_env(env.command(args), password)
+        .output()
+        .expect("run lifeboat")
+}
+
+fn json_pg(env: &Env, args: &[&str], password: &str) -> (Value, i32) {
+    let out = run_pg(env, args, password);
+    let code = out.status.code().unwrap_or(-1);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout of {args:?} is not JSON ({e}); exit {code}\nstdout: {}\nstderr: {}",
+            stdout(&out),
+            stderr(&out)
+        )
+    });
+    (v, code)
+}
+
+fn check<'a>(drill: &'a Value, name: &str) -> &'a Value {
+    drill["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no check {name}: {drill}"))
+}
+
+#[test]
+fn backup_and_drill_restore_the_snapshot_and_not_later_changes() {
+    let pg = server();
+    let env = Env::new();
+    let plan = "pg-loop";
+    pg.create_shop("pg_loop", 100_000);
+    let checks = r#"
+[[drill.checks]]
+name = "orders-count"
+resource = "db"
+sql = "SELECT count(*) FROM orders"
+expect = 100000
+
+[[drill.checks]]
+name = "orders-present"
+resource = "db"
+sql = "SELECT count(*) > 0 FROM orders"
+
+[[drill.checks]]
+name = "sequence"
+resource = "db"
+sql = "SELECT last_value FROM invoice_numbers"
+expect = 1234
+
+[[drill.checks]]
+name = "index"
+resource = "db"
+sql = "SELECT count(*) FROM pg_indexes WHERE indexname = 'orders_customer'"
+expect = 1
+
+[[drill.checks]]
+name = "no-later-table"
+resource = "db"
+sql = "SELECT to_regclass('public.later') IS NULL"
+expect = true
+"#;
+    env.write_plan("pg.toml", &pg_plan(&env, plan, &pg.url("pg_loop"), checks));
+
+    let before = now_ms();
+    let (backup, code) = json_pg(&env, &["backup", "run", plan, "--json"], PASSWORD);
+    let after = now_ms();
+    assert_eq!(code, 0, "{backup}");
+    let points = backup["points"].as_array().unwrap();
+    assert_eq!(points.len(), 2, "a point in primary and its copy in dr");
+    for p in points {
+        assert_eq!(p["status"], "complete", "{p}");
+        assert_eq!(p["kind"], "postgres");
+        assert!(p["location"].as_str().unwrap().ends_with(".pgdump"), "{p}");
+        let dt = ms(&p["data_time"]);
+        assert!(before <= dt && dt <= after, "data_time within the backup");
+    }
+    assert_eq!(points[0]["data_time"], points[1]["data_time"]);
+    assert_eq!(points[0]["sha256"], points[1]["sha256"]);
+    // The manifest records the server the dump came from.
+    let location = points[0]["location"].as_str().unwrap();
+    let manifest_path = location
+        .strip_prefix("file://")
+        .unwrap()
+        .replace(".pgdump", ".manifest.json");
+    let manifest: Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    assert_eq!(manifest["kind"], "postgres");
+    assert!(
+        manifest["postgres"]["server_version_num"].as_i64().unwrap() >= 100_000,
+        "{manifest}"
+    );
+    assert!(manifest["postgres"]["snapshot"].is_string(), "{manifest}");
+
+    // Changes after the backup must not show up in the drill.
+    pg.sql(
+        "pg_loop",
+        "INSERT INTO orders (customer_id, total) SELECT 1, 1 FROM generate_series(1, 500);
+         SELECT setval('invoice_numbers', 5000);
+         CREATE TABLE later (id int);",
+    );
+
+    let (drill, code) = json_pg(&env, &["drill", "run", plan, "--json"], PASSWORD);
+    assert_eq!(code, 0, "{drill}");
+    assert_eq!(drill["passed"], true, "{drill}");
+    let names: Vec<&str> = drill["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            "restore",
+            "tables",
+            "orders-count",
+            "orders-present",
+            "sequence",
+            "index",
+            "no-later-table"
+        ]
+    );
+    for c in drill["checks"].as_array().unwrap() {
+        assert!(c["seconds"].as_f64().is_some(), "{c}");
+    }
+    assert!(
+        check(&drill, "restore")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("sha256"),
+        "{drill}"
+    );
+    let tables = check(&drill, "tables")["detail"].as_str().unwrap();
+    assert!(tables.contains("all 2 tables"), "{tables}");
+    assert_eq!(
+        check(&drill, "orders-count")["detail"],
+        "returned 100000, as expected"
+    );
+    let rpo = drill["rpo_seconds"].as_f64().unwrap();
+    let dt = ms(&points[1]["data_time"]);
+    let started = ms(&drill["started_at"]);
+    assert!(
+        (rpo - (started - dt) as f64 / 1000.0).abs() < 0.002,
+        "RPO = drill start - data_time: {drill}"
+    );
+    assert!(
+        pg.scratch_databases(plan).is_empty(),
+        "the scratch database is dropped"
+    );
+
+    // --keep keeps the scratch database and names it.
+    let (kept, code) = json_pg(&env, &["drill", "run", plan, "--keep", "--json"], PASSWORD);
+    assert_eq!(code, 0, "{kept}");
+    let dbs = kept["kept_databases"].as_array().expect("kept databases");
+    assert_eq!(dbs.len(), 1, "{kept}");
+    let db = dbs[0].as_str().unwrap();
+    assert_eq!(pg.scratch_databases(plan), vec![db.to_string()]);
+    assert_eq!(pg.admin_sql(db, "SELECT count(*) FROM orders"), "100000");
+    pg.admin_sql("postgres", &format!("DROP DATABASE {db}"));
+
+    // The human output names a kept database too.
+    let out = run_pg(&env, &["drill", "run", plan, "--keep"], PASSWORD);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("restored database kept: lifeboat_drill_"),
+        "{}",
+        stdout(&out)
+    );
+    for db in pg.scratch_databases(plan) {
+        pg.admin_sql("postgres", &format!("DROP DATABASE {db}"));
+    }
+}
+
+#[test]
+fn a_false_or_broken_check_fails_the_drill_and_the_database_is_dropped() {
+    let pg = server();
+    let env = Env::new();
+    let plan = "pg-false";
+    pg.create_shop("pg_false", 1000);
+    let checks = r#"
+[[drill.checks]]
+name = "none-left"
+resource = "db"
+sql = "SELECT count(*) = 0 FROM orders"
+
+[[drill.checks]]
+name = "wrong-count"
+resource = "db"
+sql = "SELECT count(*) FROM orders"
+expect = 999
+
+[[drill.checks]]
+name = "missing-table"
+resource = "db"
+sql = "SELECT count(*) FROM no_such_table"
+"#;
+    env.write_plan("pg.toml", &pg_plan(&env, plan, &pg.url("pg_false"), checks));
+    let (backup, code) = json_pg(&env, &["backup", "run", plan, "--json"], PASSWORD);
+    assert_eq!(code, 0, "{backup}");
+    let (drill, code) = json_pg(&env, &["drill", "run", plan, "--json"], PASSWORD);
+    assert_eq!(code, 1, "{drill}");
+    assert_eq!(drill["passed"], false);
+    assert!(drill["rto_seconds"].is_null(), "a failed drill has no RTO");
+    assert_eq!(check(&drill, "restore")["passed"], true);
+    assert_eq!(
+        check(&drill, "none-left")["detail"],
+        "returned false, which is not true"
+    );
+    assert_eq!(
+        check(&drill, "wrong-count")["detail"],
+        "returned 1000, expected 999"
+    );
+    let missing = check(&drill, "missing-table");
+    assert_eq!(missing["passed"], false);
+    assert!(
+        missing["detail"]
+            .as_str()
+            .unwrap()
+            .contains("no_such_table"),
+        "{missing}"
+    );
+    assert!(pg.scratch_databases(plan).is_empty());
+}
+
+#[test]
+fn a_wrong_password_or_a_dead_server_fails_the_point_clearly() {
+    let pg = server();
+    let env = Env::new();
+    let plan = "pg-auth";
+    pg.create_shop("pg_auth", 10);
+    env.write_plan("pg.toml", &pg_plan(&env, plan, &pg.url("pg_auth"), ""));
+    let wrong = "not-the-password-5e2";
+    let (backup, code) = json_pg(&env, &["backup", "run", plan, "--json"], wrong);
+    assert_eq!(code, 1, "{backup}");
+    assert_eq!(backup["status"], "failed");
+    let point = &backup["points"][0];
+    assert_eq!(point["status"], "failed", "{point}");
+    let error = point["error"].as_str().unwrap();
+    assert!(error.contains("password authentication failed"), "{error}");
+    assert!(error.contains("PGPASSWORD"), "{error}");
+    assert!(!error.contains(wrong), "never show the password: {error}");
+    // The failure is recorded, with the same error.
+    let (list, code) = json_pg(&env, &["points", "list", "--all", "--json"], wrong);
+    assert_eq!(code, 0, "{list}");
+    let recorded = list.as_array().unwrap();
+    assert_eq!(recorded.len(), 1, "{list}");
+    assert_eq!(recorded[0]["status"], "failed");
+    assert_eq!(recorded[0]["error"], point["error"]);
+
+    // A server that does not answer.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    env.write_plan(
+        "pg.toml",
+        &pg_plan(
+            &env,
+            plan,
+            &format!("postgres://lifeboat@127.0.0.1:{closed}/pg_auth"),
+            "",
+        ),
+    );
+    let (backup, code) = json_pg(&env, &["backup", "run", plan, "--json"], PASSWORD);
+    assert_eq!(code, 1, "{backup}");
+    let error = backup["points"][0]["error"].as_str().unwrap();
+    assert!(error.contains("server unreachable"), "{error}");
+    assert!(error.contains(&format!("127.0.0.1:{closed}")), "{error}");
+}
+
+#[test]
+fn a_missing_pg_dump_says_what_to_install() {
+    let pg = server();
+    let env = Env::new();
+    let plan = "pg-nodump";
+    env.write_plan("pg.toml", &pg_plan(&env, plan, &pg.url("pg_nodump"), ""));
+    let empty = env.path("empty-bin");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut cmd = pg::with_pg_env(env.command(&["backup", "run", plan, "--json"]), PASSWORD);
+    cmd.env("PATH", &empty);
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let error = v["points"][0]["error"].as_str().unwrap();
+    assert!(error.contains("`pg_dump` was not found"), "{error}");
+    assert!(error.contains("postgresql-client"), "{error}");
+}
+
+#[test]
+fn the_next_drill_drops_the_database_of_an_interrupted_one() {
+    let pg = server();
+    let env = Env::new();
+    let plan = "pg-crash";
+    pg.create_shop("pg_crash", 100);
+    env.write_plan("pg.toml", &pg_plan(&env, plan, &pg.url("pg_crash"), ""));
+    let (backup, code) = json_pg(&env, &["backup", "run", plan, "--json"], PASSWORD);
+    assert_eq!(code, 0, "{backup}");
+    // A drill that died mid-restore: its row says running, its scratch
+    // database exists.
+    let catalog = env.path("lifeboat.db");
+    sqlite(
+        &catalog,
+        &format!(
+            "INSERT INTO drills (plan, region, trigger, status, started_at, rto_objective_ms, rpo_objective_ms)
+             VALUES ('{plan}', 'dr', 'manual', 'running', {}, 600000, 3600000)",
+            now_ms()
+        ),
+    );
+    let stale: i64 = sqlite(&catalog, "SELECT max(id) FROM drills")
+        .parse()
+        .unwrap();
+    let stale_db = format!("lifeboat_drill_{stale}_pg_crash_db");
+    pg.admin_sql(
+        "postgres",
+        &format!("CREATE DATABASE {stale_db} OWNER lifeboat"),
+    );
+    assert_eq!(pg.scratch_databases(plan), vec![stale_db.clone()]);
+
+    let (drill, code) = json_pg(&env, &["drill", "run", plan, "--json"], PASSWORD);
+    assert_eq!(code, 0, "{drill}");
+    assert!(
+        pg.scratch_databases(plan).is_empty(),
+        "the interrupted drill's database is dropped"
+    );
+    let (drills, _) = json_pg(
+        &env,
+        &["drills", "list", "--plan", plan, "--json"],
+        PASSWORD,
+    );
+    let old = drills
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == stale)
+        .expect("the interrupted drill is listed");
+    assert_eq!(old["passed"], false);
+}
+
+#[test]
+fn a_failing_pg_restore_is_reported_and_its_database_dropped() {
+    let pg = server();
+    let env = Env::new();
+    let plan = "pg-corrupt";
+    pg.create_shop("pg_corrupt", 5000);
+    env.write_plan("pg.toml", &pg_plan(&env, plan, &pg.url("pg_corrupt"), ""));
+    let (backup, code) = json_pg(&env, &["backup", "run", plan, "--json"], PASSWORD);
+    assert_eq!(code, 0, "{backup}");
+    // Damage the dr copy's compressed table data, and make the manifest
+    // agree with the damage: only pg_restore can notice now.
+    let copy = backup["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["region"] == "dr")
+        .unwrap();
+    let artifact = copy["location"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("file://")
+        .unwrap()
+        .to_string();
+    let mut bytes = std::fs::read(&artifact).unwrap();
+    let at = bytes.len() * 6 / 10;
+    for b in &mut bytes[at..at + 256] {
+        *b = !*b;
+    }
+    std::fs::write(&artifact, &bytes).unwrap();
+    let manifest_path = artifact.replace(".pgdump", ".manifest.json");
+    let mut manifest: Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&bytes))
+    };
+    manifest["artifact"]["sha256"] = sha.clone().into();
+    manifest["database"]["sha256"] = sha.into();
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+
+    let (drill, code) = json_pg(&env, &["drill", "run", plan, "--json"], PASSWORD);
+    assert_eq!(code, 1, "{drill}");
+    let restore = check(&drill, "restore");
+    assert_eq!(restore["passed"], false);
+    let detail = restore["detail"].as_str().unwrap();
+    assert!(detail.contains("pg_restore"), "{detail}");
+    assert!(detail.contains("failed"), "{detail}");
+    assert!(
+        pg.scratch_databases(plan).is_empty(),
+        "a failed restore's database is dropped"
+    );
+}
