@@ -6,4 +6,5 @@ mod common;
 mod crash;
 mod daemon;
 mod local_loop;
+mod report;
 mod validation;
