@@ -115,6 +115,8 @@ pub struct DrillRow {
     pub rto_seconds: Option<f64>,
     pub rpo_seconds: Option<f64>,
     pub error: Option<String>,
+    /// The checks that failed, so a failed drill says what broke.
+    pub failed_checks: Vec<crate::catalog::CheckRecord>,
     #[serde(skip)]
     pub started_ms: Millis,
 }
@@ -377,6 +379,29 @@ async fn plan_report(
             false
         }
     };
+    let mut history = Vec::with_capacity(finished.len());
+    for d in &finished {
+        let failed_checks = if d.passed() {
+            Vec::new()
+        } else {
+            let mut checks = cat.drill_checks(d.id).await?;
+            checks.retain(|c| c.passed == 0);
+            checks
+        };
+        history.push(DrillRow {
+            id: d.id,
+            region: d.region.clone(),
+            started_at: rfc3339(d.started_at),
+            finished_at: d.finished_at.map(rfc3339),
+            passed: d.passed(),
+            met_objectives: d.met_objectives(),
+            rto_seconds: d.rto_ms.map(secs),
+            rpo_seconds: d.rpo_ms.map(secs),
+            error: d.error.clone(),
+            failed_checks,
+            started_ms: d.started_at,
+        });
+    }
     let drills_summary = DrillSummary {
         count: finished.len(),
         passed: passed_count,
@@ -389,21 +414,7 @@ async fn plan_report(
         last_passed_at: last_pass.as_ref().map(|d| rfc3339(d.started_at)),
         since_last_pass_seconds: last_pass.as_ref().map(|d| secs(to - d.started_at)),
         interval_seconds: interval_ms.map(secs),
-        history: finished
-            .iter()
-            .map(|d| DrillRow {
-                id: d.id,
-                region: d.region.clone(),
-                started_at: rfc3339(d.started_at),
-                finished_at: d.finished_at.map(rfc3339),
-                passed: d.passed(),
-                met_objectives: d.met_objectives(),
-                rto_seconds: d.rto_ms.map(secs),
-                rpo_seconds: d.rpo_ms.map(secs),
-                error: d.error.clone(),
-                started_ms: d.started_at,
-            })
-            .collect(),
+        history,
     };
 
     let runs = cat.runs_between(Some(&plan.name), from, to).await?;
