@@ -549,3 +549,43 @@ fn html_is_self_contained_escaped_and_renders() {
         "no breached badge colour in the screenshot"
     );
 }
+
+#[test]
+fn status_is_a_plain_table_when_piped() {
+    let env = setup();
+    let out = env.run(&["status"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        !text.contains('\x1b'),
+        "colour codes in piped output: {text:?}"
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    // Header, then one row per plan and region.
+    assert_eq!(lines.len(), 5, "{text}");
+    assert!(lines[0].starts_with("PLAN") && lines[0].contains("NEXT DRILL"));
+    // The seeded points are from January 2026: long past the 1h RPO.
+    let shop_rows: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains("primary") || l.contains("dr "))
+        .collect();
+    assert!(shop_rows.iter().all(|l| l.contains("BREACH")), "{text}");
+    assert!(text.contains("#5 passed"), "{text}");
+    assert!(text.contains("(in "), "next runs shown: {text}");
+    let (json, code) = env.json(&["status", "--json"]);
+    assert_eq!(code, 0);
+    let shop = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["plan"] == "shop")
+        .unwrap();
+    let next_backup = ms(&shop["next_backup"]);
+    let now = now_ms();
+    assert!(next_backup > now && next_backup <= now + 15 * M, "{shop}");
+    let next_drill = ms(&shop["next_drill"]);
+    assert!(
+        next_drill > now && next_drill <= now + 24 * 60 * M,
+        "{shop}"
+    );
+}
