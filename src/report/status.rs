@@ -137,11 +137,18 @@ fn when(at: Option<&str>, now: Millis) -> String {
         return "—".into();
     };
     match crate::time::parse_rfc3339(at) {
-        Ok(ms) => format!(
-            "{} (in {})",
-            to_datetime(ms).format("%m-%d %H:%M"),
-            crate::time::human_duration_secs(((ms - now) / 1000) as f64)
-        ),
+        Ok(ms) => {
+            // Seconds are noise an hour or more ahead; keep the column narrow.
+            let mut secs = (ms - now) / 1000;
+            if secs >= 3600 {
+                secs = (secs + 30) / 60 * 60;
+            }
+            format!(
+                "{} (in {})",
+                to_datetime(ms).format("%m-%d %H:%M"),
+                crate::time::human_duration_secs(secs as f64)
+            )
+        }
         Err(_) => at.to_string(),
     }
 }

@@ -589,3 +589,33 @@ fn status_is_a_plain_table_when_piped() {
         "{shop}"
     );
 }
+
+#[test]
+fn markdown_shows_breaches_percentiles_and_incidents() {
+    let env = setup();
+    let out = env.run(&[
+        "report",
+        "--from",
+        &rfc(T0),
+        "--to",
+        &rfc(T0 + 180 * M),
+        "--plan",
+        "shop",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let md = stdout(&out);
+    assert!(md.contains("❌ breached"), "{md}");
+    assert!(
+        md.contains(&format!(
+            "- dr: {} → {} (worst 2h 10m)",
+            rfc(T0 + 60 * M),
+            rfc(T0 + 130 * M)
+        )),
+        "{md}"
+    );
+    assert!(md.contains("4 passed (80.0%)"), "{md}");
+    assert!(md.contains("RTO p95 12m"), "{md}");
+    assert!(md.contains("backup job"), "{md}");
+    assert!(md.contains("missed: daemon down"), "{md}");
+    assert!(md.contains("partial: copy to dr: disk full"), "{md}");
+}
