@@ -183,6 +183,22 @@ pub fn render_markdown(r: &Report) -> String {
                 );
             }
         }
+        if let Some(chain) = &p.evidence {
+            let _ = writeln!(
+                s,
+                "\nDrill evidence: {} record(s) in {}, {}",
+                chain.records,
+                chain.location,
+                if chain.intact {
+                    "chain intact".to_string()
+                } else {
+                    format!(
+                        "CHAIN BROKEN: {}",
+                        chain.problem.as_deref().unwrap_or("unknown")
+                    )
+                }
+            );
+        }
         if !p.flagged_points.is_empty() {
             let _ = writeln!(s, "\nFlagged points:\n");
             for f in &p.flagged_points {

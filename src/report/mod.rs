@@ -80,6 +80,8 @@ pub struct PlanReport {
     pub backups: BackupSummary,
     /// Complete points carrying a flag (e.g. `shrunk`) in the window.
     pub flagged_points: Vec<FlaggedPoint>,
+    /// The drill evidence chain in the drill region's vault, verified.
+    pub evidence: Option<crate::evidence::ChainStatus>,
 }
 
 #[derive(Debug, Serialize)]
@@ -492,6 +494,19 @@ async fn plan_report(
         );
     }
 
+    let evidence = crate::evidence::verify(cat, plan).await;
+    let evidence_ok = match &evidence {
+        Some(chain) if !chain.intact => {
+            problems.push(format!(
+                "drill evidence chain in {} is broken: {}",
+                chain.location,
+                chain.problem.as_deref().unwrap_or("unknown")
+            ));
+            false
+        }
+        _ => true,
+    };
+
     // Failed runs and flagged points are shown, but compliance is about the
     // objectives: exposure within RPO everywhere and the last drill meeting both.
     let compliant = regions.iter().all(|r| {
@@ -499,7 +514,8 @@ async fn plan_report(
             .worst_exposure_seconds
             .is_some_and(|w| w <= secs(rpo_ms))
     }) && last.is_some_and(|d| d.met_objectives())
-        && drill_interval_ok;
+        && drill_interval_ok
+        && evidence_ok;
     Ok(PlanReport {
         name: plan.name.clone(),
         owner: plan.owner.clone(),
@@ -512,6 +528,7 @@ async fn plan_report(
         drills: drills_summary,
         backups,
         flagged_points,
+        evidence,
     })
 }
 

@@ -619,3 +619,59 @@ fn markdown_shows_breaches_percentiles_and_incidents() {
     assert!(md.contains("missed: daemon down"), "{md}");
     assert!(md.contains("partial: copy to dr: disk full"), "{md}");
 }
+
+#[test]
+fn drills_chain_their_evidence_and_the_report_verifies_it() {
+    let env = Env::new();
+    env.seed(50);
+    env.write_plan("shop.toml", &env.local_plan(""));
+    assert_eq!(env.run(&["backup", "run", "shop"]).status.code(), Some(0));
+    for _ in 0..3 {
+        let out = env.run(&["drill", "run", "shop"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let dir = env.path("vaults/dr/evidence/shop");
+    let records = files_under(&dir);
+    assert_eq!(records.len(), 3, "{records:?}");
+    // Each record names its predecessor and that record's SHA-256.
+    let read = |name: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap()
+    };
+    assert_eq!(read(&records[0])["prev_sha256"], Value::Null);
+    let second = read(&records[1]);
+    assert_eq!(second["prev_key"], format!("evidence/shop/{}", records[0]));
+    assert_eq!(second["drill"]["passed"], true);
+    let (r, code) = env.json(&["report", "--format", "json", "--fail-on-breach"]);
+    assert_eq!(code, 0, "{r}");
+    let chain = &r["plans"][0]["evidence"];
+    assert_eq!(
+        (chain["records"].as_u64(), chain["intact"].as_bool()),
+        (Some(3), Some(true)),
+        "{r}"
+    );
+
+    // Rewriting history (a failed drill made to look passed) breaks the chain.
+    let first = dir.join(&records[0]);
+    let text = std::fs::read_to_string(&first).unwrap();
+    std::fs::write(&first, text.replace("\"returned 1\"", "\"returned 2\"")).unwrap();
+    let (r, code) = env.json(&["report", "--format", "json", "--fail-on-breach"]);
+    assert_eq!(code, 1, "{r}");
+    let plan = &r["plans"][0];
+    assert_eq!(plan["evidence"]["intact"], false);
+    assert_eq!(plan["compliant"], false);
+    let problems = plan["problems"].to_string();
+    assert!(
+        problems.contains("evidence chain") && problems.contains(&records[1]),
+        "{problems}"
+    );
+
+    // So does removing a record.
+    std::fs::write(&first, text).unwrap();
+    assert_eq!(
+        env.json(&["report", "--format", "json"]).0["plans"][0]["evidence"]["intact"],
+        true
+    );
+    std::fs::remove_file(dir.join(&records[1])).unwrap();
+    let (r, _) = env.json(&["report", "--format", "json"]);
+    assert_eq!(r["plans"][0]["evidence"]["intact"], false, "{r}");
+}
