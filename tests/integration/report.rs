@@ -524,6 +524,12 @@ fn html_is_self_contained_escaped_and_renders() {
         "chromium wrote no screenshot: {}",
         stderr(&out)
     );
+    // To look at the page: LIFEBOAT_KEEP_REPORT=/some/dir cargo test html_is
+    if let Some(keep) = std::env::var_os("LIFEBOAT_KEEP_REPORT") {
+        let keep = std::path::PathBuf::from(keep);
+        std::fs::copy(&png, keep.join("report.png")).unwrap();
+        std::fs::copy(&html_path, keep.join("report.html")).unwrap();
+    }
     let bytes = std::fs::read(&png).unwrap();
     assert!(
         bytes.len() > 30_000,
