@@ -5,12 +5,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System tools the tests and benchmarks compare against (tar, zstd, sqlite3),
-# and PostgreSQL: the client tools Lifeboat runs (pg_dump, pg_restore, psql)
+# the headless browser the HTML report test renders the page with, and
+# PostgreSQL: the client tools Lifeboat runs (pg_dump, pg_restore, psql)
 # and a server the tests start for themselves (initdb, pg_ctl: Debian keeps
 # them in /usr/lib/postgresql/<version>/bin, off the PATH).
 need=()
 command -v zstd >/dev/null || need+=(zstd)
 command -v sqlite3 >/dev/null || need+=(sqlite3)
+command -v chromium >/dev/null || need+=(chromium)
 pg_server_bin() {
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null ||
     { command -v initdb >/dev/null && command -v pg_ctl >/dev/null; }

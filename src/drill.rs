@@ -329,6 +329,12 @@ pub async fn run(ctx: &Context, plan: &Plan, opts: &DrillOptions) -> Result<Dril
     let record = cat.drill(drill_id).await?.ok_or_else(|| {
         DrillError::Invalid(format!("drill {drill_id} vanished from the catalog"))
     })?;
+    // The drill's verdict stands in the catalog either way; a record that
+    // could not be written shows as a gap in the chain the report verifies.
+    match crate::evidence::write(cat, plan, &record).await {
+        Ok(key) => info!(drill = drill_id, key, "drill evidence written"),
+        Err(e) => warn!(drill = drill_id, error = %e, "cannot write drill evidence"),
+    }
     Ok(DrillRun {
         record,
         kept,

@@ -4,6 +4,7 @@ pub mod context;
 pub mod daemon;
 pub mod demo;
 pub mod drill;
+pub mod evidence;
 pub mod locks;
 pub mod pipe;
 pub mod plan;

@@ -165,4 +165,23 @@ impl Catalog {
         .fetch_one(&self.pool)
         .await?)
     }
+
+    /// A plan's jobs that were missed or failed, scheduled in `[from, to)`,
+    /// oldest first: what the report lists with their reasons.
+    pub async fn troubled_jobs_between(
+        &self,
+        plan: &str,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<Job>, CatalogError> {
+        Ok(sqlx::query_as::<_, Job>(
+            "SELECT * FROM jobs WHERE plan = ? AND status IN ('missed', 'failed')
+               AND scheduled_start >= ? AND scheduled_start < ? ORDER BY scheduled_start, id",
+        )
+        .bind(plan)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?)
+    }
 }

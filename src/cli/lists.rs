@@ -1,5 +1,6 @@
 //! `points list`, `drills list` and `status`.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Result;
@@ -111,8 +112,8 @@ pub async fn drills(cli: &Cli, cmd: &DrillsCommand) -> Result<ExitCode> {
 pub async fn status(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
     let plans = cli.plans_or_one(None)?;
     let ctx = cli.context().await?;
-    let status =
-        lifeboat::report::status::build(&ctx.catalog, &plans, lifeboat::time::now_ms()).await?;
+    let now = lifeboat::time::now_ms();
+    let status = lifeboat::report::status::build(&ctx.catalog, &plans, now).await?;
     if args.json {
         print_json(&status)?;
         return Ok(ExitCode::SUCCESS);
@@ -120,45 +121,11 @@ pub async fn status(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
     if status.is_empty() {
         println!("no valid plan in {}", cli.plans.display());
     }
-    for p in &status {
-        println!(
-            "plan {} (RPO {}, RTO {})",
-            p.plan,
-            human_duration_secs(p.rpo_objective_seconds),
-            human_duration_secs(p.rto_objective_seconds)
-        );
-        for r in &p.regions {
-            let age = r
-                .age_seconds
-                .map(human_duration_secs)
-                .unwrap_or_else(|| "no point".into());
-            let state = if r.within_rpo { "ok" } else { "BREACH" };
-            let mut extra = String::new();
-            if !r.missing.is_empty() {
-                extra.push_str(&format!(" missing: {}", r.missing.join(", ")));
-            }
-            if !r.flags.is_empty() {
-                extra.push_str(&format!(" flags: {}", r.flags.join(", ")));
-            }
-            println!(
-                "  {:<12} newest point age {:<12} {:<7}{extra}",
-                r.region, age, state
-            );
-        }
-        match &p.last_drill {
-            Some(d) => println!(
-                "  last drill #{} at {}: {}{}",
-                d.id,
-                d.started_at,
-                if d.passed { "passed" } else { "FAILED" },
-                if d.passed && !d.met_objectives {
-                    " (objectives missed)"
-                } else {
-                    ""
-                }
-            ),
-            None => println!("  no drill yet"),
-        }
-    }
+    // Colour only for a person at a terminal; NO_COLOR (no-color.org) opts out.
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    print!(
+        "{}",
+        lifeboat::report::status::render_table(&status, now, colour)
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -59,25 +59,18 @@ pub async fn run(cli: &Cli, args: &ReportArgs) -> Result<ExitCode> {
             (now - d.as_millis() as i64, now)
         }
     };
+    let plans = cli.plans_or_one(args.plan.as_deref())?;
+    let ctx = cli.context().await?;
+    let report = lifeboat::report::build(&ctx.catalog, &plans, from, to, now).await?;
+    let breached = report.plans.iter().any(|p| !p.compliant);
     let text = match args.format {
-        Format::Html | Format::Csv => {
-            return Err(bad_input(
-                "report formats html and csv are not available yet; use md or json",
-            ))
+        Format::Json => serde_json::to_string_pretty(&report)? + "\n",
+        Format::Md => lifeboat::report::render_markdown(&report),
+        Format::Csv => {
+            lifeboat::report::render_csv(&report).context("cannot render the CSV report")?
         }
-        _ => {
-            let plans = cli.plans_or_one(args.plan.as_deref())?;
-            let ctx = cli.context().await?;
-            let report = lifeboat::report::build(&ctx.catalog, &plans, from, to, now).await?;
-            let breached = report.plans.iter().any(|p| !p.compliant);
-            let text = match args.format {
-                Format::Json => serde_json::to_string_pretty(&report)? + "\n",
-                _ => lifeboat::report::render_markdown(&report),
-            };
-            (text, breached)
-        }
+        Format::Html => lifeboat::report::render_html(&report)?,
     };
-    let (text, breached) = text;
     match &args.out {
         Some(path) => std::fs::write(path, text)
             .with_context(|| format!("cannot write report to {}", path.display()))?,

@@ -39,20 +39,21 @@ pub struct Exposure {
     pub breaches: Vec<Breach>,
 }
 
-/// Exposure over `[from, to)` for `resources` resources. `None` when the
-/// window ends before protection started.
-pub fn compute(
+/// Walks the exposure timeline over `[start, to)` in one ordered pass over
+/// the intervals' start and end events, calling `segment(a, b, base)` for
+/// each stretch `[a, b)` during which the baseline (the worst resource's
+/// newest usable data time, or the protection start) stays `base`; the
+/// exposure at t in that stretch is t − base. Returns the baseline at `to`
+/// and whether every resource had a point then. Shared by [`compute`] and
+/// [`timeline`] so the summary and the chart can never disagree.
+fn walk(
     resources: usize,
     intervals: &[Interval],
     protection_start: Millis,
-    from: Millis,
+    start: Millis,
     to: Millis,
-    rpo_ms: i64,
-) -> Option<Exposure> {
-    let start = from.max(protection_start);
-    if start >= to || resources == 0 {
-        return None;
-    }
+    mut segment: impl FnMut(Millis, Millis, Millis),
+) -> (Millis, bool) {
     // Events: (time, +1 add / -1 remove, interval index). Sorted by time.
     let mut events: Vec<(Millis, i8, usize)> = Vec::with_capacity(intervals.len() * 2);
     for (i, iv) in intervals.iter().enumerate() {
@@ -100,41 +101,13 @@ pub fn compute(
         apply(&mut usable, events[idx].1, events[idx].2);
         idx += 1;
     }
-    let mut worst = i64::MIN;
-    let mut within: i64 = 0;
-    let mut breaches: Vec<Breach> = Vec::new();
     let mut cursor = start;
-    let segment = |a: Millis,
-                   b: Millis,
-                   base: Millis,
-                   worst: &mut i64,
-                   within: &mut i64,
-                   breaches: &mut Vec<Breach>| {
-        if b <= a {
-            return;
-        }
-        *worst = (*worst).max(b - base);
-        let limit = base + rpo_ms;
-        *within += (limit.min(b) - a).clamp(0, b - a);
-        if b > limit {
-            let bs = a.max(limit);
-            match breaches.last_mut() {
-                Some(last) if last.end == bs => {
-                    last.end = b;
-                    last.worst_ms = last.worst_ms.max(b - base);
-                }
-                _ => breaches.push(Breach {
-                    start: bs,
-                    end: b,
-                    worst_ms: b - base,
-                }),
-            }
-        }
-    };
     while idx < events.len() && events[idx].0 < to {
         let t = events[idx].0;
         let (base, _) = baseline(&usable);
-        segment(cursor, t, base, &mut worst, &mut within, &mut breaches);
+        if t > cursor {
+            segment(cursor, t, base);
+        }
         while idx < events.len() && events[idx].0 == t {
             apply(&mut usable, events[idx].1, events[idx].2);
             idx += 1;
@@ -142,13 +115,101 @@ pub fn compute(
         cursor = t;
     }
     let (base, all_have) = baseline(&usable);
-    segment(cursor, to, base, &mut worst, &mut within, &mut breaches);
+    if to > cursor {
+        segment(cursor, to, base);
+    }
+    (base, all_have)
+}
+
+/// Exposure over `[from, to)` for `resources` resources. `None` when the
+/// window ends before protection started.
+pub fn compute(
+    resources: usize,
+    intervals: &[Interval],
+    protection_start: Millis,
+    from: Millis,
+    to: Millis,
+    rpo_ms: i64,
+) -> Option<Exposure> {
+    let start = from.max(protection_start);
+    if start >= to || resources == 0 {
+        return None;
+    }
+    let mut worst = i64::MIN;
+    let mut within: i64 = 0;
+    let mut breaches: Vec<Breach> = Vec::new();
+    let (base, all_have) = walk(
+        resources,
+        intervals,
+        protection_start,
+        start,
+        to,
+        |a, b, base| {
+            worst = worst.max(b - base);
+            let limit = base + rpo_ms;
+            within += (limit.min(b) - a).clamp(0, b - a);
+            if b > limit {
+                let bs = a.max(limit);
+                match breaches.last_mut() {
+                    Some(last) if last.end == bs => {
+                        last.end = b;
+                        last.worst_ms = last.worst_ms.max(b - base);
+                    }
+                    _ => breaches.push(Breach {
+                        start: bs,
+                        end: b,
+                        worst_ms: b - base,
+                    }),
+                }
+            }
+        },
+    );
     Some(Exposure {
         worst_ms: worst,
         within_ratio: within as f64 / (to - start) as f64,
         newest_data_time: all_have.then_some(base),
         breaches,
     })
+}
+
+/// The exposure over `[from, to)` as a polyline `(t, exposure_ms)` for a
+/// chart: the exposure rises with slope 1 and drops when a newer point
+/// becomes usable, so a vertex at each stretch's start and one at its end
+/// (just before the drop) draw it exactly. Stretches with an unchanged
+/// baseline are merged. Empty when the window ends before protection.
+pub fn timeline(
+    resources: usize,
+    intervals: &[Interval],
+    protection_start: Millis,
+    from: Millis,
+    to: Millis,
+) -> Vec<(Millis, i64)> {
+    let start = from.max(protection_start);
+    if start >= to || resources == 0 {
+        return Vec::new();
+    }
+    let mut out: Vec<(Millis, i64)> = Vec::new();
+    let mut last_base: Option<Millis> = None;
+    walk(
+        resources,
+        intervals,
+        protection_start,
+        start,
+        to,
+        |a, b, base| {
+            if last_base == Some(base) {
+                // Same line continues: move its end vertex instead of adding one.
+                if let Some(end) = out.last_mut() {
+                    *end = (b, b - base);
+                }
+            } else {
+                out.push((a, a - base));
+                out.push((b, b - base));
+                last_base = Some(base);
+            }
+        },
+    );
+    out
 }
 
 #[cfg(test)]
@@ -237,6 +298,32 @@ mod tests {
         // After deletion at 10m, no point: exposure = t - protection start (0).
         assert_eq!(e.worst_ms, 20 * M);
         assert_eq!(e.newest_data_time, None);
+    }
+
+    #[test]
+    fn timeline_is_a_sawtooth_with_a_vertex_before_each_drop() {
+        // Points with data at 2m and 10m, usable 1m later; window 0..15m.
+        let ivs = vec![iv(0, 2 * M, 3 * M), iv(0, 10 * M, 11 * M)];
+        let t = timeline(1, &ivs, 0, 0, 15 * M);
+        assert_eq!(
+            t,
+            vec![
+                (0, 0),          // protection start, no point yet
+                (3 * M, 3 * M),  // just before the first point is usable
+                (3 * M, M),      // dropped to 3m - 2m
+                (11 * M, 9 * M), // just before the second point
+                (11 * M, M),     // dropped to 11m - 10m
+                (15 * M, 5 * M), // window end
+            ]
+        );
+        // The timeline's peak is the summary's worst.
+        let e = compute(1, &ivs, 0, 0, 15 * M, 5 * M).unwrap();
+        assert_eq!(t.iter().map(|v| v.1).max(), Some(e.worst_ms));
+    }
+
+    #[test]
+    fn timeline_window_before_protection_is_empty() {
+        assert!(timeline(1, &[], 100, 0, 50).is_empty());
     }
 
     #[test]

@@ -107,20 +107,58 @@ pub fn render_markdown(r: &Report) -> String {
             pct(p.verified.within_rpo_ratio)
         );
         let d = &p.drills;
+        let breaches: Vec<String> = p
+            .regions
+            .iter()
+            .flat_map(|x| {
+                x.breaches.iter().map(move |b| {
+                    format!(
+                        "- {}: {} → {} (worst {})",
+                        x.region,
+                        b.start,
+                        b.end,
+                        human_duration_secs(b.worst_exposure_seconds)
+                    )
+                })
+            })
+            .collect();
+        if !breaches.is_empty() {
+            let _ = writeln!(s, "RPO breaches:\n\n{}\n", breaches.join("\n"));
+        }
         let _ = writeln!(
             s,
-            "Drills: {} run, {} passed · RTO p50 {} · RTO max {} · RPO max {}",
+            "Drills: {} run, {} passed ({}) · RTO p50 {} · RTO p95 {} · RTO max {} · RPO max {} · last pass {}",
             d.count,
             d.passed,
+            pct(d.pass_rate),
             dur(d.rto_p50_seconds),
+            dur(d.rto_p95_seconds),
             dur(d.rto_max_seconds),
-            dur(d.rpo_max_seconds)
+            dur(d.rpo_max_seconds),
+            d.since_last_pass_seconds
+                .map(|v| format!("{} before the window's end", human_duration_secs(v)))
+                .unwrap_or_else(|| "never".into())
         );
         let _ = writeln!(
             s,
             "\nBackups: {} runs, {} failed or partial, {} missed slots",
             p.backups.runs, p.backups.failed, p.backups.missed
         );
+        if !p.backups.incidents.is_empty() {
+            let _ = writeln!(s);
+            for i in &p.backups.incidents {
+                let _ = writeln!(
+                    s,
+                    "- {} {} {} #{} {}: {}",
+                    i.at,
+                    i.kind,
+                    i.source,
+                    i.id,
+                    i.status,
+                    i.reason.as_deref().unwrap_or("no reason recorded")
+                );
+            }
+        }
         if let Some(last) = &d.last {
             let _ = writeln!(
                 s,
@@ -144,6 +182,22 @@ pub fn render_markdown(r: &Report) -> String {
                     c["detail"].as_str().unwrap_or("").replace('|', "\\|")
                 );
             }
+        }
+        if let Some(chain) = &p.evidence {
+            let _ = writeln!(
+                s,
+                "\nDrill evidence: {} record(s) in {}, {}",
+                chain.records,
+                chain.location,
+                if chain.intact {
+                    "chain intact".to_string()
+                } else {
+                    format!(
+                        "CHAIN BROKEN: {}",
+                        chain.problem.as_deref().unwrap_or("unknown")
+                    )
+                }
+            );
         }
         if !p.flagged_points.is_empty() {
             let _ = writeln!(s, "\nFlagged points:\n");

@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::catalog::{Catalog, CatalogError};
 use crate::plan::Plan;
-use crate::time::{rfc3339, Millis};
+use crate::time::{rfc3339, to_datetime, Millis};
 
 #[derive(Debug, Serialize)]
 pub struct PlanStatus {
@@ -14,6 +14,10 @@ pub struct PlanStatus {
     pub rto_objective_seconds: f64,
     pub regions: Vec<RegionStatus>,
     pub last_drill: Option<LastDrill>,
+    /// The next scheduled backup start, jitter applied.
+    pub next_backup: Option<String>,
+    /// The next scheduled drill start; `None` without a drill schedule.
+    pub next_drill: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -90,13 +94,204 @@ pub async fn build(
             rto_seconds: d.rto_ms.map(|v| v as f64 / 1000.0),
             rpo_seconds: d.rpo_ms.map(|v| v as f64 / 1000.0),
         });
+        let next = |t: &crate::schedule::Timing, kind: &str| {
+            t.upcoming(&plan.name, kind, to_datetime(now), 1)
+                .first()
+                .map(|r| rfc3339(r.start.timestamp_millis()))
+        };
         out.push(PlanStatus {
             plan: plan.name.clone(),
             rpo_objective_seconds: rpo_s,
             rto_objective_seconds: plan.rto.as_secs_f64(),
             regions,
             last_drill,
+            next_backup: next(&plan.backup.timing, "backup"),
+            next_drill: plan.drill.timing.as_ref().and_then(|t| next(t, "drill")),
         });
     }
     Ok(out)
+}
+
+/// ANSI colours for the table; only used when stdout is a terminal.
+const GREEN: &str = "\x1b[32m";
+const RED: &str = "\x1b[1;31m";
+const YELLOW: &str = "\x1b[33m";
+const DIM: &str = "\x1b[2m";
+const RESET: &str = "\x1b[0m";
+
+/// A cell padded to `width` first, then coloured, so escape codes never
+/// upset the column alignment.
+fn cell(text: &str, width: usize, colour: Option<&str>) -> String {
+    let padded = format!("{text:<width$}");
+    match colour {
+        Some(c) => format!("{c}{padded}{RESET}"),
+        None => padded,
+    }
+}
+
+/// When, relative to `now`: `11-25 16:00 (in 12m)`.
+fn when(at: Option<&str>, now: Millis) -> String {
+    let Some(at) = at else {
+        return "—".into();
+    };
+    match crate::time::parse_rfc3339(at) {
+        Ok(ms) => {
+            // Seconds are noise an hour or more ahead; keep the column narrow.
+            let mut secs = (ms - now) / 1000;
+            if secs >= 3600 {
+                secs = (secs + 30) / 60 * 60;
+            }
+            format!(
+                "{} (in {})",
+                to_datetime(ms).format("%m-%d %H:%M"),
+                crate::time::human_duration_secs(secs as f64)
+            )
+        }
+        Err(_) => at.to_string(),
+    }
+}
+
+/// The `status` screen: one row per plan and region with the newest point's
+/// age against the RPO; the last drill and the next runs on the plan's first
+/// row. Colours (green ok, red breach, yellow warnings) only when `colour`.
+pub fn render_table(plans: &[PlanStatus], now: Millis, colour: bool) -> String {
+    use crate::time::human_duration_secs as dur;
+    let paint = |c: &'static str| colour.then_some(c);
+    let widths = [14, 10, 12, 8, 8, 26, 24, 24];
+    let headers = [
+        "PLAN",
+        "REGION",
+        "NEWEST AGE",
+        "RPO",
+        "STATE",
+        "LAST DRILL",
+        "NEXT BACKUP",
+        "NEXT DRILL",
+    ];
+    let mut out = String::new();
+    let header: Vec<String> = headers
+        .iter()
+        .zip(widths)
+        .map(|(h, w)| cell(h, w, paint(DIM)))
+        .collect();
+    out.push_str(header.join(" ").trim_end());
+    out.push('\n');
+    for p in plans {
+        for (i, r) in p.regions.iter().enumerate() {
+            let first = i == 0;
+            let age = r.age_seconds.map(dur).unwrap_or_else(|| "no point".into());
+            let (state, state_colour) = if r.within_rpo {
+                ("ok", GREEN)
+            } else {
+                ("BREACH", RED)
+            };
+            let (drill, drill_colour) = match (&p.last_drill, first) {
+                (_, false) => (String::new(), None),
+                (None, true) => ("none yet".to_string(), paint(YELLOW)),
+                (Some(d), true) => {
+                    let verdict = if !d.passed {
+                        "FAILED"
+                    } else if !d.met_objectives {
+                        "passed, missed obj."
+                    } else {
+                        "passed"
+                    };
+                    let colour = if !d.passed {
+                        RED
+                    } else if !d.met_objectives {
+                        YELLOW
+                    } else {
+                        GREEN
+                    };
+                    (format!("#{} {verdict}", d.id), paint(colour))
+                }
+            };
+            let mut row = vec![
+                cell(if first { &p.plan } else { "" }, widths[0], None),
+                cell(&r.region, widths[1], None),
+                cell(&age, widths[2], None),
+                cell(
+                    &if first {
+                        dur(p.rpo_objective_seconds)
+                    } else {
+                        String::new()
+                    },
+                    widths[3],
+                    None,
+                ),
+                cell(state, widths[4], paint(state_colour)),
+                cell(&drill, widths[5], drill_colour),
+            ];
+            if first {
+                row.push(cell(&when(p.next_backup.as_deref(), now), widths[6], None));
+                row.push(cell(&when(p.next_drill.as_deref(), now), widths[7], None));
+            }
+            let mut line = row.join(" ").trim_end().to_string();
+            if !r.missing.is_empty() {
+                line.push_str(&format!("  missing: {}", r.missing.join(", ")));
+            }
+            if !r.flags.is_empty() {
+                line.push_str(&format!("  flags: {}", r.flags.join(", ")));
+            }
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(within: bool) -> Vec<PlanStatus> {
+        vec![PlanStatus {
+            plan: "shop".into(),
+            rpo_objective_seconds: 3600.0,
+            rto_objective_seconds: 600.0,
+            regions: vec![
+                RegionStatus {
+                    region: "primary".into(),
+                    newest_data_time: None,
+                    age_seconds: Some(120.0),
+                    within_rpo: within,
+                    missing: vec![],
+                    flags: vec![],
+                },
+                RegionStatus {
+                    region: "dr".into(),
+                    newest_data_time: None,
+                    age_seconds: None,
+                    within_rpo: false,
+                    missing: vec!["db".into()],
+                    flags: vec![],
+                },
+            ],
+            last_drill: None,
+            next_backup: Some("2026-01-01T00:15:00Z".into()),
+            next_drill: None,
+        }]
+    }
+
+    #[test]
+    fn plain_table_has_no_escape_codes_and_aligned_rows() {
+        let t = render_table(&sample(true), 1_767_225_600_000, false);
+        assert!(!t.contains('\x1b'), "{t}");
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[0].starts_with("PLAN"));
+        assert!(lines[1].contains("shop") && lines[1].contains("ok"));
+        assert!(lines[1].contains("01-01 00:15 (in 15m)"), "{t}");
+        assert!(lines[2].contains("BREACH") && lines[2].contains("missing: db"));
+        // Columns line up: STATE starts at the same offset on every row.
+        let col = lines[0].find("STATE").unwrap();
+        assert_eq!(&lines[1][col..col + 2], "ok");
+    }
+
+    #[test]
+    fn colour_marks_breaches_red() {
+        let t = render_table(&sample(false), 0, true);
+        assert!(t.contains(&format!("{RED}BREACH")), "{t:?}");
+        assert!(!t.contains(GREEN));
+    }
 }

@@ -9,5 +9,6 @@ mod local_loop;
 mod moto;
 mod pg;
 mod postgres;
+mod report;
 mod validation;
 mod vault_conformance;

@@ -213,8 +213,10 @@ fn the_whole_loop_runs_on_s3_vaults_in_two_regions() {
     assert_eq!(env.run(&["prune", "shop"]).status.code(), Some(0));
     let remaining = rt.block_on(async {
         let c = lifeboat::vault::s3_client("us-west-2", Some(&m.aws())).await;
+        // Points only: drill evidence records live under evidence/.
         c.list_objects_v2()
             .bucket("loop-usw2")
+            .prefix("lifeboat/shop/")
             .send()
             .await
             .unwrap()

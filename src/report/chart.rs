@@ -1,0 +1,218 @@
+//! Report charts as inline SVG (plotters' SVG backend writes text as SVG
+//! `<text>`, so no font library or bitmap is involved, and it escapes the
+//! text it writes).
+
+use chrono::{DateTime, Utc};
+use plotters::prelude::*;
+
+use crate::time::{to_datetime, Millis};
+
+const WIDTH: u32 = 900;
+const HEIGHT: u32 = 300;
+
+/// Colours for successive regions, readable on white.
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+    RGBColor(23, 190, 207),
+    RGBColor(140, 86, 75),
+];
+const OBJECTIVE: RGBColor = RGBColor(214, 39, 40);
+
+#[derive(Debug, thiserror::Error)]
+#[error("cannot draw the {chart} chart: {message}")]
+pub struct ChartError {
+    chart: &'static str,
+    message: String,
+}
+
+/// A unit that keeps the axis numbers readable for values up to `max_s`.
+fn unit_for(max_s: f64) -> (&'static str, f64) {
+    if max_s >= 2.0 * 3600.0 {
+        ("hours", 3600.0)
+    } else if max_s >= 120.0 {
+        ("minutes", 60.0)
+    } else {
+        ("seconds", 1.0)
+    }
+}
+
+fn time_label(d: &DateTime<Utc>) -> String {
+    d.format("%m-%d %H:%M").to_string()
+}
+
+/// RPO exposure over the window: one sawtooth line per region (from
+/// [`super::exposure::timeline`]) and the RPO objective as a dashed line.
+pub fn exposure_chart(
+    regions: &[(&str, &[(Millis, i64)])],
+    from: Millis,
+    to: Millis,
+    rpo_s: f64,
+) -> Result<String, ChartError> {
+    let err = |e: &dyn std::fmt::Display| ChartError {
+        chart: "exposure",
+        message: e.to_string(),
+    };
+    let max_s = regions
+        .iter()
+        .flat_map(|(_, pts)| pts.iter().map(|(_, v)| *v as f64 / 1000.0))
+        .fold(rpo_s, f64::max);
+    let (unit, div) = unit_for(max_s);
+    let (x0, x1) = (to_datetime(from), to_datetime(to));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(30)
+            .y_label_area_size(55)
+            .build_cartesian_2d(x0..x1, 0f64..(max_s / div * 1.1).max(1e-9))
+            .map_err(|e| err(&e))?;
+        chart
+            .configure_mesh()
+            .x_labels(6)
+            .x_label_formatter(&time_label)
+            .y_desc(format!("exposure ({unit})"))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(|e| err(&e))?;
+        for (i, (region, pts)) in regions.iter().enumerate() {
+            let colour = PALETTE[i % PALETTE.len()];
+            chart
+                .draw_series(LineSeries::new(
+                    pts.iter()
+                        .map(|(t, v)| (to_datetime(*t), *v as f64 / 1000.0 / div)),
+                    colour.stroke_width(2),
+                ))
+                .map_err(|e| err(&e))?
+                .label(*region)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+                });
+        }
+        let objective = rpo_s / div;
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(x0, objective), (x1, objective)],
+                8,
+                5,
+                OBJECTIVE.stroke_width(2),
+            ))
+            .map_err(|e| err(&e))?
+            .label("RPO objective")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], OBJECTIVE));
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.85))
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(|e| err(&e))?;
+        root.present().map_err(|e| err(&e))?;
+    }
+    Ok(svg)
+}
+
+/// One drill on the history chart: when it started, the measured value
+/// (RTO or RPO; `None` when the drill failed before measuring it), and
+/// whether it passed.
+pub struct DrillMark {
+    pub at: Millis,
+    pub value_s: Option<f64>,
+    pub passed: bool,
+}
+
+/// Each drill's RTO or RPO (`what`) against the objective: passing drills
+/// as dots joined by a line, failed ones as crosses on the time axis.
+pub fn drill_chart(
+    what: &'static str,
+    drills: &[DrillMark],
+    from: Millis,
+    to: Millis,
+    objective_s: f64,
+) -> Result<String, ChartError> {
+    let err = |e: &dyn std::fmt::Display| ChartError {
+        chart: what,
+        message: e.to_string(),
+    };
+    let max_s = drills
+        .iter()
+        .filter_map(|d| d.value_s)
+        .fold(objective_s, f64::max);
+    let (unit, div) = unit_for(max_s);
+    let (x0, x1) = (to_datetime(from), to_datetime(to));
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .margin(12)
+            .x_label_area_size(30)
+            .y_label_area_size(55)
+            .build_cartesian_2d(x0..x1, 0f64..(max_s / div * 1.1).max(1e-9))
+            .map_err(|e| err(&e))?;
+        chart
+            .configure_mesh()
+            .x_labels(6)
+            .x_label_formatter(&time_label)
+            .y_desc(format!("{what} ({unit})"))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(|e| err(&e))?;
+        let measured: Vec<(DateTime<Utc>, f64)> = drills
+            .iter()
+            .filter_map(|d| Some((to_datetime(d.at), d.value_s? / div)))
+            .collect();
+        let colour = PALETTE[0];
+        chart
+            .draw_series(LineSeries::new(
+                measured.iter().copied(),
+                colour.stroke_width(1),
+            ))
+            .map_err(|e| err(&e))?;
+        chart
+            .draw_series(measured.iter().map(|p| Circle::new(*p, 4, colour.filled())))
+            .map_err(|e| err(&e))?
+            .label(format!("drill {what}"))
+            .legend(move |(x, y)| Circle::new((x + 10, y), 4, colour.filled()));
+        let failed: Vec<DateTime<Utc>> = drills
+            .iter()
+            .filter(|d| !d.passed)
+            .map(|d| to_datetime(d.at))
+            .collect();
+        if !failed.is_empty() {
+            chart
+                .draw_series(
+                    failed
+                        .iter()
+                        .map(|t| Cross::new((*t, 0.0), 6, OBJECTIVE.stroke_width(2))),
+                )
+                .map_err(|e| err(&e))?
+                .label("failed drill")
+                .legend(|(x, y)| Cross::new((x + 10, y), 5, OBJECTIVE.stroke_width(2)));
+        }
+        let objective = objective_s / div;
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(x0, objective), (x1, objective)],
+                8,
+                5,
+                OBJECTIVE.stroke_width(2),
+            ))
+            .map_err(|e| err(&e))?
+            .label(format!("{what} objective"))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], OBJECTIVE));
+        chart
+            .configure_series_labels()
+            .border_style(BLACK)
+            .background_style(WHITE.mix(0.85))
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(|e| err(&e))?;
+        root.present().map_err(|e| err(&e))?;
+    }
+    Ok(svg)
+}

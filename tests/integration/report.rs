@@ -1,0 +1,683 @@
+//! The report against catalogs written row by row with known times, so
+//! every number can be worked out by hand; and every output format parsed
+//! back (HTML rendered by headless Chromium).
+
+use std::path::Path;
+
+use lifeboat::catalog::{Catalog, DrillOutcome, NewPoint, PointCompletion};
+use serde_json::Value;
+
+use crate::common::*;
+
+const M: i64 = 60_000;
+/// 2026-01-01T00:00:00Z: protection of `shop` starts here.
+const T0: i64 = 1_767_225_600_000;
+
+fn rfc(ms: i64) -> String {
+    lifeboat::time::rfc3339(ms)
+}
+
+fn plan_text(name: &str, vaults: &Path) -> String {
+    format!(
+        r#"name = "{name}"
+owner = "dr <team> & co"
+rto = "10m"
+rpo = "1h"
+
+[backup]
+schedule = "*/15 * * * *"
+primary_region = "primary"
+copy_to = ["dr"]
+
+[regions.primary]
+vault = "file://{v}/primary"
+
+[regions.dr]
+vault = "file://{v}/dr"
+
+[[resources]]
+name = "db"
+kind = "sqlite"
+path = "/nonexistent/app.db"
+
+[drill]
+schedule = "0 3 * * *"
+region = "dr"
+
+[[drill.checks]]
+name = "orders-present"
+resource = "db"
+sql = "SELECT count(*) > 0 FROM orders"
+"#,
+        v = vaults.display()
+    )
+}
+
+async fn point(
+    cat: &Catalog,
+    plan: &str,
+    region: &str,
+    run: i64,
+    source: Option<i64>,
+    data: i64,
+    done: i64,
+) -> i64 {
+    let id = cat
+        .insert_point(NewPoint {
+            plan,
+            resource: "db",
+            kind: "sqlite",
+            region,
+            run_id: Some(run),
+            source_point_id: source,
+            started_at: data,
+        })
+        .await
+        .unwrap();
+    cat.complete_point(
+        id,
+        &PointCompletion {
+            data_time: data,
+            completed_at: done,
+            size_bytes: 1000,
+            content_bytes: 4000,
+            file_count: 1,
+            sha256: "00".into(),
+            location: format!("file:///vault/{region}/{id}"),
+            flags: vec![],
+        },
+    )
+    .await
+    .unwrap();
+    id
+}
+
+async fn drill(cat: &Catalog, start: i64, rto: Option<i64>, rpo: i64, detail: &str) {
+    let id = cat
+        .start_drill("shop", "dr", "manual", start, 10 * M, 60 * M)
+        .await
+        .unwrap();
+    cat.add_check(
+        id,
+        &lifeboat::catalog::NewCheck {
+            name: "orders-present".into(),
+            resource: "db".into(),
+            passed: rto.is_some(),
+            detail: detail.into(),
+            ms: 500,
+        },
+    )
+    .await
+    .unwrap();
+    cat.finish_drill(
+        id,
+        &DrillOutcome {
+            status: if rto.is_some() { "passed" } else { "failed" },
+            finished_at: start + rto.unwrap_or(M) + M,
+            rto_ms: rto,
+            rpo_ms: Some(rpo),
+            error: rto.is_none().then(|| "check orders-present failed".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+}
+
+/// `shop`: hourly runs from T0, each point usable 5m (primary) / 10m (dr)
+/// after its data time; the copy of the 1h run failed, so dr lags; five
+/// drills. `empty`: one failed run at T0+90m and no point at all.
+async fn seed_catalog(path: &Path) {
+    let cat = Catalog::open(path).await.unwrap();
+    // Run 1 at T0: both regions.
+    let r1 = cat
+        .start_run("shop", "schedule", Some(T0), T0)
+        .await
+        .unwrap();
+    let p1 = point(&cat, "shop", "primary", r1, None, T0, T0 + 5 * M).await;
+    point(&cat, "shop", "dr", r1, Some(p1), T0, T0 + 10 * M).await;
+    cat.finish_run(r1, "succeeded", None, T0 + 10 * M)
+        .await
+        .unwrap();
+    // Run 2 at 1h: the copy to dr fails.
+    let t = T0 + 60 * M;
+    let r2 = cat.start_run("shop", "schedule", Some(t), t).await.unwrap();
+    let p2 = point(&cat, "shop", "primary", r2, None, t, t + 5 * M).await;
+    let c2 = cat
+        .insert_point(NewPoint {
+            plan: "shop",
+            resource: "db",
+            kind: "sqlite",
+            region: "dr",
+            run_id: Some(r2),
+            source_point_id: Some(p2),
+            started_at: t + 5 * M,
+        })
+        .await
+        .unwrap();
+    cat.fail_point(c2, "copy to dr: disk full", Some(t))
+        .await
+        .unwrap();
+    cat.finish_run(r2, "partial", Some("copy to dr: disk full"), t + 6 * M)
+        .await
+        .unwrap();
+    // The daemon's job for that slot failed with the run: listed once.
+    let job = cat
+        .claim_job("shop", "backup", t, t, t)
+        .await
+        .unwrap()
+        .unwrap();
+    cat.finish_job(job, "failed", Some(r2), None, Some("partial"), t + 6 * M)
+        .await
+        .unwrap();
+    // Run 3 at 2h: both regions again.
+    let t = T0 + 120 * M;
+    let r3 = cat.start_run("shop", "schedule", Some(t), t).await.unwrap();
+    let p3 = point(&cat, "shop", "primary", r3, None, t, t + 5 * M).await;
+    point(&cat, "shop", "dr", r3, Some(p3), t, t + 10 * M).await;
+    cat.finish_run(r3, "succeeded", None, t + 10 * M)
+        .await
+        .unwrap();
+    // The 2h45m slot could not start.
+    cat.record_missed(
+        "shop",
+        "backup",
+        T0 + 165 * M,
+        T0 + 165 * M,
+        "daemon down",
+        T0 + 170 * M,
+    )
+    .await
+    .unwrap();
+    // Drills from dr: RPO = start − the dr point's data time.
+    drill(&cat, T0 + 20 * M, Some(5 * M), 20 * M, "1 row").await;
+    drill(&cat, T0 + 40 * M, None, 40 * M, "no <table> orders").await;
+    drill(&cat, T0 + 70 * M, Some(8 * M), 70 * M, "1 row").await;
+    drill(&cat, T0 + 140 * M, Some(12 * M), 20 * M, "1 row").await;
+    drill(&cat, T0 + 160 * M, Some(3 * M), 40 * M, "1 row").await;
+
+    let r = cat
+        .start_run("empty", "manual", None, T0 + 90 * M)
+        .await
+        .unwrap();
+    cat.finish_run(r, "failed", Some("source missing"), T0 + 91 * M)
+        .await
+        .unwrap();
+    cat.close().await;
+}
+
+fn setup() -> Env {
+    let env = Env::new();
+    env.write_plan("shop.toml", &plan_text("shop", &env.path("vaults")));
+    env.write_plan("empty.toml", &plan_text("empty", &env.path("vaults")));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(seed_catalog(&env.path("lifeboat.db")));
+    env
+}
+
+fn report(env: &Env, from: i64, to: i64, extra: &[&str]) -> (Value, i32) {
+    let (from, to) = (rfc(from), rfc(to));
+    let mut args = vec!["report", "--format", "json", "--from", &from, "--to", &to];
+    args.extend_from_slice(extra);
+    env.json(&args)
+}
+
+fn plan<'a>(r: &'a Value, name: &str) -> &'a Value {
+    r["plans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no plan {name} in {r}"))
+}
+
+fn region<'a>(p: &'a Value, name: &str) -> &'a Value {
+    p["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["region"] == name)
+        .unwrap_or_else(|| panic!("no region {name} in {p}"))
+}
+
+fn approx(v: &Value, expected: f64) {
+    let got = v.as_f64().unwrap_or_else(|| panic!("{v} is not a number"));
+    assert!(
+        (got - expected).abs() < 1e-9,
+        "got {got}, expected {expected}"
+    );
+}
+
+fn breaches(r: &Value) -> Vec<(String, String, f64)> {
+    r["breaches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["start"].as_str().unwrap().to_string(),
+                b["end"].as_str().unwrap().to_string(),
+                b["worst_exposure_seconds"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn exposure_drills_and_incidents_match_hand_computed_values() {
+    let env = setup();
+    let (r, code) = report(&env, T0, T0 + 180 * M, &[]);
+    assert_eq!(code, 0, "{r}");
+    for key in ["generated_at", "from", "to", "plans"] {
+        assert!(r.get(key).is_some(), "report lacks {key}");
+    }
+    let shop = plan(&r, "shop");
+    for key in [
+        "name",
+        "owner",
+        "rto_objective_seconds",
+        "rpo_objective_seconds",
+        "compliant",
+        "regions",
+        "verified",
+        "drills",
+        "backups",
+    ] {
+        assert!(shop.get(key).is_some(), "plan lacks {key}");
+    }
+    assert_eq!(shop["compliant"], false);
+
+    // Primary: exposure reaches 65m twice (just before each next point is
+    // usable, 5m after its data time); breached 60–65m and 120–125m.
+    let primary = region(shop, "primary");
+    approx(&primary["worst_exposure_seconds"], 3900.0);
+    approx(&primary["within_rpo_ratio"], 170.0 / 180.0);
+    assert_eq!(primary["newest_data_time"], rfc(T0 + 120 * M));
+    assert_eq!(
+        breaches(primary),
+        vec![
+            (rfc(T0 + 60 * M), rfc(T0 + 65 * M), 3900.0),
+            (rfc(T0 + 120 * M), rfc(T0 + 125 * M), 3900.0)
+        ]
+    );
+    // dr lags: the 1h copy failed, so data from T0 serves until 2h10m.
+    let dr = region(shop, "dr");
+    approx(&dr["worst_exposure_seconds"], 130.0 * 60.0);
+    approx(&dr["within_rpo_ratio"], 110.0 / 180.0);
+    assert_eq!(
+        breaches(dr),
+        vec![(rfc(T0 + 60 * M), rfc(T0 + 130 * M), 7800.0)]
+    );
+    approx(&dr["breaches"][0]["duration_seconds"], 70.0 * 60.0);
+
+    // Drills: RTOs 5, 8, 12, 3 minutes (one failed drill has none).
+    let d = &shop["drills"];
+    assert_eq!(d["count"], 5);
+    assert_eq!(d["passed"], 4);
+    approx(&d["pass_rate"], 0.8);
+    approx(&d["rto_p50_seconds"], 300.0);
+    approx(&d["rto_p95_seconds"], 720.0);
+    approx(&d["rto_max_seconds"], 720.0);
+    approx(&d["rpo_max_seconds"], 4200.0);
+    assert_eq!(d["last_passed_at"], rfc(T0 + 160 * M));
+    approx(&d["since_last_pass_seconds"], 1200.0);
+    approx(&d["interval_seconds"], 86400.0);
+    assert_eq!(d["last"]["passed"], true);
+    assert_eq!(d["history"].as_array().unwrap().len(), 5);
+
+    // The partial run once (its failed job is the same event), the missed slot.
+    let b = &shop["backups"];
+    assert_eq!(
+        (
+            b["runs"].as_u64(),
+            b["failed"].as_u64(),
+            b["missed"].as_u64()
+        ),
+        (Some(3), Some(1), Some(1))
+    );
+    let incidents = b["incidents"].as_array().unwrap();
+    assert_eq!(incidents.len(), 2, "{incidents:?}");
+    assert_eq!(incidents[0]["source"], "run");
+    assert_eq!(incidents[0]["status"], "partial");
+    assert_eq!(incidents[0]["reason"], "copy to dr: disk full");
+    assert_eq!(incidents[1]["source"], "job");
+    assert_eq!(incidents[1]["status"], "missed");
+    assert_eq!(incidents[1]["reason"], "daemon down");
+    assert_eq!(incidents[1]["at"], rfc(T0 + 165 * M));
+
+    // No point yet: exposure counts from the first attempt (T0+90m).
+    let empty = plan(&r, "empty");
+    for name in ["primary", "dr"] {
+        let x = region(empty, name);
+        approx(&x["worst_exposure_seconds"], 5400.0);
+        approx(&x["within_rpo_ratio"], 60.0 / 90.0);
+        assert_eq!(x["newest_data_time"], Value::Null);
+        assert_eq!(
+            breaches(x),
+            vec![(rfc(T0 + 150 * M), rfc(T0 + 180 * M), 5400.0)]
+        );
+    }
+    assert_eq!(empty["compliant"], false);
+    let problems = empty["problems"].to_string();
+    assert!(problems.contains("no passing drill ever"), "{problems}");
+}
+
+#[test]
+fn a_window_cuts_a_breach_and_an_old_pass_breaks_the_drill_interval() {
+    let env = setup();
+    // From 1h30m: dr is already 90m exposed and stays breached until 2h10m.
+    let (r, _) = report(&env, T0 + 90 * M, T0 + 180 * M, &[]);
+    let dr = region(plan(&r, "shop"), "dr");
+    approx(&dr["worst_exposure_seconds"], 7800.0);
+    approx(&dr["within_rpo_ratio"], 50.0 / 90.0);
+    assert_eq!(
+        breaches(dr),
+        vec![(rfc(T0 + 90 * M), rfc(T0 + 130 * M), 7800.0)]
+    );
+    // Only drills started in the window count: 12m and 3m.
+    let d = &plan(&r, "shop")["drills"];
+    assert_eq!(d["count"], 2);
+    approx(&d["rto_p50_seconds"], 180.0);
+    approx(&d["rto_p95_seconds"], 720.0);
+
+    // A day and a half later the last pass (2h40m) is older than the
+    // daily drill interval: out of compliance, with the reason.
+    let (r, _) = report(&env, T0 + 180 * M, T0 + 36 * 60 * M, &["--plan", "shop"]);
+    let shop = plan(&r, "shop");
+    assert_eq!(shop["compliant"], false);
+    approx(
+        &shop["drills"]["since_last_pass_seconds"],
+        (36.0 * 60.0 - 160.0) * 60.0,
+    );
+    let problems = shop["problems"].to_string();
+    assert!(problems.contains("drill interval"), "{problems}");
+}
+
+#[test]
+fn fail_on_breach_exits_1_only_when_a_plan_breached() {
+    let env = setup();
+    let (r, code) = report(
+        &env,
+        T0,
+        T0 + 180 * M,
+        &["--plan", "shop", "--fail-on-breach"],
+    );
+    assert_eq!(code, 1, "{r}");
+    // 2h10m..3h: every point in time, both regions within the RPO, last drill met both.
+    let (r, code) = report(
+        &env,
+        T0 + 130 * M,
+        T0 + 180 * M,
+        &["--plan", "shop", "--fail-on-breach"],
+    );
+    assert_eq!(plan(&r, "shop")["compliant"], true, "{r}");
+    assert_eq!(code, 0, "{r}");
+    // Without the flag a breach is reported, not an error.
+    let (_, code) = report(&env, T0, T0 + 180 * M, &["--plan", "shop"]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn csv_has_a_row_per_drill_and_per_breach() {
+    let env = setup();
+    let out = env.run(&[
+        "report",
+        "--format",
+        "csv",
+        "--from",
+        &rfc(T0),
+        "--to",
+        &rfc(T0 + 180 * M),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut rd = csv::Reader::from_reader(out.stdout.as_slice());
+    let header = rd.headers().unwrap().clone();
+    assert_eq!(&header[0], "record_type");
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = rd.records().map(|r| r.unwrap()).collect();
+    assert!(rows.iter().all(|r| r.len() == header.len()));
+    let drills: Vec<_> = rows.iter().filter(|r| &r[0] == "drill").collect();
+    let breaches: Vec<_> = rows.iter().filter(|r| &r[0] == "breach").collect();
+    assert_eq!(drills.len(), 5);
+    // shop: 2 in primary, 1 in dr; empty: 1 in each region.
+    assert_eq!(breaches.len(), 5);
+    assert_eq!(rows.len(), 10);
+    let first = drills[0];
+    assert_eq!(&first[col("start")], rfc(T0 + 20 * M));
+    assert_eq!(first[col("rto_seconds")].parse::<f64>().unwrap(), 300.0);
+    assert_eq!(first[col("rpo_seconds")].parse::<f64>().unwrap(), 1200.0);
+    let failed = drills[1];
+    assert_eq!(&failed[col("passed")], "false");
+    assert_eq!(&failed[col("rto_seconds")], "");
+    let dr = breaches
+        .iter()
+        .find(|r| &r[1] == "shop" && &r[2] == "dr")
+        .unwrap();
+    assert_eq!(
+        dr[col("worst_exposure_seconds")].parse::<f64>().unwrap(),
+        7800.0
+    );
+    assert_eq!(dr[col("duration_seconds")].parse::<f64>().unwrap(), 4200.0);
+    chrono::DateTime::parse_from_rfc3339(&dr[col("end")]).unwrap();
+}
+
+#[test]
+fn html_is_self_contained_escaped_and_renders() {
+    let env = setup();
+    let html_path = env.path("report.html");
+    let out = env.run(&[
+        "report",
+        "--format",
+        "html",
+        "--from",
+        &rfc(T0),
+        "--to",
+        &rfc(T0 + 180 * M),
+        "--out",
+        html_path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let html = std::fs::read_to_string(&html_path).unwrap();
+    // Self-contained: no external reference of any kind.
+    for bad in ["http://", "https://", "<script", "<link", "src=", "@import"] {
+        // The SVG namespace is an identifier, never fetched.
+        let count = html.matches(bad).count()
+            - html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count()
+                * (bad == "http://") as usize;
+        assert_eq!(count, 0, "the page references `{bad}`");
+    }
+    // Summary, the exposure chart and two drill charts per plan.
+    assert_eq!(html.matches("<svg").count(), 6);
+    assert!(html.contains("compliant") && html.contains("breached"));
+    // User strings are escaped.
+    assert!(html.contains("dr &lt;team&gt; &amp; co"));
+    assert!(!html.contains("<team>"));
+    assert!(html.contains("no &lt;table&gt; orders"));
+    assert!(!html.contains("<table> orders"));
+
+    // Headless Chromium draws it: a real picture, not a blank page.
+    let png = env.path("report.png");
+    let profile = env.path("chromium-profile");
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+            &format!("--user-data-dir={}", profile.display()),
+            &format!("--screenshot={}", png.display()),
+            "--window-size=1200,2000",
+            &format!("file://{}", html_path.display()),
+        ])
+        .output()
+        .expect("chromium is needed by this test: scripts/test.sh installs it (apt-get install chromium)");
+    assert!(
+        png.exists(),
+        "chromium wrote no screenshot: {}",
+        stderr(&out)
+    );
+    // To look at the page: LIFEBOAT_KEEP_REPORT=/some/dir cargo test html_is
+    if let Some(keep) = std::env::var_os("LIFEBOAT_KEEP_REPORT") {
+        let keep = std::path::PathBuf::from(keep);
+        std::fs::copy(&png, keep.join("report.png")).unwrap();
+        std::fs::copy(&html_path, keep.join("report.html")).unwrap();
+    }
+    let bytes = std::fs::read(&png).unwrap();
+    assert!(
+        bytes.len() > 30_000,
+        "screenshot only {} bytes",
+        bytes.len()
+    );
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!((info.width, info.height), (1200, 2000));
+    let channels = info.color_type.samples();
+    let colours: std::collections::HashSet<&[u8]> =
+        buf[..info.buffer_size()].chunks(channels).collect();
+    assert!(
+        colours.len() > 50,
+        "only {} colours: a blank page?",
+        colours.len()
+    );
+    // The breached status badge's red background is on the page.
+    assert!(
+        colours.iter().any(|c| c[..3] == [0xfd, 0xdc, 0xdc]),
+        "no breached badge colour in the screenshot"
+    );
+}
+
+#[test]
+fn status_is_a_plain_table_when_piped() {
+    let env = setup();
+    let out = env.run(&["status"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        !text.contains('\x1b'),
+        "colour codes in piped output: {text:?}"
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    // Header, then one row per plan and region.
+    assert_eq!(lines.len(), 5, "{text}");
+    assert!(lines[0].starts_with("PLAN") && lines[0].contains("NEXT DRILL"));
+    // The seeded points are from January 2026: long past the 1h RPO.
+    let shop_rows: Vec<&&str> = lines
+        .iter()
+        .filter(|l| l.contains("primary") || l.contains("dr "))
+        .collect();
+    assert!(shop_rows.iter().all(|l| l.contains("BREACH")), "{text}");
+    assert!(text.contains("#5 passed"), "{text}");
+    assert!(text.contains("(in "), "next runs shown: {text}");
+    let (json, code) = env.json(&["status", "--json"]);
+    assert_eq!(code, 0);
+    let shop = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["plan"] == "shop")
+        .unwrap();
+    let next_backup = ms(&shop["next_backup"]);
+    let now = now_ms();
+    assert!(next_backup > now && next_backup <= now + 15 * M, "{shop}");
+    let next_drill = ms(&shop["next_drill"]);
+    assert!(
+        next_drill > now && next_drill <= now + 24 * 60 * M,
+        "{shop}"
+    );
+}
+
+#[test]
+fn markdown_shows_breaches_percentiles_and_incidents() {
+    let env = setup();
+    let out = env.run(&[
+        "report",
+        "--from",
+        &rfc(T0),
+        "--to",
+        &rfc(T0 + 180 * M),
+        "--plan",
+        "shop",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let md = stdout(&out);
+    assert!(md.contains("❌ breached"), "{md}");
+    assert!(
+        md.contains(&format!(
+            "- dr: {} → {} (worst 2h 10m)",
+            rfc(T0 + 60 * M),
+            rfc(T0 + 130 * M)
+        )),
+        "{md}"
+    );
+    assert!(md.contains("4 passed (80.0%)"), "{md}");
+    assert!(md.contains("RTO p95 12m"), "{md}");
+    assert!(md.contains("backup job"), "{md}");
+    assert!(md.contains("missed: daemon down"), "{md}");
+    assert!(md.contains("partial: copy to dr: disk full"), "{md}");
+}
+
+#[test]
+fn drills_chain_their_evidence_and_the_report_verifies_it() {
+    let env = Env::new();
+    env.seed(50);
+    env.write_plan("shop.toml", &env.local_plan(""));
+    assert_eq!(env.run(&["backup", "run", "shop"]).status.code(), Some(0));
+    for _ in 0..3 {
+        let out = env.run(&["drill", "run", "shop"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let dir = env.path("vaults/dr/evidence/shop");
+    let records = files_under(&dir);
+    assert_eq!(records.len(), 3, "{records:?}");
+    // Each record names its predecessor and that record's SHA-256.
+    let read = |name: &str| -> Value {
+        serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap()
+    };
+    assert_eq!(read(&records[0])["prev_sha256"], Value::Null);
+    let second = read(&records[1]);
+    assert_eq!(second["prev_key"], format!("evidence/shop/{}", records[0]));
+    assert_eq!(second["drill"]["passed"], true);
+    let (r, code) = env.json(&["report", "--format", "json", "--fail-on-breach"]);
+    assert_eq!(code, 0, "{r}");
+    let chain = &r["plans"][0]["evidence"];
+    assert_eq!(
+        (chain["records"].as_u64(), chain["intact"].as_bool()),
+        (Some(3), Some(true)),
+        "{r}"
+    );
+
+    // Rewriting history (a failed drill made to look passed) breaks the chain.
+    let first = dir.join(&records[0]);
+    let text = std::fs::read_to_string(&first).unwrap();
+    std::fs::write(&first, text.replace("\"returned 1\"", "\"returned 2\"")).unwrap();
+    let (r, code) = env.json(&["report", "--format", "json", "--fail-on-breach"]);
+    assert_eq!(code, 1, "{r}");
+    let plan = &r["plans"][0];
+    assert_eq!(plan["evidence"]["intact"], false);
+    assert_eq!(plan["compliant"], false);
+    let problems = plan["problems"].to_string();
+    assert!(
+        problems.contains("evidence chain") && problems.contains(&records[1]),
+        "{problems}"
+    );
+
+    // So does removing a record.
+    std::fs::write(&first, text).unwrap();
+    assert_eq!(
+        env.json(&["report", "--format", "json"]).0["plans"][0]["evidence"]["intact"],
+        true
+    );
+    std::fs::remove_file(dir.join(&records[1])).unwrap();
+    let (r, _) = env.json(&["report", "--format", "json"]);
+    assert_eq!(r["plans"][0]["evidence"]["intact"], false, "{r}");
+}
