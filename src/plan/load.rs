@@ -343,10 +343,12 @@ impl Validator<'_> {
     }
 
     fn semantics(&mut self, raw: RawPlan) -> Option<Plan> {
+        // Absolute, so vault locations recorded in the catalog do not
+        // depend on the folder a command was started from.
         let base_dir = self
             .file
             .parent()
-            .map(Path::to_path_buf)
+            .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()))
             .unwrap_or_default();
 
         // Identity and objectives.
@@ -971,11 +973,12 @@ fn check_vault_url(url: &str) -> Result<(), String> {
     }
 }
 
-/// Relative `file://` vaults are resolved against the plan's folder.
+/// Relative `file://` vaults are resolved against the plan's folder (and
+/// cleaned of `..`), so every command records the same locations.
 fn resolve_vault(base_dir: &Path, url: &str) -> String {
     match url.strip_prefix("file://") {
         Some(path) if !Path::new(path).is_absolute() => {
-            format!("file://{}", base_dir.join(path).display())
+            normalize_vault(&format!("file://{}", base_dir.join(path).display()))
         }
         _ => url.to_string(),
     }

@@ -497,3 +497,47 @@ fn only_one_drill_of_a_plan_runs_at_a_time() {
     drop(lock);
     assert_eq!(env.run(&["drill", "run", "shop"]).status.code(), Some(0));
 }
+
+#[test]
+fn relative_plan_paths_resolve_the_same_from_any_folder() {
+    let env = Env::new();
+    env.seed(10);
+    // Vaults and data relative to the plan file.
+    let plan = env
+        .local_plan("")
+        .replace(&env.path("data").display().to_string(), "../data")
+        .replace(&env.path("vaults").display().to_string(), "../vaults");
+    env.write_plan("shop.toml", &plan);
+    let out = std::process::Command::new(BIN)
+        .current_dir(env.path(""))
+        .args([
+            "--catalog",
+            "lifeboat.db",
+            "--plans",
+            "plans",
+            "--work-dir",
+            "work",
+            "backup",
+            "run",
+            "shop",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let backup: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let location = backup["points"][0]["location"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        location.starts_with(&format!(
+            "file://{}",
+            env.path("vaults").canonicalize().unwrap().display()
+        )),
+        "{location}"
+    );
+    // Another working folder, absolute --plans: the drill finds the points.
+    let (drill, code) = env.json(&["drill", "run", "shop", "--json"]);
+    assert_eq!(code, 0, "{drill}");
+}
