@@ -211,3 +211,24 @@ pub fn files_under(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// Yields `left` bytes, then fails like a dying source.
+pub struct FailingReader {
+    pub left: usize,
+}
+
+impl tokio::io::AsyncRead for FailingReader {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if self.left == 0 {
+            return std::task::Poll::Ready(Err(std::io::Error::other("source died")));
+        }
+        let n = self.left.min(buf.remaining()).min(64 * 1024);
+        buf.put_slice(&vec![42u8; n]);
+        self.left -= n;
+        std::task::Poll::Ready(Ok(()))
+    }
+}

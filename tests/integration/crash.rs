@@ -1,37 +1,11 @@
 //! Crash safety: a vault never holds a half-written artifact under its final
 //! key, and a backup killed half-way is recorded as failed, never complete.
 
-use std::io;
-use std::pin::Pin;
 use std::process::Stdio;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-
-use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::common::*;
 use lifeboat::vault::Vault;
-
-/// Yields `ok_bytes` bytes, then fails like a dying source.
-struct FailingReader {
-    left: usize,
-}
-
-impl AsyncRead for FailingReader {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if self.left == 0 {
-            return Poll::Ready(Err(io::Error::other("source died")));
-        }
-        let n = self.left.min(buf.remaining()).min(64 * 1024);
-        buf.put_slice(&vec![42u8; n]);
-        self.left -= n;
-        Poll::Ready(Ok(()))
-    }
-}
 
 #[tokio::test]
 async fn a_failed_put_leaves_nothing_under_the_key() {

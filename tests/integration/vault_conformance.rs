@@ -1,36 +1,12 @@
 //! One conformance suite, run unchanged against every vault backend:
 //! `file://` and `s3://` (moto's server, real SDK).
 
-use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+use tokio::io::AsyncReadExt;
 
 use crate::common::*;
 use crate::moto::moto;
 use lifeboat::vault::{Vault, VaultError, VaultTarget};
-
-struct FailingReader {
-    left: usize,
-}
-
-impl AsyncRead for FailingReader {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if self.left == 0 {
-            return Poll::Ready(Err(io::Error::other("source died")));
-        }
-        let n = self.left.min(buf.remaining()).min(64 * 1024);
-        buf.put_slice(&vec![7u8; n]);
-        self.left -= n;
-        Poll::Ready(Ok(()))
-    }
-}
 
 async fn read_all(v: &Vault, key: &str) -> Vec<u8> {
     let mut out = Vec::new();
