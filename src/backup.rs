@@ -9,7 +9,7 @@ use crate::catalog::{CatalogError, NewPoint, Point, PointCompletion};
 use crate::context::Context;
 use crate::locks::{LockError, PlanLock};
 use crate::plan::{Plan, Resource};
-use crate::resource::{self, ArtifactKeys};
+use crate::resource::{self, rds, ArtifactKeys};
 use crate::time::now_ms;
 use crate::vault::{Vault, VaultTarget};
 
@@ -78,12 +78,30 @@ pub async fn run(
             .await?;
         point_ids.push(id);
         let keys = ArtifactKeys::new(&plan.name, &res.name, &res.spec, started_at, id);
-        let result = match &primary_vault {
-            Ok(vault) => resource::snapshot(&res.spec, vault, &keys, &ctx.tmp_dir(), &res.name)
+        let result = if !res.spec.uses_vault() {
+            // RDS keeps the snapshot; its name comes from the slot, so a
+            // retry of the same slot finds it instead of taking another.
+            let snapshot_id = rds::snapshot_id(&plan.name, &res.name, slot.unwrap_or(started_at));
+            let labels = labels(plan, res, id);
+            rds::snapshot(&res.spec, &rds_place(plan, primary), &snapshot_id, &labels)
+                .await
+                .map_err(|e| e.to_string())
+        } else {
+            match &primary_vault {
+                Ok(vault) => resource::snapshot(
+                    &res.spec,
+                    vault,
+                    &keys,
+                    &ctx.tmp_dir(),
+                    &res.name,
+                    primary,
+                    plan.aws.as_ref(),
+                )
                 .await
                 .map_err(|e| e.to_string())
                 .map(|s| (s, vault.location(&keys.artifact))),
-            Err(e) => Err(e.clone()),
+                Err(e) => Err(e.clone()),
+            }
         };
         match result {
             Ok((snap, location)) => {
@@ -125,9 +143,14 @@ pub async fn run(
 
     // Copies: one region after the other, so a slow or failing region does
     // not compete with the others for the same source.
-    if let Ok(src_vault) = &primary_vault {
+    {
         for region in &plan.backup.copy_to {
-            let dst_vault = region_vault(plan, region).await;
+            let needs_vault = taken.iter().any(|(_, r, _)| r.spec.uses_vault());
+            let dst_vault = if needs_vault {
+                region_vault(plan, region).await
+            } else {
+                Err(String::new())
+            };
             for (source_id, res, keys) in &taken {
                 let Some(source) = cat.point(*source_id).await? else {
                     continue;
@@ -144,13 +167,33 @@ pub async fn run(
                     })
                     .await?;
                 point_ids.push(id);
-                let copied = match &dst_vault {
-                    Ok(dst) => resource::copy_artifacts(src_vault, keys, dst)
+                let copied = if !res.spec.uses_vault() {
+                    let labels = labels(plan, res, id);
+                    match source.location.as_deref() {
+                        Some(arn) => rds::copy(
+                            &res.spec,
+                            &rds_place(plan, primary),
+                            arn,
+                            &rds_place(plan, region),
+                            &labels,
+                        )
                         .await
-                        .map_err(|e| e.to_string())
-                        .and_then(|c| verify_copy(&source, c))
-                        .map(|c| (c, dst.location(&keys.artifact))),
-                    Err(e) => Err(e.clone()),
+                        .map(|arn| {
+                            let size = source.size_bytes.unwrap_or(0).max(0) as u64;
+                            (crate::vault::CopyOutcome { size, sha256: None }, arn)
+                        }),
+                        None => Err(format!("point {source_id} has no snapshot ARN")),
+                    }
+                } else {
+                    match (&primary_vault, &dst_vault) {
+                        (Ok(src_vault), Ok(dst)) => {
+                            resource::copy_artifacts(&res.spec, src_vault, keys, dst)
+                                .await
+                                .and_then(|c| verify_copy(&source, c))
+                                .map(|c| (c, dst.location(&keys.artifact)))
+                        }
+                        (Err(e), _) | (_, Err(e)) => Err(e.clone()),
+                    }
                 };
                 match copied {
                     Ok((c, location)) => {
@@ -208,6 +251,26 @@ pub async fn run(
         status,
         points,
     })
+}
+
+/// A plan's region as RDS calls see it; long waits are bounded by the
+/// plan's completion window.
+pub fn rds_place<'a>(plan: &'a Plan, region: &'a str) -> rds::RdsPlace<'a> {
+    rds::RdsPlace {
+        region,
+        aws: plan.aws.as_ref(),
+        kms_key: plan.regions.get(region).and_then(|r| r.kms_key.as_deref()),
+        budget: plan.backup.completion_window,
+    }
+}
+
+/// Tags put on what Lifeboat creates in AWS, to find it from the console.
+fn labels(plan: &Plan, res: &Resource, point: i64) -> Vec<(&'static str, String)> {
+    vec![
+        ("lifeboat:plan", plan.name.clone()),
+        ("lifeboat:resource", res.name.clone()),
+        ("lifeboat:point", point.to_string()),
+    ]
 }
 
 /// The vault of a plan's region, or why there is none.

@@ -172,6 +172,15 @@ pub async fn run(ctx: &Context, plan: &Plan, opts: &DrillOptions) -> Result<Dril
                 "no complete point of `{}` in region `{region}` at drill start",
                 res.name
             )),
+            (Some(p), _) if !res.spec.uses_vault() => {
+                let sc = scratch_of(plan, drill_id, &scratch, res, &region, None);
+                match p.location.as_deref() {
+                    Some(arn) => resource::rds::restore(&res.spec, &sc.rds_place(), arn, &sc)
+                        .await
+                        .map_err(|e| e.to_string()),
+                    None => Err(format!("point {} has no snapshot ARN", p.id)),
+                }
+            }
             (_, Err(e)) => Err(e.clone()),
             (Some(p), Ok(vault)) => {
                 let keys = point_keys(p, vault);
@@ -180,7 +189,7 @@ pub async fn run(ctx: &Context, plan: &Plan, opts: &DrillOptions) -> Result<Dril
                         &res.spec,
                         vault,
                         &keys,
-                        &scratch_of(plan, drill_id, &scratch, res),
+                        &scratch_of(plan, drill_id, &scratch, res, &region, Some(vault)),
                         &res.name,
                     )
                     .await
@@ -215,7 +224,8 @@ pub async fn run(ctx: &Context, plan: &Plan, opts: &DrillOptions) -> Result<Dril
     let checks_clock = Instant::now();
     for (res, r) in &restored {
         if let Some(r) = r {
-            for c in resource::builtin_checks(&res.spec, r).await {
+            let sc = scratch_of(plan, drill_id, &scratch, res, &region, vault.as_ref().ok());
+            for c in resource::builtin_checks(&res.spec, r, &sc).await {
                 checks.push(NewCheck {
                     name: c.name.into(),
                     resource: res.name.clone(),
@@ -288,7 +298,7 @@ pub async fn run(ctx: &Context, plan: &Plan, opts: &DrillOptions) -> Result<Dril
             if point.is_none() {
                 continue;
             }
-            let sc = scratch_of(plan, drill_id, &scratch, res);
+            let sc = scratch_of(plan, drill_id, &scratch, res, &region, vault.as_ref().ok());
             if let Err(e) = resource::discard(&res.spec, &sc).await {
                 warn!(resource = %res.name, error = %e, "drill cleanup failed");
                 error.get_or_insert_with(|| format!("cleanup of `{}` failed: {e}", res.name));
@@ -342,13 +352,25 @@ pub async fn run(ctx: &Context, plan: &Plan, opts: &DrillOptions) -> Result<Dril
     })
 }
 
-/// Where drill `drill_id` restores `res` (`dir` is the drill's folder).
-fn scratch_of(plan: &Plan, drill_id: i64, dir: &std::path::Path, res: &Resource) -> Scratch {
+/// Where drill `drill_id` restores `res` (`dir` is the drill's folder) in
+/// `region`, whose vault is `vault`.
+fn scratch_of(
+    plan: &Plan,
+    drill_id: i64,
+    dir: &std::path::Path,
+    res: &Resource,
+    region: &str,
+    vault: Option<&crate::vault::Vault>,
+) -> Scratch {
     Scratch {
         dir: dir.join(&res.name),
         plan: plan.name.clone(),
         drill_id,
         resource: res.name.clone(),
+        region: region.to_string(),
+        aws: plan.aws.clone(),
+        vault: vault.cloned(),
+        budget: plan.backup.completion_window,
     }
 }
 
@@ -362,10 +384,25 @@ pub async fn clean_up_interrupted(ctx: &Context, plan: &Plan) -> Result<Vec<i64>
         .await?;
     for &stale_id in &stale {
         let dir = ctx.drills_dir().join(stale_id.to_string());
-        // Scratch databases are named from the drill id, so no record of
+        let region = match ctx.catalog.drill(stale_id).await? {
+            Some(d) => d.region,
+            None => plan.drill.region.clone(),
+        };
+        // Only a plan with remote scratch places needs the drill region's
+        // vault (and its credentials) to clean up.
+        let remote = plan
+            .resources
+            .iter()
+            .any(|r| matches!(r.spec, crate::plan::ResourceSpec::S3 { .. }));
+        let vault = if remote {
+            region_vault(plan, &region).await.ok()
+        } else {
+            None
+        };
+        // Scratch places are named from the drill id, so no record of
         // them is needed to find them; then the folder.
         for res in &plan.resources {
-            let sc = scratch_of(plan, stale_id, &dir, res);
+            let sc = scratch_of(plan, stale_id, &dir, res, &region, vault.as_ref());
             match resource::discard(&res.spec, &sc).await {
                 Ok(Some(what)) => {
                     warn!(drill = stale_id, resource = %res.name, "dropped what an interrupted drill restored: {what}")

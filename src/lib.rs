@@ -1,3 +1,4 @@
+pub mod aws;
 pub mod backup;
 pub mod catalog;
 pub mod context;

@@ -83,10 +83,7 @@ pub async fn run(
             continue;
         }
         cat.mark_point_deleting(point.id, now_ms()).await?;
-        let result = match region_vault(plan, &point.region).await {
-            Ok(vault) => delete_point_objects(&vault, &point).await,
-            Err(e) => Err(e),
-        };
+        let result = delete_point(plan, &point).await;
         match &result {
             Ok(()) => {
                 cat.mark_point_deleted(point.id, now_ms(), &reason).await?;
@@ -103,7 +100,36 @@ pub async fn run(
     Ok(out)
 }
 
-async fn delete_point_objects(vault: &Vault, point: &Point) -> Result<(), String> {
+/// Deletes what holds a point: its snapshot (RDS) or its vault objects.
+async fn delete_point(plan: &Plan, point: &Point) -> Result<(), String> {
+    let Some(res) = plan.resource(&point.resource) else {
+        return Err(format!(
+            "the plan no longer has resource `{}`: delete point {} by hand",
+            point.resource, point.id
+        ));
+    };
+    if !res.spec.uses_vault() {
+        return match point.location.as_deref() {
+            Some(arn) => {
+                crate::resource::rds::delete_snapshot(
+                    &res.spec,
+                    &crate::backup::rds_place(plan, &point.region),
+                    arn,
+                )
+                .await
+            }
+            None => Ok(()),
+        };
+    }
+    let vault = region_vault(plan, &point.region).await?;
+    delete_point_objects(&res.spec, &vault, point).await
+}
+
+async fn delete_point_objects(
+    spec: &crate::plan::ResourceSpec,
+    vault: &Vault,
+    point: &Point,
+) -> Result<(), String> {
     let Some(location) = point.location.as_deref() else {
         return Ok(());
     };
@@ -112,7 +138,7 @@ async fn delete_point_objects(vault: &Vault, point: &Point) -> Result<(), String
         .strip_prefix(root.trim_end_matches('/'))
         .ok_or_else(|| format!("location {location} is not in the region's vault"))?
         .trim_start_matches('/');
-    delete_artifacts(vault, &ArtifactKeys::from_artifact_key(key))
+    delete_artifacts(spec, vault, &ArtifactKeys::from_artifact_key(key))
         .await
         .map_err(|e| e.to_string())
 }

@@ -536,6 +536,27 @@ impl Validator<'_> {
             }
         }
 
+        // Objects of an `s3` resource are copied inside S3: every region
+        // holding its points needs an s3:// vault.
+        if let Some(s3) = resources
+            .iter()
+            .find(|r| matches!(r.spec, ResourceSpec::S3 { .. }))
+        {
+            for (name, (span, r)) in &regions {
+                let holds = name == &primary || copy_to.contains(name);
+                let vault = r.vault.as_deref().unwrap_or("");
+                if holds && !vault.is_empty() && !vault.starts_with("s3://") {
+                    self.error(
+                        span.clone(),
+                        format!(
+                            "region `{name}` keeps its points in `{vault}`, but resource `{}` is of kind s3, whose objects are copied inside S3: give the region an s3:// vault",
+                            s3.name
+                        ),
+                    );
+                }
+            }
+        }
+
         // Drill.
         let drill = self.drill(
             raw.drill.as_ref(),
@@ -548,10 +569,15 @@ impl Validator<'_> {
 
         let aws = raw.aws.as_ref().map(|a| {
             let a = a.get_ref();
+            let poll_interval = a
+                .poll_interval
+                .as_ref()
+                .and_then(|p| self.duration("poll_interval", p));
             AwsSpec {
                 endpoint_url: a.endpoint_url.as_ref().map(|v| v.get_ref().clone()),
                 force_path_style: a.force_path_style.as_ref().map(|v| *v.get_ref()),
                 profile: a.profile.as_ref().map(|v| v.get_ref().clone()),
+                poll_interval,
             }
         });
 
@@ -611,8 +637,18 @@ impl Validator<'_> {
             "sqlite" => &["path"],
             "postgres" => &["url", "drill_url"],
             "s3" => &["bucket", "prefix"],
-            "rds-instance" => &["instance"],
-            "rds-cluster" => &["cluster"],
+            "rds-instance" => &[
+                "instance",
+                "instance_class",
+                "subnet_group",
+                "security_groups",
+            ],
+            "rds-cluster" => &[
+                "cluster",
+                "instance_class",
+                "subnet_group",
+                "security_groups",
+            ],
             other => {
                 self.error(
                     r.kind.span(),
@@ -712,9 +748,11 @@ impl Validator<'_> {
             },
             "rds-instance" => ResourceSpec::RdsInstance {
                 instance: required("instance", &r.instance)?,
+                restore: rds_restore(r),
             },
             "rds-cluster" => ResourceSpec::RdsCluster {
                 cluster: required("cluster", &r.cluster)?,
+                restore: rds_restore(r),
             },
             _ => return None,
         };
@@ -883,7 +921,7 @@ impl Validator<'_> {
                 Some(r) if !r.spec.supports_sql() => self.error(
                     c_ref.sql.span(),
                     format!(
-                        "resource `{resource}` is of kind `{}`: SQL checks need a database (sqlite, postgres, rds-instance, rds-cluster)",
+                        "resource `{resource}` is of kind `{}`: SQL checks run against sqlite and postgres restores (RDS restores are checked for availability only, for now)",
                         r.spec.kind()
                     ),
                 ),
@@ -954,6 +992,18 @@ fn is_region_name(s: &str) -> bool {
 }
 
 /// `file://PATH` (absolute, or relative to the plan's folder) or `s3://BUCKET[/PREFIX]`.
+fn rds_restore(r: &RawResource) -> RdsRestore {
+    RdsRestore {
+        instance_class: r.instance_class.as_ref().map(|v| v.get_ref().clone()),
+        subnet_group: r.subnet_group.as_ref().map(|v| v.get_ref().clone()),
+        security_groups: r
+            .security_groups
+            .as_ref()
+            .map(|v| v.get_ref().iter().map(|g| g.get_ref().clone()).collect())
+            .unwrap_or_default(),
+    }
+}
+
 fn check_vault_url(url: &str) -> Result<(), String> {
     if let Some(path) = url.strip_prefix("file://") {
         if path.is_empty() {

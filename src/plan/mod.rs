@@ -97,10 +97,21 @@ pub enum ResourceSpec {
     },
     RdsInstance {
         instance: String,
+        restore: RdsRestore,
     },
     RdsCluster {
         cluster: String,
+        restore: RdsRestore,
     },
+}
+
+/// Optional settings of the instance (or cluster) a drill restores into;
+/// unset ones take RDS's defaults (for an instance, the snapshot's class).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RdsRestore {
+    pub instance_class: Option<String>,
+    pub subnet_group: Option<String>,
+    pub security_groups: Vec<String>,
 }
 
 impl ResourceSpec {
@@ -125,14 +136,13 @@ impl ResourceSpec {
         )
     }
 
-    /// Whether SQL checks can run against a restore of this kind.
+    /// Whether SQL checks can run against a restore of this kind. (Not
+    /// yet against a restored RDS instance: that needs database
+    /// credentials for the restored endpoint, which are not wired yet.)
     pub fn supports_sql(&self) -> bool {
         matches!(
             self,
-            ResourceSpec::Sqlite { .. }
-                | ResourceSpec::Postgres { .. }
-                | ResourceSpec::RdsInstance { .. }
-                | ResourceSpec::RdsCluster { .. }
+            ResourceSpec::Sqlite { .. } | ResourceSpec::Postgres { .. }
         )
     }
 }
@@ -192,6 +202,15 @@ pub struct AwsSpec {
     pub endpoint_url: Option<String>,
     pub force_path_style: Option<bool>,
     pub profile: Option<String>,
+    /// First wait between two polls of a long AWS operation (snapshot
+    /// available, copy done, instance available); it doubles up to
+    /// [`AwsSpec::MAX_POLL_INTERVAL`], with jitter.
+    pub poll_interval: Option<Duration>,
+}
+
+impl AwsSpec {
+    pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
+    pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(60);
 }
 
 impl Plan {

@@ -68,6 +68,9 @@ pub struct RawResource {
     pub prefix: Option<S<String>>,
     pub instance: Option<S<String>>,
     pub cluster: Option<S<String>>,
+    pub instance_class: Option<S<String>>,
+    pub subnet_group: Option<S<String>>,
+    pub security_groups: Option<S<Vec<S<String>>>>,
 }
 
 impl RawResource {
@@ -87,6 +90,15 @@ impl RawResource {
         add("prefix", self.prefix.as_ref().map(|v| v.span()));
         add("instance", self.instance.as_ref().map(|v| v.span()));
         add("cluster", self.cluster.as_ref().map(|v| v.span()));
+        add(
+            "instance_class",
+            self.instance_class.as_ref().map(|v| v.span()),
+        );
+        add("subnet_group", self.subnet_group.as_ref().map(|v| v.span()));
+        add(
+            "security_groups",
+            self.security_groups.as_ref().map(|v| v.span()),
+        );
         keys
     }
 }
@@ -120,4 +132,5 @@ pub struct RawAws {
     pub endpoint_url: Option<S<String>>,
     pub force_path_style: Option<S<bool>>,
     pub profile: Option<S<String>>,
+    pub poll_interval: Option<S<String>>,
 }

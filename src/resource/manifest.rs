@@ -24,6 +24,37 @@ pub struct Manifest {
     pub database: Option<DatabaseInfo>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub postgres: Option<PostgresInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<BucketInfo>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<ObjectEntry>,
+}
+
+/// The bucket and prefix an `s3` point was taken from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BucketInfo {
+    pub bucket: String,
+    pub prefix: String,
+    pub region: String,
+}
+
+/// One object of an `s3` point.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectEntry {
+    /// The object's key in the source bucket.
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// SHA-256 (base64) that S3 computed for the stored copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Where the copy is, under the point's objects prefix: a sequence
+    /// number, so no source key (any bytes S3 allows) has to fit our rules.
+    pub stored: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

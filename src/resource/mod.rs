@@ -8,6 +8,8 @@
 pub mod manifest;
 mod path;
 mod postgres;
+pub mod rds;
+pub mod s3;
 mod sql;
 mod sqlite;
 
@@ -16,7 +18,7 @@ pub use path::remove_scratch;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::plan::{ResourceSpec, SqlCheck};
+use crate::plan::{AwsSpec, ResourceSpec, SqlCheck};
 use crate::time::Millis;
 use crate::vault::{Vault, VaultError};
 
@@ -87,6 +89,8 @@ impl ArtifactKeys {
             ResourceSpec::Sqlite { .. } => "sqlite.zst",
             // pg_dump's custom format is compressed already: stored as is.
             ResourceSpec::Postgres { .. } => "pgdump",
+            // A prefix holding one object per source object.
+            ResourceSpec::S3 { .. } => "objects",
             _ => "tar.zst",
         };
         let base = format!("{plan}/{resource}/{stamp}-p{point_id}");
@@ -102,6 +106,7 @@ impl ArtifactKeys {
             .strip_suffix(".tar.zst")
             .or_else(|| artifact.strip_suffix(".sqlite.zst"))
             .or_else(|| artifact.strip_suffix(".pgdump"))
+            .or_else(|| artifact.strip_suffix(".objects"))
             .unwrap_or(artifact);
         ArtifactKeys {
             artifact: artifact.to_string(),
@@ -110,15 +115,20 @@ impl ArtifactKeys {
     }
 }
 
-/// Takes a point of a resource into `vault`.
+/// Takes a point of a resource into `vault` (of `region`, the primary).
 pub async fn snapshot(
     spec: &ResourceSpec,
     vault: &Vault,
     keys: &ArtifactKeys,
     work_dir: &Path,
     label: &str,
+    region: &str,
+    aws: Option<&AwsSpec>,
 ) -> Result<Snapshot, ResourceError> {
     match spec {
+        ResourceSpec::S3 { bucket, prefix } => {
+            s3::snapshot(bucket, prefix, region, aws, vault, keys).await
+        }
         ResourceSpec::Path { path, exclude } => {
             path::snapshot(path, exclude, vault, keys, label).await
         }
@@ -138,6 +148,11 @@ pub struct Restored {
     /// The scratch database the data went into, for kinds restored into a
     /// database server (postgres); [`discard`] drops it.
     pub database: Option<String>,
+    /// Where a remote restore is: the scratch prefix of an `s3` restore,
+    /// the endpoint of a restored RDS instance.
+    pub url: Option<String>,
+    /// The point's manifest, for the checks that compare against it.
+    pub manifest: Option<Manifest>,
 }
 
 /// Scratch databases of drills are named `lifeboat_drill_…`; nothing else
@@ -154,6 +169,13 @@ pub struct Scratch {
     pub plan: String,
     pub drill_id: i64,
     pub resource: String,
+    /// The drill's region, and its vault when it has one: remote scratch
+    /// places (an S3 prefix, an RDS instance) are made there.
+    pub region: String,
+    pub aws: Option<AwsSpec>,
+    pub vault: Option<Vault>,
+    /// How long one long AWS operation may be waited for.
+    pub budget: Duration,
 }
 
 impl Scratch {
@@ -191,7 +213,20 @@ pub async fn restore(
         ResourceSpec::Postgres { url, drill_url } => {
             postgres::restore(url, drill_url.as_deref(), vault, keys, scratch, label).await
         }
+        ResourceSpec::S3 { .. } => s3::restore(vault, keys, scratch).await,
         other => Err(ResourceError::Unsupported(other.kind())),
+    }
+}
+
+impl Scratch {
+    /// The drill region as RDS calls see it.
+    pub fn rds_place(&self) -> rds::RdsPlace<'_> {
+        rds::RdsPlace {
+            region: &self.region,
+            aws: self.aws.as_ref(),
+            kms_key: None,
+            budget: self.budget,
+        }
     }
 }
 
@@ -206,6 +241,13 @@ pub async fn discard(
     match spec {
         ResourceSpec::Postgres { url, drill_url } => {
             postgres::discard(url, drill_url.as_deref(), scratch).await
+        }
+        ResourceSpec::S3 { .. } => match &scratch.vault {
+            Some(vault) => s3::discard(vault, scratch).await,
+            None => Ok(None),
+        },
+        ResourceSpec::RdsInstance { .. } | ResourceSpec::RdsCluster { .. } => {
+            rds::discard(spec, &scratch.rds_place(), scratch).await
         }
         _ => Ok(None),
     }
@@ -241,7 +283,14 @@ pub async fn run_sql_check(
 
 /// Deletes a point's objects from a vault (idempotent). The manifest goes
 /// first: a vault holding a manifest always holds its artifact.
-pub async fn delete_artifacts(vault: &Vault, keys: &ArtifactKeys) -> Result<(), VaultError> {
+pub async fn delete_artifacts(
+    spec: &ResourceSpec,
+    vault: &Vault,
+    keys: &ArtifactKeys,
+) -> Result<(), VaultError> {
+    if let ResourceSpec::S3 { .. } = spec {
+        return s3::delete(vault, keys).await;
+    }
     vault.delete(&keys.manifest).await?;
     vault.delete(&keys.artifact).await
 }
@@ -249,6 +298,20 @@ pub async fn delete_artifacts(vault: &Vault, keys: &ArtifactKeys) -> Result<(), 
 /// Copies a point's objects to another vault; returns the artifact's copy
 /// outcome (size and SHA-256 of the bytes copied).
 pub async fn copy_artifacts(
+    spec: &ResourceSpec,
+    src: &Vault,
+    keys: &ArtifactKeys,
+    dst: &Vault,
+) -> Result<crate::vault::CopyOutcome, String> {
+    if let ResourceSpec::S3 { .. } = spec {
+        return s3::copy(src, keys, dst).await;
+    }
+    copy_one_artifact(src, keys, dst)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn copy_one_artifact(
     src: &Vault,
     keys: &ArtifactKeys,
     dst: &Vault,
@@ -272,9 +335,20 @@ pub struct BuiltinCheck {
 
 /// Checks that come with a kind and run after every restore (beyond the
 /// manifest verification the restore itself does), each timed.
-pub async fn builtin_checks(spec: &ResourceSpec, restored: &Restored) -> Vec<BuiltinCheck> {
+pub async fn builtin_checks(
+    spec: &ResourceSpec,
+    restored: &Restored,
+    scratch: &Scratch,
+) -> Vec<BuiltinCheck> {
     let start = std::time::Instant::now();
     let (name, result) = match spec {
+        ResourceSpec::S3 { .. } => (
+            "objects",
+            match (&scratch.vault, &restored.manifest) {
+                (Some(vault), Some(manifest)) => s3::objects_check(vault, scratch, manifest).await,
+                _ => Err("no vault or manifest to check the restored objects against".into()),
+            },
+        ),
         ResourceSpec::Sqlite { .. } => (
             "integrity_check",
             sqlite::integrity_check(&restored.location).await,

@@ -77,6 +77,8 @@ pub async fn snapshot(
         files,
         database: None,
         postgres: None,
+        bucket: None,
+        objects: Vec::new(),
     };
     manifest.store(vault, &keys.manifest).await?;
     Ok(Snapshot {
@@ -347,6 +349,8 @@ pub async fn restore(
             "{files} files ({bytes} bytes) match the manifest's sha256; artifact sha256 verified"
         ),
         database: None,
+        url: None,
+        manifest: None,
     })
 }
 

@@ -94,6 +94,8 @@ pub async fn snapshot(
         files: Vec::new(),
         database: Some(database.clone()),
         postgres: None,
+        bucket: None,
+        objects: Vec::new(),
     };
     manifest.store(vault, &keys.manifest).await?;
     Ok(Snapshot {
@@ -238,6 +240,8 @@ pub async fn restore(
             "database copy of {size} bytes matches the manifest's sha256; artifact sha256 verified"
         ),
         database: None,
+        url: None,
+        manifest: None,
     })
 }
 

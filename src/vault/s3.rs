@@ -9,7 +9,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
@@ -40,9 +39,8 @@ fn clients() -> &'static Mutex<HashMap<String, Client>> {
     CLIENTS.get_or_init(Default::default)
 }
 
-/// An S3 client for `region`, with the standard credential chain, explicit
-/// timeouts and the SDK's standard retry mode (the only per-request retry
-/// layer), set explicitly so a change of SDK default does not change us.
+/// An S3 client for `region`, on the shared SDK configuration of
+/// [`crate::aws::sdk_config`] (credential chain, timeouts, retry mode).
 pub async fn client(region: &str, aws: Option<&AwsSpec>) -> Client {
     let endpoint = aws.and_then(|a| a.endpoint_url.clone());
     let profile = aws.and_then(|a| a.profile.clone());
@@ -61,23 +59,7 @@ pub async fn client(region: &str, aws: Option<&AwsSpec>) -> Client {
     {
         return c.clone();
     }
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(region.to_string()))
-        .timeout_config(
-            aws_config::timeout::TimeoutConfig::builder()
-                .connect_timeout(Duration::from_secs(5))
-                .read_timeout(Duration::from_secs(60))
-                .operation_attempt_timeout(Duration::from_secs(300))
-                .build(),
-        )
-        .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(4));
-    if let Some(p) = &profile {
-        loader = loader.profile_name(p);
-    }
-    if let Some(e) = &endpoint {
-        loader = loader.endpoint_url(e);
-    }
-    let shared = loader.load().await;
+    let shared = crate::aws::sdk_config(region, aws).await;
     let config = aws_sdk_s3::config::Builder::from(&shared)
         .force_path_style(path_style)
         .build();
@@ -383,3 +365,138 @@ async fn read_part(reader: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Vec
         .await?;
     Ok(buf)
 }
+
+/// An object copied by S3 itself, as the copy reported it.
+#[derive(Debug, Clone)]
+pub struct CopiedObject {
+    /// SHA-256 of the new object, base64, computed by S3 from its bytes.
+    pub sha256: Option<String>,
+    /// The version of the source that was copied (versioned buckets).
+    pub source_version: Option<String>,
+}
+
+/// Object-level operations for the `s3` resource kind, whose points are
+/// many objects under a prefix rather than one artifact.
+impl S3Vault {
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub(crate) fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The bucket key of a vault key.
+    pub(crate) fn full_key(&self, key: &str) -> String {
+        self.object_key(key)
+    }
+
+    /// S3 copies `src_bucket/src_key` (any key: it is URL-encoded) into
+    /// this vault at `dst_key` (a vault key, or a scratch key that keeps a
+    /// source object's name), asking S3 for a SHA-256 of the new object.
+    /// With `if_match`, the copy fails with PreconditionFailed if the
+    /// source is no longer that ETag.
+    pub(crate) async fn copy_in(
+        &self,
+        src_bucket: &str,
+        src_key: &str,
+        dst_key: &str,
+        if_match: Option<&str>,
+    ) -> Result<CopiedObject, VaultError> {
+        let source = format!(
+            "{src_bucket}/{}",
+            percent_encoding::utf8_percent_encode(src_key, COPY_SOURCE)
+        );
+        let out = self
+            .client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(self.object_key(dst_key))
+            .copy_source(source)
+            .set_copy_source_if_match(if_match.map(String::from))
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .server_side_encryption(self.encryption())
+            .set_ssekms_key_id(self.kms_key.clone())
+            .send()
+            .await
+            .map_err(|e| remote("CopyObject", format!("s3://{src_bucket}/{src_key}"), e))?;
+        Ok(CopiedObject {
+            sha256: out
+                .copy_object_result()
+                .and_then(|r| r.checksum_sha256())
+                .map(String::from),
+            source_version: out.copy_source_version_id().map(String::from),
+        })
+    }
+
+    /// Deletes every object whose vault key starts with `prefix`, a page
+    /// (up to 1,000 keys) per request; returns how many were deleted.
+    pub(crate) async fn delete_prefix(&self, prefix: &str) -> Result<u64, VaultError> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        let full = self.object_key(prefix);
+        let mut deleted = 0u64;
+        loop {
+            // Always the first page: what was deleted is gone from it.
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&full)
+                .send()
+                .await
+                .map_err(|e| remote("ListObjectsV2", self.location(prefix), e))?;
+            let ids: Vec<ObjectIdentifier> = page
+                .contents()
+                .iter()
+                .filter_map(|o| {
+                    ObjectIdentifier::builder()
+                        .set_key(o.key.clone())
+                        .build()
+                        .ok()
+                })
+                .collect();
+            if ids.is_empty() {
+                return Ok(deleted);
+            }
+            let n = ids.len() as u64;
+            let delete = Delete::builder()
+                .set_objects(Some(ids))
+                .quiet(true)
+                .build()
+                .map_err(|e| VaultError::Remote {
+                    op: "DeleteObjects",
+                    location: self.location(prefix),
+                    code: "Build".into(),
+                    message: e.to_string(),
+                    retryable: false,
+                })?;
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| remote("DeleteObjects", self.location(prefix), e))?;
+            if let Some(e) = out.errors().first() {
+                return Err(VaultError::Remote {
+                    op: "DeleteObjects",
+                    location: format!("s3://{}/{}", self.bucket, e.key().unwrap_or("?")),
+                    code: e.code().unwrap_or("Unknown").to_string(),
+                    message: e.message().unwrap_or("").to_string(),
+                    retryable: false,
+                });
+            }
+            deleted += n;
+        }
+    }
+}
+
+/// What a copy source must escape: everything but unreserved characters
+/// and `/`, which separates the key's parts.
+const COPY_SOURCE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');

@@ -1,6 +1,8 @@
 //! One integration-test binary: scenarios that run the real `lifeboat`
 //! binary on real files, vaults and catalogs.
 
+mod aws;
+mod aws_proxy;
 mod bad_input;
 mod common;
 mod crash;

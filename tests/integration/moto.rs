@@ -77,6 +77,7 @@ impl Moto {
             endpoint_url: Some(self.endpoint.clone()),
             force_path_style: Some(true),
             profile: None,
+            poll_interval: None,
         }
     }
 

@@ -152,6 +152,8 @@ pub async fn snapshot(
             snapshot: snapshot_id,
             server_snapshot_time: server_time,
         }),
+        bucket: None,
+        objects: Vec::new(),
     };
     manifest.store(vault, &keys.manifest).await?;
     Ok(Snapshot {
@@ -307,6 +309,8 @@ pub async fn restore(
             target.describe()
         ),
         database: Some(db),
+        url: None,
+        manifest: None,
     })
 }
 

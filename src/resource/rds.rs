@@ -1,0 +1,697 @@
+//! The `rds-instance` and `rds-cluster` kinds: points are RDS snapshots,
+//! held by RDS itself (no vault).
+//!
+//! - A point is a DB (or cluster) snapshot with a deterministic identifier
+//!   (plan, resource, slot), tagged with plan, resource and point, waited
+//!   until `available`. Its `data_time` is RDS's `SnapshotCreateTime`.
+//! - A copy is issued in the destination region with the source's ARN and
+//!   the destination region's KMS key (the Rust SDK has no `SourceRegion`
+//!   shortcut; real AWS refuses an encrypted copy without a destination
+//!   key, which is checked here before calling, as test servers do not).
+//! - A drill restores an instance (or a cluster and one instance in it)
+//!   named after the drill from the copy in the drill region, waits until
+//!   it is available, and the cleanup deletes it without a final snapshot.
+//!   Everything it creates is named from the drill, so a crashed drill's
+//!   leftovers are found and deleted by name.
+
+use std::time::Duration;
+
+use aws_sdk_rds::types::Tag;
+use aws_sdk_rds::Client;
+
+use super::{ResourceError, Restored, Scratch, Snapshot};
+use crate::aws::{rds_client, wait_until, AwsError};
+use crate::plan::{AwsSpec, RdsRestore, ResourceSpec};
+use crate::time::Millis;
+
+/// Instance class of a cluster's drill instance when the plan sets none
+/// (Aurora needs one; this is the smallest class both engines offer).
+const DEFAULT_CLUSTER_INSTANCE_CLASS: &str = "db.t4g.medium";
+
+/// A region as RDS calls see it.
+#[derive(Debug, Clone, Copy)]
+pub struct RdsPlace<'a> {
+    pub region: &'a str,
+    pub aws: Option<&'a AwsSpec>,
+    pub kms_key: Option<&'a str>,
+    /// How long one long operation (snapshot, copy, restore, delete) may
+    /// be waited for: the plan's completion window.
+    pub budget: Duration,
+}
+
+impl RdsPlace<'_> {
+    async fn client(&self) -> Client {
+        rds_client(self.region, self.aws).await
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Instance,
+    Cluster,
+}
+
+fn level_of(spec: &ResourceSpec) -> Result<(Level, &str, &RdsRestore), ResourceError> {
+    match spec {
+        ResourceSpec::RdsInstance { instance, restore } => Ok((Level::Instance, instance, restore)),
+        ResourceSpec::RdsCluster { cluster, restore } => Ok((Level::Cluster, cluster, restore)),
+        other => Err(ResourceError::Other(format!(
+            "kind `{}` is not an RDS kind",
+            other.kind()
+        ))),
+    }
+}
+
+/// An RDS identifier made of `parts`: ASCII letters, digits and single
+/// hyphens, starting with a letter, at most `max` characters (cut and
+/// ended with a hash of the whole when longer, so it stays unique).
+fn identifier(parts: &[&str], max: usize) -> String {
+    let mut out = String::new();
+    for c in parts.join("-").chars() {
+        let c = if c.is_ascii_alphanumeric() {
+            c.to_ascii_lowercase()
+        } else {
+            '-'
+        };
+        if c == '-' && (out.is_empty() || out.ends_with('-')) {
+            continue;
+        }
+        out.push(c);
+    }
+    let mut out = out.trim_end_matches('-').to_string();
+    if !out.starts_with(|c: char| c.is_ascii_alphabetic()) {
+        out.insert_str(0, "x-");
+    }
+    if out.len() > max {
+        use sha2::Digest;
+        let hash = hex::encode(sha2::Sha256::digest(out.as_bytes()));
+        out.truncate(max - 9);
+        let out = out.trim_end_matches('-');
+        return format!("{out}-{}", &hash[..8]);
+    }
+    out
+}
+
+/// The snapshot identifier of a point: `lifeboat-PLAN-RESOURCE-STAMP`,
+/// from the slot of a scheduled run (or the start of a manual one), so the
+/// same slot always names the same snapshot.
+pub fn snapshot_id(plan: &str, resource: &str, stamp: Millis) -> String {
+    let stamp = crate::time::to_datetime(stamp)
+        .format("%Y%m%dt%H%M%S%3fz")
+        .to_string();
+    identifier(&["lifeboat", plan, resource, &stamp], 255)
+}
+
+/// The identifier of what a drill restores (the instance, or the cluster;
+/// the cluster's instance adds `-i1`).
+pub fn drill_identifier(scratch: &Scratch) -> String {
+    identifier(
+        &[
+            "lifeboat-drill",
+            &scratch.drill_id.to_string(),
+            &scratch.plan,
+            &scratch.resource,
+        ],
+        60,
+    )
+}
+
+/// The identifier part of a snapshot ARN (`…:snapshot:NAME`).
+fn id_of(arn: &str) -> &str {
+    arn.rsplit(':').next().unwrap_or(arn)
+}
+
+/// What Lifeboat needs of a snapshot.
+#[derive(Debug, Clone)]
+struct SnapInfo {
+    status: String,
+    create_time: Option<Millis>,
+    encrypted: bool,
+    arn: String,
+    allocated_gib: i64,
+    engine: String,
+}
+
+async fn describe_snapshot(
+    client: &Client,
+    level: Level,
+    id: &str,
+) -> Result<Option<SnapInfo>, AwsError> {
+    let millis = |t: Option<&aws_sdk_rds::primitives::DateTime>| t.and_then(|t| t.to_millis().ok());
+    let found = match level {
+        Level::Instance => client
+            .describe_db_snapshots()
+            .db_snapshot_identifier(id)
+            .send()
+            .await
+            .map(|o| {
+                o.db_snapshots().first().map(|s| SnapInfo {
+                    status: s.status().unwrap_or("").to_string(),
+                    create_time: millis(s.snapshot_create_time()),
+                    encrypted: s.encrypted().unwrap_or(false),
+                    arn: s.db_snapshot_arn().unwrap_or(id).to_string(),
+                    allocated_gib: s.allocated_storage().unwrap_or(0) as i64,
+                    engine: s.engine().unwrap_or("").to_string(),
+                })
+            })
+            .map_err(|e| AwsError::new("DescribeDBSnapshots", e)),
+        Level::Cluster => client
+            .describe_db_cluster_snapshots()
+            .db_cluster_snapshot_identifier(id)
+            .send()
+            .await
+            .map(|o| {
+                o.db_cluster_snapshots().first().map(|s| SnapInfo {
+                    status: s.status().unwrap_or("").to_string(),
+                    create_time: millis(s.snapshot_create_time()),
+                    encrypted: s.storage_encrypted().unwrap_or(false),
+                    arn: s.db_cluster_snapshot_arn().unwrap_or(id).to_string(),
+                    allocated_gib: s.allocated_storage().unwrap_or(0) as i64,
+                    engine: s.engine().unwrap_or("").to_string(),
+                })
+            })
+            .map_err(|e| AwsError::new("DescribeDBClusterSnapshots", e)),
+    };
+    match found {
+        Err(e) if e.is_not_found() => Ok(None),
+        other => other,
+    }
+}
+
+/// Waits until snapshot `id` is available; fails at once on a status from
+/// which it never will be.
+async fn wait_snapshot(
+    client: &Client,
+    place: &RdsPlace<'_>,
+    level: Level,
+    id: &str,
+) -> Result<SnapInfo, String> {
+    wait_until(
+        &format!("snapshot {id} in {} to be available", place.region),
+        place.aws,
+        place.budget,
+        || async {
+            match describe_snapshot(client, level, id).await {
+                Ok(Some(s)) if s.status == "available" => Ok(Some(s)),
+                Ok(Some(s)) if matches!(s.status.as_str(), "failed" | "error" | "deleting") => {
+                    Err(format!("snapshot {id} in {} is {}", place.region, s.status))
+                }
+                Ok(Some(_)) => Ok(None),
+                Ok(None) => Err(format!("snapshot {id} in {} has disappeared", place.region)),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
+    .await
+}
+
+fn tags(pairs: &[(&str, String)]) -> Vec<Tag> {
+    pairs
+        .iter()
+        .map(|(k, v)| Tag::builder().key(*k).value(v.clone()).build())
+        .collect()
+}
+
+/// Takes a snapshot of the resource named `id` in `place` (the primary
+/// region) and waits until it is available; returns it and its ARN. If a
+/// snapshot of that name exists already (the same slot, retried after a
+/// crash), it is adopted rather than duplicated.
+pub async fn snapshot(
+    spec: &ResourceSpec,
+    place: &RdsPlace<'_>,
+    id: &str,
+    labels: &[(&str, String)],
+) -> Result<(Snapshot, String), ResourceError> {
+    let (level, source, _) = level_of(spec)?;
+    let client = place.client().await;
+    let created = match level {
+        Level::Instance => client
+            .create_db_snapshot()
+            .db_snapshot_identifier(id)
+            .db_instance_identifier(source)
+            .set_tags(Some(tags(labels)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::new("CreateDBSnapshot", e)),
+        Level::Cluster => client
+            .create_db_cluster_snapshot()
+            .db_cluster_snapshot_identifier(id)
+            .db_cluster_identifier(source)
+            .set_tags(Some(tags(labels)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::new("CreateDBClusterSnapshot", e)),
+    };
+    match created {
+        Ok(()) => {}
+        Err(e) if e.is_already_exists() => {}
+        Err(e) => {
+            return Err(ResourceError::Source(format!(
+                "{} `{source}` in {}: {e}",
+                if level == Level::Instance {
+                    "instance"
+                } else {
+                    "cluster"
+                },
+                place.region
+            )))
+        }
+    }
+    let info = wait_snapshot(&client, place, level, id)
+        .await
+        .map_err(ResourceError::Source)?;
+    let bytes = (info.allocated_gib.max(0) as u64) << 30;
+    Ok((
+        Snapshot {
+            data_time: info.create_time.unwrap_or_else(crate::time::now_ms),
+            size_bytes: bytes,
+            sha256: String::new(),
+            file_count: 0,
+            content_bytes: bytes,
+            flags: if info.encrypted {
+                vec!["encrypted".into()]
+            } else {
+                Vec::new()
+            },
+        },
+        info.arn,
+    ))
+}
+
+/// Copies the snapshot `src_arn` (in `src`) into `dst` under the same
+/// identifier, and waits until the copy is available; returns its ARN.
+pub async fn copy(
+    spec: &ResourceSpec,
+    src: &RdsPlace<'_>,
+    src_arn: &str,
+    dst: &RdsPlace<'_>,
+    labels: &[(&str, String)],
+) -> Result<String, String> {
+    let (level, _, _) = level_of(spec).map_err(|e| e.to_string())?;
+    let id = id_of(src_arn);
+    let source = describe_snapshot(&src.client().await, level, id)
+        .await
+        .map_err(|e| format!("{} in {}", e, src.region))?
+        .ok_or_else(|| format!("source snapshot {src_arn} no longer exists"))?;
+    // Real AWS needs a key of the destination region to copy an encrypted
+    // snapshot there (keys are regional); say so before asking.
+    if source.encrypted && dst.kms_key.is_none() {
+        return Err(format!(
+            "snapshot {id} is encrypted: region {} needs a `kms_key` (a KMS key of that region) to copy it there",
+            dst.region
+        ));
+    }
+    let client = dst.client().await;
+    let sent = match level {
+        Level::Instance => client
+            .copy_db_snapshot()
+            .source_db_snapshot_identifier(src_arn)
+            .target_db_snapshot_identifier(id)
+            .set_kms_key_id(dst.kms_key.map(String::from))
+            .set_tags(Some(tags(labels)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::new("CopyDBSnapshot", e)),
+        Level::Cluster => client
+            .copy_db_cluster_snapshot()
+            .source_db_cluster_snapshot_identifier(src_arn)
+            .target_db_cluster_snapshot_identifier(id)
+            .set_kms_key_id(dst.kms_key.map(String::from))
+            .set_tags(Some(tags(labels)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::new("CopyDBClusterSnapshot", e)),
+    };
+    match sent {
+        Ok(()) => {}
+        Err(e) if e.is_already_exists() => {}
+        Err(e) => return Err(format!("{e} (in {})", dst.region)),
+    }
+    Ok(wait_snapshot(&client, dst, level, id).await?.arn)
+}
+
+/// Deletes a point's snapshot (idempotent).
+pub async fn delete_snapshot(
+    spec: &ResourceSpec,
+    place: &RdsPlace<'_>,
+    arn: &str,
+) -> Result<(), String> {
+    let (level, _, _) = level_of(spec).map_err(|e| e.to_string())?;
+    let client = place.client().await;
+    let id = id_of(arn);
+    let r = match level {
+        Level::Instance => client
+            .delete_db_snapshot()
+            .db_snapshot_identifier(id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::new("DeleteDBSnapshot", e)),
+        Level::Cluster => client
+            .delete_db_cluster_snapshot()
+            .db_cluster_snapshot_identifier(id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| AwsError::new("DeleteDBClusterSnapshot", e)),
+    };
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(format!("{e} (in {})", place.region)),
+    }
+}
+
+/// An instance's status and endpoint, or `None` if it does not exist.
+async fn describe_instance(
+    client: &Client,
+    id: &str,
+) -> Result<Option<(String, Option<String>)>, AwsError> {
+    match client
+        .describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+    {
+        Ok(o) => Ok(o.db_instances().first().map(|i| {
+            let endpoint = i.endpoint().map(|e| {
+                format!(
+                    "{}:{}",
+                    e.address().unwrap_or("?"),
+                    e.port().unwrap_or_default()
+                )
+            });
+            (i.db_instance_status().unwrap_or("").to_string(), endpoint)
+        })),
+        Err(e) => {
+            let e = AwsError::new("DescribeDBInstances", e);
+            if e.is_not_found() {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+async fn describe_cluster(client: &Client, id: &str) -> Result<Option<String>, AwsError> {
+    match client
+        .describe_db_clusters()
+        .db_cluster_identifier(id)
+        .send()
+        .await
+    {
+        Ok(o) => Ok(o
+            .db_clusters()
+            .first()
+            .map(|c| c.status().unwrap_or("").to_string())),
+        Err(e) => {
+            let e = AwsError::new("DescribeDBClusters", e);
+            if e.is_not_found() {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Statuses an instance never becomes available from by itself.
+fn hopeless(status: &str) -> bool {
+    matches!(
+        status,
+        "failed"
+            | "restore-error"
+            | "storage-full"
+            | "deleting"
+            | "stopped"
+            | "stopping"
+            | "inaccessible-encryption-credentials"
+    ) || status.starts_with("incompatible-")
+}
+
+async fn wait_instance_available(
+    client: &Client,
+    place: &RdsPlace<'_>,
+    id: &str,
+) -> Result<Option<String>, String> {
+    wait_until(
+        &format!("instance {id} in {} to be available", place.region),
+        place.aws,
+        place.budget,
+        || async {
+            match describe_instance(client, id).await {
+                Ok(Some((s, endpoint))) if s == "available" => Ok(Some(endpoint)),
+                Ok(Some((s, _))) if hopeless(&s) => {
+                    Err(format!("instance {id} in {} is {s}", place.region))
+                }
+                Ok(Some(_)) => Ok(None),
+                Ok(None) => Err(format!("instance {id} in {} has disappeared", place.region)),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
+    .await
+}
+
+/// Restores the snapshot `arn` (a point in the drill region) into an
+/// instance or cluster named after the drill, and waits until it serves.
+pub async fn restore(
+    spec: &ResourceSpec,
+    place: &RdsPlace<'_>,
+    arn: &str,
+    scratch: &Scratch,
+) -> Result<Restored, ResourceError> {
+    let (level, _, settings) = level_of(spec)?;
+    let client = place.client().await;
+    let name = drill_identifier(scratch);
+    let labels = tags(&[
+        ("lifeboat:plan", scratch.plan.clone()),
+        ("lifeboat:drill", scratch.drill_id.to_string()),
+    ]);
+    let fail = |e: String| ResourceError::Other(e);
+    let sgs = (!settings.security_groups.is_empty()).then(|| settings.security_groups.clone());
+    let endpoint = match level {
+        Level::Instance => {
+            let r = client
+                .restore_db_instance_from_db_snapshot()
+                .db_instance_identifier(&name)
+                .db_snapshot_identifier(id_of(arn))
+                .set_db_instance_class(settings.instance_class.clone())
+                .set_db_subnet_group_name(settings.subnet_group.clone())
+                .set_vpc_security_group_ids(sgs)
+                .publicly_accessible(false)
+                .deletion_protection(false)
+                .set_tags(Some(labels))
+                .send()
+                .await
+                .map_err(|e| AwsError::new("RestoreDBInstanceFromDBSnapshot", e));
+            match r {
+                Ok(_) => {}
+                Err(e) if e.is_already_exists() => {}
+                Err(e) => return Err(fail(format!("{e} (in {})", place.region))),
+            }
+            wait_instance_available(&client, place, &name)
+                .await
+                .map_err(fail)?
+        }
+        Level::Cluster => {
+            let snap = describe_snapshot(&client, level, id_of(arn))
+                .await
+                .map_err(|e| fail(e.to_string()))?
+                .ok_or_else(|| fail(format!("snapshot {arn} does not exist")))?;
+            let r = client
+                .restore_db_cluster_from_snapshot()
+                .db_cluster_identifier(&name)
+                // The point is in this region: its name is enough (and
+                // is what every RDS implementation accepts).
+                .snapshot_identifier(id_of(arn))
+                .engine(&snap.engine)
+                .set_db_subnet_group_name(settings.subnet_group.clone())
+                .set_vpc_security_group_ids(sgs)
+                .deletion_protection(false)
+                .set_tags(Some(labels.clone()))
+                .send()
+                .await
+                .map_err(|e| AwsError::new("RestoreDBClusterFromSnapshot", e));
+            match r {
+                Ok(_) => {}
+                Err(e) if e.is_already_exists() => {}
+                Err(e) => return Err(fail(format!("{e} (in {})", place.region))),
+            }
+            wait_until(
+                &format!("cluster {name} in {} to be available", place.region),
+                place.aws,
+                place.budget,
+                || async {
+                    match describe_cluster(&client, &name).await {
+                        Ok(Some(s)) if s == "available" => Ok(Some(())),
+                        Ok(Some(s)) if hopeless(&s) => {
+                            Err(format!("cluster {name} in {} is {s}", place.region))
+                        }
+                        Ok(Some(_)) => Ok(None),
+                        Ok(None) => Err(format!("cluster {name} has disappeared")),
+                        Err(e) => Err(e.to_string()),
+                    }
+                },
+            )
+            .await
+            .map_err(fail)?;
+            let instance = format!("{name}-i1");
+            let r = client
+                .create_db_instance()
+                .db_instance_identifier(&instance)
+                .db_cluster_identifier(&name)
+                .engine(&snap.engine)
+                .db_instance_class(
+                    settings
+                        .instance_class
+                        .as_deref()
+                        .unwrap_or(DEFAULT_CLUSTER_INSTANCE_CLASS),
+                )
+                .publicly_accessible(false)
+                .set_tags(Some(labels))
+                .send()
+                .await
+                .map_err(|e| AwsError::new("CreateDBInstance", e));
+            match r {
+                Ok(_) => {}
+                Err(e) if e.is_already_exists() => {}
+                Err(e) => return Err(fail(format!("{e} (in {})", place.region))),
+            }
+            wait_instance_available(&client, place, &instance)
+                .await
+                .map_err(fail)?
+        }
+    };
+    let what = if level == Level::Instance {
+        "instance"
+    } else {
+        "cluster"
+    };
+    Ok(Restored {
+        location: scratch.dir.clone(),
+        verification: format!(
+            "{what} {name} restored from {} in {}: available at {}",
+            id_of(arn),
+            place.region,
+            endpoint.as_deref().unwrap_or("(no endpoint reported)")
+        ),
+        database: None,
+        url: endpoint,
+        manifest: None,
+    })
+}
+
+/// Deletes, without a final snapshot, whatever a drill restored (also
+/// half-way or after a crash), and waits until it is gone; what it
+/// deleted, if anything.
+pub async fn discard(
+    spec: &ResourceSpec,
+    place: &RdsPlace<'_>,
+    scratch: &Scratch,
+) -> Result<Option<String>, ResourceError> {
+    let (level, _, _) = level_of(spec)?;
+    let client = place.client().await;
+    let name = drill_identifier(scratch);
+    let fail = |e: String| ResourceError::Other(e);
+    let mut deleted = Vec::new();
+    let instance = match level {
+        Level::Instance => name.clone(),
+        Level::Cluster => format!("{name}-i1"),
+    };
+    if delete_instance(&client, place, &instance)
+        .await
+        .map_err(fail)?
+    {
+        deleted.push(format!("instance {instance}"));
+    }
+    if level == Level::Cluster {
+        let r = client
+            .delete_db_cluster()
+            .db_cluster_identifier(&name)
+            .skip_final_snapshot(true)
+            .send()
+            .await
+            .map_err(|e| AwsError::new("DeleteDBCluster", e));
+        match r {
+            Ok(_) => {
+                deleted.push(format!("cluster {name}"));
+                wait_until(
+                    &format!("cluster {name} in {} to be deleted", place.region),
+                    place.aws,
+                    place.budget,
+                    || async {
+                        match describe_cluster(&client, &name).await {
+                            Ok(None) => Ok(Some(())),
+                            Ok(Some(_)) => Ok(None),
+                            Err(e) => Err(e.to_string()),
+                        }
+                    },
+                )
+                .await
+                .map_err(fail)?;
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(fail(format!("{e} (in {})", place.region))),
+        }
+    }
+    Ok((!deleted.is_empty()).then(|| format!("{} in {}", deleted.join(" and "), place.region)))
+}
+
+/// Deletes an instance without a final snapshot and waits until it is
+/// gone; whether there was one.
+async fn delete_instance(client: &Client, place: &RdsPlace<'_>, id: &str) -> Result<bool, String> {
+    let r = client
+        .delete_db_instance()
+        .db_instance_identifier(id)
+        .skip_final_snapshot(true)
+        .delete_automated_backups(true)
+        .send()
+        .await
+        .map_err(|e| AwsError::new("DeleteDBInstance", e));
+    match r {
+        Ok(_) => {}
+        Err(e) if e.is_not_found() => return Ok(false),
+        // Already being deleted (a cleanup retried): wait for it below.
+        Err(e) if e.code == "InvalidDBInstanceState" => {}
+        Err(e) => return Err(format!("{e} (in {})", place.region)),
+    }
+    wait_until(
+        &format!("instance {id} in {} to be deleted", place.region),
+        place.aws,
+        place.budget,
+        || async {
+            match describe_instance(client, id).await {
+                Ok(None) => Ok(Some(())),
+                Ok(Some(_)) => Ok(None),
+                Err(e) => Err(e.to_string()),
+            }
+        },
+    )
+    .await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_follow_rds_rules() {
+        let id = snapshot_id("Orders_DB", "main--db", 1_700_000_000_123);
+        assert_eq!(id, "lifeboat-orders-db-main-db-20231114t221320123z");
+        let long = identifier(&["lifeboat-drill", "12", &"a".repeat(80), "r"], 60);
+        assert!(long.len() <= 60, "{long}");
+        assert!(!long.contains("--") && !long.ends_with('-'));
+        assert_eq!(identifier(&["9lives"], 60), "x-9lives");
+        assert_eq!(
+            id_of("arn:aws:rds:us-west-2:1:snapshot:lifeboat-x"),
+            "lifeboat-x"
+        );
+    }
+}

@@ -1,0 +1,390 @@
+//! The `s3` kind: a point of a bucket (or a prefix of it) is a server-side
+//! copy of every object under it into the vault, one object per source
+//! object, plus a manifest (key, size, ETag, version, SHA-256). S3 does the
+//! copying and computes each copy's SHA-256; no byte passes through
+//! Lifeboat. A drill copies the objects back under a scratch prefix of the
+//! drill region's vault, under their own keys, and checks them against the
+//! manifest; the drill's cleanup deletes that prefix.
+
+use std::future::Future;
+
+use sha2::{Digest, Sha256};
+use tokio::task::JoinSet;
+
+use super::manifest::{ArtifactInfo, BucketInfo, ObjectEntry};
+use super::{ArtifactKeys, Manifest, ResourceError, Restored, Scratch, Snapshot};
+use crate::plan::AwsSpec;
+use crate::time::now_ms;
+use crate::vault::{CopyOutcome, S3Vault, Vault, VaultError};
+
+/// Copies in flight at once per point: S3 copies are server-side and
+/// mostly latency, so a few dozen keep a large bucket moving without
+/// tripping request-rate limits (3,500 writes/s per prefix).
+const PARALLEL_COPIES: usize = 32;
+
+/// Where drills put restored objects, inside the drill region's vault.
+pub const SCRATCH_PREFIX: &str = "lifeboat-drills";
+
+fn s3_vault<'a>(vault: &'a Vault, what: &str) -> Result<&'a S3Vault, ResourceError> {
+    match vault {
+        Vault::S3(v) => Ok(v),
+        Vault::File(_) => Err(ResourceError::Other(format!(
+            "{what}: points of kind s3 live in s3:// vaults (objects are copied inside S3), not in {}",
+            vault.location("")
+        ))),
+    }
+}
+
+/// The key of the `n`th object of a point, under its objects prefix.
+fn stored_key(keys: &ArtifactKeys, stored: &str) -> String {
+    format!("{}/{stored}", keys.artifact)
+}
+
+/// Takes a point of `bucket/prefix` (in `region`) into `vault`.
+pub async fn snapshot(
+    bucket: &str,
+    prefix: &str,
+    region: &str,
+    aws: Option<&AwsSpec>,
+    vault: &Vault,
+    keys: &ArtifactKeys,
+) -> Result<Snapshot, ResourceError> {
+    let dst = s3_vault(vault, "snapshot")?;
+    let source = crate::vault::s3_client(region, aws).await;
+    // The data is the bucket as listed from this instant on.
+    let data_time = now_ms();
+    let mut listed = Vec::new();
+    let mut pages = source
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| {
+            ResourceError::Source(format!(
+                "listing s3://{bucket}/{prefix} in {region}: {}",
+                crate::aws::AwsError::new("ListObjectsV2", e)
+            ))
+        })?;
+        for o in page.contents() {
+            if let Some(key) = o.key() {
+                listed.push((
+                    key.to_string(),
+                    o.size().unwrap_or(0).max(0) as u64,
+                    o.e_tag().unwrap_or("").to_string(),
+                ));
+            }
+        }
+    }
+
+    let copies = bounded(listed.into_iter().enumerate(), |(n, (key, size, etag))| {
+        let dst = dst.clone();
+        let bucket = bucket.to_string();
+        let stored = format!("{n:08}");
+        let dst_key = stored_key(keys, &stored);
+        async move {
+            let copied = dst.copy_in(&bucket, &key, &dst_key, Some(&etag)).await;
+            let (copied, changed) = match copied {
+                Ok(c) => (c, false),
+                // Deleted since it was listed: the bucket as of
+                // `data_time` had it, but it is gone; left out.
+                Err(VaultError::NotFound { .. }) => return Ok(None),
+                Err(VaultError::Remote { code, .. }) if code == "PreconditionFailed" => {
+                    // Overwritten since it was listed: take the new one.
+                    (dst.copy_in(&bucket, &key, &dst_key, None).await?, true)
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let (size, etag) = if changed {
+                let head = dst
+                    .client()
+                    .head_object()
+                    .bucket(dst.bucket())
+                    .key(dst.full_key(&dst_key))
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        ResourceError::Other(format!(
+                            "{}: {}",
+                            dst.location(&dst_key),
+                            crate::aws::AwsError::new("HeadObject", e)
+                        ))
+                    })?;
+                (
+                    head.content_length().unwrap_or(0).max(0) as u64,
+                    head.e_tag().unwrap_or("").to_string(),
+                )
+            } else {
+                (size, etag)
+            };
+            Ok(Some((
+                ObjectEntry {
+                    key,
+                    size,
+                    etag,
+                    version_id: copied.source_version,
+                    sha256: copied.sha256,
+                    stored,
+                },
+                changed,
+            )))
+        }
+    })
+    .await?;
+    let mut flags = Vec::new();
+    let mut objects = Vec::with_capacity(copies.len());
+    let listed_count = copies.len();
+    for (entry, changed) in copies.into_iter().flatten() {
+        if changed && !flags.iter().any(|f| f == "changed-while-read") {
+            flags.push("changed-while-read".to_string());
+        }
+        objects.push(entry);
+    }
+    if objects.len() < listed_count && !flags.iter().any(|f| f == "changed-while-read") {
+        flags.push("changed-while-read".to_string());
+    }
+    let total: u64 = objects.iter().map(|o| o.size).sum();
+    let mut manifest = Manifest {
+        format: 1,
+        kind: "s3".into(),
+        data_time: crate::time::rfc3339(data_time),
+        artifact: ArtifactInfo {
+            sha256: String::new(),
+            size: total,
+        },
+        file_count: objects.len() as u64,
+        content_bytes: total,
+        files: Vec::new(),
+        database: None,
+        postgres: None,
+        bucket: Some(BucketInfo {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+            region: region.to_string(),
+        }),
+        objects,
+    };
+    // The point's hash is the hash of its object list (keys, sizes and
+    // S3's SHA-256 of every object): it changes if any object does.
+    let digest = objects_digest(&manifest.objects);
+    manifest.artifact.sha256 = digest.clone();
+    manifest.store(vault, &keys.manifest).await?;
+    Ok(Snapshot {
+        data_time,
+        size_bytes: total,
+        sha256: digest,
+        file_count: manifest.file_count,
+        content_bytes: total,
+        flags,
+    })
+}
+
+/// Runs `task` on every item, at most [`PARALLEL_COPIES`] at once, and
+/// returns the results in item order; the first error stops the rest.
+/// (Tasks own their data: spawned, they keep the daemon's futures `Send`.)
+/// What a finished copy task gives back: its item's index and result.
+type Joined<R> = Result<(usize, Result<R, ResourceError>), tokio::task::JoinError>;
+
+async fn bounded<I, T, R, F, Fut>(items: I, task: F) -> Result<Vec<R>, ResourceError>
+where
+    I: IntoIterator<Item = T>,
+    F: Fn(T) -> Fut,
+    Fut: Future<Output = Result<R, ResourceError>> + Send + 'static,
+    R: Send + 'static,
+{
+    let mut set = JoinSet::new();
+    let mut out: Vec<Option<R>> = Vec::new();
+    let place = |done: Option<Joined<R>>, out: &mut Vec<Option<R>>| -> Result<(), ResourceError> {
+        match done {
+            Some(Ok((i, Ok(r)))) => {
+                out[i] = Some(r);
+                Ok(())
+            }
+            Some(Ok((_, Err(e)))) => Err(e),
+            Some(Err(e)) => Err(ResourceError::Other(format!("copy task failed: {e}"))),
+            None => Ok(()),
+        }
+    };
+    for (i, item) in items.into_iter().enumerate() {
+        if set.len() >= PARALLEL_COPIES {
+            place(set.join_next().await, &mut out)?;
+        }
+        out.push(None);
+        let fut = task(item);
+        set.spawn(async move { (i, fut.await) });
+    }
+    while let Some(done) = set.join_next().await {
+        place(Some(done), &mut out)?;
+    }
+    Ok(out.into_iter().flatten().collect())
+}
+
+fn objects_digest(objects: &[ObjectEntry]) -> String {
+    let mut h = Sha256::new();
+    for o in objects {
+        h.update(o.key.as_bytes());
+        h.update([0]);
+        h.update(o.size.to_le_bytes());
+        h.update(o.sha256.as_deref().unwrap_or(&o.etag).as_bytes());
+        h.update([0]);
+    }
+    hex::encode(h.finalize())
+}
+
+fn check_sha(entry: &ObjectEntry, got: Option<&str>, where_: &str) -> Result<(), ResourceError> {
+    match (entry.sha256.as_deref(), got) {
+        (Some(want), Some(got)) if want != got => Err(ResourceError::Corrupt {
+            location: where_.to_string(),
+            detail: format!(
+                "object `{}`: S3 computed SHA-256 {got}, the manifest has {want}",
+                entry.key
+            ),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Copies a point's objects, then its manifest, into another S3 vault;
+/// every copy's SHA-256 (computed by S3) must match the manifest's.
+pub async fn copy(src: &Vault, keys: &ArtifactKeys, dst: &Vault) -> Result<CopyOutcome, String> {
+    let (Vault::S3(s), Vault::S3(d)) = (src, dst) else {
+        return Err("points of kind s3 are copied between s3:// vaults only".into());
+    };
+    let manifest = Manifest::load(src, &keys.manifest)
+        .await
+        .map_err(|e| e.to_string())?;
+    bounded(manifest.objects.iter().cloned(), |entry| {
+        let (s, d) = (s.clone(), d.clone());
+        let key = stored_key(keys, &entry.stored);
+        async move {
+            let copied = d.copy_in(s.bucket(), &s.full_key(&key), &key, None).await?;
+            check_sha(&entry, copied.sha256.as_deref(), &d.location(&key))
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    // The manifest goes last: a vault holding it holds every object.
+    src.copy_to(&keys.manifest, dst, &keys.manifest)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(CopyOutcome {
+        size: manifest.content_bytes,
+        sha256: None,
+    })
+}
+
+/// The scratch prefix (a vault key) of a drill's restore of a resource.
+pub fn scratch_prefix(scratch: &Scratch) -> String {
+    format!("{SCRATCH_PREFIX}/{}", scratch.database_name())
+}
+
+/// Copies a point's objects, under their own keys, into the drill's
+/// scratch prefix of `vault`, checking each against the manifest.
+pub async fn restore(
+    vault: &Vault,
+    keys: &ArtifactKeys,
+    scratch: &Scratch,
+) -> Result<Restored, ResourceError> {
+    let v = s3_vault(vault, "restore")?;
+    let manifest = Manifest::load(vault, &keys.manifest).await?;
+    let prefix = scratch_prefix(scratch);
+    bounded(manifest.objects.iter().cloned(), |entry| {
+        let v = v.clone();
+        let from = v.full_key(&stored_key(keys, &entry.stored));
+        let to = format!("{prefix}/{}", entry.key);
+        async move {
+            let copied = v.copy_in(v.bucket(), &from, &to, None).await?;
+            check_sha(&entry, copied.sha256.as_deref(), &v.location(&to))
+        }
+    })
+    .await?;
+    let url = vault.location(&prefix);
+    let checked = manifest
+        .objects
+        .iter()
+        .filter(|o| o.sha256.is_some())
+        .count();
+    Ok(Restored {
+        location: scratch.dir.clone(),
+        verification: format!(
+            "{} objects ({} bytes) restored into {url}; {checked} SHA-256 checksums computed by S3 match the manifest",
+            manifest.objects.len(),
+            manifest.content_bytes
+        ),
+        database: None,
+        url: Some(url),
+        manifest: Some(manifest),
+    })
+}
+
+/// The built-in check of a restored bucket: listing the scratch prefix
+/// gives exactly the manifest's keys and sizes, nothing more or less.
+pub async fn objects_check(
+    vault: &Vault,
+    scratch: &Scratch,
+    manifest: &Manifest,
+) -> Result<String, String> {
+    let prefix = scratch_prefix(scratch);
+    let listed = vault
+        .list(&format!("{prefix}/"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let strip = format!("{prefix}/");
+    let mut got: Vec<(String, u64)> = listed
+        .into_iter()
+        .map(|o| {
+            (
+                o.key.strip_prefix(&strip).unwrap_or(&o.key).to_string(),
+                o.size,
+            )
+        })
+        .collect();
+    got.sort();
+    let mut want: Vec<(String, u64)> = manifest
+        .objects
+        .iter()
+        .map(|o| (o.key.clone(), o.size))
+        .collect();
+    want.sort();
+    if got == want {
+        return Ok(format!(
+            "{} objects listed, keys and sizes as in the manifest",
+            got.len()
+        ));
+    }
+    let missing = want.iter().find(|w| !got.contains(w));
+    let extra = got.iter().find(|g| !want.contains(g));
+    Err(format!(
+        "listing has {} objects, the manifest {}; first missing: {}; first unexpected: {}",
+        got.len(),
+        want.len(),
+        missing
+            .map(|(k, s)| format!("{k} ({s} bytes)"))
+            .unwrap_or_else(|| "none".into()),
+        extra
+            .map(|(k, s)| format!("{k} ({s} bytes)"))
+            .unwrap_or_else(|| "none".into()),
+    ))
+}
+
+/// Deletes a drill's scratch prefix; what it removed, if anything.
+pub async fn discard(vault: &Vault, scratch: &Scratch) -> Result<Option<String>, ResourceError> {
+    let v = s3_vault(vault, "cleanup")?;
+    let prefix = scratch_prefix(scratch);
+    let n = v.delete_prefix(&format!("{prefix}/")).await?;
+    Ok((n > 0).then(|| format!("{n} objects under {}", vault.location(&prefix))))
+}
+
+/// Deletes a point's objects from a vault: the manifest first, so a
+/// vault holding a manifest always holds every object it lists.
+pub async fn delete(vault: &Vault, keys: &ArtifactKeys) -> Result<(), VaultError> {
+    vault.delete(&keys.manifest).await?;
+    match vault {
+        Vault::S3(v) => v
+            .delete_prefix(&format!("{}/", keys.artifact))
+            .await
+            .map(|_| ()),
+        Vault::File(_) => Ok(()),
+    }
+}

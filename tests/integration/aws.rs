@@ -1,0 +1,413 @@
+//! The AWS kinds end to end, with the real `lifeboat` binary and the real
+//! SDK against moto's server, through the proxy of `aws_proxy` (slow
+//! polls, AWS rules moto skips, a log of which region was called).
+
+use serde_json::Value;
+
+use crate::aws_proxy::Proxy;
+use crate::common::Env;
+use crate::moto::moto;
+
+const PRIMARY: &str = "us-east-1";
+const DR: &str = "us-west-2";
+
+async fn rds(region: &str) -> aws_sdk_rds::Client {
+    lifeboat::aws::rds_client(region, Some(&moto().aws())).await
+}
+
+async fn s3(region: &str) -> aws_sdk_s3::Client {
+    lifeboat::vault::s3_client(region, Some(&moto().aws())).await
+}
+
+/// An instance, a cluster and a bucket with `objects` objects under
+/// `2026/` (and one outside it), all in the primary region; names carry
+/// `tag` so tests sharing the moto server do not meet.
+async fn seed(tag: &str, objects: usize) {
+    let m = moto();
+    let r = rds(PRIMARY).await;
+    r.create_db_instance()
+        .db_instance_identifier(format!("{tag}-orders"))
+        .engine("postgres")
+        .db_instance_class("db.t3.micro")
+        .allocated_storage(20)
+        .master_username("admin")
+        .master_user_password("not-a-secret-1")
+        .send()
+        .await
+        .expect("create instance");
+    r.create_db_cluster()
+        .db_cluster_identifier(format!("{tag}-aurora"))
+        .engine("aurora-postgresql")
+        .master_username("admin")
+        .master_user_password("not-a-secret-1")
+        .send()
+        .await
+        .expect("create cluster");
+    for b in [
+        format!("{tag}-data"),
+        format!("{tag}-vault-east"),
+        format!("{tag}-vault-west"),
+    ] {
+        m.bucket(&b, if b.ends_with("west") { DR } else { PRIMARY })
+            .await;
+    }
+    let c = s3(PRIMARY).await;
+    let bucket = format!("{tag}-data");
+    let puts = (0..objects).map(|i| {
+        let c = c.clone();
+        let bucket = bucket.clone();
+        async move {
+            // Keys that need escaping in a copy source, and sizes that vary.
+            let key = format!("2026/inv oice+{i:04}é.txt");
+            c.put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(vec![b'x'; i % 97].into())
+                .send()
+                .await
+                .expect("put object");
+        }
+    });
+    futures_util::future::join_all(puts).await;
+    c.put_object()
+        .bucket(&bucket)
+        .key("2025/outside.txt")
+        .body(b"not in the prefix".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+}
+
+fn plan(env: &Env, tag: &str, endpoint: &str, extra_resources: &str) -> String {
+    let text = format!(
+        r#"
+name = "{tag}"
+owner = "dba@example.com"
+rto = "1h"
+rpo = "1d"
+
+[backup]
+schedule = "0 * * * *"
+primary_region = "{PRIMARY}"
+copy_to = ["{DR}"]
+
+[regions.{PRIMARY}]
+vault = "s3://{tag}-vault-east/lifeboat"
+
+[regions.{DR}]
+vault = "s3://{tag}-vault-west/lifeboat"
+
+[[resources]]
+name = "invoices"
+kind = "s3"
+bucket = "{tag}-data"
+prefix = "2026/"
+
+[[resources]]
+name = "orders-db"
+kind = "rds-instance"
+instance = "{tag}-orders"
+
+[[resources]]
+name = "aurora"
+kind = "rds-cluster"
+cluster = "{tag}-aurora"
+instance_class = "db.r6g.large"
+{extra_resources}
+[drill]
+region = "{DR}"
+isolate_primary = true
+
+[aws]
+endpoint_url = "{endpoint}"
+poll_interval = "20ms"
+"#
+    );
+    env.write_plan(&format!("{tag}.toml"), &text);
+    text
+}
+
+fn backup(env: &Env, tag: &str) -> (Value, i32) {
+    env.json(&["backup", "run", tag, "--json"])
+}
+
+/// Names of drill leftovers in the drill region: instances, clusters and
+/// scratch objects.
+async fn leftovers(tag: &str) -> Vec<String> {
+    let r = rds(DR).await;
+    let mut out = Vec::new();
+    for i in r
+        .describe_db_instances()
+        .send()
+        .await
+        .unwrap()
+        .db_instances()
+    {
+        let id = i.db_instance_identifier().unwrap_or("");
+        if id.starts_with("lifeboat-drill") && id.contains(tag) {
+            out.push(format!("instance {id}"));
+        }
+    }
+    for c in r.describe_db_clusters().send().await.unwrap().db_clusters() {
+        let id = c.db_cluster_identifier().unwrap_or("");
+        if id.starts_with("lifeboat-drill") && id.contains(tag) {
+            out.push(format!("cluster {id}"));
+        }
+    }
+    let listed = s3(DR)
+        .await
+        .list_objects_v2()
+        .bucket(format!("{tag}-vault-west"))
+        .prefix("lifeboat/lifeboat-drills/")
+        .send()
+        .await
+        .unwrap();
+    for o in listed.contents() {
+        out.push(format!("object {}", o.key().unwrap_or("")));
+    }
+    out
+}
+
+async fn snapshot_count(region: &str, tag: &str) -> usize {
+    let r = rds(region).await;
+    let db = r.describe_db_snapshots().send().await.unwrap();
+    let cl = r.describe_db_cluster_snapshots().send().await.unwrap();
+    db.db_snapshots()
+        .iter()
+        .filter_map(|s| s.db_snapshot_identifier())
+        .chain(
+            cl.db_cluster_snapshots()
+                .iter()
+                .filter_map(|s| s.db_cluster_snapshot_identifier()),
+        )
+        .filter(|id| id.starts_with(&format!("lifeboat-{tag}-")))
+        .count()
+}
+
+#[test]
+fn a_bucket_an_instance_and_a_cluster_are_copied_drilled_in_isolation_and_pruned() {
+    let env = Env::new();
+    let tag = "awsfull";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // Past 1,000 objects: listing and copying must page.
+    rt.block_on(seed(tag, 1005));
+    let proxy = Proxy::start(&moto().endpoint, 3, false);
+    let text = plan(&env, tag, &proxy.endpoint, "");
+
+    let (out, code) = backup(&env, tag);
+    assert_eq!(code, 0, "{out}");
+    let points = out["points"].as_array().unwrap();
+    assert_eq!(points.len(), 6, "{out}");
+    assert!(points.iter().all(|p| p["status"] == "complete"), "{out}");
+    let invoices: Vec<&Value> = points
+        .iter()
+        .filter(|p| p["resource"] == "invoices")
+        .collect();
+    assert_eq!(invoices[0]["file_count"], 1005, "{out}");
+    assert!(invoices[1]["location"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("s3://{tag}-vault-west/lifeboat/{tag}/invoices/")));
+    let db: Vec<&Value> = points
+        .iter()
+        .filter(|p| p["resource"] == "orders-db")
+        .collect();
+    assert!(
+        db[0]["location"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws:rds:us-east-1:"),
+        "{out}"
+    );
+    assert!(
+        db[1]["location"]
+            .as_str()
+            .unwrap()
+            .starts_with("arn:aws:rds:us-west-2:"),
+        "{out}"
+    );
+    assert!(
+        proxy.rewrites() >= 4,
+        "waits must poll past not-yet-available answers; {} held back",
+        proxy.rewrites()
+    );
+    assert_eq!(rt.block_on(snapshot_count(DR, tag)), 2);
+
+    // The drill runs from us-west-2 alone.
+    proxy.clear_calls();
+    let (drill, code) = env.json(&["drill", "run", tag, "--json"]);
+    assert_eq!(code, 0, "{drill}");
+    assert_eq!(drill["status"], "passed", "{drill}");
+    let checks = drill["checks"].as_array().unwrap();
+    let objects = checks
+        .iter()
+        .find(|c| c["name"] == "objects")
+        .expect("objects check");
+    assert_eq!(objects["passed"], true, "{drill}");
+    assert!(
+        objects["detail"].as_str().unwrap().contains("1005 objects"),
+        "{drill}"
+    );
+    let calls = proxy.calls();
+    assert!(
+        calls.iter().any(|c| c.region == DR && c.service == "rds"),
+        "{calls:?}"
+    );
+    let primary: Vec<_> = calls.iter().filter(|c| c.region == PRIMARY).collect();
+    assert!(
+        primary.is_empty(),
+        "an isolated drill called the primary region: {primary:?}"
+    );
+    assert!(proxy.refused().is_empty(), "{:?}", proxy.refused());
+    assert_eq!(rt.block_on(leftovers(tag)), Vec::<String>::new());
+
+    // Retention deletes snapshots and objects in every region.
+    let keep_one = text.replace(
+        "[regions.us-east-1]",
+        "[retention]\nkeep_last = 1\n\n[regions.us-east-1]",
+    );
+    env.write_plan(&format!("{tag}.toml"), &keep_one);
+    let (again, code) = backup(&env, tag);
+    assert_eq!(code, 0, "{again}");
+    assert_eq!(rt.block_on(snapshot_count(PRIMARY, tag)), 4);
+    let prune = env.run(&["prune", tag]);
+    assert_eq!(
+        prune.status.code(),
+        Some(0),
+        "{}",
+        crate::common::stderr(&prune)
+    );
+    assert_eq!(rt.block_on(snapshot_count(PRIMARY, tag)), 2);
+    assert_eq!(rt.block_on(snapshot_count(DR, tag)), 2);
+    let old = invoices[1]["location"].as_str().unwrap();
+    let old_prefix = old
+        .strip_prefix(&format!("s3://{tag}-vault-west/"))
+        .unwrap();
+    let left = rt
+        .block_on(async {
+            s3(DR)
+                .await
+                .list_objects_v2()
+                .bucket(format!("{tag}-vault-west"))
+                .prefix(old_prefix)
+                .send()
+                .await
+        })
+        .unwrap();
+    assert_eq!(
+        left.key_count(),
+        Some(0),
+        "objects of a pruned point remain"
+    );
+}
+
+#[test]
+fn a_drill_that_fails_half_way_still_deletes_what_it_restored() {
+    let env = Env::new();
+    let tag = "awsfail";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(seed(tag, 3));
+    let ok = Proxy::start(&moto().endpoint, 0, false);
+    plan(&env, tag, &ok.endpoint, "");
+    let (out, code) = backup(&env, tag);
+    assert_eq!(code, 0, "{out}");
+
+    let failing = Proxy::start(&moto().endpoint, 0, true);
+    plan(&env, tag, &failing.endpoint, "");
+    let (drill, code) = env.json(&["drill", "run", tag, "--json"]);
+    assert_ne!(code, 0, "{drill}");
+    assert_eq!(drill["status"], "failed", "{drill}");
+    let restore = drill["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["resource"] == "orders-db" && c["name"] == "restore")
+        .cloned()
+        .unwrap();
+    assert!(
+        restore["detail"]
+            .as_str()
+            .unwrap()
+            .contains("incompatible-restore"),
+        "{restore}"
+    );
+    let deletes: Vec<_> = failing
+        .calls()
+        .into_iter()
+        .filter(|c| c.action.starts_with("DeleteDB"))
+        .collect();
+    assert!(deletes.iter().all(|c| c.region == DR), "{deletes:?}");
+    assert!(
+        deletes.len() >= 3,
+        "instance, cluster instance and cluster: {deletes:?}"
+    );
+    assert!(failing.refused().is_empty(), "{:?}", failing.refused());
+    assert_eq!(rt.block_on(leftovers(tag)), Vec::<String>::new());
+}
+
+#[test]
+fn a_missing_instance_or_bucket_is_a_failed_point_with_the_aws_code() {
+    let env = Env::new();
+    let tag = "awsmiss";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        moto().bucket("awsmiss-vault-east", PRIMARY).await;
+        moto().bucket("awsmiss-vault-west", DR).await;
+    });
+    let proxy = Proxy::start(&moto().endpoint, 0, false);
+    plan(&env, tag, &proxy.endpoint, "");
+    let (out, code) = backup(&env, tag);
+    assert_ne!(code, 0, "{out}");
+    let points = out["points"].as_array().unwrap();
+    assert_eq!(points.len(), 3, "no copies of failed points: {out}");
+    assert!(points.iter().all(|p| p["status"] == "failed"), "{out}");
+    let error = |r: &str| {
+        points.iter().find(|p| p["resource"] == r).unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let db = error("orders-db");
+    assert!(
+        db.contains("awsmiss-orders") && db.contains("us-east-1"),
+        "{db}"
+    );
+    assert!(
+        db.contains("CreateDBSnapshot failed: DBInstanceNotFound"),
+        "{db}"
+    );
+    let cl = error("aurora");
+    assert!(
+        cl.contains("CreateDBClusterSnapshot failed: DBClusterNotFound"),
+        "{cl}"
+    );
+    let bucket = error("invoices");
+    assert!(
+        bucket.contains("ListObjectsV2 failed: NoSuchBucket"),
+        "{bucket}"
+    );
+    // Recorded as such.
+    let (list, _) = env.json(&["points", "list", "--plan", tag, "--all", "--json"]);
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["status"] == "failed"),
+        "{list}"
+    );
+}
+
+#[test]
+fn an_s3_resource_needs_s3_vaults() {
+    let env = Env::new();
+    let text = plan(&env, "awsval", "http://127.0.0.1:9", "")
+        .replace("s3://awsval-vault-west/lifeboat", "file:///tmp/x");
+    env.write_plan("awsval.toml", &text);
+    let out = env.run(&["plan", "validate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = crate::common::stderr(&out);
+    assert!(
+        err.contains("awsval.toml:15:") && err.contains("give the region an s3:// vault"),
+        "{err}"
+    );
+}
