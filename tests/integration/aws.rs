@@ -411,3 +411,62 @@ fn an_s3_resource_needs_s3_vaults() {
         "{err}"
     );
 }
+
+#[test]
+fn a_drill_killed_mid_restore_is_cleaned_up_by_the_next_one() {
+    let env = Env::new();
+    let tag = "awscrash";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(seed(tag, 2));
+    let ok = Proxy::start(&moto().endpoint, 0, false);
+    plan(&env, tag, &ok.endpoint, "");
+    let (out, code) = backup(&env, tag);
+    assert_eq!(code, 0, "{out}");
+
+    // Instances never come up through this proxy: the drill waits, and is
+    // killed while it does.
+    let stuck = Proxy::start(&moto().endpoint, usize::MAX, false);
+    plan(&env, tag, &stuck.endpoint, "");
+    let mut child = env
+        .command(&["drill", "run", tag])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !stuck
+        .calls()
+        .iter()
+        .any(|c| c.action == "RestoreDBInstanceFromDBSnapshot")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the drill never restored"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        rt.block_on(leftovers(tag))
+            .iter()
+            .any(|l| l.starts_with("instance lifeboat-drill-1-")),
+        "the killed drill should have left its instance"
+    );
+
+    plan(&env, tag, &ok.endpoint, "");
+    let (drill, code) = env.json(&["drill", "run", tag, "--json"]);
+    assert_eq!(code, 0, "{drill}");
+    assert_eq!(drill["id"], 2, "{drill}");
+    assert_eq!(rt.block_on(leftovers(tag)), Vec::<String>::new());
+    let (list, _) = env.json(&["drills", "list", "--plan", tag, "--json"]);
+    let first = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == 1)
+        .cloned()
+        .unwrap();
+    assert_eq!(first["status"], "failed", "{first}");
+}
