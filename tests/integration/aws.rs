@@ -470,3 +470,55 @@ fn a_drill_killed_mid_restore_is_cleaned_up_by_the_next_one() {
         .unwrap();
     assert_eq!(first["status"], "failed", "{first}");
 }
+
+#[test]
+fn an_encrypted_snapshot_is_not_copied_to_a_region_without_a_key() {
+    let env = Env::new();
+    let tag = "awsenc";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        moto().bucket("awsenc-vault-east", PRIMARY).await;
+        moto().bucket("awsenc-vault-west", DR).await;
+        rds(PRIMARY)
+            .await
+            .create_db_instance()
+            .db_instance_identifier("awsenc-orders")
+            .engine("postgres")
+            .db_instance_class("db.t3.micro")
+            .allocated_storage(20)
+            .storage_encrypted(true)
+            .master_username("admin")
+            .master_user_password("not-a-secret-1")
+            .send()
+            .await
+            .expect("create encrypted instance");
+    });
+    let proxy = Proxy::start(&moto().endpoint, 0, false);
+    let text = plan(&env, tag, &proxy.endpoint, "");
+    // Only the instance: moto would copy it without a key; AWS would not.
+    let only_db = text
+        .replace(
+            "[[resources]]\nname = \"invoices\"\nkind = \"s3\"\nbucket = \"awsenc-data\"\nprefix = \"2026/\"\n",
+            "",
+        )
+        .replace(
+            "[[resources]]\nname = \"aurora\"\nkind = \"rds-cluster\"\ncluster = \"awsenc-aurora\"\ninstance_class = \"db.r6g.large\"\n",
+            "",
+        );
+    assert!(!only_db.contains("aurora") && !only_db.contains("invoices"));
+    env.write_plan(&format!("{tag}.toml"), &only_db);
+    let (out, code) = backup(&env, tag);
+    assert_ne!(code, 0, "{out}");
+    let points = out["points"].as_array().unwrap();
+    assert_eq!(points[0]["status"], "complete", "{out}");
+    assert_eq!(points[1]["status"], "failed", "{out}");
+    let e = points[1]["error"].as_str().unwrap();
+    assert!(
+        e.contains("is encrypted: region us-west-2 needs a `kms_key`"),
+        "{e}"
+    );
+    assert!(
+        !proxy.calls().iter().any(|c| c.action == "CopyDBSnapshot"),
+        "the copy must be refused before asking AWS"
+    );
+}
