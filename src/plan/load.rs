@@ -921,7 +921,7 @@ impl Validator<'_> {
                 Some(r) if !r.spec.supports_sql() => self.error(
                     c_ref.sql.span(),
                     format!(
-                        "resource `{resource}` is of kind `{}`: SQL checks run against sqlite and postgres restores (RDS restores are checked for availability only, for now)",
+                        "resource `{resource}` is of kind `{}`: SQL checks need a database (sqlite, postgres, rds-instance, rds-cluster)",
                         r.spec.kind()
                     ),
                 ),

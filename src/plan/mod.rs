@@ -136,14 +136,10 @@ impl ResourceSpec {
         )
     }
 
-    /// Whether SQL checks can run against a restore of this kind. (Not
-    /// yet against a restored RDS instance: that needs database
-    /// credentials for the restored endpoint, which are not wired yet.)
+    /// Whether SQL checks can run against a restore of this kind (for
+    /// RDS, when the engine is PostgreSQL: known at drill time).
     pub fn supports_sql(&self) -> bool {
-        matches!(
-            self,
-            ResourceSpec::Sqlite { .. } | ResourceSpec::Postgres { .. }
-        )
+        !matches!(self, ResourceSpec::Path { .. } | ResourceSpec::S3 { .. })
     }
 }
 

@@ -266,6 +266,17 @@ pub async fn run_sql_check(
             ResourceSpec::Postgres { url, drill_url } => {
                 postgres::sql_check(url, drill_url.as_deref(), restored, check).await
             }
+            ResourceSpec::RdsInstance { .. } | ResourceSpec::RdsCluster { .. } => {
+                match restored.url.as_deref() {
+                    Some(url) => match url.strip_prefix("postgres://") {
+                        Some(endpoint) => postgres::endpoint_sql_check(endpoint, check).await,
+                        None => Err(format!(
+                            "SQL checks run on PostgreSQL engines only; the restore is {url}"
+                        )),
+                    },
+                    None => Err("the restore reported no endpoint".into()),
+                }
+            }
             other => Err(format!(
                 "SQL checks on kind `{}` are not supported yet",
                 other.kind()

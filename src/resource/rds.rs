@@ -366,7 +366,8 @@ pub async fn delete_snapshot(
     }
 }
 
-/// An instance's status and endpoint, or `None` if it does not exist.
+/// An instance's status and endpoint (`ENGINE-SCHEME://HOST:PORT`), or
+/// `None` if it does not exist.
 async fn describe_instance(
     client: &Client,
     id: &str,
@@ -378,9 +379,14 @@ async fn describe_instance(
         .await
     {
         Ok(o) => Ok(o.db_instances().first().map(|i| {
+            let scheme = if i.engine().unwrap_or("").contains("postgres") {
+                "postgres"
+            } else {
+                "mysql"
+            };
             let endpoint = i.endpoint().map(|e| {
                 format!(
-                    "{}:{}",
+                    "{scheme}://{}:{}",
                     e.address().unwrap_or("?"),
                     e.port().unwrap_or_default()
                 )

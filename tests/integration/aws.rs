@@ -522,3 +522,75 @@ fn an_encrypted_snapshot_is_not_copied_to_a_region_without_a_key() {
         "the copy must be refused before asking AWS"
     );
 }
+
+/// The plan of `plan()` with only its RDS instance, and `checks` appended
+/// to its [drill].
+fn instance_only(text: &str, tag: &str, checks: &str) -> String {
+    let text = text
+        .replace(
+            &format!("[[resources]]\nname = \"invoices\"\nkind = \"s3\"\nbucket = \"{tag}-data\"\nprefix = \"2026/\"\n"),
+            "",
+        )
+        .replace(
+            &format!("[[resources]]\nname = \"aurora\"\nkind = \"rds-cluster\"\ncluster = \"{tag}-aurora\"\ninstance_class = \"db.r6g.large\"\n"),
+            "",
+        );
+    assert!(!text.contains("aurora") && !text.contains("invoices"));
+    text.replace("\n[aws]", &format!("\n{checks}\n[aws]"))
+}
+
+#[test]
+fn sql_checks_run_against_the_restored_endpoint_with_credentials_from_the_environment() {
+    use crate::pg::{self, server, PASSWORD, USER};
+    let env = Env::new();
+    let tag = "awssql";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(seed(tag, 1));
+    // The "restored instance" the proxy points the drill at is a real
+    // PostgreSQL server holding the data the checks look for.
+    let pg = server();
+    pg.create_shop("awssql_shop", 250);
+    let proxy = Proxy::start(&moto().endpoint, 1, false);
+    proxy.override_endpoint("127.0.0.1", pg.port);
+    let text = plan(&env, tag, &proxy.endpoint, "");
+    let checks = r#"
+[[drill.checks]]
+name = "orders"
+resource = "orders-db"
+sql = "SELECT count(*) FROM orders"
+expect = 250
+"#;
+    env.write_plan(&format!("{tag}.toml"), &instance_only(&text, tag, checks));
+    let (out, code) = backup(&env, tag);
+    assert_eq!(code, 0, "{out}");
+
+    let drill = |password: &str| {
+        let mut cmd = pg::with_pg_env(env.command(&["drill", "run", tag, "--json"]), password);
+        cmd.env("PGUSER", USER).env("PGDATABASE", "awssql_shop");
+        let out = cmd.output().unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!("not JSON: {}", crate::common::stderr(&out));
+        });
+        (v, out.status.code())
+    };
+    let (ok, code) = drill(PASSWORD);
+    assert_eq!(code, Some(0), "{ok}");
+    let check = ok["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "orders")
+        .cloned()
+        .unwrap();
+    assert_eq!(check["passed"], true, "{check}");
+    assert!(check["detail"].as_str().unwrap().contains("250"), "{check}");
+
+    // Wrong credentials: the check fails, says why without the password,
+    // and the instance is still deleted.
+    let (bad, code) = drill("wrong-password-5d1");
+    assert_ne!(code, Some(0), "{bad}");
+    let text = bad.to_string();
+    assert!(text.contains("cannot connect to 127.0.0.1"), "{text}");
+    assert!(!text.contains("wrong-password-5d1"), "{text}");
+    assert_eq!(rt.block_on(leftovers(tag)), Vec::<String>::new());
+}

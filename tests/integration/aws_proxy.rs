@@ -33,6 +33,8 @@ struct Shared {
     upstream: String,
     slow_polls: usize,
     fail_instances: bool,
+    /// `HOST:PORT` to report as the endpoint of drill instances.
+    endpoint_override: Mutex<Option<(String, u16)>>,
     seen: Mutex<HashMap<String, usize>>,
     calls: Mutex<Vec<Call>>,
     rewrites: Mutex<usize>,
@@ -70,6 +72,12 @@ impl Proxy {
             });
         });
         Proxy { endpoint, shared }
+    }
+
+    /// Drill instances report this endpoint (a real server the test runs)
+    /// instead of moto's made-up hostname.
+    pub fn override_endpoint(&self, host: &str, port: u16) {
+        *self.shared.endpoint_override.lock().unwrap() = Some((host.to_string(), port));
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -211,6 +219,12 @@ async fn forward(State(s): State<Arc<Shared>>, req: Request) -> Response {
                 );
             *s.rewrites.lock().unwrap() += 1;
         }
+        if let Some((host, port)) = s.endpoint_override.lock().unwrap().clone() {
+            if action == "DescribeDBInstances" && xml.contains("lifeboat-drill") {
+                xml = replace_element(&xml, "Address", &host);
+                xml = replace_element(&xml, "Port", &port.to_string());
+            }
+        }
         out = xml.into_bytes();
     }
 
@@ -224,4 +238,23 @@ async fn forward(State(s): State<Arc<Shared>>, req: Request) -> Response {
         }
     }
     builder.body(Body::from(out)).unwrap()
+}
+
+/// `<tag>anything</tag>` → `<tag>value</tag>`, everywhere.
+fn replace_element(xml: &str, tag: &str, value: &str) -> String {
+    let (open, close) = (format!("<{tag}>"), format!("</{tag}>"));
+    let mut out = String::new();
+    let mut rest = xml;
+    while let Some(i) = rest.find(&open) {
+        let Some(j) = rest[i..].find(&close) else {
+            break;
+        };
+        out.push_str(&rest[..i]);
+        out.push_str(&open);
+        out.push_str(value);
+        out.push_str(&close);
+        rest = &rest[i + j + close.len()..];
+    }
+    out.push_str(rest);
+    out
 }

@@ -160,7 +160,7 @@ fn the_base_plan_is_valid_without_warnings() {
     "resource = \"cache\"\nsql",
     "p.toml:29:12: check refers to unknown resource `cache`"
 )]
-#[case::sql_on_path("kind = \"sqlite\"", "kind = \"path\"", "p.toml:30:7: resource `db` is of kind `path`: SQL checks run against sqlite and postgres restores (RDS restores are checked for availability only, for now)")]
+#[case::sql_on_path("kind = \"sqlite\"", "kind = \"path\"", "p.toml:30:7: resource `db` is of kind `path`: SQL checks need a database (sqlite, postgres, rds-instance, rds-cluster)")]
 #[case::bad_cleanup(
     "isolate_primary = true",
     "isolate_primary = true\ncleanup = \"sometimes\"",

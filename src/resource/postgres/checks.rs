@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use sqlx::{Column, Connection, Executor, Row, TypeInfo};
+use sqlx::{Column, ConnectOptions, Connection, Executor, Row, TypeInfo};
 
 use super::tools::dump_tables;
 use super::{drill_target, text_column, DUMP_FILE};
@@ -24,7 +24,43 @@ pub async fn sql_check(
         .database
         .as_deref()
         .ok_or("no scratch database was restored")?;
-    let mut conn = target.connect(Some(db)).await.map_err(|e| e.to_string())?;
+    let conn = target.connect(Some(db)).await.map_err(|e| e.to_string())?;
+    run_check(conn, check).await
+}
+
+/// Runs a SQL check against a restored RDS endpoint (`host:port`) of a
+/// PostgreSQL engine. Credentials and database come from the environment
+/// the libpq way (PGUSER, PGPASSWORD or ~/.pgpass, PGDATABASE, PGSSLMODE),
+/// never from the plan: the restored instance keeps its source's users.
+pub async fn endpoint_sql_check(endpoint: &str, check: &SqlCheck) -> Result<String, String> {
+    let (host, port) = endpoint
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+        .ok_or_else(|| format!("endpoint `{endpoint}` is not HOST:PORT"))?;
+    let options = sqlx::postgres::PgConnectOptions::new()
+        .host(host)
+        .port(port)
+        .disable_statement_logging();
+    let shown = format!("{host}:{port} as {}", options.get_username());
+    let conn = tokio::time::timeout(
+        super::target::CONNECT_TIMEOUT,
+        sqlx::postgres::PgConnection::connect_with(&options),
+    )
+    .await
+    .map_err(|_| format!("cannot connect to {shown}: timed out"))?
+    .map_err(|e| {
+        format!(
+            "cannot connect to {shown}: {}",
+            super::target::connect_error(&e)
+        )
+    })?;
+    run_check(conn, check).await
+}
+
+async fn run_check(
+    mut conn: sqlx::postgres::PgConnection,
+    check: &SqlCheck,
+) -> Result<String, String> {
     // RawSql::fetch_optional of sqlx 0.8 fails on no row: use the executor's.
     let row = conn
         .fetch_optional(sqlx::raw_sql(&check.sql))

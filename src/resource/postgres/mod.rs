@@ -32,7 +32,7 @@ use sqlx::{Connection, Executor, Row, ValueRef};
 use tokio::io::AsyncWriteExt;
 use tracing::{info, warn};
 
-pub use checks::{sql_check, tables_check};
+pub use checks::{endpoint_sql_check, sql_check, tables_check};
 use target::{connect_error, Target};
 use tools::{collect_stderr, one_line, tool, tool_missing, tool_version};
 
