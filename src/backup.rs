@@ -82,6 +82,9 @@ pub async fn run(
             // RDS keeps the snapshot; its name comes from the slot, so a
             // retry of the same slot finds it instead of taking another.
             let snapshot_id = rds::snapshot_id(&plan.name, &res.name, slot.unwrap_or(started_at));
+            // Recorded first: if this run fails or dies, prune finds the
+            // snapshot by this name and removes it.
+            cat.set_point_location(id, &snapshot_id).await?;
             let labels = labels(plan, res, id);
             rds::snapshot(&res.spec, &rds_place(plan, primary), &snapshot_id, &labels)
                 .await
@@ -168,6 +171,9 @@ pub async fn run(
                     .await?;
                 point_ids.push(id);
                 let copied = if !res.spec.uses_vault() {
+                    if let Some(arn) = source.location.as_deref() {
+                        cat.set_point_location(id, rds::id_of(arn)).await?;
+                    }
                     let labels = labels(plan, res, id);
                     match source.location.as_deref() {
                         Some(arn) => rds::copy(

@@ -73,6 +73,9 @@ pub async fn run(
             }
         }
     }
+    if !dry_run {
+        out.extend(remove_failed_snapshots(ctx, plan).await?);
+    }
     for (point, reason) in todo {
         if dry_run {
             out.push(Pruned {
@@ -94,6 +97,47 @@ pub async fn run(
         out.push(Pruned {
             point,
             reason,
+            result,
+        });
+    }
+    Ok(out)
+}
+
+/// Deletes the snapshots failed or interrupted RDS backups may have
+/// created (a snapshot that became available after its run gave up, or
+/// whose run died): they hold no usable point and cost money.
+async fn remove_failed_snapshots(ctx: &Context, plan: &Plan) -> Result<Vec<Pruned>, PruneError> {
+    let cat = &ctx.catalog;
+    let mut out = Vec::new();
+    for point in cat.failed_snapshot_points(&plan.name).await? {
+        let (Some(res), Some(location)) = (plan.resource(&point.resource), point.location.clone())
+        else {
+            continue;
+        };
+        let name = crate::resource::rds::id_of(&location).to_string();
+        // Never a snapshot a usable point of the same region stands on.
+        let used = cat
+            .complete_points(&plan.name, &point.resource, &point.region)
+            .await?
+            .iter()
+            .any(|p| p.location.as_deref().map(crate::resource::rds::id_of) == Some(name.as_str()));
+        let result = if used {
+            Ok(())
+        } else {
+            crate::resource::rds::delete_snapshot(
+                &res.spec,
+                &crate::backup::rds_place(plan, &point.region),
+                &name,
+            )
+            .await
+        };
+        if result.is_ok() {
+            cat.add_point_flag(point.id, "leftovers-removed").await?;
+            info!(point = point.id, region = %point.region, snapshot = %name, "removed what a failed backup left");
+        }
+        out.push(Pruned {
+            point,
+            reason: format!("snapshot {name} of a failed backup"),
             result,
         });
     }

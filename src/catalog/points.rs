@@ -264,4 +264,42 @@ impl Catalog {
         .fetch_all(&self.pool)
         .await?)
     }
+
+    /// Records where a point's data will be before it is created (an RDS
+    /// snapshot's name), so what a failed or interrupted run created can
+    /// be found and removed.
+    pub async fn set_point_location(&self, id: i64, location: &str) -> Result<(), CatalogError> {
+        sqlx::query("UPDATE points SET location = ? WHERE id = ? AND status = 'running'")
+            .bind(location)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Failed RDS points that may have left a snapshot behind (a snapshot
+    /// name was recorded and not yet cleaned up).
+    pub async fn failed_snapshot_points(&self, plan: &str) -> Result<Vec<Point>, CatalogError> {
+        Ok(sqlx::query_as::<_, Point>(
+            "SELECT * FROM points WHERE plan = ? AND status = 'failed' AND location IS NOT NULL
+               AND kind IN ('rds-instance', 'rds-cluster') AND ',' || flags || ',' NOT LIKE '%,leftovers-removed,%'
+             ORDER BY id",
+        )
+        .bind(plan)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Adds a flag to a point (idempotent).
+    pub async fn add_point_flag(&self, id: i64, flag: &str) -> Result<(), CatalogError> {
+        sqlx::query(
+            "UPDATE points SET flags = CASE WHEN flags = '' THEN ?1 ELSE flags || ',' || ?1 END
+             WHERE id = ?2 AND ',' || flags || ',' NOT LIKE '%,' || ?1 || ',%'",
+        )
+        .bind(flag)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
 }

@@ -117,7 +117,7 @@ pub fn drill_identifier(scratch: &Scratch) -> String {
 }
 
 /// The identifier part of a snapshot ARN (`…:snapshot:NAME`).
-fn id_of(arn: &str) -> &str {
+pub fn id_of(arn: &str) -> &str {
     arn.rsplit(':').next().unwrap_or(arn)
 }
 

@@ -594,3 +594,53 @@ expect = 250
     assert!(!text.contains("wrong-password-5d1"), "{text}");
     assert_eq!(rt.block_on(leftovers(tag)), Vec::<String>::new());
 }
+
+#[test]
+fn prune_removes_the_snapshot_a_failed_backup_left() {
+    let env = Env::new();
+    let tag = "awsleft";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(seed(tag, 1));
+    // The snapshot never looks available through this proxy, and the plan
+    // gives a backup one second: the point fails, its snapshot remains.
+    let stuck = Proxy::start(&moto().endpoint, usize::MAX, false);
+    let text = plan(&env, tag, &stuck.endpoint, "").replace(
+        "primary_region =",
+        "completion_window = \"1s\"\nprimary_region =",
+    );
+    env.write_plan(&format!("{tag}.toml"), &instance_only(&text, tag, ""));
+    let (out, code) = backup(&env, tag);
+    assert_ne!(code, 0, "{out}");
+    let error = out["points"][0]["error"].as_str().unwrap();
+    assert!(
+        error.contains("gave up waiting for snapshot lifeboat-awsleft-orders-db-"),
+        "{error}"
+    );
+    assert_eq!(rt.block_on(snapshot_count(PRIMARY, tag)), 1);
+
+    let ok = Proxy::start(&moto().endpoint, 0, false);
+    env.write_plan(
+        &format!("{tag}.toml"),
+        &instance_only(&text.replace(&stuck.endpoint, &ok.endpoint), tag, ""),
+    );
+    let prune = env.run(&["prune", tag]);
+    assert_eq!(
+        prune.status.code(),
+        Some(0),
+        "{}",
+        crate::common::stderr(&prune)
+    );
+    assert!(
+        crate::common::stdout(&prune).contains("of a failed backup"),
+        "{}",
+        crate::common::stdout(&prune)
+    );
+    assert_eq!(rt.block_on(snapshot_count(PRIMARY, tag)), 0);
+    // Done once: the next prune has nothing to do.
+    let again = env.run(&["prune", tag]);
+    assert!(
+        crate::common::stdout(&again).contains("nothing to prune"),
+        "{}",
+        crate::common::stdout(&again)
+    );
+}
