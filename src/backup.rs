@@ -90,6 +90,12 @@ pub async fn run(
                 .await
                 .map_err(|e| e.to_string())
         } else {
+            if let (crate::plan::ResourceSpec::S3 { .. }, Ok(vault)) = (&res.spec, &primary_vault) {
+                // Many objects, copied one by one: recorded first, so a
+                // failed or killed run's copies are found and removed.
+                cat.set_point_location(id, &vault.location(&keys.artifact))
+                    .await?;
+            }
             match &primary_vault {
                 Ok(vault) => resource::snapshot(
                     &res.spec,
@@ -193,6 +199,10 @@ pub async fn run(
                 } else {
                     match (&primary_vault, &dst_vault) {
                         (Ok(src_vault), Ok(dst)) => {
+                            if matches!(res.spec, crate::plan::ResourceSpec::S3 { .. }) {
+                                cat.set_point_location(id, &dst.location(&keys.artifact))
+                                    .await?;
+                            }
                             resource::copy_artifacts(&res.spec, src_vault, keys, dst)
                                 .await
                                 .and_then(|c| verify_copy(&source, c))

@@ -74,7 +74,7 @@ pub async fn run(
         }
     }
     if !dry_run {
-        out.extend(remove_failed_snapshots(ctx, plan).await?);
+        out.extend(remove_failed_leftovers(ctx, plan).await?);
     }
     for (point, reason) in todo {
         if dry_run {
@@ -103,60 +103,67 @@ pub async fn run(
     Ok(out)
 }
 
-/// Deletes the snapshots failed or interrupted RDS backups may have
-/// created (a snapshot that became available after its run gave up, or
-/// whose run died): they hold no usable point and cost money.
-async fn remove_failed_snapshots(ctx: &Context, plan: &Plan) -> Result<Vec<Pruned>, PruneError> {
+/// Deletes what failed or interrupted backups may have left: an RDS
+/// snapshot that became available after its run gave up (or whose run
+/// died), the objects an `s3` point had copied. They hold no usable point
+/// and cost money. Such points had their location recorded before the
+/// work started; once cleaned they are flagged `leftovers-removed`.
+async fn remove_failed_leftovers(ctx: &Context, plan: &Plan) -> Result<Vec<Pruned>, PruneError> {
     let cat = &ctx.catalog;
     let mut out = Vec::new();
-    for point in cat.failed_snapshot_points(&plan.name).await? {
-        let (Some(res), Some(location)) = (plan.resource(&point.resource), point.location.clone())
-        else {
+    for point in cat.failed_points_with_leftovers(&plan.name).await? {
+        let Some(location) = point.location.clone() else {
             continue;
         };
-        let name = crate::resource::rds::id_of(&location).to_string();
-        // Never a snapshot a usable point of the same region stands on.
-        let used = cat
-            .complete_points(&plan.name, &point.resource, &point.region)
-            .await?
-            .iter()
-            .any(|p| p.location.as_deref().map(crate::resource::rds::id_of) == Some(name.as_str()));
-        let result = if used {
-            Ok(())
+        let (what, result) = if point.kind.starts_with("rds-") {
+            let name = crate::resource::rds::id_of(&location).to_string();
+            // Never a snapshot a usable point of the same region stands on.
+            let used = cat
+                .complete_points(&plan.name, &point.resource, &point.region)
+                .await?
+                .iter()
+                .any(|p| {
+                    p.location.as_deref().map(crate::resource::rds::id_of) == Some(name.as_str())
+                });
+            let result = if used {
+                Ok(())
+            } else {
+                crate::resource::rds::delete_snapshot(
+                    &point.kind,
+                    &crate::backup::rds_place(plan, &point.region),
+                    &name,
+                )
+                .await
+            };
+            (format!("snapshot {name}"), result)
         } else {
-            crate::resource::rds::delete_snapshot(
-                &res.spec,
-                &crate::backup::rds_place(plan, &point.region),
-                &name,
-            )
-            .await
+            let result = match region_vault(plan, &point.region).await {
+                Ok(vault) => delete_point_objects(&vault, &point).await,
+                Err(e) => Err(e),
+            };
+            (format!("objects under {location}"), result)
         };
         if result.is_ok() {
             cat.add_point_flag(point.id, "leftovers-removed").await?;
-            info!(point = point.id, region = %point.region, snapshot = %name, "removed what a failed backup left");
+            info!(point = point.id, region = %point.region, %what, "removed what a failed backup left");
         }
         out.push(Pruned {
             point,
-            reason: format!("snapshot {name} of a failed backup"),
+            reason: format!("{what} of a failed backup"),
             result,
         });
     }
     Ok(out)
 }
 
-/// Deletes what holds a point: its snapshot (RDS) or its vault objects.
+/// Deletes what holds a point (by the point's own kind, whatever the plan
+/// says today): its snapshot (RDS) or its vault objects.
 async fn delete_point(plan: &Plan, point: &Point) -> Result<(), String> {
-    let Some(res) = plan.resource(&point.resource) else {
-        return Err(format!(
-            "the plan no longer has resource `{}`: delete point {} by hand",
-            point.resource, point.id
-        ));
-    };
-    if !res.spec.uses_vault() {
+    if point.kind.starts_with("rds-") {
         return match point.location.as_deref() {
             Some(arn) => {
                 crate::resource::rds::delete_snapshot(
-                    &res.spec,
+                    &point.kind,
                     &crate::backup::rds_place(plan, &point.region),
                     arn,
                 )
@@ -166,14 +173,10 @@ async fn delete_point(plan: &Plan, point: &Point) -> Result<(), String> {
         };
     }
     let vault = region_vault(plan, &point.region).await?;
-    delete_point_objects(&res.spec, &vault, point).await
+    delete_point_objects(&vault, point).await
 }
 
-async fn delete_point_objects(
-    spec: &crate::plan::ResourceSpec,
-    vault: &Vault,
-    point: &Point,
-) -> Result<(), String> {
+async fn delete_point_objects(vault: &Vault, point: &Point) -> Result<(), String> {
     let Some(location) = point.location.as_deref() else {
         return Ok(());
     };
@@ -182,7 +185,7 @@ async fn delete_point_objects(
         .strip_prefix(root.trim_end_matches('/'))
         .ok_or_else(|| format!("location {location} is not in the region's vault"))?
         .trim_start_matches('/');
-    delete_artifacts(spec, vault, &ArtifactKeys::from_artifact_key(key))
+    delete_artifacts(&point.kind, vault, &ArtifactKeys::from_artifact_key(key))
         .await
         .map_err(|e| e.to_string())
 }

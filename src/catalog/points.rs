@@ -277,12 +277,16 @@ impl Catalog {
         Ok(())
     }
 
-    /// Failed RDS points that may have left a snapshot behind (a snapshot
-    /// name was recorded and not yet cleaned up).
-    pub async fn failed_snapshot_points(&self, plan: &str) -> Result<Vec<Point>, CatalogError> {
+    /// Failed points that may have left data behind (an RDS snapshot, an
+    /// `s3` point's objects): their location was recorded before the work
+    /// started, and they were not cleaned up yet.
+    pub async fn failed_points_with_leftovers(
+        &self,
+        plan: &str,
+    ) -> Result<Vec<Point>, CatalogError> {
         Ok(sqlx::query_as::<_, Point>(
             "SELECT * FROM points WHERE plan = ? AND status = 'failed' AND location IS NOT NULL
-               AND kind IN ('rds-instance', 'rds-cluster') AND ',' || flags || ',' NOT LIKE '%,leftovers-removed,%'
+               AND kind IN ('rds-instance', 'rds-cluster', 's3') AND ',' || flags || ',' NOT LIKE '%,leftovers-removed,%'
              ORDER BY id",
         )
         .bind(plan)

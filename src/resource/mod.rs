@@ -294,12 +294,13 @@ pub async fn run_sql_check(
 
 /// Deletes a point's objects from a vault (idempotent). The manifest goes
 /// first: a vault holding a manifest always holds its artifact.
+/// `kind` is the point's own, whatever the plan says today.
 pub async fn delete_artifacts(
-    spec: &ResourceSpec,
+    kind: &str,
     vault: &Vault,
     keys: &ArtifactKeys,
 ) -> Result<(), VaultError> {
-    if let ResourceSpec::S3 { .. } = spec {
+    if kind == "s3" {
         return s3::delete(vault, keys).await;
     }
     vault.delete(&keys.manifest).await?;

@@ -92,28 +92,46 @@ fn identifier(parts: &[&str], max: usize) -> String {
     out
 }
 
-/// The snapshot identifier of a point: `lifeboat-PLAN-RESOURCE-STAMP`,
+/// Six hex digits of a hash of the exact plan and resource names: names
+/// that clean up alike (`orders_db`, `orders-db`; plan `a-b` + resource
+/// `c` and plan `a` + resource `b-c`) still get different identifiers.
+fn names_hash(plan: &str, resource: &str) -> String {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(format!("{plan}\0{resource}").as_bytes());
+    hex::encode(h)[..6].to_string()
+}
+
+/// The snapshot identifier of a point: `lifeboat-PLAN-RESOURCE-HASH-STAMP`,
 /// from the slot of a scheduled run (or the start of a manual one), so the
-/// same slot always names the same snapshot.
+/// same slot always names the same snapshot. At most 63 characters, the
+/// limit of cluster snapshots.
 pub fn snapshot_id(plan: &str, resource: &str, stamp: Millis) -> String {
     let stamp = crate::time::to_datetime(stamp)
         .format("%Y%m%dt%H%M%S%3fz")
         .to_string();
-    identifier(&["lifeboat", plan, resource, &stamp], 255)
+    let hash = names_hash(plan, resource);
+    // The stamp and hash must survive a cut: the names part is cut first.
+    let head = identifier(
+        &["lifeboat", plan, resource],
+        63 - stamp.len() - hash.len() - 2,
+    );
+    format!("{head}-{hash}-{stamp}")
 }
 
 /// The identifier of what a drill restores (the instance, or the cluster;
 /// the cluster's instance adds `-i1`).
 pub fn drill_identifier(scratch: &Scratch) -> String {
-    identifier(
+    let hash = names_hash(&scratch.plan, &scratch.resource);
+    let head = identifier(
         &[
             "lifeboat-drill",
             &scratch.drill_id.to_string(),
             &scratch.plan,
             &scratch.resource,
         ],
-        60,
-    )
+        60 - hash.len() - 1,
+    );
+    format!("{head}-{hash}")
 }
 
 /// The identifier part of a snapshot ARN (`…:snapshot:NAME`).
@@ -130,6 +148,8 @@ struct SnapInfo {
     arn: String,
     allocated_gib: i64,
     engine: String,
+    /// The instance or cluster the snapshot was taken of.
+    source: String,
 }
 
 async fn describe_snapshot(
@@ -152,6 +172,7 @@ async fn describe_snapshot(
                     arn: s.db_snapshot_arn().unwrap_or(id).to_string(),
                     allocated_gib: s.allocated_storage().unwrap_or(0) as i64,
                     engine: s.engine().unwrap_or("").to_string(),
+                    source: s.db_instance_identifier().unwrap_or("").to_string(),
                 })
             })
             .map_err(|e| AwsError::new("DescribeDBSnapshots", e)),
@@ -168,6 +189,7 @@ async fn describe_snapshot(
                     arn: s.db_cluster_snapshot_arn().unwrap_or(id).to_string(),
                     allocated_gib: s.allocated_storage().unwrap_or(0) as i64,
                     engine: s.engine().unwrap_or("").to_string(),
+                    source: s.db_cluster_identifier().unwrap_or("").to_string(),
                 })
             })
             .map_err(|e| AwsError::new("DescribeDBClusterSnapshots", e)),
@@ -224,6 +246,9 @@ pub async fn snapshot(
 ) -> Result<(Snapshot, String), ResourceError> {
     let (level, source, _) = level_of(spec)?;
     let client = place.client().await;
+    // RDS reports SnapshotCreateTime; if it ever does not, the data is no
+    // newer than this instant (never a later one: RPO must not flatter).
+    let asked_at = crate::time::now_ms();
     let created = match level {
         Level::Instance => client
             .create_db_snapshot()
@@ -244,9 +269,26 @@ pub async fn snapshot(
             .map(|_| ())
             .map_err(|e| AwsError::new("CreateDBClusterSnapshot", e)),
     };
+    let what = if level == Level::Instance {
+        "instance"
+    } else {
+        "cluster"
+    };
     match created {
         Ok(()) => {}
-        Err(e) if e.is_already_exists() => {}
+        // The same slot retried: adopt the snapshot, but only if it is of
+        // this very instance or cluster.
+        Err(e) if e.is_already_exists() => {
+            let existing = describe_snapshot(&client, level, id)
+                .await
+                .map_err(|e| ResourceError::Source(e.to_string()))?;
+            if let Some(other) = existing.filter(|s| s.source != source) {
+                return Err(ResourceError::Source(format!(
+                    "snapshot {id} in {} already exists, of {what} `{}`, not `{source}`",
+                    place.region, other.source
+                )));
+            }
+        }
         Err(e) => {
             return Err(ResourceError::Source(format!(
                 "{} `{source}` in {}: {e}",
@@ -265,7 +307,7 @@ pub async fn snapshot(
     let bytes = (info.allocated_gib.max(0) as u64) << 30;
     Ok((
         Snapshot {
-            data_time: info.create_time.unwrap_or_else(crate::time::now_ms),
+            data_time: info.create_time.unwrap_or(asked_at),
             size_bytes: bytes,
             sha256: String::new(),
             file_count: 0,
@@ -303,13 +345,18 @@ pub async fn copy(
             dst.region
         ));
     }
+    // A key for an unencrypted snapshot is an error on AWS: only with one.
+    let key = source
+        .encrypted
+        .then(|| dst.kms_key.map(String::from))
+        .flatten();
     let client = dst.client().await;
     let sent = match level {
         Level::Instance => client
             .copy_db_snapshot()
             .source_db_snapshot_identifier(src_arn)
             .target_db_snapshot_identifier(id)
-            .set_kms_key_id(dst.kms_key.map(String::from))
+            .set_kms_key_id(key.clone())
             .set_tags(Some(tags(labels)))
             .send()
             .await
@@ -319,7 +366,7 @@ pub async fn copy(
             .copy_db_cluster_snapshot()
             .source_db_cluster_snapshot_identifier(src_arn)
             .target_db_cluster_snapshot_identifier(id)
-            .set_kms_key_id(dst.kms_key.map(String::from))
+            .set_kms_key_id(key.clone())
             .set_tags(Some(tags(labels)))
             .send()
             .await
@@ -334,13 +381,14 @@ pub async fn copy(
     Ok(wait_snapshot(&client, dst, level, id).await?.arn)
 }
 
-/// Deletes a point's snapshot (idempotent).
-pub async fn delete_snapshot(
-    spec: &ResourceSpec,
-    place: &RdsPlace<'_>,
-    arn: &str,
-) -> Result<(), String> {
-    let (level, _, _) = level_of(spec).map_err(|e| e.to_string())?;
+/// Deletes a point's snapshot (idempotent); `kind` is the point's own
+/// (`rds-instance` or `rds-cluster`), whatever the plan says today.
+pub async fn delete_snapshot(kind: &str, place: &RdsPlace<'_>, arn: &str) -> Result<(), String> {
+    let level = match kind {
+        "rds-instance" => Level::Instance,
+        "rds-cluster" => Level::Cluster,
+        other => return Err(format!("kind `{other}` has no RDS snapshot")),
+    };
     let client = place.client().await;
     let id = id_of(arn);
     let r = match level {
@@ -498,7 +546,13 @@ pub async fn restore(
                 .map_err(|e| AwsError::new("RestoreDBInstanceFromDBSnapshot", e));
             match r {
                 Ok(_) => {}
-                Err(e) if e.is_already_exists() => {}
+                // Drill ids are never reused: a namesake is not ours to use.
+                Err(e) if e.is_already_exists() => {
+                    return Err(fail(format!(
+                        "{e} (in {}): a drill of another catalog with the same plan?",
+                        place.region
+                    )))
+                }
                 Err(e) => return Err(fail(format!("{e} (in {})", place.region))),
             }
             wait_instance_available(&client, place, &name)
@@ -526,7 +580,13 @@ pub async fn restore(
                 .map_err(|e| AwsError::new("RestoreDBClusterFromSnapshot", e));
             match r {
                 Ok(_) => {}
-                Err(e) if e.is_already_exists() => {}
+                // Drill ids are never reused: a namesake is not ours to use.
+                Err(e) if e.is_already_exists() => {
+                    return Err(fail(format!(
+                        "{e} (in {}): a drill of another catalog with the same plan?",
+                        place.region
+                    )))
+                }
                 Err(e) => return Err(fail(format!("{e} (in {})", place.region))),
             }
             wait_until(
@@ -566,7 +626,13 @@ pub async fn restore(
                 .map_err(|e| AwsError::new("CreateDBInstance", e));
             match r {
                 Ok(_) => {}
-                Err(e) if e.is_already_exists() => {}
+                // Drill ids are never reused: a namesake is not ours to use.
+                Err(e) if e.is_already_exists() => {
+                    return Err(fail(format!(
+                        "{e} (in {}): a drill of another catalog with the same plan?",
+                        place.region
+                    )))
+                }
                 Err(e) => return Err(fail(format!("{e} (in {})", place.region))),
             }
             wait_instance_available(&client, place, &instance)
@@ -616,71 +682,87 @@ pub async fn discard(
     {
         deleted.push(format!("instance {instance}"));
     }
-    if level == Level::Cluster {
-        let r = client
-            .delete_db_cluster()
-            .db_cluster_identifier(&name)
-            .skip_final_snapshot(true)
-            .send()
-            .await
-            .map_err(|e| AwsError::new("DeleteDBCluster", e));
-        match r {
-            Ok(_) => {
-                deleted.push(format!("cluster {name}"));
-                wait_until(
-                    &format!("cluster {name} in {} to be deleted", place.region),
-                    place.aws,
-                    place.budget,
-                    || async {
-                        match describe_cluster(&client, &name).await {
-                            Ok(None) => Ok(Some(())),
-                            Ok(Some(_)) => Ok(None),
-                            Err(e) => Err(e.to_string()),
-                        }
-                    },
-                )
-                .await
-                .map_err(fail)?;
-            }
-            Err(e) if e.is_not_found() => {}
-            Err(e) => return Err(fail(format!("{e} (in {})", place.region))),
-        }
+    if level == Level::Cluster && delete_cluster(&client, place, &name).await.map_err(fail)? {
+        deleted.push(format!("cluster {name}"));
     }
     Ok((!deleted.is_empty()).then(|| format!("{} in {}", deleted.join(" and "), place.region)))
 }
 
 /// Deletes an instance without a final snapshot and waits until it is
-/// gone; whether there was one.
+/// gone; whether there was one. An instance still being created (or
+/// modified, backed up...) refuses deletion: the delete is asked again at
+/// every poll until it is accepted.
 async fn delete_instance(client: &Client, place: &RdsPlace<'_>, id: &str) -> Result<bool, String> {
-    let r = client
-        .delete_db_instance()
-        .db_instance_identifier(id)
-        .skip_final_snapshot(true)
-        .delete_automated_backups(true)
-        .send()
-        .await
-        .map_err(|e| AwsError::new("DeleteDBInstance", e));
-    match r {
-        Ok(_) => {}
-        Err(e) if e.is_not_found() => return Ok(false),
-        // Already being deleted (a cleanup retried): wait for it below.
-        Err(e) if e.code == "InvalidDBInstanceState" => {}
-        Err(e) => return Err(format!("{e} (in {})", place.region)),
-    }
+    let existed = std::sync::atomic::AtomicBool::new(false);
     wait_until(
         &format!("instance {id} in {} to be deleted", place.region),
         place.aws,
         place.budget,
         || async {
-            match describe_instance(client, id).await {
-                Ok(None) => Ok(Some(())),
-                Ok(Some(_)) => Ok(None),
-                Err(e) => Err(e.to_string()),
+            let status = match describe_instance(client, id).await {
+                Ok(None) => return Ok(Some(())),
+                Ok(Some((status, _))) => status,
+                Err(e) => return Err(e.to_string()),
+            };
+            existed.store(true, std::sync::atomic::Ordering::Relaxed);
+            if status == "deleting" {
+                return Ok(None);
+            }
+            let r = client
+                .delete_db_instance()
+                .db_instance_identifier(id)
+                .skip_final_snapshot(true)
+                .delete_automated_backups(true)
+                .send()
+                .await
+                .map_err(|e| AwsError::new("DeleteDBInstance", e));
+            match r {
+                Ok(_) => Ok(None),
+                Err(e) if e.is_not_found() => Ok(Some(())),
+                Err(e) if e.code.starts_with("InvalidDBInstanceState") => Ok(None),
+                Err(e) => Err(format!("{e} (in {})", place.region)),
             }
         },
     )
     .await?;
-    Ok(true)
+    Ok(existed.into_inner())
+}
+
+/// Deletes a drill cluster (its instance deleted first) without a final
+/// snapshot, asking again while the cluster is in a state that refuses.
+async fn delete_cluster(client: &Client, place: &RdsPlace<'_>, id: &str) -> Result<bool, String> {
+    let existed = std::sync::atomic::AtomicBool::new(false);
+    wait_until(
+        &format!("cluster {id} in {} to be deleted", place.region),
+        place.aws,
+        place.budget,
+        || async {
+            let status = match describe_cluster(client, id).await {
+                Ok(None) => return Ok(Some(())),
+                Ok(Some(status)) => status,
+                Err(e) => return Err(e.to_string()),
+            };
+            existed.store(true, std::sync::atomic::Ordering::Relaxed);
+            if status == "deleting" {
+                return Ok(None);
+            }
+            let r = client
+                .delete_db_cluster()
+                .db_cluster_identifier(id)
+                .skip_final_snapshot(true)
+                .send()
+                .await
+                .map_err(|e| AwsError::new("DeleteDBCluster", e));
+            match r {
+                Ok(_) => Ok(None),
+                Err(e) if e.is_not_found() => Ok(Some(())),
+                Err(e) if e.code.starts_with("InvalidDBClusterState") => Ok(None),
+                Err(e) => Err(format!("{e} (in {})", place.region)),
+            }
+        },
+    )
+    .await?;
+    Ok(existed.into_inner())
 }
 
 #[cfg(test)]
@@ -690,7 +772,20 @@ mod tests {
     #[test]
     fn identifiers_follow_rds_rules() {
         let id = snapshot_id("Orders_DB", "main--db", 1_700_000_000_123);
-        assert_eq!(id, "lifeboat-orders-db-main-db-20231114t221320123z");
+        assert!(
+            id.starts_with("lifeboat-orders-db-main-db-") && id.ends_with("-20231114t221320123z"),
+            "{id}"
+        );
+        assert_eq!(id.len(), "lifeboat-orders-db-main-db-".len() + 7 + 19);
+        let long = snapshot_id(&"p".repeat(70), &"r".repeat(70), 1_700_000_000_123);
+        assert!(
+            long.len() <= 63 && long.ends_with("-20231114t221320123z"),
+            "{long}"
+        );
+        assert_ne!(
+            snapshot_id("orders_db", "x", 0),
+            snapshot_id("orders-db", "x", 0)
+        );
         let long = identifier(&["lifeboat-drill", "12", &"a".repeat(80), "r"], 60);
         assert!(long.len() <= 60, "{long}");
         assert!(!long.contains("--") && !long.ends_with('-'));

@@ -91,8 +91,13 @@ pub async fn snapshot(
                 // `data_time` had it, but it is gone; left out.
                 Err(VaultError::NotFound { .. }) => return Ok(None),
                 Err(VaultError::Remote { code, .. }) if code == "PreconditionFailed" => {
-                    // Overwritten since it was listed: take the new one.
-                    (dst.copy_in(&bucket, &key, &dst_key, None).await?, true)
+                    // Overwritten since it was listed: take the new one
+                    // (or none, if it was deleted since).
+                    match dst.copy_in(&bucket, &key, &dst_key, None).await {
+                        Ok(c) => (c, true),
+                        Err(VaultError::NotFound { .. }) => return Ok(None),
+                        Err(e) => return Err(e.into()),
+                    }
                 }
                 Err(e) => return Err(e.into()),
             };
@@ -232,16 +237,27 @@ fn objects_digest(objects: &[ObjectEntry]) -> String {
     hex::encode(h.finalize())
 }
 
-fn check_sha(entry: &ObjectEntry, got: Option<&str>, where_: &str) -> Result<(), ResourceError> {
+/// Compares the SHA-256 S3 computed for a copy with the manifest's;
+/// whether a comparison was made (a store that computes none, for the
+/// manifest or the copy alike, has only sizes to go by). A manifest that
+/// has one and a copy that came back without one is an error: nothing
+/// would have been verified.
+fn check_sha(entry: &ObjectEntry, got: Option<&str>, where_: &str) -> Result<bool, ResourceError> {
+    let corrupt = |detail: String| ResourceError::Corrupt {
+        location: where_.to_string(),
+        detail,
+    };
     match (entry.sha256.as_deref(), got) {
-        (Some(want), Some(got)) if want != got => Err(ResourceError::Corrupt {
-            location: where_.to_string(),
-            detail: format!(
-                "object `{}`: S3 computed SHA-256 {got}, the manifest has {want}",
-                entry.key
-            ),
-        }),
-        _ => Ok(()),
+        (Some(want), Some(got)) if want != got => Err(corrupt(format!(
+            "object `{}`: S3 computed SHA-256 {got}, the manifest has {want}",
+            entry.key
+        ))),
+        (Some(_), Some(_)) => Ok(true),
+        (Some(_), None) => Err(corrupt(format!(
+            "object `{}`: the store returned no SHA-256 for the copy; it cannot be verified",
+            entry.key
+        ))),
+        (None, _) => Ok(false),
     }
 }
 
@@ -289,7 +305,7 @@ pub async fn restore(
     let v = s3_vault(vault, "restore")?;
     let manifest = Manifest::load(vault, &keys.manifest).await?;
     let prefix = scratch_prefix(scratch);
-    bounded(manifest.objects.iter().cloned(), |entry| {
+    let compared = bounded(manifest.objects.iter().cloned(), |entry| {
         let v = v.clone();
         let from = v.full_key(&stored_key(keys, &entry.stored));
         let to = format!("{prefix}/{}", entry.key);
@@ -300,15 +316,11 @@ pub async fn restore(
     })
     .await?;
     let url = vault.location(&prefix);
-    let checked = manifest
-        .objects
-        .iter()
-        .filter(|o| o.sha256.is_some())
-        .count();
+    let checked = compared.iter().filter(|c| **c).count();
     Ok(Restored {
         location: scratch.dir.clone(),
         verification: format!(
-            "{} objects ({} bytes) restored into {url}; {checked} SHA-256 checksums computed by S3 match the manifest",
+            "{} objects ({} bytes) restored into {url}; {checked} SHA-256 checksums computed by S3 compared equal to the manifest's",
             manifest.objects.len(),
             manifest.content_bytes
         ),

@@ -644,3 +644,54 @@ fn prune_removes_the_snapshot_a_failed_backup_left() {
         crate::common::stdout(&again)
     );
 }
+
+#[test]
+fn prune_removes_the_objects_a_failed_bucket_backup_copied() {
+    let env = Env::new();
+    let tag = "awss3left";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(seed(tag, 40));
+    let proxy = Proxy::start(&moto().endpoint, 0, false);
+    proxy.refuse_copies_after(25);
+    let text = plan(&env, tag, &proxy.endpoint, "");
+    let (out, code) = backup(&env, tag);
+    assert_ne!(code, 0, "{out}");
+    let point = out["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["resource"] == "invoices")
+        .cloned()
+        .unwrap();
+    assert_eq!(point["status"], "failed", "{point}");
+    let error = point["error"].as_str().unwrap();
+    assert!(error.contains("CopyObject failed: AccessDenied"), "{error}");
+    let stored = || {
+        rt.block_on(async {
+            s3(PRIMARY)
+                .await
+                .list_objects_v2()
+                .bucket(format!("{tag}-vault-east"))
+                .prefix(format!("lifeboat/{tag}/invoices/"))
+                .send()
+                .await
+                .unwrap()
+                .key_count()
+                .unwrap_or(0)
+        })
+    };
+    assert!(stored() > 0, "the failed run copied some objects");
+    let ok = Proxy::start(&moto().endpoint, 0, false);
+    env.write_plan(
+        &format!("{tag}.toml"),
+        &text.replace(&proxy.endpoint, &ok.endpoint),
+    );
+    let prune = env.run(&["prune", tag]);
+    assert_eq!(
+        prune.status.code(),
+        Some(0),
+        "{}",
+        crate::common::stderr(&prune)
+    );
+    assert_eq!(stored(), 0, "{}", crate::common::stdout(&prune));
+}

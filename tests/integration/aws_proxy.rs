@@ -33,6 +33,9 @@ struct Shared {
     upstream: String,
     slow_polls: usize,
     fail_instances: bool,
+    /// S3 copies (PUT with x-amz-copy-source) past this many are refused
+    /// with AccessDenied.
+    copies_allowed: Mutex<Option<usize>>,
     /// `HOST:PORT` to report as the endpoint of drill instances.
     endpoint_override: Mutex<Option<(String, u16)>>,
     seen: Mutex<HashMap<String, usize>>,
@@ -78,6 +81,11 @@ impl Proxy {
     /// instead of moto's made-up hostname.
     pub fn override_endpoint(&self, host: &str, port: u16) {
         *self.shared.endpoint_override.lock().unwrap() = Some((host.to_string(), port));
+    }
+
+    /// Refuses S3 copies after `n` more have gone through.
+    pub fn refuse_copies_after(&self, n: usize) {
+        *self.shared.copies_allowed.lock().unwrap() = Some(n);
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -160,6 +168,22 @@ async fn forward(State(s): State<Arc<Shared>>, req: Request) -> Response {
             "InvalidParameterCombination",
             "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified.",
         );
+    }
+
+    if parts.method == axum::http::Method::PUT && parts.headers.contains_key("x-amz-copy-source") {
+        let mut allowed = s.copies_allowed.lock().unwrap();
+        if let Some(n) = allowed.as_mut() {
+            if *n == 0 {
+                let xml =
+                    "<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>";
+                return Response::builder()
+                    .status(StatusCode::FORBIDDEN)
+                    .header("content-type", "application/xml")
+                    .body(Body::from(xml))
+                    .unwrap();
+            }
+            *n -= 1;
+        }
     }
 
     let client = reqwest::Client::new();
