@@ -84,7 +84,9 @@ pub async fn snapshot(
         let stored = format!("{n:08}");
         let dst_key = stored_key(keys, &stored);
         async move {
-            let copied = dst.copy_in(&bucket, &key, &dst_key, Some(&etag)).await;
+            let copied = dst
+                .copy_in(&bucket, &key, &dst_key, size, Some(&etag))
+                .await;
             let (copied, changed) = match copied {
                 Ok(c) => (c, false),
                 // Deleted since it was listed: the bucket as of
@@ -93,7 +95,7 @@ pub async fn snapshot(
                 Err(VaultError::Remote { code, .. }) if code == "PreconditionFailed" => {
                     // Overwritten since it was listed: take the new one
                     // (or none, if it was deleted since).
-                    match dst.copy_in(&bucket, &key, &dst_key, None).await {
+                    match dst.copy_in(&bucket, &key, &dst_key, size, None).await {
                         Ok(c) => (c, true),
                         Err(VaultError::NotFound { .. }) => return Ok(None),
                         Err(e) => return Err(e.into()),
@@ -274,7 +276,9 @@ pub async fn copy(src: &Vault, keys: &ArtifactKeys, dst: &Vault) -> Result<CopyO
         let (s, d) = (s.clone(), d.clone());
         let key = stored_key(keys, &entry.stored);
         async move {
-            let copied = d.copy_in(s.bucket(), &s.full_key(&key), &key, None).await?;
+            let copied = d
+                .copy_in(s.bucket(), &s.full_key(&key), &key, entry.size, None)
+                .await?;
             check_sha(&entry, copied.sha256.as_deref(), &d.location(&key))
         }
     })
@@ -310,7 +314,7 @@ pub async fn restore(
         let from = v.full_key(&stored_key(keys, &entry.stored));
         let to = format!("{prefix}/{}", entry.key);
         async move {
-            let copied = v.copy_in(v.bucket(), &from, &to, None).await?;
+            let copied = v.copy_in(v.bucket(), &from, &to, entry.size, None).await?;
             check_sha(&entry, copied.sha256.as_deref(), &v.location(&to))
         }
     })

@@ -1,14 +1,16 @@
 //! `s3://bucket/prefix` vaults, through the real `aws-sdk-s3` client.
 //!
-//! Puts stream: up to one part (8 MiB) is buffered; small objects go in one
-//! PutObject, larger ones as a multipart upload (aborted on any error, so a
-//! failed put never leaves a visible object). Every part carries a SHA-256
-//! checksum that S3 verifies, and objects are encrypted at rest (SSE-S3, or
-//! SSE-KMS with the region's key). A copy between two S3 vaults is done by
-//! S3 itself (CopyObject); bytes never pass through Lifeboat.
+//! Puts stream in bounded memory: small objects go in one PutObject, larger
+//! ones as a multipart upload whose parts are uploaded several at a time
+//! while the next one is read (aborted on any error or cancellation, so a
+//! failed put never leaves a visible object nor stored parts). Every part
+//! carries a SHA-256 checksum that S3 verifies, and objects are encrypted at
+//! rest (SSE-S3, or SSE-KMS with the region's key). A copy between two S3
+//! vaults is done by S3 itself (CopyObject, or UploadPartCopy ranges above
+//! CopyObject's 5 GiB limit); bytes never pass through Lifeboat.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
@@ -17,12 +19,30 @@ use aws_sdk_s3::types::{
 };
 use aws_sdk_s3::Client;
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::task::JoinSet;
 
 use super::{ObjectInfo, ObjectReader, VaultError};
 use crate::plan::AwsSpec;
 
 /// Part size of multipart uploads; also the largest single PutObject.
+/// With S3's 10,000 parts, objects up to 78 GiB.
 const PART: usize = 8 << 20;
+/// Parts uploaded at once. One S3 request stream tops out well below what a
+/// host can send (latency-bound on real S3), so throughput comes from
+/// parallel parts, as in the AWS CLI (10) and rclone (4). Each part in
+/// flight holds its buffer: a put holds at most `PART × (PARALLEL_PARTS + 1)`
+/// = 72 MiB (the parts in flight and the one being read).
+const PARALLEL_PARTS: usize = 8;
+/// S3's limit on the parts of one multipart upload.
+const MAX_PARTS: usize = 10_000;
+/// CopyObject copies at most 5 GiB; larger objects are copied by parts.
+const COPY_OBJECT_MAX: u64 = 5 << 30;
+/// Part size of multipart copies: parts are copied by S3 (no memory here),
+/// so large parts mean fewer requests; 512 MiB copies a 5 GiB object in 11.
+const COPY_PART: u64 = 512 << 20;
+/// Ranges copied at once: each is a server-side job of seconds, and a few
+/// in parallel cut a large cross-region copy's time without S3 throttling.
+const PARALLEL_COPIES: usize = 8;
 
 #[derive(Debug, Clone)]
 pub struct S3Vault {
@@ -30,6 +50,9 @@ pub struct S3Vault {
     bucket: String,
     prefix: String,
     kms_key: Option<String>,
+    /// Copies into this vault of objects larger than this are multipart.
+    copy_threshold: u64,
+    copy_part: u64,
 }
 
 /// Clients are cached per region and endpoint settings: building one reads
@@ -115,7 +138,19 @@ impl S3Vault {
             bucket: bucket.to_string(),
             prefix: prefix.trim_matches('/').to_string(),
             kms_key,
+            copy_threshold: COPY_OBJECT_MAX,
+            copy_part: COPY_PART,
         }
+    }
+
+    /// Copies into this vault of objects over `threshold` bytes use
+    /// UploadPartCopy ranges of `part_size` (at least 5 MiB, S3's minimum).
+    /// For tests, to exercise the multipart copy on small objects.
+    #[doc(hidden)]
+    pub fn with_multipart_copy(mut self, threshold: u64, part_size: u64) -> S3Vault {
+        self.copy_threshold = threshold.min(COPY_OBJECT_MAX);
+        self.copy_part = part_size.max(5 << 20);
+        self
     }
 
     fn object_key(&self, key: &str) -> String {
@@ -142,6 +177,10 @@ impl S3Vault {
         }
     }
 
+    /// Stores the whole stream under `key`. Small objects go in one
+    /// PutObject; larger ones as a multipart upload of [`PART`]-sized parts,
+    /// up to [`PARALLEL_PARTS`] of them in flight while the next one is read,
+    /// so memory stays within `PART × (PARALLEL_PARTS + 1)` whatever the size.
     pub async fn put(
         &self,
         key: &str,
@@ -150,12 +189,9 @@ impl S3Vault {
         super::check_key(key)?;
         let location = self.location(key);
         let object = self.object_key(key);
-        let read_err = |e: std::io::Error| VaultError::Io {
-            op: "read source",
-            location: location.clone(),
-            source: e,
-        };
-        let first = read_part(&mut reader).await.map_err(read_err)?;
+        let first = read_part(&mut reader)
+            .await
+            .map_err(|e| read_error(&location, e))?;
         if first.len() < PART {
             let size = first.len() as u64;
             self.client
@@ -171,94 +207,15 @@ impl S3Vault {
                 .map_err(|e| remote("PutObject", location.clone(), e))?;
             return Ok(size);
         }
-        let upload = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(&object)
-            .checksum_algorithm(ChecksumAlgorithm::Sha256)
-            .server_side_encryption(self.encryption())
-            .set_ssekms_key_id(self.kms_key.clone())
-            .send()
-            .await
-            .map_err(|e| remote("CreateMultipartUpload", location.clone(), e))?;
-        let upload_id = upload.upload_id().unwrap_or_default().to_string();
-        let result = self
-            .upload_parts(&object, &upload_id, first, &mut reader, &location)
-            .await;
-        match result {
-            Ok(size) => Ok(size),
-            Err(e) => {
-                // Abort so no half object (nor its parts' storage) remains.
-                let _ = self
-                    .client
-                    .abort_multipart_upload()
-                    .bucket(&self.bucket)
-                    .key(&object)
-                    .upload_id(&upload_id)
-                    .send()
-                    .await;
-                Err(e)
-            }
+        let upload = Multipart::create(self, object, location).await?;
+        let mut uploads = JoinSet::new();
+        let parts = upload_parts(&upload, &mut uploads, first, &mut reader).await;
+        if parts.is_err() {
+            // No part may land after the abort: stop them and wait.
+            uploads.shutdown().await;
         }
-    }
-
-    async fn upload_parts(
-        &self,
-        object: &str,
-        upload_id: &str,
-        first: Vec<u8>,
-        reader: &mut (impl AsyncRead + Send + Unpin),
-        location: &str,
-    ) -> Result<u64, VaultError> {
-        let mut parts = Vec::new();
-        let mut size = 0u64;
-        let mut chunk = first;
-        let mut number = 1;
-        loop {
-            if chunk.is_empty() {
-                break;
-            }
-            size += chunk.len() as u64;
-            let out = self
-                .client
-                .upload_part()
-                .bucket(&self.bucket)
-                .key(object)
-                .upload_id(upload_id)
-                .part_number(number)
-                .checksum_algorithm(ChecksumAlgorithm::Sha256)
-                .body(ByteStream::from(chunk))
-                .send()
-                .await
-                .map_err(|e| remote("UploadPart", location.to_string(), e))?;
-            parts.push(
-                CompletedPart::builder()
-                    .part_number(number)
-                    .set_e_tag(out.e_tag().map(String::from))
-                    .set_checksum_sha256(out.checksum_sha256().map(String::from))
-                    .build(),
-            );
-            number += 1;
-            chunk = read_part(reader).await.map_err(|e| VaultError::Io {
-                op: "read source",
-                location: location.to_string(),
-                source: e,
-            })?;
-        }
-        self.client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(object)
-            .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(parts))
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| remote("CompleteMultipartUpload", location.to_string(), e))?;
+        let size = parts.as_ref().map(|(_, size)| *size).unwrap_or(0);
+        upload.finish(parts.map(|(parts, _)| parts)).await?;
         Ok(size)
     }
 
@@ -288,29 +245,95 @@ impl S3Vault {
         Ok(out.content_length().unwrap_or(0).max(0) as u64)
     }
 
-    /// Server-side copy into another S3 vault (any region).
+    /// Server-side copy into another S3 vault (any region): one CopyObject
+    /// up to the destination's multipart-copy threshold (CopyObject's limit
+    /// is 5 GiB), else a multipart upload of UploadPartCopy ranges.
     pub async fn copy_within_s3(
         &self,
         key: &str,
         dst: &S3Vault,
         dst_key: &str,
     ) -> Result<u64, VaultError> {
+        super::check_key(key)?;
         super::check_key(dst_key)?;
-        // Keys are made of plan/resource names and timestamps: no character
-        // needs URL-encoding in the copy source.
-        let source = format!("{}/{}", self.bucket, self.object_key(key));
-        dst.client
-            .copy_object()
-            .bucket(&dst.bucket)
-            .key(dst.object_key(dst_key))
-            .copy_source(source)
-            .checksum_algorithm(ChecksumAlgorithm::Sha256)
-            .server_side_encryption(dst.encryption())
-            .set_ssekms_key_id(dst.kms_key.clone())
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.object_key(key))
             .send()
             .await
-            .map_err(|e| remote("CopyObject", dst.location(dst_key), e))?;
+            .map_err(|e| remote("HeadObject", self.location(key), e))?;
+        let size = head.content_length().unwrap_or(0).max(0) as u64;
+        // Keys are made of plan/resource names and timestamps: no character
+        // needs URL-encoding in the copy source.
+        let source = CopySource {
+            path: format!("{}/{}", self.bucket, self.object_key(key)),
+            // Every part must come from the same version of the source.
+            etag: head.e_tag().map(String::from),
+        };
+        if size > dst.copy_threshold {
+            dst.copy_parts(&source, size, dst_key).await?;
+        } else {
+            dst.client
+                .copy_object()
+                .bucket(&dst.bucket)
+                .key(dst.object_key(dst_key))
+                .copy_source(&source.path)
+                .set_copy_source_if_match(source.etag.clone())
+                .checksum_algorithm(ChecksumAlgorithm::Sha256)
+                .server_side_encryption(dst.encryption())
+                .set_ssekms_key_id(dst.kms_key.clone())
+                .send()
+                .await
+                .map_err(|e| remote("CopyObject", dst.location(dst_key), e))?;
+        }
         dst.size(dst_key).await
+    }
+
+    /// Multipart copy of `size` bytes of `source` into `dst_key` of this
+    /// vault, [`PARALLEL_COPIES`] ranges at a time. S3 checksums every part
+    /// (SHA-256, set on the upload) and the parts are completed in order.
+    async fn copy_parts(
+        &self,
+        source: &CopySource,
+        size: u64,
+        dst_key: &str,
+    ) -> Result<(), VaultError> {
+        // Parts grow past `copy_part` only for objects that would otherwise
+        // need more than S3's 10,000 parts (over 5 TB at 512 MiB).
+        let part = self.copy_part.max(size.div_ceil(MAX_PARTS as u64));
+        let upload =
+            Multipart::create(self, self.object_key(dst_key), self.location(dst_key)).await?;
+        let mut copies = JoinSet::new();
+        let parts = async {
+            let mut parts = Vec::new();
+            let mut start = 0u64;
+            let mut number = 0i32;
+            while start < size {
+                let end = (start + part).min(size);
+                number += 1;
+                while copies.len() >= PARALLEL_COPIES {
+                    parts.push(joined(copies.join_next().await, &upload.target.location)?);
+                }
+                copies.spawn(copy_part(
+                    upload.target.clone(),
+                    source.clone(),
+                    number,
+                    format!("bytes={start}-{}", end - 1),
+                ));
+                start = end;
+            }
+            while let Some(done) = copies.join_next().await {
+                parts.push(joined(Some(done), &upload.target.location)?);
+            }
+            Ok(parts)
+        }
+        .await;
+        if parts.is_err() {
+            copies.shutdown().await;
+        }
+        upload.finish(parts).await
     }
 
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, VaultError> {
@@ -356,14 +379,278 @@ impl S3Vault {
     }
 }
 
-/// Reads up to one part; shorter only at the end of the stream.
+fn read_error(location: &str, e: std::io::Error) -> VaultError {
+    VaultError::Io {
+        op: "read source",
+        location: location.to_string(),
+        source: e,
+    }
+}
+
+/// Reads one part: exactly [`PART`] bytes, fewer only at the end of the
+/// stream. The buffer is allocated at its final size and never grows.
 async fn read_part(reader: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(PART);
-    (&mut *reader)
-        .take(PART as u64)
-        .read_to_end(&mut buf)
-        .await?;
+    let mut buf = vec![0u8; PART];
+    let mut filled = 0;
+    while filled < PART {
+        match reader.read(&mut buf[filled..]).await? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    buf.truncate(filled);
     Ok(buf)
+}
+
+/// What every part request of one multipart upload names.
+struct UploadTarget {
+    client: Client,
+    bucket: String,
+    key: String,
+    upload_id: String,
+    /// The object's URL, for error messages.
+    location: String,
+}
+
+/// An open multipart upload. It ends completed or aborted: [`Multipart::finish`]
+/// aborts it on any error, and dropping it unfinished (the put's future
+/// cancelled, e.g. a backup past its completion window) aborts it in the
+/// background, so no upload is left holding stored, billed parts.
+struct Multipart {
+    target: Arc<UploadTarget>,
+    finished: bool,
+}
+
+impl Multipart {
+    async fn create(
+        vault: &S3Vault,
+        key: String,
+        location: String,
+    ) -> Result<Multipart, VaultError> {
+        let out = vault
+            .client
+            .create_multipart_upload()
+            .bucket(&vault.bucket)
+            .key(&key)
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .server_side_encryption(vault.encryption())
+            .set_ssekms_key_id(vault.kms_key.clone())
+            .send()
+            .await
+            .map_err(|e| remote("CreateMultipartUpload", location.clone(), e))?;
+        let upload_id = out.upload_id().unwrap_or_default().to_string();
+        if upload_id.is_empty() {
+            return Err(VaultError::Remote {
+                op: "CreateMultipartUpload",
+                location,
+                code: "MissingUploadId".into(),
+                message: "the response has no upload id".into(),
+                retryable: false,
+            });
+        }
+        Ok(Multipart {
+            target: Arc::new(UploadTarget {
+                client: vault.client.clone(),
+                bucket: vault.bucket.clone(),
+                key,
+                upload_id,
+                location,
+            }),
+            finished: false,
+        })
+    }
+
+    /// Completes the upload with `parts` (in part order), or aborts it when
+    /// they failed or the completion fails. The caller must have stopped
+    /// every part request first, so none lands after the abort.
+    async fn finish(
+        mut self,
+        parts: Result<Vec<CompletedPart>, VaultError>,
+    ) -> Result<(), VaultError> {
+        let t = &self.target;
+        let result = match parts {
+            Ok(mut parts) => {
+                parts.sort_by_key(|p| p.part_number());
+                t.client
+                    .complete_multipart_upload()
+                    .bucket(&t.bucket)
+                    .key(&t.key)
+                    .upload_id(&t.upload_id)
+                    .multipart_upload(
+                        CompletedMultipartUpload::builder()
+                            .set_parts(Some(parts))
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| remote("CompleteMultipartUpload", t.location.clone(), e))
+            }
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            abort(t).await;
+        }
+        // Only now: cancelled before this point, Drop still aborts.
+        self.finished = true;
+        result
+    }
+}
+
+impl Drop for Multipart {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        // Cancelled mid-upload: abort without blocking (no runtime means
+        // the process is shutting down; S3 lifecycle rules are the backstop).
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let target = self.target.clone();
+            rt.spawn(async move { abort(&target).await });
+        }
+    }
+}
+
+async fn abort(t: &UploadTarget) {
+    let aborted = t
+        .client
+        .abort_multipart_upload()
+        .bucket(&t.bucket)
+        .key(&t.key)
+        .upload_id(&t.upload_id)
+        .send()
+        .await;
+    if let Err(e) = aborted {
+        tracing::warn!(
+            location = %t.location,
+            upload_id = %t.upload_id,
+            error = %remote("AbortMultipartUpload", t.location.clone(), e),
+            "could not abort a failed multipart upload; its parts stay stored until a lifecycle rule removes them"
+        );
+    }
+}
+
+type PartResult = Result<CompletedPart, VaultError>;
+
+/// Reads `reader` part by part (after `first`), uploading up to
+/// [`PARALLEL_PARTS`] at once. Returns the parts and the total size.
+async fn upload_parts(
+    upload: &Multipart,
+    uploads: &mut JoinSet<PartResult>,
+    first: Vec<u8>,
+    reader: &mut (impl AsyncRead + Send + Unpin),
+) -> Result<(Vec<CompletedPart>, u64), VaultError> {
+    let location = &upload.target.location;
+    let mut parts = Vec::new();
+    let mut size = 0u64;
+    let mut number = 0usize;
+    let mut next = first;
+    while !next.is_empty() {
+        number += 1;
+        if number > MAX_PARTS {
+            return Err(VaultError::Remote {
+                op: "UploadPart",
+                location: location.clone(),
+                code: "TooManyParts".into(),
+                message: format!(
+                    "the object is larger than S3's {MAX_PARTS} parts of {} MiB",
+                    PART >> 20
+                ),
+                retryable: false,
+            });
+        }
+        size += next.len() as u64;
+        // Room for this part: at most PARALLEL_PARTS in flight.
+        while uploads.len() >= PARALLEL_PARTS {
+            parts.push(joined(uploads.join_next().await, location)?);
+        }
+        let n = i32::try_from(number).unwrap_or(i32::MAX);
+        uploads.spawn(upload_part(upload.target.clone(), n, next));
+        // Read the next part while the others upload.
+        next = read_part(reader)
+            .await
+            .map_err(|e| read_error(location, e))?;
+        // Notice a failed part now rather than at the end.
+        while let Some(done) = uploads.try_join_next() {
+            parts.push(joined(Some(done), location)?);
+        }
+    }
+    while let Some(done) = uploads.join_next().await {
+        parts.push(joined(Some(done), location)?);
+    }
+    Ok((parts, size))
+}
+
+async fn upload_part(t: Arc<UploadTarget>, number: i32, body: Vec<u8>) -> PartResult {
+    let out = t
+        .client
+        .upload_part()
+        .bucket(&t.bucket)
+        .key(&t.key)
+        .upload_id(&t.upload_id)
+        .part_number(number)
+        .checksum_algorithm(ChecksumAlgorithm::Sha256)
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .map_err(|e| remote("UploadPart", t.location.clone(), e))?;
+    Ok(CompletedPart::builder()
+        .part_number(number)
+        .set_e_tag(out.e_tag().map(String::from))
+        .set_checksum_sha256(out.checksum_sha256().map(String::from))
+        .build())
+}
+
+/// The source of a server-side copy: `bucket/key`, and its ETag when known.
+#[derive(Clone)]
+struct CopySource {
+    path: String,
+    etag: Option<String>,
+}
+
+async fn copy_part(
+    t: Arc<UploadTarget>,
+    source: CopySource,
+    number: i32,
+    range: String,
+) -> PartResult {
+    let out = t
+        .client
+        .upload_part_copy()
+        .bucket(&t.bucket)
+        .key(&t.key)
+        .upload_id(&t.upload_id)
+        .part_number(number)
+        .copy_source(source.path)
+        .set_copy_source_if_match(source.etag)
+        .copy_source_range(range)
+        .send()
+        .await
+        .map_err(|e| remote("UploadPartCopy", t.location.clone(), e))?;
+    let result = out.copy_part_result();
+    Ok(CompletedPart::builder()
+        .part_number(number)
+        .set_e_tag(result.and_then(|r| r.e_tag()).map(String::from))
+        .set_checksum_sha256(result.and_then(|r| r.checksum_sha256()).map(String::from))
+        .build())
+}
+
+/// The outcome of one part task; a task that panicked or was cancelled is
+/// an error, never a panic of the caller.
+fn joined(done: Option<Result<PartResult, tokio::task::JoinError>>, location: &str) -> PartResult {
+    match done {
+        Some(Ok(part)) => part,
+        Some(Err(e)) => Err(VaultError::Io {
+            op: "upload part",
+            location: location.to_string(),
+            source: std::io::Error::other(format!("the part's task failed: {e}")),
+        }),
+        None => Err(VaultError::Io {
+            op: "upload part",
+            location: location.to_string(),
+            source: std::io::Error::other("no part upload was running"),
+        }),
+    }
 }
 
 /// An object copied by S3 itself, as the copy reported it.
@@ -395,18 +682,32 @@ impl S3Vault {
     /// this vault at `dst_key` (a vault key, or a scratch key that keeps a
     /// source object's name), asking S3 for a SHA-256 of the new object.
     /// With `if_match`, the copy fails with PreconditionFailed if the
-    /// source is no longer that ETag.
+    /// source is no longer that ETag. An object of more than 5 GiB (its
+    /// `size` as listed) is copied in parts; S3 then keeps per-part
+    /// checksums only, so no SHA-256 of the whole comes back.
     pub(crate) async fn copy_in(
         &self,
         src_bucket: &str,
         src_key: &str,
         dst_key: &str,
+        size: u64,
         if_match: Option<&str>,
     ) -> Result<CopiedObject, VaultError> {
         let source = format!(
             "{src_bucket}/{}",
             percent_encoding::utf8_percent_encode(src_key, COPY_SOURCE)
         );
+        if size > self.copy_threshold {
+            let source = CopySource {
+                path: source,
+                etag: if_match.map(String::from),
+            };
+            self.copy_parts(&source, size, dst_key).await?;
+            return Ok(CopiedObject {
+                sha256: None,
+                source_version: None,
+            });
+        }
         let out = self
             .client
             .copy_object()

@@ -204,3 +204,123 @@ fn the_whole_loop_runs_on_s3_vaults_in_two_regions() {
         "one point per resource left: artifact + manifest each"
     );
 }
+
+/// An `s3://` vault on moto, and the SDK client behind it (same region).
+async fn s3_vault(bucket: &str, region: &str) -> (Vault, aws_sdk_s3::Client) {
+    let m = moto();
+    m.bucket(bucket, region).await;
+    let aws = m.aws();
+    let url = format!("s3://{bucket}/lb");
+    let v = Vault::open(VaultTarget {
+        url: &url,
+        region,
+        aws: Some(&aws),
+        kms_key: None,
+    })
+    .await
+    .unwrap();
+    (v, lifeboat::vault::s3_client(region, Some(&aws)).await)
+}
+
+async fn etag(client: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
+    let head = client
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    head.e_tag()
+        .unwrap_or_default()
+        .trim_matches('"')
+        .to_string()
+}
+
+#[tokio::test]
+async fn s3_parallel_multipart_put_keeps_every_byte_and_aborts_cleanly() {
+    let (v, client) = s3_vault("mp-put", "us-east-1").await;
+    // Six parts (five of 8 MiB), uploaded in parallel, completed in order.
+    let data = pseudo_random((40 << 20) + 4321, 23);
+    assert_eq!(
+        v.put("p/r/a.bin", &data[..]).await.unwrap(),
+        data.len() as u64
+    );
+    assert_eq!(
+        Sha256::digest(read_all(&v, "p/r/a.bin").await),
+        Sha256::digest(&data)
+    );
+    // A multipart object's ETag ends with its number of parts.
+    assert!(
+        etag(&client, "mp-put", "lb/p/r/a.bin")
+            .await
+            .ends_with("-6"),
+        "expected a 6-part upload"
+    );
+
+    // The source fails after 30 MiB, with parts still in flight: no
+    // object, and no multipart upload left holding parts.
+    let err = v
+        .put("p/r/failed.bin", FailingReader { left: 30 << 20 })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("source died"), "{err}");
+    assert!(matches!(
+        v.get("p/r/failed.bin").await,
+        Err(VaultError::NotFound { .. })
+    ));
+    let pending = client
+        .list_multipart_uploads()
+        .bucket("mp-put")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        pending.uploads().is_empty(),
+        "pending uploads: {:?}",
+        pending.uploads()
+    );
+}
+
+#[tokio::test]
+async fn s3_copies_above_the_threshold_are_multipart_and_byte_identical() {
+    let (src, _) = s3_vault("mpc-east", "us-east-1").await;
+    let (dst, client) = s3_vault("mpc-west", "us-west-2").await;
+    let Vault::S3(d) = dst else {
+        unreachable!("an s3:// URL opens an S3 vault")
+    };
+    // Objects over 1 MiB are copied in 5 MiB ranges.
+    let dst = Vault::S3(d.with_multipart_copy(1 << 20, 5 << 20));
+    let data = pseudo_random((12 << 20) + 777, 31);
+    src.put("p/r/big.bin", &data[..]).await.unwrap();
+    let c = src
+        .copy_to("p/r/big.bin", &dst, "p/r/copy.bin")
+        .await
+        .unwrap();
+    assert_eq!(c.size, data.len() as u64);
+    assert_eq!(
+        Sha256::digest(read_all(&dst, "p/r/copy.bin").await),
+        Sha256::digest(&data)
+    );
+    assert!(
+        etag(&client, "mpc-west", "lb/p/r/copy.bin")
+            .await
+            .ends_with("-3"),
+        "expected a 3-part copy"
+    );
+    // Below the threshold: one CopyObject (a plain ETag).
+    src.put("p/r/small.bin", &b"small"[..]).await.unwrap();
+    src.copy_to("p/r/small.bin", &dst, "p/r/small.bin")
+        .await
+        .unwrap();
+    assert_eq!(read_all(&dst, "p/r/small.bin").await, b"small");
+    assert!(!etag(&client, "mpc-west", "lb/p/r/small.bin")
+        .await
+        .contains('-'));
+    let pending = client
+        .list_multipart_uploads()
+        .bucket("mpc-west")
+        .send()
+        .await
+        .unwrap();
+    assert!(pending.uploads().is_empty());
+}
