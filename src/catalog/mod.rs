@@ -20,7 +20,7 @@ use sqlx::SqlitePool;
 
 pub use drills::{CheckRecord, DrillOutcome, DrillRecord, NewCheck};
 pub use jobs::Job;
-pub use points::{NewPoint, Point, PointCompletion, PointFilter};
+pub use points::{NewPoint, Point, PointCompletion, PointFilter, UsablePoint};
 pub use runs::BackupRun;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

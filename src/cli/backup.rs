@@ -124,8 +124,15 @@ pub async fn demo(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
     super::drill::print_drill(&value);
     println!("\n== report ==");
     let now = lifeboat::time::now_ms();
-    let report =
-        lifeboat::report::build(&ctx.catalog, &[plan], now - 30 * 86_400_000, now + 1, now).await?;
+    let report = lifeboat::report::build(
+        &ctx.catalog,
+        &[plan],
+        now - 30 * 86_400_000,
+        now + 1,
+        now,
+        false,
+    )
+    .await?;
     print!("{}", lifeboat::report::render_markdown(&report));
     println!(
         "\nCatalog: {}. Try: lifeboat status · lifeboat points list · lifeboat drill run demo --keep · lifeboat report --format json",
