@@ -7,6 +7,7 @@ pub mod demo;
 pub mod drill;
 pub mod evidence;
 pub mod locks;
+pub mod notify;
 pub mod pipe;
 pub mod plan;
 pub mod progress;

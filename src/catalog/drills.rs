@@ -233,12 +233,19 @@ impl Catalog {
         .await?)
     }
 
-    /// For each point of a plan that a passing drill restored: when it was
-    /// first verified (the earliest passing drill's end).
-    pub async fn verified_points(&self, plan: &str) -> Result<Vec<(i64, Millis)>, CatalogError> {
-        Ok(sqlx::query_as::<_, (i64, Millis)>(
-            "SELECT dp.point_id, MIN(d.finished_at) FROM drill_points dp JOIN drills d ON d.id = dp.drill_id
-             WHERE d.plan = ? AND d.status = 'passed' GROUP BY dp.point_id",
+    /// Every point of a plan that a passing drill restored, with when it
+    /// was first verified (the earliest passing drill's end): `(resource,
+    /// data_time, completed_at, deleted_at, verified_at)`.
+    pub async fn verified_points(
+        &self,
+        plan: &str,
+    ) -> Result<Vec<(String, Millis, Millis, Option<Millis>, Millis)>, CatalogError> {
+        Ok(sqlx::query_as(
+            "SELECT p.resource, p.data_time, p.completed_at, p.deleted_at, MIN(d.finished_at)
+             FROM drills d JOIN drill_points dp ON dp.drill_id = d.id JOIN points p ON p.id = dp.point_id
+             WHERE d.plan = ? AND d.status = 'passed' AND d.finished_at IS NOT NULL
+               AND p.data_time IS NOT NULL AND p.completed_at IS NOT NULL
+             GROUP BY dp.point_id",
         )
         .bind(plan)
         .fetch_all(&self.pool)

@@ -6,6 +6,7 @@
 //! A step is written as `running` before it acts and only marked complete
 //! once its effect is durable, so a crash never leaves a false `complete`.
 
+mod alerts;
 mod drills;
 mod jobs;
 mod points;
@@ -18,9 +19,10 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+pub use alerts::AlertState;
 pub use drills::{CheckRecord, DrillOutcome, DrillRecord, NewCheck};
 pub use jobs::Job;
-pub use points::{NewPoint, Point, PointCompletion, PointFilter};
+pub use points::{NewPoint, Point, PointCompletion, PointFilter, UsablePoint};
 pub use runs::BackupRun;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

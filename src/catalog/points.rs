@@ -253,14 +253,61 @@ impl Catalog {
         .await?)
     }
 
-    /// Every point of a plan that was ever complete (deleted ones included),
-    /// for the exposure timeline.
-    pub async fn ever_complete_points(&self, plan: &str) -> Result<Vec<Point>, CatalogError> {
-        Ok(sqlx::query_as::<_, Point>(
-            "SELECT * FROM points WHERE plan = ? AND completed_at IS NOT NULL AND status IN ('complete', 'deleting', 'deleted')
+    /// Calls `f` for every point of `plan` usable at some instant before
+    /// `to` and not deleted by `from` (so also those usable at `from`), in
+    /// the order they became usable. Rows are streamed: memory does not
+    /// grow with the catalog's history. Both halves of the query are
+    /// ranges of the `points_plan_deleted` index.
+    pub async fn for_each_usable_point(
+        &self,
+        plan: &str,
+        from: Millis,
+        to: Millis,
+        mut f: impl FnMut(UsablePoint<'_>),
+    ) -> Result<(), CatalogError> {
+        use futures_util::TryStreamExt;
+        use sqlx::Row;
+        let mut rows = sqlx::query(
+            "SELECT region, resource, data_time, completed_at, deleted_at FROM points
+               WHERE plan = ?1 AND deleted_at IS NULL AND completed_at < ?3
+                 AND data_time IS NOT NULL AND status IN ('complete', 'deleting', 'deleted')
+             UNION ALL
+             SELECT region, resource, data_time, completed_at, deleted_at FROM points
+               WHERE plan = ?1 AND deleted_at > ?2 AND completed_at < ?3
+                 AND data_time IS NOT NULL AND status IN ('complete', 'deleting', 'deleted')
              ORDER BY completed_at",
         )
         .bind(plan)
+        .bind(from)
+        .bind(to)
+        .fetch(&self.pool);
+        while let Some(row) = rows.try_next().await? {
+            f(UsablePoint {
+                region: row.try_get(0)?,
+                resource: row.try_get(1)?,
+                data_time: row.try_get(2)?,
+                completed_at: row.try_get(3)?,
+                deleted_at: row.try_get(4)?,
+            });
+        }
+        Ok(())
+    }
+
+    /// Complete points of a plan carrying a flag, completed in `[from, to)`.
+    pub async fn flagged_points(
+        &self,
+        plan: &str,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<Point>, CatalogError> {
+        Ok(sqlx::query_as::<_, Point>(
+            "SELECT * FROM points WHERE plan = ? AND flags != '' AND completed_at >= ? AND completed_at < ?
+               AND status IN ('complete', 'deleting', 'deleted')
+             ORDER BY completed_at, id",
+        )
+        .bind(plan)
+        .bind(from)
+        .bind(to)
         .fetch_all(&self.pool)
         .await?)
     }
@@ -306,4 +353,14 @@ impl Catalog {
         .await?;
         Ok(())
     }
+}
+
+/// What the exposure walk needs of a point.
+#[derive(Debug, Clone, Copy)]
+pub struct UsablePoint<'a> {
+    pub region: &'a str,
+    pub resource: &'a str,
+    pub data_time: Millis,
+    pub completed_at: Millis,
+    pub deleted_at: Option<Millis>,
 }

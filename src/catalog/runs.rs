@@ -88,15 +88,34 @@ impl Catalog {
         Ok(points)
     }
 
-    /// Runs of a plan (or all plans) started in `[from, to)`, oldest first.
-    pub async fn runs_between(
+    /// How many runs of a plan started in `[from, to)`.
+    pub async fn count_runs_between(
         &self,
-        plan: Option<&str>,
+        plan: &str,
+        from: Millis,
+        to: Millis,
+    ) -> Result<i64, CatalogError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM backup_runs WHERE plan = ? AND started_at >= ? AND started_at < ?",
+        )
+        .bind(plan)
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// A plan's failed or partial runs started in `[from, to)`, oldest
+    /// first (a partial index keeps this cheap however many runs succeeded).
+    pub async fn troubled_runs_between(
+        &self,
+        plan: &str,
         from: Millis,
         to: Millis,
     ) -> Result<Vec<BackupRun>, CatalogError> {
         Ok(sqlx::query_as::<_, BackupRun>(
-            "SELECT * FROM backup_runs WHERE (?1 IS NULL OR plan = ?1) AND started_at >= ?2 AND started_at < ?3 ORDER BY started_at",
+            "SELECT * FROM backup_runs WHERE plan = ? AND status IN ('failed', 'partial')
+               AND started_at >= ? AND started_at < ? ORDER BY started_at, id",
         )
         .bind(plan)
         .bind(from)

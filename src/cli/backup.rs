@@ -23,6 +23,7 @@ pub enum BackupCommand {
 pub async fn run(cli: &Cli, cmd: &BackupCommand) -> Result<ExitCode> {
     let BackupCommand::Run { plan, json } = cmd;
     let plan = cli.plan(plan)?;
+    cli.global_notify_url()?;
     let ctx = cli.context().await?;
     let outcome = lifeboat::backup::run(&ctx, &plan, "manual", None).await?;
     if *json {
@@ -38,6 +39,11 @@ pub async fn run(cli: &Cli, cmd: &BackupCommand) -> Result<ExitCode> {
             outcome.run_id, plan.name, outcome.status
         );
         print_points(&outcome.points);
+    }
+    if let Some(n) =
+        lifeboat::notify::Notification::from_backup(&plan, &outcome, lifeboat::time::now_ms())
+    {
+        cli.notify(&plan, &n).await?;
     }
     Ok(exit(outcome.status == "succeeded"))
 }
@@ -124,8 +130,15 @@ pub async fn demo(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
     super::drill::print_drill(&value);
     println!("\n== report ==");
     let now = lifeboat::time::now_ms();
-    let report =
-        lifeboat::report::build(&ctx.catalog, &[plan], now - 30 * 86_400_000, now + 1, now).await?;
+    let report = lifeboat::report::build(
+        &ctx.catalog,
+        &[plan],
+        now - 30 * 86_400_000,
+        now + 1,
+        now,
+        false,
+    )
+    .await?;
     print!("{}", lifeboat::report::render_markdown(&report));
     println!(
         "\nCatalog: {}. Try: lifeboat status · lifeboat points list · lifeboat drill run demo --keep · lifeboat report --format json",

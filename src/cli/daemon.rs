@@ -48,6 +48,7 @@ pub async fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
             cli.plans.display()
         )));
     }
+    cli.global_notify_url()?;
     if args.max_jobs == 0 || args.max_jobs_per_region == 0 {
         return Err(bad_input(
             "--max-jobs and --max-jobs-per-region must be at least 1",
@@ -65,6 +66,7 @@ pub async fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
         grace: args.grace,
         watch_interval: args.watch_interval.max(Duration::from_millis(100)),
         heartbeat_url: args.heartbeat_url.clone(),
+        notify_url: cli.notify_url.clone(),
     };
     let daemon = Daemon::build(config).await?;
     let addr = daemon.local_addr()?;

@@ -43,6 +43,7 @@ pub async fn run(cli: &Cli, cmd: &DrillCommand) -> Result<ExitCode> {
         .transpose()
         .map_err(bad_input)?;
     let plan = cli.plan(plan)?;
+    cli.global_notify_url()?;
     let ctx = cli.context().await?;
     let opts = DrillOptions {
         region: region.clone(),
@@ -63,6 +64,11 @@ pub async fn run(cli: &Cli, cmd: &DrillCommand) -> Result<ExitCode> {
         print_json(&value)?;
     } else {
         print_drill(&value);
+    }
+    if let Some(n) =
+        lifeboat::notify::Notification::from_drill(&ctx.catalog, &plan, &drill.record).await
+    {
+        cli.notify(&plan, &n).await?;
     }
     Ok(exit(drill.record.passed()))
 }

@@ -61,6 +61,16 @@ pub struct Cli {
     /// Scratch space for drills and temporary copies [default: lifeboat-work beside the catalog].
     #[arg(long, env = "LIFEBOAT_WORK_DIR", global = true)]
     pub work_dir: Option<PathBuf>,
+    /// Webhook told about every plan's failed backups and drills and RPO
+    /// breaches (Slack-compatible JSON), besides the plans' [[notify]]
+    /// webhooks. Only its host is ever logged.
+    #[arg(
+        long,
+        env = "LIFEBOAT_NOTIFY_URL",
+        hide_env_values = true,
+        global = true
+    )]
+    pub notify_url: Option<String>,
     #[arg(long, value_enum, default_value = "pretty", global = true)]
     pub log_format: LogFormat,
     /// More logs on stderr (-v info, -vv debug).
@@ -201,6 +211,39 @@ impl Cli {
                 Ok(loaded.plans)
             }
         }
+    }
+}
+
+/// How long a command waits for its notifications to go out.
+const NOTIFY_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Cli {
+    /// `--notify-url` (or `LIFEBOAT_NOTIFY_URL`), checked: commands that
+    /// may notify call this before they act, so a typo is reported first.
+    pub fn global_notify_url(&self) -> Result<Option<lifeboat::plan::SecretUrl>> {
+        self.notify_url
+            .as_deref()
+            .map(lifeboat::plan::SecretUrl::parse)
+            .transpose()
+            .map_err(|e| {
+                bad_input(format!(
+                    "the notification URL (--notify-url or LIFEBOAT_NOTIFY_URL) {e}"
+                ))
+            })
+    }
+
+    /// Sends `n` to the plan's webhooks and `--notify-url`, waiting at most
+    /// [`NOTIFY_BUDGET`]: a slow or dead webhook never holds a command
+    /// longer, and never changes its outcome (failures are logged).
+    pub async fn notify(&self, plan: &Plan, n: &lifeboat::notify::Notification) -> Result<()> {
+        let global = self.global_notify_url()?;
+        let notifier =
+            lifeboat::notify::Notifier::new(global, lifeboat::notify::RetryPolicy::default())?;
+        if notifier.has_targets(plan) {
+            notifier.notify(plan, n);
+            notifier.drain(NOTIFY_BUDGET).await;
+        }
+        Ok(())
     }
 }
 

@@ -61,7 +61,8 @@ pub async fn run(cli: &Cli, args: &ReportArgs) -> Result<ExitCode> {
     };
     let plans = cli.plans_or_one(args.plan.as_deref())?;
     let ctx = cli.context().await?;
-    let report = lifeboat::report::build(&ctx.catalog, &plans, from, to, now).await?;
+    let charts = matches!(args.format, Format::Html);
+    let report = lifeboat::report::build(&ctx.catalog, &plans, from, to, now, charts).await?;
     let breached = report.plans.iter().any(|p| !p.compliant);
     let text = match args.format {
         Format::Json => serde_json::to_string_pretty(&report)? + "\n",

@@ -7,6 +7,7 @@
 //! Shutdown is two-phase: a `CancellationToken` stops new work, then a
 //! `TaskTracker` waits for running jobs, up to a grace period.
 
+mod alerts;
 mod breaker;
 mod heartbeat;
 mod http;
@@ -19,6 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::{Notify, RwLock, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -26,6 +28,8 @@ use tracing::{error, info, warn};
 
 use crate::catalog::{Catalog, CatalogError};
 use crate::context::Context;
+use crate::notify::{Notifier, RetryPolicy};
+use crate::plan::SecretUrl;
 use crate::time::now_ms;
 
 pub use breaker::{Breakers, State as BreakerState};
@@ -49,7 +53,14 @@ pub struct DaemonConfig {
     pub watch_interval: Duration,
     /// Pinged after each successful job (a dead man's switch).
     pub heartbeat_url: Option<String>,
+    /// Told about every plan's failures and RPO breaches, besides the
+    /// plans' own `[[notify]]` webhooks.
+    pub notify_url: Option<String>,
 }
+
+/// How long queued notifications may take to go out at shutdown, once
+/// the running jobs are done.
+const NOTIFY_DRAIN: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -81,9 +92,18 @@ pub(crate) struct Shared {
     pub ready: AtomicBool,
     pub reload: Notify,
     pub heartbeat: Option<heartbeat::Heartbeat>,
+    pub notifier: Notifier,
+    /// Plans whose RPO exposure to look at now (see [`alerts`]).
+    pub recheck: UnboundedSender<String>,
 }
 
 impl Shared {
+    /// Asks the RPO alert watcher to look at a plan now.
+    pub fn recheck(&self, plan: &str) {
+        // Only fails once the watcher has stopped (shutdown): nothing to do.
+        let _ = self.recheck.send(plan.to_string());
+    }
+
     pub fn region_limit(&self, region: &str) -> Arc<Semaphore> {
         let mut map = self.regions.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(region.to_string())
@@ -94,6 +114,7 @@ impl Shared {
 
 pub struct Daemon {
     shared: Arc<Shared>,
+    recheck: UnboundedReceiver<String>,
     listener: tokio::net::TcpListener,
     _lock: std::fs::File,
 }
@@ -131,6 +152,22 @@ impl Daemon {
         if let Some(h) = &heartbeat {
             info!(host = %h.host(), "heartbeat pings after each successful job");
         }
+        let global = config
+            .notify_url
+            .as_deref()
+            .map(SecretUrl::parse)
+            .transpose()
+            .map_err(|e| {
+                DaemonError::Config(format!(
+                    "the notification URL (--notify-url or LIFEBOAT_NOTIFY_URL) {e}"
+                ))
+            })?;
+        if let Some(u) = &global {
+            info!(webhook = %u.host(), "failures and RPO breaches of every plan are notified");
+        }
+        let notifier = Notifier::new(global, RetryPolicy::default())
+            .map_err(|e| DaemonError::Config(e.to_string()))?;
+        let (recheck_tx, recheck) = tokio::sync::mpsc::unbounded_channel();
         let catalog = Catalog::open(&config.catalog).await?;
         let ctx = Context {
             catalog,
@@ -154,12 +191,15 @@ impl Daemon {
             ready: AtomicBool::new(false),
             reload: Notify::new(),
             heartbeat,
+            notifier,
+            recheck: recheck_tx,
             plans: RwLock::new(plans),
             ctx,
             config,
         });
         Ok(Daemon {
             shared,
+            recheck,
             listener,
             _lock: lock,
         })
@@ -249,6 +289,12 @@ impl Daemon {
             let shared = shared.clone();
             tokio::spawn(async move { scheduler::run(shared, token, tracker2).await })
         };
+        let alerts = {
+            let token = token.clone();
+            let shared = shared.clone();
+            let recheck = self.recheck;
+            tokio::spawn(async move { alerts::run(shared, token, recheck).await })
+        };
         shared.ready.store(true, Ordering::SeqCst);
         info!("daemon running");
 
@@ -257,6 +303,7 @@ impl Daemon {
         shared.ready.store(false, Ordering::SeqCst);
         token.cancel();
         let _ = scheduler.await;
+        let _ = alerts.await;
         tracker.close();
         if tokio::time::timeout(shared.config.grace, tracker.wait())
             .await
@@ -264,6 +311,7 @@ impl Daemon {
         {
             warn!("grace period over: jobs still running are abandoned and will be recorded as interrupted at the next start");
         }
+        shared.notifier.drain(NOTIFY_DRAIN).await;
         drop(http);
         shared.ctx.catalog.close().await;
         Ok(())

@@ -18,6 +18,7 @@ use super::Shared;
 use crate::backup::BackupError;
 use crate::drill::{DrillError, DrillOptions};
 use crate::locks::LockError;
+use crate::notify::Notification;
 use crate::plan::Plan;
 use crate::schedule::{jitter_offset, Cron, Run, Timing};
 use crate::time::{now_ms, rfc3339, Millis};
@@ -335,6 +336,8 @@ async fn reload(
     }
     let plans: Vec<Plan> = shared.plans.read().await.plans().cloned().collect();
     for name in report.added.iter().chain(&report.changed) {
+        // Its objective or regions may have changed.
+        shared.recheck(name);
         if let Some(plan) = plans.iter().find(|p| &p.name == name) {
             add_plan_tracks(shared, plan, tracks).await;
             first_run_if_needed(shared, tracker, token, plan, tracks).await;
@@ -368,12 +371,13 @@ fn dispatch(
     );
 }
 
-/// What a finished job records.
+/// What a finished job records, and what to notify about it.
 struct Outcome {
     status: &'static str,
     run_id: Option<i64>,
     drill_id: Option<i64>,
     error: Option<String>,
+    notification: Option<Notification>,
 }
 
 impl Outcome {
@@ -383,6 +387,7 @@ impl Outcome {
             run_id: None,
             drill_id: None,
             error: Some(reason.into()),
+            notification: None,
         }
     }
     fn failed(reason: impl Into<String>) -> Outcome {
@@ -391,6 +396,15 @@ impl Outcome {
             run_id: None,
             drill_id: None,
             error: Some(reason.into()),
+            notification: None,
+        }
+    }
+
+    /// Failed, and worth a notification.
+    fn failed_notified(reason: impl Into<String>, n: Notification) -> Outcome {
+        Outcome {
+            notification: Some(n),
+            ..Outcome::failed(reason)
         }
     }
 }
@@ -448,6 +462,13 @@ async fn run_job(
         .await
     {
         error!(error = %e, "cannot record the job's outcome");
+    }
+    if let Some(n) = &outcome.notification {
+        shared.notifier.notify(&plan, n);
+    }
+    // New or pruned points change the RPO exposure.
+    if matches!(kind, Kind::Backup | Kind::Prune) {
+        shared.recheck(&plan.name);
     }
 }
 
@@ -511,6 +532,7 @@ async fn execute(
                         .breakers
                         .record(&breaker_key, outcome.status != "failed", now_ms());
                     let first_error = outcome.points.iter().find_map(|p| p.error.clone());
+                    let notification = Notification::from_backup(plan, &outcome, now_ms());
                     Outcome {
                         status: if outcome.status == "succeeded" {
                             "succeeded"
@@ -526,12 +548,16 @@ async fn execute(
                                 first_error.unwrap_or_default()
                             )
                         }),
+                        notification,
                     }
                 }
                 Ok(Err(BackupError::Lock(LockError::Busy { .. }))) => {
                     Outcome::missed("another backup of this plan was still running")
                 }
-                Ok(Err(e)) => Outcome::failed(e.to_string()),
+                Ok(Err(e)) => Outcome::failed_notified(
+                    e.to_string(),
+                    Notification::backup_failed(plan, None, "failed", &e.to_string(), now_ms()),
+                ),
                 Err(_) => {
                     // The run was cancelled by dropping it; record its points failed.
                     if let Ok(_lock) =
@@ -543,10 +569,12 @@ async fn execute(
                             .await;
                     }
                     shared.breakers.record(&breaker_key, false, now_ms());
-                    Outcome::failed(format!(
+                    let reason = format!(
                         "cancelled: still running after the completion window ({})",
                         humantime::format_duration(limit)
-                    ))
+                    );
+                    let n = Notification::backup_failed(plan, None, "failed", &reason, now_ms());
+                    Outcome::failed_notified(reason, n)
                 }
             }
         }
@@ -567,17 +595,23 @@ async fn execute(
                     run_id: None,
                     drill_id: Some(d.record.id),
                     error: d.record.error.clone(),
+                    notification: Notification::from_drill(&ctx.catalog, plan, &d.record).await,
                 },
                 Ok(Err(DrillError::Lock(LockError::Busy { .. }))) => {
                     Outcome::missed("another drill of this plan was still running")
                 }
-                Ok(Err(e)) => Outcome::failed(e.to_string()),
+                Ok(Err(e)) => Outcome::failed_notified(
+                    e.to_string(),
+                    Notification::drill_error(plan, &region, &e.to_string(), now_ms()),
+                ),
                 Err(_) => {
                     let _ = crate::drill::recover(ctx, plan).await;
-                    Outcome::failed(format!(
+                    let reason = format!(
                         "cancelled: still running after the completion window ({})",
                         humantime::format_duration(limit)
-                    ))
+                    );
+                    let n = Notification::drill_error(plan, &region, &reason, now_ms());
+                    Outcome::failed_notified(reason, n)
                 }
             }
         }
@@ -589,6 +623,7 @@ async fn execute(
                     run_id: None,
                     drill_id: None,
                     error: (failed > 0).then(|| format!("{failed} point(s) could not be deleted")),
+                    notification: None,
                 }
             }
             Err(crate::prune::PruneError::Lock(LockError::Busy { .. })) => {

@@ -581,6 +581,8 @@ impl Validator<'_> {
             }
         });
 
+        let notify = self.notify(raw.notify.as_ref());
+
         // Objectives that the schedule cannot meet by construction.
         if let (Some(jitter), Some(rpo)) = (jitter, rpo) {
             if let Some((_, max_gap)) = backup_gaps {
@@ -626,6 +628,7 @@ impl Validator<'_> {
             resources,
             drill: drill?,
             aws,
+            notify,
             source: self.file.to_path_buf(),
         })
     }
@@ -965,6 +968,89 @@ impl Validator<'_> {
         })
     }
 
+    /// `[[notify]]` webhooks: a URL (`url`, or `url_env` naming the
+    /// environment variable that holds it) and the events it wants. A URL
+    /// is never repeated in a message: it usually carries a token.
+    fn notify(&mut self, raw: Option<&S<Vec<S<RawNotify>>>>) -> Vec<Webhook> {
+        let mut hooks = Vec::new();
+        for entry in raw.map(|r| r.get_ref().as_slice()).unwrap_or(&[]) {
+            let n = entry.get_ref();
+            let target = match (&n.url, &n.url_env) {
+                (Some(_), Some(env)) => {
+                    self.error(
+                        env.span(),
+                        "give the webhook's `url` or `url_env`, not both",
+                    );
+                    None
+                }
+                (None, None) => {
+                    self.error(
+                        entry.span(),
+                        "a [[notify]] entry needs `url`, or `url_env`: the name of an environment variable holding the URL",
+                    );
+                    None
+                }
+                (Some(url), None) => match SecretUrl::parse(url.get_ref()) {
+                    Ok(u) => Some(WebhookTarget::Url(u)),
+                    Err(e) => {
+                        self.error(url.span(), format!("webhook `url` {e}"));
+                        None
+                    }
+                },
+                (None, Some(env)) => {
+                    let name = env.get_ref().trim();
+                    if !is_env_name(name) {
+                        self.error(
+                            env.span(),
+                            format!("`url_env` must name an environment variable (letters, digits and '_', not starting with a digit), got `{name}`"),
+                        );
+                        None
+                    } else {
+                        if std::env::var_os(name).is_none() {
+                            self.warning(
+                                env.span(),
+                                format!("environment variable {name} is not set here: this webhook gets nothing where it is unset"),
+                            );
+                        }
+                        Some(WebhookTarget::Env(name.to_string()))
+                    }
+                }
+            };
+            let events = match &n.events {
+                None => NotifyEvent::ALL.to_vec(),
+                Some(list) if list.get_ref().is_empty() => {
+                    self.error(
+                        list.span(),
+                        "`events` is empty: list some (or leave it out for all of them)",
+                    );
+                    Vec::new()
+                }
+                Some(list) => {
+                    let mut events = Vec::new();
+                    for e in list.get_ref() {
+                        match NotifyEvent::parse(e.get_ref()) {
+                            Some(ev) if !events.contains(&ev) => events.push(ev),
+                            Some(_) => {}
+                            None => self.error(
+                                e.span(),
+                                format!(
+                                    "unknown event `{}`; expected one of {}",
+                                    e.get_ref(),
+                                    NotifyEvent::ALL.map(NotifyEvent::as_str).join(", ")
+                                ),
+                            ),
+                        }
+                    }
+                    events
+                }
+            };
+            if let Some(target) = target {
+                hooks.push(Webhook { target, events });
+            }
+        }
+        hooks
+    }
+
     /// Whether a resource of that name is written in the file (it may have
     /// been dropped for another error, already reported).
     fn text_mentions_resource(&self, name: &str) -> bool {
@@ -983,6 +1069,12 @@ fn is_resource_name(s: &str) -> bool {
     (1..=63).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn is_env_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 fn is_region_name(s: &str) -> bool {

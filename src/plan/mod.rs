@@ -31,6 +31,8 @@ pub struct Plan {
     pub resources: Vec<Resource>,
     pub drill: DrillSpec,
     pub aws: Option<AwsSpec>,
+    /// Webhooks told about failures and RPO breaches (`[[notify]]`).
+    pub notify: Vec<Webhook>,
     /// The file the plan was read from.
     pub source: PathBuf,
 }
@@ -207,6 +209,105 @@ pub struct AwsSpec {
 impl AwsSpec {
     pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
     pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(60);
+}
+
+/// What a webhook can be told about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NotifyEvent {
+    /// A backup run failed or was partial (or its job could not run it).
+    BackupFailed,
+    /// A drill failed: a restore or a check failed.
+    DrillFailed,
+    /// A region's RPO exposure went over the objective.
+    RpoBreach,
+    /// A region's RPO exposure came back within the objective.
+    RpoRecovered,
+}
+
+impl NotifyEvent {
+    pub const ALL: [NotifyEvent; 4] = [
+        NotifyEvent::BackupFailed,
+        NotifyEvent::DrillFailed,
+        NotifyEvent::RpoBreach,
+        NotifyEvent::RpoRecovered,
+    ];
+
+    /// The name written in plans and sent in messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::BackupFailed => "backup-failed",
+            NotifyEvent::DrillFailed => "drill-failed",
+            NotifyEvent::RpoBreach => "rpo-breach",
+            NotifyEvent::RpoRecovered => "rpo-recovered",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<NotifyEvent> {
+        NotifyEvent::ALL.into_iter().find(|e| e.as_str() == text)
+    }
+}
+
+/// A webhook URL. Such URLs usually carry a token, so it never prints
+/// whole: `Debug` and [`SecretUrl::host`] show the scheme and host only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretUrl(reqwest::Url);
+
+impl SecretUrl {
+    /// An `http://` or `https://` URL. Errors never repeat the URL.
+    pub fn parse(text: &str) -> Result<SecretUrl, String> {
+        let url = reqwest::Url::parse(text.trim()).map_err(|e| format!("not a URL ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err("must be an http:// or https:// URL".into());
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("names no host".into());
+        }
+        Ok(SecretUrl(url))
+    }
+
+    /// The whole URL, token included: only for sending requests.
+    pub fn expose(&self) -> &reqwest::Url {
+        &self.0
+    }
+
+    /// What is safe to log: `https://hooks.slack.com`.
+    pub fn host(&self) -> String {
+        let host = self.0.host_str().unwrap_or("?");
+        match self.0.port() {
+            Some(port) => format!("{}://{host}:{port}", self.0.scheme()),
+            None => format!("{}://{host}", self.0.scheme()),
+        }
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretUrl({}/…)", self.host())
+    }
+}
+
+/// Where a webhook's URL comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookTarget {
+    /// Written in the plan (`url`).
+    Url(SecretUrl),
+    /// Read from this environment variable when sending (`url_env`), so the
+    /// token stays out of plan files.
+    Env(String),
+}
+
+/// One `[[notify]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub target: WebhookTarget,
+    /// The events it is told about (every one unless `events` narrows it).
+    pub events: Vec<NotifyEvent>,
+}
+
+impl Webhook {
+    pub fn wants(&self, event: NotifyEvent) -> bool {
+        self.events.contains(&event)
+    }
 }
 
 impl Plan {

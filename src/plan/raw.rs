@@ -21,6 +21,7 @@ pub struct RawPlan {
     pub resources: S<Vec<S<RawResource>>>,
     pub drill: Option<S<RawDrill>>,
     pub aws: Option<S<RawAws>>,
+    pub notify: Option<S<Vec<S<RawNotify>>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -133,4 +134,13 @@ pub struct RawAws {
     pub force_path_style: Option<S<bool>>,
     pub profile: Option<S<String>>,
     pub poll_interval: Option<S<String>>,
+}
+
+/// One `[[notify]]` webhook.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotify {
+    pub url: Option<S<String>>,
+    pub url_env: Option<S<String>>,
+    pub events: Option<S<Vec<S<String>>>>,
 }

@@ -5,7 +5,8 @@
 //! usable at t, taking the worst resource; before a resource has any point,
 //! t − the protection start (the plan's first backup attempt).
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 
 use crate::time::Millis;
 
@@ -39,90 +40,268 @@ pub struct Exposure {
     pub breaches: Vec<Breach>,
 }
 
-/// Walks the exposure timeline over `[start, to)` in one ordered pass over
-/// the intervals' start and end events, calling `segment(a, b, base)` for
-/// each stretch `[a, b)` during which the baseline (the worst resource's
-/// newest usable data time, or the protection start) stays `base`; the
-/// exposure at t in that stretch is t − base. Returns the baseline at `to`
-/// and whether every resource had a point then. Shared by [`compute`] and
-/// [`timeline`] so the summary and the chart can never disagree.
-fn walk(
-    resources: usize,
-    intervals: &[Interval],
+/// Receives the stretches of the walk: `[a, b)` during which the baseline
+/// (the worst resource's newest usable data time, or the protection start)
+/// stays `base`, so the exposure at t in it is t − base.
+pub trait Stretches {
+    fn stretch(&mut self, a: Millis, b: Millis, base: Millis);
+}
+
+/// Walks the exposure timeline over `[start, to)` in one ordered pass:
+/// points are fed in the order they became usable ([`Walker::add`]); their
+/// ends (deletions) wait in a heap until their time comes. Memory holds
+/// only the points usable at the moment, never the whole history, so the
+/// caller can stream millions of points from the catalog.
+///
+/// At one instant, ends are applied before starts, and a stretch is only
+/// reported between two distinct instants.
+pub struct Walker<S> {
+    /// Per resource: the data times usable now, with how many points hold each.
+    usable: Vec<BTreeMap<Millis, u32>>,
+    /// Pending ends: (time, resource, data time).
+    ends: BinaryHeap<Reverse<(Millis, usize, Millis)>>,
     protection_start: Millis,
-    start: Millis,
     to: Millis,
-    mut segment: impl FnMut(Millis, Millis, Millis),
-) -> (Millis, bool) {
-    // Events: (time, +1 add / -1 remove, interval index). Sorted by time.
-    let mut events: Vec<(Millis, i8, usize)> = Vec::with_capacity(intervals.len() * 2);
-    for (i, iv) in intervals.iter().enumerate() {
-        if iv.resource >= resources {
-            continue;
+    cursor: Millis,
+    sink: S,
+}
+
+impl<S: Stretches> Walker<S> {
+    /// A walk over `[start, to)`; `None` when the window ends before
+    /// protection started, or there is no resource.
+    pub fn new(
+        resources: usize,
+        protection_start: Millis,
+        from: Millis,
+        to: Millis,
+        sink: S,
+    ) -> Option<Walker<S>> {
+        let start = from.max(protection_start);
+        if start >= to || resources == 0 {
+            return None;
         }
-        events.push((iv.valid_from, 1, i));
+        Some(Walker {
+            usable: vec![BTreeMap::new(); resources],
+            ends: BinaryHeap::new(),
+            protection_start,
+            to,
+            cursor: start,
+            sink,
+        })
+    }
+
+    /// Adds a point. Points must come in `valid_from` order (a point out
+    /// of order counts from the walk's current instant).
+    pub fn add(&mut self, iv: &Interval) {
+        if iv.resource >= self.usable.len() || iv.valid_to.is_some_and(|end| end <= iv.valid_from) {
+            return; // not one of the plan's resources, or never usable
+        }
+        if iv.valid_from >= self.to {
+            return;
+        }
+        self.ends_until(iv.valid_from);
+        self.reach(iv.valid_from);
+        *self.usable[iv.resource].entry(iv.data_time).or_insert(0) += 1;
         if let Some(end) = iv.valid_to {
-            events.push((end, -1, i));
+            self.ends.push(Reverse((end, iv.resource, iv.data_time)));
         }
     }
-    events.sort_unstable();
-    let mut usable: Vec<BTreeMap<Millis, u32>> = vec![BTreeMap::new(); resources];
-    let apply = |usable: &mut Vec<BTreeMap<Millis, u32>>, kind: i8, i: usize| {
-        let iv = &intervals[i];
-        let set = &mut usable[iv.resource];
-        if kind > 0 {
-            *set.entry(iv.data_time).or_insert(0) += 1;
-        } else if let Some(n) = set.get_mut(&iv.data_time) {
-            *n -= 1;
-            if *n == 0 {
-                set.remove(&iv.data_time);
+
+    /// Ends the walk at `to`: the baseline then and whether every resource
+    /// had a point, and the sink.
+    pub fn finish(mut self) -> (Millis, bool, S) {
+        self.ends_until(self.to - 1);
+        let (base, all_have) = self.baseline();
+        if self.to > self.cursor {
+            self.sink.stretch(self.cursor, self.to, base);
+        }
+        (base, all_have, self.sink)
+    }
+
+    /// Applies the ends at or before `t`, in time order.
+    fn ends_until(&mut self, t: Millis) {
+        while let Some(Reverse((end, resource, data_time))) = self.ends.peek().copied() {
+            if end > t {
+                break;
+            }
+            self.ends.pop();
+            self.reach(end);
+            let set = &mut self.usable[resource];
+            if let Some(n) = set.get_mut(&data_time) {
+                *n -= 1;
+                if *n == 0 {
+                    set.remove(&data_time);
+                }
             }
         }
-    };
-    // Baseline: the oldest "newest data time" across resources.
-    let baseline = |usable: &Vec<BTreeMap<Millis, u32>>| -> (Millis, bool) {
+    }
+
+    /// Reports the stretch up to `t` (before the events at `t` apply).
+    fn reach(&mut self, t: Millis) {
+        if t > self.cursor {
+            let (base, _) = self.baseline();
+            self.sink.stretch(self.cursor, t, base);
+            self.cursor = t;
+        }
+    }
+
+    /// The oldest "newest data time" across resources (the protection
+    /// start for a resource without a point), and whether all have one.
+    fn baseline(&self) -> (Millis, bool) {
         let mut all_have = true;
-        let b = usable
+        let b = self
+            .usable
             .iter()
             .map(|s| match s.keys().next_back() {
                 Some(t) => *t,
                 None => {
                     all_have = false;
-                    protection_start
+                    self.protection_start
                 }
             })
             .min()
-            .unwrap_or(protection_start);
+            .unwrap_or(self.protection_start);
         (b, all_have)
-    };
-
-    let mut idx = 0;
-    while idx < events.len() && events[idx].0 <= start {
-        apply(&mut usable, events[idx].1, events[idx].2);
-        idx += 1;
     }
-    let mut cursor = start;
-    while idx < events.len() && events[idx].0 < to {
-        let t = events[idx].0;
-        let (base, _) = baseline(&usable);
-        if t > cursor {
-            segment(cursor, t, base);
-        }
-        while idx < events.len() && events[idx].0 == t {
-            apply(&mut usable, events[idx].1, events[idx].2);
-            idx += 1;
-        }
-        cursor = t;
-    }
-    let (base, all_have) = baseline(&usable);
-    if to > cursor {
-        segment(cursor, to, base);
-    }
-    (base, all_have)
 }
 
-/// Exposure over `[from, to)` for `resources` resources. `None` when the
-/// window ends before protection started.
+/// The summary numbers, accumulated from the stretches.
+#[derive(Debug)]
+pub struct Summary {
+    rpo_ms: i64,
+    worst: i64,
+    within: i64,
+    total: i64,
+    breaches: Vec<Breach>,
+}
+
+impl Summary {
+    pub fn new(rpo_ms: i64) -> Summary {
+        Summary {
+            rpo_ms,
+            worst: i64::MIN,
+            within: 0,
+            total: 0,
+            breaches: Vec::new(),
+        }
+    }
+
+    fn into_exposure(self, newest_data_time: Option<Millis>) -> Exposure {
+        Exposure {
+            worst_ms: self.worst,
+            within_ratio: if self.total > 0 {
+                self.within as f64 / self.total as f64
+            } else {
+                1.0
+            },
+            newest_data_time,
+            breaches: self.breaches,
+        }
+    }
+}
+
+impl Stretches for Summary {
+    fn stretch(&mut self, a: Millis, b: Millis, base: Millis) {
+        self.worst = self.worst.max(b - base);
+        self.total += b - a;
+        let limit = base + self.rpo_ms;
+        self.within += (limit.min(b) - a).clamp(0, b - a);
+        if b > limit {
+            let bs = a.max(limit);
+            match self.breaches.last_mut() {
+                Some(last) if last.end == bs => {
+                    last.end = b;
+                    last.worst_ms = last.worst_ms.max(b - base);
+                }
+                _ => self.breaches.push(Breach {
+                    start: bs,
+                    end: b,
+                    worst_ms: b - base,
+                }),
+            }
+        }
+    }
+}
+
+/// The polyline `(t, exposure_ms)` for a chart: the exposure rises with
+/// slope 1 and drops when a newer point becomes usable, so a vertex at
+/// each stretch's start and one at its end (just before the drop) draw it
+/// exactly. Stretches with an unchanged baseline are merged.
+#[derive(Debug, Default)]
+pub struct Timeline {
+    pub vertices: Vec<(Millis, i64)>,
+    last_base: Option<Millis>,
+}
+
+impl Stretches for Timeline {
+    fn stretch(&mut self, a: Millis, b: Millis, base: Millis) {
+        if self.last_base == Some(base) {
+            // Same line continues: move its end vertex instead of adding one.
+            if let Some(end) = self.vertices.last_mut() {
+                *end = (b, b - base);
+            }
+        } else {
+            self.vertices.push((a, a - base));
+            self.vertices.push((b, b - base));
+            self.last_base = Some(base);
+        }
+    }
+}
+
+/// The summary and, when asked for (charts), the timeline, from one walk:
+/// the chart and the table can never disagree.
+#[derive(Debug)]
+pub struct Both {
+    pub summary: Summary,
+    pub timeline: Option<Timeline>,
+}
+
+impl Stretches for Both {
+    fn stretch(&mut self, a: Millis, b: Millis, base: Millis) {
+        self.summary.stretch(a, b, base);
+        if let Some(t) = &mut self.timeline {
+            t.stretch(a, b, base);
+        }
+    }
+}
+
+/// A region's exposure walk for the report.
+pub type RegionWalk = Walker<Both>;
+
+/// Starts a region's walk; `None` when the window ends before protection.
+pub fn region_walk(
+    resources: usize,
+    protection_start: Millis,
+    from: Millis,
+    to: Millis,
+    rpo_ms: i64,
+    with_timeline: bool,
+) -> Option<RegionWalk> {
+    let sink = Both {
+        summary: Summary::new(rpo_ms),
+        timeline: with_timeline.then(Timeline::default),
+    };
+    Walker::new(resources, protection_start, from, to, sink)
+}
+
+/// Ends a region's walk: its exposure and timeline (empty unless asked for).
+pub fn finish_region(walk: RegionWalk) -> (Exposure, Vec<(Millis, i64)>) {
+    let (base, all_have, both) = walk.finish();
+    let timeline = both.timeline.map(|t| t.vertices).unwrap_or_default();
+    (
+        both.summary.into_exposure(all_have.then_some(base)),
+        timeline,
+    )
+}
+
+fn sorted(intervals: &[Interval]) -> Vec<&Interval> {
+    let mut v: Vec<&Interval> = intervals.iter().collect();
+    v.sort_by_key(|iv| iv.valid_from);
+    v
+}
+
+/// Exposure over `[from, to)` for `resources` resources, from intervals in
+/// any order. `None` when the window ends before protection started.
 pub fn compute(
     resources: usize,
     intervals: &[Interval],
@@ -131,52 +310,16 @@ pub fn compute(
     to: Millis,
     rpo_ms: i64,
 ) -> Option<Exposure> {
-    let start = from.max(protection_start);
-    if start >= to || resources == 0 {
-        return None;
+    let mut walk = Walker::new(resources, protection_start, from, to, Summary::new(rpo_ms))?;
+    for iv in sorted(intervals) {
+        walk.add(iv);
     }
-    let mut worst = i64::MIN;
-    let mut within: i64 = 0;
-    let mut breaches: Vec<Breach> = Vec::new();
-    let (base, all_have) = walk(
-        resources,
-        intervals,
-        protection_start,
-        start,
-        to,
-        |a, b, base| {
-            worst = worst.max(b - base);
-            let limit = base + rpo_ms;
-            within += (limit.min(b) - a).clamp(0, b - a);
-            if b > limit {
-                let bs = a.max(limit);
-                match breaches.last_mut() {
-                    Some(last) if last.end == bs => {
-                        last.end = b;
-                        last.worst_ms = last.worst_ms.max(b - base);
-                    }
-                    _ => breaches.push(Breach {
-                        start: bs,
-                        end: b,
-                        worst_ms: b - base,
-                    }),
-                }
-            }
-        },
-    );
-    Some(Exposure {
-        worst_ms: worst,
-        within_ratio: within as f64 / (to - start) as f64,
-        newest_data_time: all_have.then_some(base),
-        breaches,
-    })
+    let (base, all_have, summary) = walk.finish();
+    Some(summary.into_exposure(all_have.then_some(base)))
 }
 
-/// The exposure over `[from, to)` as a polyline `(t, exposure_ms)` for a
-/// chart: the exposure rises with slope 1 and drops when a newer point
-/// becomes usable, so a vertex at each stretch's start and one at its end
-/// (just before the drop) draw it exactly. Stretches with an unchanged
-/// baseline are merged. Empty when the window ends before protection.
+/// The exposure over `[from, to)` as a polyline (see [`Timeline`]). Empty
+/// when the window ends before protection.
 pub fn timeline(
     resources: usize,
     intervals: &[Interval],
@@ -184,32 +327,14 @@ pub fn timeline(
     from: Millis,
     to: Millis,
 ) -> Vec<(Millis, i64)> {
-    let start = from.max(protection_start);
-    if start >= to || resources == 0 {
+    let Some(mut walk) = Walker::new(resources, protection_start, from, to, Timeline::default())
+    else {
         return Vec::new();
+    };
+    for iv in sorted(intervals) {
+        walk.add(iv);
     }
-    let mut out: Vec<(Millis, i64)> = Vec::new();
-    let mut last_base: Option<Millis> = None;
-    walk(
-        resources,
-        intervals,
-        protection_start,
-        start,
-        to,
-        |a, b, base| {
-            if last_base == Some(base) {
-                // Same line continues: move its end vertex instead of adding one.
-                if let Some(end) = out.last_mut() {
-                    *end = (b, b - base);
-                }
-            } else {
-                out.push((a, a - base));
-                out.push((b, b - base));
-                last_base = Some(base);
-            }
-        },
-    );
-    out
+    walk.finish().2.vertices
 }
 
 #[cfg(test)]
@@ -319,6 +444,51 @@ mod tests {
         // The timeline's peak is the summary's worst.
         let e = compute(1, &ivs, 0, 0, 15 * M, 5 * M).unwrap();
         assert_eq!(t.iter().map(|v| v.1).max(), Some(e.worst_ms));
+    }
+
+    #[test]
+    fn deleting_the_newest_point_falls_back_to_an_older_one() {
+        // Data at 0 (usable from 1m) and at 10m (usable 11m..20m).
+        let mut newer = iv(0, 10 * M, 11 * M);
+        newer.valid_to = Some(20 * M);
+        let ivs = vec![newer, iv(0, 0, M)];
+        let e = compute(1, &ivs, 0, 0, 30 * M, 15 * M).unwrap();
+        // From 20m the baseline is 0 again: exposure 30m at the end.
+        assert_eq!(e.worst_ms, 30 * M);
+        assert_eq!(e.newest_data_time, Some(0));
+        assert_eq!(
+            e.breaches,
+            vec![Breach {
+                start: 20 * M,
+                end: 30 * M,
+                worst_ms: 30 * M
+            }]
+        );
+    }
+
+    #[test]
+    fn a_streamed_walk_equals_the_whole_computation() {
+        // Many points in two resources, some deleted, fed in completion order.
+        let mut ivs = Vec::new();
+        for i in 0..200i64 {
+            let data = i * 7 * M;
+            let mut p = iv((i % 2) as usize, data, data + (i % 5) * M + M);
+            if i % 3 == 0 {
+                p.valid_to = Some(data + 40 * M);
+            }
+            ivs.push(p);
+        }
+        let whole = compute(2, &ivs, 0, 100 * M, 1200 * M, 15 * M).unwrap();
+        let mut walk = region_walk(2, 0, 100 * M, 1200 * M, 15 * M, true).unwrap();
+        let mut sorted = ivs.clone();
+        sorted.sort_by_key(|p| p.valid_from);
+        for p in &sorted {
+            walk.add(p);
+        }
+        let (streamed, chart) = finish_region(walk);
+        assert_eq!(streamed, whole);
+        assert_eq!(chart, timeline(2, &ivs, 0, 100 * M, 1200 * M));
+        assert_eq!(chart.iter().map(|v| v.1).max(), Some(whole.worst_ms));
     }
 
     #[test]

@@ -91,7 +91,8 @@ pub struct RegionExposure {
     pub exposure: ExposureSummary,
     /// Periods in the window during which the exposure exceeded the RPO.
     pub breaches: Vec<BreachPeriod>,
-    /// The exposure polyline `(t, exposure_ms)` for charts; too bulky for JSON.
+    /// The exposure polyline `(t, exposure_ms)` for charts (only computed
+    /// for them); too bulky for JSON.
     #[serde(skip)]
     pub timeline: Vec<(Millis, i64)>,
 }
@@ -196,17 +197,19 @@ pub struct FlaggedPoint {
     pub data_time: Option<String>,
 }
 
-/// Builds the report over `[from, to)` for `plans`.
+/// Builds the report over `[from, to)` for `plans`. `with_charts` also
+/// computes each region's exposure timeline (for the HTML charts).
 pub async fn build(
     cat: &Catalog,
     plans: &[Plan],
     from: Millis,
     to: Millis,
     now: Millis,
+    with_charts: bool,
 ) -> Result<Report, CatalogError> {
     let mut out = Vec::new();
     for plan in plans {
-        out.push(plan_report(cat, plan, from, to).await?);
+        out.push(plan_report(cat, plan, from, to, with_charts).await?);
     }
     Ok(Report {
         generated_at: rfc3339(now),
@@ -221,14 +224,14 @@ async fn plan_report(
     plan: &Plan,
     from: Millis,
     to: Millis,
+    with_charts: bool,
 ) -> Result<PlanReport, CatalogError> {
     let rpo_ms = plan.rpo.as_millis() as i64;
     let rto_ms = plan.rto.as_millis() as i64;
     let mut problems = Vec::new();
     let protection_start = cat.first_run_start(&plan.name).await?;
-    let points = cat.ever_complete_points(&plan.name).await?;
     let resource_index = |name: &str| plan.resources.iter().position(|r| r.name == name);
-    let summarize = |e: Option<exposure::Exposure>| match e {
+    let summarize = |e: Option<&exposure::Exposure>| match e {
         Some(e) => ExposureSummary {
             newest_data_time: e.newest_data_time.map(rfc3339),
             worst_exposure_seconds: Some(secs(e.worst_ms)),
@@ -237,26 +240,41 @@ async fn plan_report(
         None => ExposureSummary::default(),
     };
 
-    let mut regions = Vec::new();
-    for region in plan.point_regions() {
-        let intervals: Vec<exposure::Interval> = points
-            .iter()
-            .filter(|p| p.region == region)
-            .filter_map(|p| {
-                Some(exposure::Interval {
-                    resource: resource_index(&p.resource)?,
-                    data_time: p.data_time?,
-                    valid_from: p.completed_at?,
-                    valid_to: p.deleted_at,
-                })
+    // One ordered pass over the points, streamed from the catalog, feeding
+    // each region's walk.
+    let region_names = plan.point_regions();
+    let mut walks: Vec<Option<exposure::RegionWalk>> = region_names
+        .iter()
+        .map(|_| {
+            protection_start.and_then(|start| {
+                exposure::region_walk(plan.resources.len(), start, from, to, rpo_ms, with_charts)
             })
-            .collect();
-        let e = protection_start.and_then(|start| {
-            exposure::compute(plan.resources.len(), &intervals, start, from, to, rpo_ms)
-        });
-        let timeline = protection_start
-            .map(|start| exposure::timeline(plan.resources.len(), &intervals, start, from, to))
-            .unwrap_or_default();
+        })
+        .collect();
+    if walks.iter().any(Option::is_some) {
+        cat.for_each_usable_point(&plan.name, from, to, |p| {
+            let Some(r) = region_names.iter().position(|name| *name == p.region) else {
+                return;
+            };
+            let (Some(walk), Some(resource)) = (&mut walks[r], resource_index(p.resource)) else {
+                return;
+            };
+            walk.add(&exposure::Interval {
+                resource,
+                data_time: p.data_time,
+                valid_from: p.completed_at,
+                valid_to: p.deleted_at,
+            });
+        })
+        .await?;
+    }
+
+    let mut regions = Vec::new();
+    for (region, walk) in region_names.iter().zip(walks) {
+        let (e, timeline) = match walk.map(exposure::finish_region) {
+            Some((e, timeline)) => (Some(e), timeline),
+            None => (None, Vec::new()),
+        };
         let breaches = e
             .as_ref()
             .map(|e| {
@@ -284,37 +302,42 @@ async fn plan_report(
         }
         regions.push(RegionExposure {
             region: region.to_string(),
-            exposure: summarize(e),
+            exposure: summarize(e.as_ref()),
             breaches,
             timeline,
         });
     }
 
     // Verified: only points a passing drill restored, usable from then on.
-    let verified_at: std::collections::HashMap<i64, Millis> =
-        cat.verified_points(&plan.name).await?.into_iter().collect();
-    let verified_intervals: Vec<exposure::Interval> = points
-        .iter()
-        .filter_map(|p| {
-            let at = verified_at.get(&p.id)?;
-            Some(exposure::Interval {
-                resource: resource_index(&p.resource)?,
-                data_time: p.data_time?,
-                valid_from: (*at).max(p.completed_at?),
-                valid_to: p.deleted_at,
-            })
-        })
-        .collect();
-    let verified = summarize(protection_start.and_then(|start| {
-        exposure::compute(
-            plan.resources.len(),
-            &verified_intervals,
-            start,
-            from,
-            to,
-            rpo_ms,
+    let verified_intervals: Vec<exposure::Interval> = cat
+        .verified_points(&plan.name)
+        .await?
+        .into_iter()
+        .filter_map(
+            |(resource, data_time, completed_at, deleted_at, verified_at)| {
+                Some(exposure::Interval {
+                    resource: resource_index(&resource)?,
+                    data_time,
+                    valid_from: verified_at.max(completed_at),
+                    valid_to: deleted_at,
+                })
+            },
         )
-    }));
+        .collect();
+    let verified = summarize(
+        protection_start
+            .and_then(|start| {
+                exposure::compute(
+                    plan.resources.len(),
+                    &verified_intervals,
+                    start,
+                    from,
+                    to,
+                    rpo_ms,
+                )
+            })
+            .as_ref(),
+    );
 
     // Drills.
     let drills = cat.drills_between(Some(&plan.name), from, to).await?;
@@ -419,11 +442,8 @@ async fn plan_report(
         history,
     };
 
-    let runs = cat.runs_between(Some(&plan.name), from, to).await?;
-    let bad_runs: Vec<&crate::catalog::BackupRun> = runs
-        .iter()
-        .filter(|r| r.status == "failed" || r.status == "partial")
-        .collect();
+    let run_count = cat.count_runs_between(&plan.name, from, to).await?;
+    let bad_runs = cat.troubled_runs_between(&plan.name, from, to).await?;
     let mut incidents: Vec<(Millis, Incident)> = bad_runs
         .iter()
         .map(|r| {
@@ -461,7 +481,7 @@ async fn plan_report(
     }
     incidents.sort_by_key(|(t, i)| (*t, i.id));
     let backups = BackupSummary {
-        runs: runs.len(),
+        runs: run_count as usize,
         failed: bad_runs.len(),
         missed: cat.missed_between(&plan.name, "backup", from, to).await? as usize,
         incidents: incidents.into_iter().map(|(_, i)| i).collect(),
@@ -473,9 +493,10 @@ async fn plan_report(
         ));
     }
 
-    let flagged_points: Vec<FlaggedPoint> = points
+    let flagged_points: Vec<FlaggedPoint> = cat
+        .flagged_points(&plan.name, from, to)
+        .await?
         .iter()
-        .filter(|p| !p.flags.is_empty() && p.completed_at.is_some_and(|c| c >= from && c < to))
         .map(|p| FlaggedPoint {
             id: p.id,
             resource: p.resource.clone(),

@@ -14,7 +14,7 @@ start_window = "5s"
 completion_window = "60s""#;
 
 /// A plan with backups every 2 s and drills every 3 s (both 1 s jitter).
-fn daemon_plan(env: &Env) -> String {
+pub(crate) fn daemon_plan(env: &Env) -> String {
     env.local_plan("")
         .replace("schedule = \"*/15 * * * *\"", SCHEDULES)
         .replace(
@@ -23,13 +23,13 @@ fn daemon_plan(env: &Env) -> String {
         )
 }
 
-struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     addr: String,
 }
 
 impl Daemon {
-    fn start(env: &Env, extra: &[&str]) -> Daemon {
+    pub(crate) fn start(env: &Env, extra: &[&str]) -> Daemon {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -82,7 +82,7 @@ impl Daemon {
     }
 
     /// SIGTERM; returns the exit code and how long the stop took.
-    fn stop(mut self) -> (i32, Duration) {
+    pub(crate) fn stop(mut self) -> (i32, Duration) {
         let t = Instant::now();
         self.signal("-TERM");
         let status = self.child.wait().unwrap();
@@ -114,17 +114,17 @@ impl Daemon {
 }
 
 #[derive(Debug)]
-struct JobRow {
-    plan: String,
-    kind: String,
-    slot: i64,
-    scheduled_start: i64,
-    status: String,
-    started_at: Option<i64>,
-    error: String,
+pub(crate) struct JobRow {
+    pub(crate) plan: String,
+    pub(crate) kind: String,
+    pub(crate) slot: i64,
+    pub(crate) scheduled_start: i64,
+    pub(crate) status: String,
+    pub(crate) started_at: Option<i64>,
+    pub(crate) error: String,
 }
 
-fn jobs(env: &Env) -> Vec<JobRow> {
+pub(crate) fn jobs(env: &Env) -> Vec<JobRow> {
     let out = sqlite(
         &env.path("lifeboat.db"),
         "SELECT plan, kind, slot, scheduled_start, status, COALESCE(started_at, ''), COALESCE(error, '') FROM jobs ORDER BY id",
@@ -150,7 +150,7 @@ fn count(env: &Env, sql: &str) -> i64 {
     sqlite(&env.path("lifeboat.db"), sql).parse().unwrap()
 }
 
-fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !cond() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -158,7 +158,7 @@ fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
-fn succeeded(env: &Env, kind: &str) -> usize {
+pub(crate) fn succeeded(env: &Env, kind: &str) -> usize {
     if !env.path("lifeboat.db").exists() {
         return 0;
     }
@@ -170,7 +170,7 @@ fn succeeded(env: &Env, kind: &str) -> usize {
 
 /// Every scheduled job started at slot + the plan's stable jitter offset
 /// (those due once the daemon was up: earlier ones run as soon as it is).
-fn assert_jitter(env: &Env, up_since: i64) {
+pub(crate) fn assert_jitter(env: &Env, up_since: i64) {
     for j in jobs(env)
         .iter()
         .filter(|j| j.status == "succeeded" && j.slot % 1000 == 0)

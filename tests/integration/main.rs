@@ -9,6 +9,7 @@ mod crash;
 mod daemon;
 mod local_loop;
 mod moto;
+mod notify;
 mod pg;
 mod postgres;
 mod report;

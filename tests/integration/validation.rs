@@ -61,7 +61,7 @@ fn the_base_plan_is_valid_without_warnings() {
     "rto = \"1h",
     "p.toml:3:10: invalid basic string, expected `\"`"
 )]
-#[case::unknown_top_key("rto = \"1h\"", "rto = \"1h\"\ncolour = \"red\"", "p.toml:4:1: unknown key `colour`, expected one of `name`, `owner`, `rto`, `rpo`, `backup`, `retention`, `regions`, `resources`, `drill`, `aws`")]
+#[case::unknown_top_key("rto = \"1h\"", "rto = \"1h\"\ncolour = \"red\"", "p.toml:4:1: unknown key `colour`, expected one of `name`, `owner`, `rto`, `rpo`, `backup`, `retention`, `regions`, `resources`, `drill`, `aws`, `notify`")]
 #[case::unknown_nested_key("jitter = \"2m\"", "jitter = \"2m\"\nfrequency = 3", "p.toml:10:1: unknown key `frequency`, expected one of `schedule`, `timezone`, `jitter`, `start_window`, `completion_window`, `primary_region`, `copy_to`")]
 #[case::missing_key(
     "owner = \"payments@example.com\"\n",
@@ -184,6 +184,46 @@ fn the_base_plan_is_valid_without_warnings() {
 )]
 #[case::shared_vault("vault = \"file:///tmp/b\"", "vault = \"file:///tmp/x/../a\"", "p.toml:16:9: vault `file:///tmp/x/../a` is also the vault of region `us-east-1`; every region needs its own vault")]
 #[case::missing_vault("vault = \"file:///tmp/b\"\n", "", "p.toml:11:12: region `us-west-2` has no vault, but resource `db` (kind sqlite) keeps its points in one")]
+#[case::notify_url_and_env(
+    "sql = \"SELECT 1\"\n",
+    "sql = \"SELECT 1\"\n\n[[notify]]\nurl = \"https://hooks.example.com/x\"\nurl_env = \"HOOK\"\n",
+    "p.toml:34:11: give the webhook's `url` or `url_env`, not both"
+)]
+#[case::notify_without_url(
+    "sql = \"SELECT 1\"\n",
+    "sql = \"SELECT 1\"\n\n[[notify]]\nevents = [\"drill-failed\"]\n",
+    "p.toml:32:1: a [[notify]] entry needs `url`, or `url_env`: the name of an environment variable holding the URL"
+)]
+#[case::notify_bad_scheme(
+    "sql = \"SELECT 1\"\n",
+    "sql = \"SELECT 1\"\n\n[[notify]]\nurl = \"ftp://hooks.example.com/s3cr3t\"\n",
+    "p.toml:33:7: webhook `url` must be an http:// or https:// URL"
+)]
+#[case::notify_not_a_url(
+    "sql = \"SELECT 1\"\n",
+    "sql = \"SELECT 1\"\n\n[[notify]]\nurl = \"hooks.example.com/s3cr3t\"\n",
+    "p.toml:33:7: webhook `url` not a URL (relative URL without a base)"
+)]
+#[case::notify_unknown_event(
+    "sql = \"SELECT 1\"\n",
+    "sql = \"SELECT 1\"\n\n[[notify]]\nurl = \"https://h.example.com/x\"\nevents = [\"drill-failed\", \"backup-succeeded\"]\n",
+    "p.toml:34:27: unknown event `backup-succeeded`; expected one of backup-failed, drill-failed, rpo-breach, rpo-recovered"
+)]
+#[case::notify_no_events(
+    "sql = \"SELECT 1\"\n",
+    "sql = \"SELECT 1\"\n\n[[notify]]\nurl = \"https://h.example.com/x\"\nevents = []\n",
+    "p.toml:34:10: `events` is empty: list some (or leave it out for all of them)"
+)]
+#[case::notify_bad_env_name(
+    "sql = \"SELECT 1\"\n",
+    "sql = \"SELECT 1\"\n\n[[notify]]\nurl_env = \"1HOOK\"\n",
+    "p.toml:33:11: `url_env` must name an environment variable (letters, digits and '_', not starting with a digit), got `1HOOK`"
+)]
+#[case::notify_unknown_key(
+    "sql = \"SELECT 1\"\n",
+    "sql = \"SELECT 1\"\n\n[[notify]]\nurl = \"https://h.example.com/x\"\nchannel = \"#ops\"\n",
+    "p.toml:34:1: unknown key `channel`, expected one of `url`, `url_env`, `events`"
+)]
 fn each_rule_reports_its_message_and_position(
     #[case] find: &str,
     #[case] replace: &str,
@@ -405,4 +445,31 @@ fn plan_show_all_flags_collisions_on_one_region() {
         .filter(|r| r["kind"] == "backup" && !r["collides_with"].as_array().unwrap().is_empty())
         .count();
     assert_eq!(backups_colliding, 0, "{v}");
+}
+
+#[test]
+fn notify_webhooks_take_every_event_unless_narrowed_and_never_echo_their_url() {
+    use lifeboat::plan::{NotifyEvent, WebhookTarget};
+    let text = format!(
+        "{BASE}\n[[notify]]\nurl = \"https://hooks.example.com/services/s3cr3t\"\n\n[[notify]]\nurl_env = \"LIFEBOAT_TEST_UNSET_HOOK\"\nevents = [\"rpo-breach\", \"rpo-recovered\", \"rpo-breach\"]\n"
+    );
+    let (plan, warnings) = lifeboat::plan::parse_plan(Path::new("p.toml"), &text).expect("valid");
+    assert_eq!(plan.notify.len(), 2);
+    assert_eq!(plan.notify[0].events, NotifyEvent::ALL.to_vec());
+    assert_eq!(
+        plan.notify[1].events,
+        vec![NotifyEvent::RpoBreach, NotifyEvent::RpoRecovered]
+    );
+    assert_eq!(
+        plan.notify[1].target,
+        WebhookTarget::Env("LIFEBOAT_TEST_UNSET_HOOK".into())
+    );
+    // The unset variable is a warning, not an error.
+    let w: Vec<String> = warnings.iter().map(|d| d.to_string()).collect();
+    assert_eq!(
+        w,
+        vec!["p.toml:36:11: warning: environment variable LIFEBOAT_TEST_UNSET_HOOK is not set here: this webhook gets nothing where it is unset"]
+    );
+    // The plan's debug form (logged on some errors) hides the token.
+    assert!(!format!("{plan:?}").contains("s3cr3t"));
 }

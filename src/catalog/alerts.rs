@@ -1,0 +1,45 @@
+//! RPO breach alert state: what the daemon last notified, per plan and region.
+
+use super::{Catalog, CatalogError};
+use crate::time::Millis;
+
+/// A region's notified state: over the objective or not, since when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlertState {
+    pub breached: bool,
+    pub since: Millis,
+}
+
+impl Catalog {
+    /// The notified state of each region of a plan that has one.
+    pub async fn rpo_alerts(&self, plan: &str) -> Result<Vec<(String, AlertState)>, CatalogError> {
+        let rows: Vec<(String, bool, Millis)> =
+            sqlx::query_as("SELECT region, breached, since FROM rpo_alerts WHERE plan = ?")
+                .bind(plan)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(region, breached, since)| (region, AlertState { breached, since }))
+            .collect())
+    }
+
+    pub async fn set_rpo_alert(
+        &self,
+        plan: &str,
+        region: &str,
+        state: AlertState,
+    ) -> Result<(), CatalogError> {
+        sqlx::query(
+            "INSERT INTO rpo_alerts (plan, region, breached, since) VALUES (?, ?, ?, ?)
+             ON CONFLICT (plan, region) DO UPDATE SET breached = excluded.breached, since = excluded.since",
+        )
+        .bind(plan)
+        .bind(region)
+        .bind(state.breached)
+        .bind(state.since)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
