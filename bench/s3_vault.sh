@@ -61,8 +61,8 @@ base=${BENCH_DIR:-/dev/shm}
 root=$(mktemp -d "$base/lifeboat-s3bench.XXXXXX")
 server=
 cleanup() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-  [ -n "${KEEP:-}" ] && echo "keeping $root" >&2 || rm -rf "$root"
+  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
+  if [ -n "${KEEP:-}" ]; then echo "keeping $root" >&2; else rm -rf "$root"; fi
 }
 trap cleanup EXIT
 mkdir -p "$root/data" "$root/s3" "$root/plans"
@@ -78,6 +78,9 @@ for _ in $(seq 100); do
   python3 -c "import socket; socket.create_connection(('127.0.0.1', $port))" 2>/dev/null && break
   sleep 0.1
 done
+# Plain HTTP to a local server: a CA bundle setting is of no use, and
+# rclone 1.60 (Debian's) fails to start with AWS_CA_BUNDLE set.
+unset AWS_CA_BUNDLE
 export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret-key AWS_EC2_METADATA_DISABLED=true
 export AWS_DEFAULT_REGION=us-east-1 AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 export RCLONE_CONFIG=/dev/null RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Other \
@@ -143,8 +146,8 @@ PY
   read -r _ secs < "$root/put.out"
   echo "vault-put $secs $kb" >> "$root/results"
   empty_buckets
-  timed aws-upload aws s3 cp --only-show-errors "$root/data/blob.bin" s3://bench-use1/aws/blob.bin
-  timed aws-copy aws s3 cp --only-show-errors s3://bench-use1/aws/blob.bin s3://bench-usw2/aws/blob.bin
+  timed aws-upload "$AWS" --endpoint-url "$endpoint" s3 cp --only-show-errors "$root/data/blob.bin" s3://bench-use1/aws/blob.bin
+  timed aws-copy "$AWS" --endpoint-url "$endpoint" s3 cp --only-show-errors s3://bench-use1/aws/blob.bin s3://bench-usw2/aws/blob.bin
   empty_buckets
   timed rclone-upload rclone copyto "$root/data/blob.bin" bench:bench-use1/rclone/blob.bin
   timed rclone-copy rclone copyto bench:bench-use1/rclone/blob.bin bench:bench-usw2/rclone/blob.bin
