@@ -689,55 +689,79 @@ pub async fn discard(
 }
 
 /// Deletes an instance without a final snapshot and waits until it is
-/// gone; whether there was one. An instance still being created (or
-/// modified, backed up...) refuses deletion: the delete is asked again at
-/// every poll until it is accepted.
+/// gone; whether there was one.
 async fn delete_instance(client: &Client, place: &RdsPlace<'_>, id: &str) -> Result<bool, String> {
-    let existed = std::sync::atomic::AtomicBool::new(false);
-    wait_until(
-        &format!("instance {id} in {} to be deleted", place.region),
-        place.aws,
-        place.budget,
+    delete_until_gone(
+        &format!("instance {id}"),
+        place,
+        "InvalidDBInstanceState",
         || async {
-            let status = match describe_instance(client, id).await {
-                Ok(None) => return Ok(Some(())),
-                Ok(Some((status, _))) => status,
-                Err(e) => return Err(e.to_string()),
-            };
-            existed.store(true, std::sync::atomic::Ordering::Relaxed);
-            if status == "deleting" {
-                return Ok(None);
-            }
-            let r = client
+            Ok(describe_instance(client, id)
+                .await?
+                .map(|(status, _)| status))
+        },
+        || async {
+            client
                 .delete_db_instance()
                 .db_instance_identifier(id)
                 .skip_final_snapshot(true)
                 .delete_automated_backups(true)
                 .send()
                 .await
-                .map_err(|e| AwsError::new("DeleteDBInstance", e));
-            match r {
-                Ok(_) => Ok(None),
-                Err(e) if e.is_not_found() => Ok(Some(())),
-                Err(e) if e.code.starts_with("InvalidDBInstanceState") => Ok(None),
-                Err(e) => Err(format!("{e} (in {})", place.region)),
-            }
+                .map(|_| ())
+                .map_err(|e| AwsError::new("DeleteDBInstance", e))
         },
     )
-    .await?;
-    Ok(existed.into_inner())
+    .await
 }
 
 /// Deletes a drill cluster (its instance deleted first) without a final
-/// snapshot, asking again while the cluster is in a state that refuses.
+/// snapshot and waits until it is gone; whether there was one.
 async fn delete_cluster(client: &Client, place: &RdsPlace<'_>, id: &str) -> Result<bool, String> {
+    delete_until_gone(
+        &format!("cluster {id}"),
+        place,
+        "InvalidDBClusterState",
+        || describe_cluster(client, id),
+        || async {
+            client
+                .delete_db_cluster()
+                .db_cluster_identifier(id)
+                .skip_final_snapshot(true)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| AwsError::new("DeleteDBCluster", e))
+        },
+    )
+    .await
+}
+
+/// Polls `describe` (the status, or `None` once gone) until the thing is
+/// gone, asking `delete` again at every poll while it is not `deleting`:
+/// RDS refuses to delete what is still being created, modified or backed
+/// up (an error code starting with `busy`), so the delete is retried
+/// until accepted. Whether there was anything to delete.
+async fn delete_until_gone<D, DF, X, XF>(
+    what: &str,
+    place: &RdsPlace<'_>,
+    busy: &str,
+    describe: D,
+    delete: X,
+) -> Result<bool, String>
+where
+    D: Fn() -> DF,
+    DF: std::future::Future<Output = Result<Option<String>, AwsError>>,
+    X: Fn() -> XF,
+    XF: std::future::Future<Output = Result<(), AwsError>>,
+{
     let existed = std::sync::atomic::AtomicBool::new(false);
     wait_until(
-        &format!("cluster {id} in {} to be deleted", place.region),
+        &format!("{what} in {} to be deleted", place.region),
         place.aws,
         place.budget,
         || async {
-            let status = match describe_cluster(client, id).await {
+            let status = match describe().await {
                 Ok(None) => return Ok(Some(())),
                 Ok(Some(status)) => status,
                 Err(e) => return Err(e.to_string()),
@@ -746,17 +770,10 @@ async fn delete_cluster(client: &Client, place: &RdsPlace<'_>, id: &str) -> Resu
             if status == "deleting" {
                 return Ok(None);
             }
-            let r = client
-                .delete_db_cluster()
-                .db_cluster_identifier(id)
-                .skip_final_snapshot(true)
-                .send()
-                .await
-                .map_err(|e| AwsError::new("DeleteDBCluster", e));
-            match r {
-                Ok(_) => Ok(None),
+            match delete().await {
+                Ok(()) => Ok(None),
                 Err(e) if e.is_not_found() => Ok(Some(())),
-                Err(e) if e.code.starts_with("InvalidDBClusterState") => Ok(None),
+                Err(e) if e.code.starts_with(busy) => Ok(None),
                 Err(e) => Err(format!("{e} (in {})", place.region)),
             }
         },

@@ -496,16 +496,7 @@ fn an_encrypted_snapshot_is_not_copied_to_a_region_without_a_key() {
     let proxy = Proxy::start(&moto().endpoint, 0, false);
     let text = plan(&env, tag, &proxy.endpoint, "");
     // Only the instance: moto would copy it without a key; AWS would not.
-    let only_db = text
-        .replace(
-            "[[resources]]\nname = \"invoices\"\nkind = \"s3\"\nbucket = \"awsenc-data\"\nprefix = \"2026/\"\n",
-            "",
-        )
-        .replace(
-            "[[resources]]\nname = \"aurora\"\nkind = \"rds-cluster\"\ncluster = \"awsenc-aurora\"\ninstance_class = \"db.r6g.large\"\n",
-            "",
-        );
-    assert!(!only_db.contains("aurora") && !only_db.contains("invoices"));
+    let only_db = instance_only(&text, tag, "");
     env.write_plan(&format!("{tag}.toml"), &only_db);
     let (out, code) = backup(&env, tag);
     assert_ne!(code, 0, "{out}");
