@@ -206,6 +206,22 @@ impl Catalog {
         .await?)
     }
 
+    /// The newest passing drill of `plan` started before `before`.
+    pub async fn last_passed_drill(
+        &self,
+        plan: &str,
+        before: Millis,
+    ) -> Result<Option<DrillRecord>, CatalogError> {
+        Ok(sqlx::query_as::<_, DrillRecord>(
+            "SELECT * FROM drills WHERE plan = ? AND started_at < ? AND status = 'passed'
+             ORDER BY started_at DESC, id DESC LIMIT 1",
+        )
+        .bind(plan)
+        .bind(before)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     pub async fn last_drill(&self, plan: &str) -> Result<Option<DrillRecord>, CatalogError> {
         Ok(sqlx::query_as::<_, DrillRecord>(
             "SELECT * FROM drills WHERE plan = ? AND status != 'running' ORDER BY started_at DESC, id DESC LIMIT 1",

@@ -66,7 +66,13 @@ impl Catalog {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            // Rows cross from SQLite's thread to ours through a bounded
+            // channel; sqlx's default of 50 makes the two threads hand over
+            // (and wake each other) every few rows when the report streams
+            // millions of them. Catalog rows are small, so a deeper channel
+            // costs little memory.
+            .row_buffer_size(1024);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)

@@ -253,44 +253,166 @@ impl Catalog {
         .await?)
     }
 
-    /// Calls `f` for every point of `plan` usable at some instant before
-    /// `to` and not deleted by `from` (so also those usable at `from`), in
-    /// the order they became usable. Rows are streamed: memory does not
-    /// grow with the catalog's history. Both halves of the query are
-    /// ranges of the `points_plan_deleted` index.
+    /// Calls `f`, in the order they became usable, for the points of
+    /// `plan` in `region` that can be the newest usable point of one of
+    /// `resources` at some instant of `[from, to)`: every point completed
+    /// in the window, and of those already usable at `from`, only the ones
+    /// no other point outlives with data at least as new (per resource, a
+    /// handful of index lookups; a point outlived by a newer one can never
+    /// be the newest usable). Rows are streamed from covering indexes
+    /// (migration 0006): memory does not grow with the catalog's history.
     pub async fn for_each_usable_point(
         &self,
         plan: &str,
+        region: &str,
+        resources: &[&str],
         from: Millis,
         to: Millis,
-        mut f: impl FnMut(UsablePoint<'_>),
+        mut f: impl FnMut(UsablePoint),
     ) -> Result<(), CatalogError> {
         use futures_util::TryStreamExt;
         use sqlx::Row;
-        let mut rows = sqlx::query(
-            "SELECT region, resource, data_time, completed_at, deleted_at FROM points
-               WHERE plan = ?1 AND deleted_at IS NULL AND completed_at < ?3
-                 AND data_time IS NOT NULL AND status IN ('complete', 'deleting', 'deleted')
-             UNION ALL
-             SELECT region, resource, data_time, completed_at, deleted_at FROM points
-               WHERE plan = ?1 AND deleted_at > ?2 AND completed_at < ?3
-                 AND data_time IS NOT NULL AND status IN ('complete', 'deleting', 'deleted')
-             ORDER BY completed_at",
-        )
-        .bind(plan)
-        .bind(from)
-        .bind(to)
-        .fetch(&self.pool);
+        for (index, resource) in resources.iter().enumerate() {
+            for p in self
+                .usable_at_and_outliving(plan, region, resource, from, to)
+                .await?
+            {
+                f(UsablePoint {
+                    resource: index,
+                    data_time: p.0,
+                    completed_at: p.1,
+                    deleted_at: p.2,
+                });
+            }
+        }
+        // `completed_at` is only set once a point is complete (and cleared
+        // if an interrupted backup is failed), so it alone tells which
+        // points were ever usable, whatever their status now. Each value
+        // read costs two allocations in sqlx, and this reads millions of
+        // rows for a year: the resource comes back as its index in
+        // `resources` (not a string), and not at all when there is one.
+        let (resource_column, resource_filter) = match resources {
+            [_] => (String::new(), "AND resource = ?5"),
+            _ => {
+                let case: String = (0..resources.len())
+                    .map(|i| format!(" WHEN ?{} THEN {i}", i + 5))
+                    .collect();
+                (format!("CASE resource{case} END, "), "")
+            }
+        };
+        let sql = format!(
+            "SELECT {resource_column}data_time, completed_at, deleted_at
+               FROM points INDEXED BY points_plan_region_completed
+              WHERE plan = ?1 AND region = ?2 AND completed_at >= ?3 AND completed_at < ?4
+                AND data_time IS NOT NULL {resource_filter}
+              ORDER BY completed_at"
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(plan)
+            .bind(region)
+            .bind(from)
+            .bind(to);
+        for resource in resources {
+            query = query.bind(*resource);
+        }
+        let first = usize::from(resources.len() > 1);
+        let mut rows = query.fetch(&self.pool);
         while let Some(row) = rows.try_next().await? {
+            let resource = if first == 0 {
+                0
+            } else {
+                // A resource no longer in the plan: not part of its exposure.
+                match row.try_get::<Option<i64>, _>(0)? {
+                    Some(index) => index as usize,
+                    None => continue,
+                }
+            };
             f(UsablePoint {
-                region: row.try_get(0)?,
-                resource: row.try_get(1)?,
-                data_time: row.try_get(2)?,
-                completed_at: row.try_get(3)?,
-                deleted_at: row.try_get(4)?,
+                resource,
+                data_time: row.try_get(first)?,
+                completed_at: row.try_get(first + 1)?,
+                deleted_at: row.try_get(first + 2)?,
             });
         }
         Ok(())
+    }
+
+    /// The points of one resource usable at `from` that can still be the
+    /// newest usable one at some instant before `to`, as `(data_time,
+    /// completed_at, deleted_at)`: the newest usable at `from`, then the
+    /// newest among those outliving it, and so on until one lives past
+    /// `to`. Any other point usable at `from` dies no later than one of
+    /// these and holds older data, so it never sets the exposure.
+    async fn usable_at_and_outliving(
+        &self,
+        plan: &str,
+        region: &str,
+        resource: &str,
+        from: Millis,
+        to: Millis,
+    ) -> Result<Vec<(Millis, Millis, Option<Millis>)>, CatalogError> {
+        type Row = (Millis, Millis, Option<Millis>);
+        // The newest usable at `from`, found near `from` in completion
+        // order: take the last point completed before `from` and still
+        // usable then; a point with newer data completed after that data
+        // time (data is always read before it completes), so only the
+        // points completed since can hold newer data. Ties on data time:
+        // the longest-lived one, which covers the others.
+        let first: Option<Row> = sqlx::query_as(
+            "SELECT data_time, completed_at, deleted_at
+               FROM points INDEXED BY points_plan_region_completed
+              WHERE plan = ?1 AND region = ?2 AND resource = ?3 AND data_time IS NOT NULL
+                AND completed_at < ?4 AND (deleted_at IS NULL OR deleted_at > ?4)
+                AND completed_at >= (
+                    SELECT data_time FROM points INDEXED BY points_plan_region_completed
+                     WHERE plan = ?1 AND region = ?2 AND resource = ?3 AND data_time IS NOT NULL
+                       AND completed_at < ?4 AND (deleted_at IS NULL OR deleted_at > ?4)
+                     ORDER BY completed_at DESC LIMIT 1)
+              ORDER BY data_time DESC, deleted_at IS NULL DESC, deleted_at DESC
+              LIMIT 1",
+        )
+        .bind(plan)
+        .bind(region)
+        .bind(resource)
+        .bind(from)
+        .fetch_optional(&self.pool)
+        .await?;
+        let mut out: Vec<Row> = first.into_iter().collect();
+        // Then, while the last one found dies inside the window, the
+        // newest among the points outliving it (two ranges of the index
+        // by deletion time; an OR would scan the resource's whole history).
+        while let Some(&(_, _, Some(after))) = out.last() {
+            if after >= to {
+                break;
+            }
+            let next: Option<Row> = sqlx::query_as(
+                "SELECT data_time, completed_at, deleted_at FROM (
+                   SELECT data_time, completed_at, deleted_at
+                     FROM points INDEXED BY points_plan_region_resource_deleted
+                    WHERE plan = ?1 AND region = ?2 AND resource = ?3
+                      AND deleted_at IS NULL AND completed_at < ?5
+                   UNION ALL
+                   SELECT data_time, completed_at, deleted_at
+                     FROM points INDEXED BY points_plan_region_resource_deleted
+                    WHERE plan = ?1 AND region = ?2 AND resource = ?3
+                      AND deleted_at > ?4 AND completed_at < ?5)
+                  WHERE data_time IS NOT NULL
+                  ORDER BY data_time DESC, deleted_at IS NULL DESC, deleted_at DESC
+                  LIMIT 1",
+            )
+            .bind(plan)
+            .bind(region)
+            .bind(resource)
+            .bind(after)
+            .bind(from)
+            .fetch_optional(&self.pool)
+            .await?;
+            match next {
+                Some(p) => out.push(p),
+                None => break,
+            }
+        }
+        Ok(out)
     }
 
     /// Complete points of a plan carrying a flag, completed in `[from, to)`.
@@ -357,9 +479,9 @@ impl Catalog {
 
 /// What the exposure walk needs of a point.
 #[derive(Debug, Clone, Copy)]
-pub struct UsablePoint<'a> {
-    pub region: &'a str,
-    pub resource: &'a str,
+pub struct UsablePoint {
+    /// Index in the `resources` asked for.
+    pub resource: usize,
     pub data_time: Millis,
     pub completed_at: Millis,
     pub deleted_at: Option<Millis>,

@@ -681,3 +681,137 @@ fn drills_chain_their_evidence_and_the_report_verifies_it() {
     let (r, _) = env.json(&["report", "--format", "json"]);
     assert_eq!(r["plans"][0]["evidence"]["intact"], false, "{r}");
 }
+
+/// The catalog hands the exposure walk only the points that can matter
+/// (those completed in the window, and of those usable at its start only
+/// the ones nothing newer outlives). Against a history where older points
+/// often outlive newer ones (as keep-daily retention leaves them), the
+/// report's walk must give exactly what the whole computation over every
+/// point gives, for windows that start before, inside and after it.
+#[tokio::test]
+async fn the_walk_over_the_catalogs_usable_points_equals_the_whole_computation() {
+    use lifeboat::report::exposure::{compute, finish_region, region_walk, Interval};
+
+    let env = Env::new();
+    let cat = Catalog::open(&env.path("lifeboat.db")).await.unwrap();
+    let resources = ["db", "files"];
+    let regions = ["primary", "dr"];
+    let mut seed: u64 = 0x5eed;
+    let mut rand = |n: i64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((seed >> 33) % n as u64) as i64
+    };
+    let mut all: Vec<(usize, usize, Interval)> = Vec::new();
+    for i in 0..400i64 {
+        let region = rand(2) as usize;
+        let resource = rand(2) as usize;
+        let data = T0 + i * 7 * M + rand(5 * M);
+        let done = data + M + rand(30 * M);
+        let id = cat
+            .insert_point(NewPoint {
+                plan: "shop",
+                resource: resources[resource],
+                kind: "sqlite",
+                region: regions[region],
+                run_id: None,
+                source_point_id: None,
+                started_at: data,
+            })
+            .await
+            .unwrap();
+        cat.complete_point(
+            id,
+            &PointCompletion {
+                data_time: data,
+                completed_at: done,
+                size_bytes: 1,
+                content_bytes: 1,
+                file_count: 1,
+                sha256: "00".into(),
+                location: format!("file:///v/{id}"),
+                flags: vec![],
+            },
+        )
+        .await
+        .unwrap();
+        // Most points live a few hours, some for days, a few forever.
+        let deleted = match rand(10) {
+            0 => None,
+            1 | 2 => Some(done + rand(3 * 24 * 60 * M)),
+            _ => Some(done + rand(4 * 60 * M)),
+        };
+        if let Some(at) = deleted {
+            cat.mark_point_deleting(id, at).await.unwrap();
+            cat.mark_point_deleted(id, at, "test").await.unwrap();
+        }
+        all.push((
+            region,
+            resource,
+            Interval {
+                resource,
+                data_time: data,
+                valid_from: done,
+                valid_to: deleted,
+            },
+        ));
+    }
+    // A failed point and a running one are never usable.
+    let failed = cat
+        .insert_point(NewPoint {
+            plan: "shop",
+            resource: "db",
+            kind: "sqlite",
+            region: "primary",
+            run_id: None,
+            source_point_id: None,
+            started_at: T0 + 100 * M,
+        })
+        .await
+        .unwrap();
+    cat.fail_point(failed, "boom", Some(T0 + 100 * M))
+        .await
+        .unwrap();
+
+    let end = T0 + 400 * 7 * M;
+    let mut compared = 0;
+    for (from, to) in [
+        (T0 - 60 * M, T0 + 300 * M),
+        (T0 + 600 * M, T0 + 900 * M),
+        (T0 + 1000 * M, end),
+        (T0 + 1234 * M, T0 + 1300 * M),
+        (end - 90 * M, end + 5 * 24 * 60 * M),
+        (end + 24 * 60 * M, end + 2 * 24 * 60 * M),
+    ] {
+        for (r, region) in regions.iter().enumerate() {
+            let mut walk = region_walk(2, T0, from, to, 30 * M, true).unwrap();
+            cat.for_each_usable_point("shop", region, &resources, from, to, |p| {
+                walk.add(&Interval {
+                    resource: p.resource,
+                    data_time: p.data_time,
+                    valid_from: p.completed_at,
+                    valid_to: p.deleted_at,
+                });
+            })
+            .await
+            .unwrap();
+            let (got, chart) = finish_region(walk);
+            let ivs: Vec<Interval> = all
+                .iter()
+                .filter(|(g, _, _)| *g == r)
+                .map(|(_, _, iv)| iv.clone())
+                .collect();
+            let want = compute(2, &ivs, T0, from, to, 30 * M).unwrap();
+            assert_eq!(got, want, "region {region}, window {from}..{to}");
+            assert_eq!(
+                chart,
+                lifeboat::report::exposure::timeline(2, &ivs, T0, from, to),
+                "region {region}, window {from}..{to}"
+            );
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 12);
+    cat.close().await;
+}
