@@ -58,7 +58,7 @@ pub async fn run(
     info!(run_id, "backup started");
 
     let primary = &plan.backup.primary_region;
-    let primary_vault = region_vault(plan, primary).await;
+    let primary_vault = writable_vault(plan, primary).await;
     let mut point_ids = Vec::new();
     let mut taken: Vec<(i64, &Resource, ArtifactKeys)> = Vec::new();
     let mut failures = 0usize;
@@ -156,7 +156,7 @@ pub async fn run(
         for region in &plan.backup.copy_to {
             let needs_vault = taken.iter().any(|(_, r, _)| r.spec.uses_vault());
             let dst_vault = if needs_vault {
-                region_vault(plan, region).await
+                writable_vault(plan, region).await
             } else {
                 Err(String::new())
             };
@@ -304,9 +304,19 @@ pub async fn region_vault(plan: &Plan, region: &str) -> Result<Vault, String> {
         region,
         aws: plan.aws.as_ref(),
         kms_key: r.kms_key.as_deref(),
+        object_lock: r.object_lock,
     })
     .await
     .map_err(|e| e.to_string())
+}
+
+/// The vault of a region a backup writes into, checked first: a region
+/// whose `object_lock` the bucket cannot honour fails its points before
+/// any object is written.
+pub async fn writable_vault(plan: &Plan, region: &str) -> Result<Vault, String> {
+    let vault = region_vault(plan, region).await?;
+    vault.check_writable().await.map_err(|e| e.to_string())?;
+    Ok(vault)
 }
 
 /// A streamed copy must hash like its source; a server-side copy (no hash
