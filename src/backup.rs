@@ -112,6 +112,14 @@ pub async fn run(
                 Err(e) => Err(e.clone()),
             }
         };
+        // Every object this point wrote is locked until at most now +
+        // retain: recorded before the point is complete (or failed), so
+        // prune never asks to delete a version still locked.
+        if res.spec.uses_vault() && primary_vault.is_ok() {
+            if let Some(until) = plan.lock_until(primary, now_ms()) {
+                cat.set_point_locked_until(id, until).await?;
+            }
+        }
         match result {
             Ok((snap, location)) => {
                 let mut flags = snap.flags.clone();
@@ -211,6 +219,11 @@ pub async fn run(
                         (Err(e), _) | (_, Err(e)) => Err(e.clone()),
                     }
                 };
+                if res.spec.uses_vault() && primary_vault.is_ok() && dst_vault.is_ok() {
+                    if let Some(until) = plan.lock_until(region, now_ms()) {
+                        cat.set_point_locked_until(id, until).await?;
+                    }
+                }
                 match copied {
                     Ok((c, location)) => {
                         cat.complete_point(

@@ -31,6 +31,10 @@ pub struct Point {
     #[serde(serialize_with = "flags_as_list")]
     pub flags: String,
     pub error: Option<String>,
+    /// Until when the point's objects are under S3 Object Lock (a region
+    /// with `object_lock`): prune does not delete it before.
+    #[serde(with = "crate::time::serde_ms::option")]
+    pub locked_until: Option<Millis>,
 }
 
 impl Point {
@@ -310,6 +314,18 @@ impl Catalog {
         .bind(to)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Records until when the objects a running point wrote are locked
+    /// (at least as long as any of them), before it is marked complete or
+    /// failed.
+    pub async fn set_point_locked_until(&self, id: i64, until: Millis) -> Result<(), CatalogError> {
+        sqlx::query("UPDATE points SET locked_until = ? WHERE id = ? AND status = 'running'")
+            .bind(until)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Records where a point's data will be before it is created (an RDS
