@@ -47,7 +47,7 @@ pub async fn run(
 ) -> Result<BackupOutcome, BackupError> {
     let _lock = PlanLock::try_acquire(&ctx.locks_dir(), &plan.name, "backup")?;
     let cat = &ctx.catalog;
-    let interrupted = cat.fail_interrupted_backups(&plan.name, now_ms()).await?;
+    let interrupted = fail_interrupted(cat, plan).await?;
     if interrupted > 0 {
         warn!(
             points = interrupted,
@@ -280,6 +280,26 @@ pub async fn run(
         status,
         points,
     })
+}
+
+/// Records the plan's `running` backups and points as failed
+/// (interrupted): call holding the plan's backup lock, when anything still
+/// running belongs to a process that stopped. A point of a locked region
+/// may have written locked objects before it died, each locked until at
+/// most now + retain: that bound is recorded first, so prune waits for it
+/// before removing what the point left. Returns how many points failed.
+pub async fn fail_interrupted(
+    cat: &crate::catalog::Catalog,
+    plan: &Plan,
+) -> Result<u64, CatalogError> {
+    let now = now_ms();
+    for region in plan.point_regions() {
+        if let Some(until) = plan.lock_until(region, now) {
+            cat.bound_lock_of_running_points(&plan.name, region, until)
+                .await?;
+        }
+    }
+    cat.fail_interrupted_backups(&plan.name, now).await
 }
 
 /// A plan's region as RDS calls see it; long waits are bounded by the

@@ -328,6 +328,27 @@ impl Catalog {
         Ok(())
     }
 
+    /// Sets `locked_until` on the running vault points of a plan in a
+    /// region that have none (of a process that died writing them).
+    pub async fn bound_lock_of_running_points(
+        &self,
+        plan: &str,
+        region: &str,
+        until: Millis,
+    ) -> Result<(), CatalogError> {
+        sqlx::query(
+            "UPDATE points SET locked_until = ?
+             WHERE plan = ? AND region = ? AND status = 'running' AND locked_until IS NULL
+               AND kind NOT IN ('rds-instance', 'rds-cluster')",
+        )
+        .bind(until)
+        .bind(plan)
+        .bind(region)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Records where a point's data will be before it is created (an RDS
     /// snapshot's name), so what a failed or interrupted run created can
     /// be found and removed.

@@ -395,3 +395,24 @@ impl Plan {
         self.resources.iter().find(|r| r.name == name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_ends_retain_after_the_write_rounded_up_to_the_second() {
+        let lock = ObjectLock {
+            mode: LockMode::Governance,
+            retain: Duration::from_secs(30),
+        };
+        assert_eq!(lock.until(1_000), 31_000);
+        assert_eq!(lock.until(1_001), 32_000);
+        assert_eq!(lock.until(1_999), 32_000);
+        let forever = ObjectLock {
+            mode: LockMode::Compliance,
+            retain: Duration::MAX,
+        };
+        assert!(forever.until(1_000) > 1_000, "saturates, never wraps");
+    }
+}
