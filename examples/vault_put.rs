@@ -26,6 +26,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         region,
         aws: Some(&aws),
         kms_key: None,
+        object_lock: None,
     })
     .await?;
     let reader = tokio::fs::File::open(file).await?;

@@ -47,7 +47,7 @@ pub async fn run(
 ) -> Result<BackupOutcome, BackupError> {
     let _lock = PlanLock::try_acquire(&ctx.locks_dir(), &plan.name, "backup")?;
     let cat = &ctx.catalog;
-    let interrupted = cat.fail_interrupted_backups(&plan.name, now_ms()).await?;
+    let interrupted = fail_interrupted(cat, plan).await?;
     if interrupted > 0 {
         warn!(
             points = interrupted,
@@ -58,7 +58,7 @@ pub async fn run(
     info!(run_id, "backup started");
 
     let primary = &plan.backup.primary_region;
-    let primary_vault = region_vault(plan, primary).await;
+    let primary_vault = writable_vault(plan, primary).await;
     let mut point_ids = Vec::new();
     let mut taken: Vec<(i64, &Resource, ArtifactKeys)> = Vec::new();
     let mut failures = 0usize;
@@ -112,6 +112,14 @@ pub async fn run(
                 Err(e) => Err(e.clone()),
             }
         };
+        // Every object this point wrote is locked until at most now +
+        // retain: recorded before the point is complete (or failed), so
+        // prune never asks to delete a version still locked.
+        if res.spec.uses_vault() && primary_vault.is_ok() {
+            if let Some(until) = plan.lock_until(primary, now_ms()) {
+                cat.set_point_locked_until(id, until).await?;
+            }
+        }
         match result {
             Ok((snap, location)) => {
                 let mut flags = snap.flags.clone();
@@ -156,7 +164,7 @@ pub async fn run(
         for region in &plan.backup.copy_to {
             let needs_vault = taken.iter().any(|(_, r, _)| r.spec.uses_vault());
             let dst_vault = if needs_vault {
-                region_vault(plan, region).await
+                writable_vault(plan, region).await
             } else {
                 Err(String::new())
             };
@@ -211,6 +219,11 @@ pub async fn run(
                         (Err(e), _) | (_, Err(e)) => Err(e.clone()),
                     }
                 };
+                if res.spec.uses_vault() && primary_vault.is_ok() && dst_vault.is_ok() {
+                    if let Some(until) = plan.lock_until(region, now_ms()) {
+                        cat.set_point_locked_until(id, until).await?;
+                    }
+                }
                 match copied {
                     Ok((c, location)) => {
                         cat.complete_point(
@@ -269,6 +282,26 @@ pub async fn run(
     })
 }
 
+/// Records the plan's `running` backups and points as failed
+/// (interrupted): call holding the plan's backup lock, when anything still
+/// running belongs to a process that stopped. A point of a locked region
+/// may have written locked objects before it died, each locked until at
+/// most now + retain: that bound is recorded first, so prune waits for it
+/// before removing what the point left. Returns how many points failed.
+pub async fn fail_interrupted(
+    cat: &crate::catalog::Catalog,
+    plan: &Plan,
+) -> Result<u64, CatalogError> {
+    let now = now_ms();
+    for region in plan.point_regions() {
+        if let Some(until) = plan.lock_until(region, now) {
+            cat.bound_lock_of_running_points(&plan.name, region, until)
+                .await?;
+        }
+    }
+    cat.fail_interrupted_backups(&plan.name, now).await
+}
+
 /// A plan's region as RDS calls see it; long waits are bounded by the
 /// plan's completion window.
 pub fn rds_place<'a>(plan: &'a Plan, region: &'a str) -> rds::RdsPlace<'a> {
@@ -304,9 +337,19 @@ pub async fn region_vault(plan: &Plan, region: &str) -> Result<Vault, String> {
         region,
         aws: plan.aws.as_ref(),
         kms_key: r.kms_key.as_deref(),
+        object_lock: r.object_lock,
     })
     .await
     .map_err(|e| e.to_string())
+}
+
+/// The vault of a region a backup writes into, checked first: a region
+/// whose `object_lock` the bucket cannot honour fails its points before
+/// any object is written.
+pub async fn writable_vault(plan: &Plan, region: &str) -> Result<Vault, String> {
+    let vault = region_vault(plan, region).await?;
+    vault.check_writable().await.map_err(|e| e.to_string())?;
+    Ok(vault)
 }
 
 /// A streamed copy must hash like its source; a server-side copy (no hash

@@ -6,6 +6,11 @@
 //! `complete` point without its data; `deleting` points are retried on the
 //! next prune. The plan's backup and drill locks are held, so a prune never
 //! deletes a point a running drill restores or a backup copies.
+//!
+//! A point whose objects are under S3 Object Lock (`locked_until` in the
+//! future) is not deleted: S3 would refuse. It is kept, and said so, and
+//! deleted by the first prune after its lock expired, every version of its
+//! objects (a locked bucket is versioned: a plain delete frees nothing).
 
 use tracing::{info, warn};
 
@@ -34,6 +39,14 @@ pub struct Pruned {
     pub reason: String,
     /// `Err` when the objects could not be deleted (retried next time).
     pub result: Result<(), String>,
+    /// `Some`: not deleted, because its objects are under S3 Object Lock
+    /// until then (`result` is `Ok`); a later prune deletes it.
+    pub locked_until: Option<Millis>,
+}
+
+/// Until when a point's objects are still locked at `now`.
+fn still_locked(point: &Point, now: Millis) -> Option<Millis> {
+    point.locked_until.filter(|until| *until > now)
 }
 
 pub async fn run(
@@ -74,14 +87,24 @@ pub async fn run(
         }
     }
     if !dry_run {
-        out.extend(remove_failed_leftovers(ctx, plan).await?);
+        out.extend(remove_failed_leftovers(ctx, plan, now).await?);
     }
     for (point, reason) in todo {
+        if let Some(until) = still_locked(&point, now) {
+            out.push(Pruned {
+                point,
+                reason,
+                result: Ok(()),
+                locked_until: Some(until),
+            });
+            continue;
+        }
         if dry_run {
             out.push(Pruned {
                 point,
                 reason,
                 result: Ok(()),
+                locked_until: None,
             });
             continue;
         }
@@ -98,6 +121,7 @@ pub async fn run(
             point,
             reason,
             result,
+            locked_until: None,
         });
     }
     Ok(out)
@@ -108,13 +132,26 @@ pub async fn run(
 /// died), the objects an `s3` point had copied. They hold no usable point
 /// and cost money. Such points had their location recorded before the
 /// work started; once cleaned they are flagged `leftovers-removed`.
-async fn remove_failed_leftovers(ctx: &Context, plan: &Plan) -> Result<Vec<Pruned>, PruneError> {
+async fn remove_failed_leftovers(
+    ctx: &Context,
+    plan: &Plan,
+    now: Millis,
+) -> Result<Vec<Pruned>, PruneError> {
     let cat = &ctx.catalog;
     let mut out = Vec::new();
     for point in cat.failed_points_with_leftovers(&plan.name).await? {
         let Some(location) = point.location.clone() else {
             continue;
         };
+        if let Some(until) = still_locked(&point, now) {
+            out.push(Pruned {
+                point,
+                reason: format!("objects under {location} of a failed backup"),
+                result: Ok(()),
+                locked_until: Some(until),
+            });
+            continue;
+        }
         let (what, result) = if point.kind.starts_with("rds-") {
             let name = crate::resource::rds::id_of(&location).to_string();
             // Never a snapshot a usable point of the same region stands on.
@@ -151,6 +188,7 @@ async fn remove_failed_leftovers(ctx: &Context, plan: &Plan) -> Result<Vec<Prune
             point,
             reason: format!("{what} of a failed backup"),
             result,
+            locked_until: None,
         });
     }
     Ok(out)
@@ -180,6 +218,14 @@ async fn delete_point_objects(vault: &Vault, point: &Point) -> Result<(), String
     let Some(location) = point.location.as_deref() else {
         return Ok(());
     };
+    // Written under a lock: the bucket keeps versions, and every one of
+    // them goes (even if the plan has no object_lock any more).
+    let vault = if point.locked_until.is_some() {
+        vault.clone().with_versioned_deletes()
+    } else {
+        vault.clone()
+    };
+    let vault = &vault;
     let root = vault.location("");
     let key = location
         .strip_prefix(root.trim_end_matches('/'))

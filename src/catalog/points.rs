@@ -31,6 +31,10 @@ pub struct Point {
     #[serde(serialize_with = "flags_as_list")]
     pub flags: String,
     pub error: Option<String>,
+    /// Until when the point's objects are under S3 Object Lock (a region
+    /// with `object_lock`): prune does not delete it before.
+    #[serde(with = "crate::time::serde_ms::option")]
+    pub locked_until: Option<Millis>,
 }
 
 impl Point {
@@ -432,6 +436,39 @@ impl Catalog {
         .bind(to)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    /// Records until when the objects a running point wrote are locked
+    /// (at least as long as any of them), before it is marked complete or
+    /// failed.
+    pub async fn set_point_locked_until(&self, id: i64, until: Millis) -> Result<(), CatalogError> {
+        sqlx::query("UPDATE points SET locked_until = ? WHERE id = ? AND status = 'running'")
+            .bind(until)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Sets `locked_until` on the running vault points of a plan in a
+    /// region that have none (of a process that died writing them).
+    pub async fn bound_lock_of_running_points(
+        &self,
+        plan: &str,
+        region: &str,
+        until: Millis,
+    ) -> Result<(), CatalogError> {
+        sqlx::query(
+            "UPDATE points SET locked_until = ?
+             WHERE plan = ? AND region = ? AND status = 'running' AND locked_until IS NULL
+               AND kind NOT IN ('rds-instance', 'rds-cluster')",
+        )
+        .bind(until)
+        .bind(plan)
+        .bind(region)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Records where a point's data will be before it is created (an RDS

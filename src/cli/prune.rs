@@ -24,20 +24,28 @@ pub async fn run(cli: &Cli, args: &PruneArgs) -> Result<ExitCode> {
     for plan in &plans {
         let pruned = lifeboat::prune::run(&ctx, plan, now_ms(), args.dry_run).await?;
         for p in &pruned {
-            let verb = match (&p.result, args.dry_run) {
-                (_, true) => "would delete",
-                (Ok(()), false) => "deleted",
-                (Err(_), false) => "FAILED to delete",
-            };
-            println!(
-                "{verb} point {} ({} {} in {}, data {}): {}",
+            let what = format!(
+                "point {} ({} {} in {}, data {})",
                 p.point.id,
                 plan.name,
                 p.point.resource,
                 p.point.region,
                 p.point.data_time.map(rfc3339).unwrap_or_default(),
-                p.reason
             );
+            if let Some(until) = p.locked_until {
+                println!(
+                    "kept {what}: object lock until {}; to delete then: {}",
+                    rfc3339(until),
+                    p.reason
+                );
+                continue;
+            }
+            let verb = match (&p.result, args.dry_run) {
+                (_, true) => "would delete",
+                (Ok(()), false) => "deleted",
+                (Err(_), false) => "FAILED to delete",
+            };
+            println!("{verb} {what}: {}", p.reason);
             if let Err(e) = &p.result {
                 eprintln!(
                     "error: point {}: {e}; it will be retried by the next prune",

@@ -252,11 +252,7 @@ impl Daemon {
             match crate::locks::PlanLock::try_acquire(&shared.ctx.locks_dir(), &plan.name, "backup")
             {
                 Ok(_lock) => {
-                    if let Err(e) = shared
-                        .ctx
-                        .catalog
-                        .fail_interrupted_backups(&plan.name, now_ms())
-                        .await
+                    if let Err(e) = crate::backup::fail_interrupted(&shared.ctx.catalog, plan).await
                     {
                         warn!(plan = %plan.name, error = %e, "cannot record interrupted backups");
                     }

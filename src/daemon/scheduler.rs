@@ -563,10 +563,7 @@ async fn execute(
                     if let Ok(_lock) =
                         crate::locks::PlanLock::try_acquire(&ctx.locks_dir(), &plan.name, "backup")
                     {
-                        let _ = ctx
-                            .catalog
-                            .fail_interrupted_backups(&plan.name, now_ms())
-                            .await;
+                        let _ = crate::backup::fail_interrupted(&ctx.catalog, plan).await;
                     }
                     shared.breakers.record(&breaker_key, false, now_ms());
                     let reason = format!(

@@ -342,6 +342,102 @@ impl Validator<'_> {
         }
     }
 
+    /// `object_lock = { mode, retain }`: both required. The mode is never
+    /// assumed: governance can be lifted by privileged users, compliance by
+    /// nobody, and which one a plan gets should be a decision.
+    fn object_lock(&mut self, raw: &S<RawObjectLock>) -> Option<ObjectLock> {
+        let l = raw.get_ref();
+        let mode = match &l.mode {
+            None => {
+                self.error(
+                    raw.span(),
+                    "`object_lock` needs `mode`: \"governance\" (users allowed s3:BypassGovernanceRetention can still remove a lock) or \"compliance\" (nobody can before it expires, not even the account's root user)",
+                );
+                None
+            }
+            Some(m) => match LockMode::parse(m.get_ref()) {
+                Some(mode) => Some(mode),
+                None => {
+                    self.error(
+                        m.span(),
+                        format!(
+                            "`mode` must be governance or compliance (got `{}`)",
+                            m.get_ref()
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+        let retain = match &l.retain {
+            None => {
+                self.error(
+                    raw.span(),
+                    "`object_lock` needs `retain`: how long each object stays locked once written, e.g. \"30d\"",
+                );
+                None
+            }
+            Some(r) => self.positive_duration("retain", r),
+        };
+        Some(ObjectLock {
+            mode: mode?,
+            retain: retain?,
+        })
+    }
+
+    /// An object lock needs an `s3://` vault; and a lock longer than the
+    /// region's `max_age` keeps points past it (prune waits for the lock).
+    fn check_object_locks(
+        &mut self,
+        raw: &RawPlan,
+        regions: &BTreeMap<String, (Range<usize>, Region)>,
+        default_retention: &Retention,
+    ) {
+        for (key, region) in raw.regions.get_ref() {
+            let Some(lock_raw) = &region.get_ref().object_lock else {
+                continue;
+            };
+            let name = key.get_ref();
+            let Some((_, r)) = regions.get(name) else {
+                continue;
+            };
+            match r.vault.as_deref() {
+                None => {
+                    self.error(
+                        lock_raw.span(),
+                        format!("region `{name}` has no vault: `object_lock` locks the objects of an s3:// vault"),
+                    );
+                    continue;
+                }
+                Some(vault) if !vault.starts_with("s3://") => {
+                    self.error(
+                        lock_raw.span(),
+                        format!("`object_lock` is S3 Object Lock and needs an s3:// vault; region `{name}` keeps its points in `{vault}`"),
+                    );
+                    continue;
+                }
+                Some(_) => {}
+            }
+            let rules = if r.retention.keeps_everything() {
+                default_retention
+            } else {
+                &r.retention
+            };
+            if let (Some(lock), Some(max_age)) = (r.object_lock, rules.max_age) {
+                if lock.retain > max_age {
+                    self.warning(
+                        lock_raw.span(),
+                        format!(
+                            "points in region `{name}` stay locked for {}, longer than max_age {}: prune keeps each point until its lock expires, then deletes it",
+                            humantime::format_duration(lock.retain),
+                            humantime::format_duration(max_age)
+                        ),
+                    );
+                }
+            }
+        }
+    }
+
     fn semantics(&mut self, raw: RawPlan) -> Option<Plan> {
         // Absolute, so vault locations recorded in the catalog do not
         // depend on the folder a command was started from.
@@ -386,6 +482,7 @@ impl Validator<'_> {
                 }
             }
             let retention = self.retention(r.retention.as_ref());
+            let object_lock = r.object_lock.as_ref().and_then(|l| self.object_lock(l));
             regions.insert(
                 region_name.clone(),
                 (
@@ -398,6 +495,7 @@ impl Validator<'_> {
                             .map(|v| resolve_vault(&base_dir, v.get_ref())),
                         kms_key: r.kms_key.as_ref().map(|k| k.get_ref().clone()),
                         retention,
+                        object_lock,
                     },
                 ),
             );
@@ -476,6 +574,7 @@ impl Validator<'_> {
         }
 
         let retention = self.retention(raw.retention.as_ref());
+        self.check_object_locks(&raw, &regions, &retention);
 
         // Resources.
         let mut resources: Vec<Resource> = Vec::new();

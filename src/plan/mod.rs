@@ -71,6 +71,60 @@ pub struct Region {
     pub vault: Option<String>,
     pub kms_key: Option<String>,
     pub retention: Retention,
+    /// S3 Object Lock on every object Lifeboat writes into the region's
+    /// (`s3://`) vault.
+    pub object_lock: Option<ObjectLock>,
+}
+
+/// S3 Object Lock retention put on vault objects as they are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObjectLock {
+    pub mode: LockMode,
+    /// How long each object stays locked from the moment it is written.
+    pub retain: Duration,
+}
+
+/// S3 Object Lock's two retention modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockMode {
+    /// Users with `s3:BypassGovernanceRetention` can still delete a locked
+    /// version or shorten its lock; nobody else can.
+    Governance,
+    /// Nobody can delete a locked version or shorten its lock before it
+    /// expires, not even the account's root user.
+    Compliance,
+}
+
+impl LockMode {
+    /// As written in plans.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Governance => "governance",
+            LockMode::Compliance => "compliance",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<LockMode> {
+        match text {
+            "governance" => Some(LockMode::Governance),
+            "compliance" => Some(LockMode::Compliance),
+            _ => None,
+        }
+    }
+}
+
+impl ObjectLock {
+    /// Until when an object written at `at` is locked: `at + retain`,
+    /// rounded up to the second (S3 keeps whole seconds), so the date a
+    /// write asks for and the one S3 reports compare equal.
+    pub fn until(&self, at: crate::time::Millis) -> crate::time::Millis {
+        let retain = i64::try_from(self.retain.as_millis()).unwrap_or(i64::MAX);
+        let until = at.saturating_add(retain);
+        until
+            .saturating_add(999)
+            .div_euclid(1000)
+            .saturating_mul(1000)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -319,6 +373,17 @@ impl Plan {
         }
     }
 
+    /// Until when a point written into `region` now is locked, when that
+    /// region's vault has an object lock.
+    pub fn lock_until(
+        &self,
+        region: &str,
+        now: crate::time::Millis,
+    ) -> Option<crate::time::Millis> {
+        let lock = self.regions.get(region)?.object_lock?;
+        Some(lock.until(now))
+    }
+
     /// Every region that holds points: the primary, then the copies in order.
     pub fn point_regions(&self) -> Vec<&str> {
         std::iter::once(self.backup.primary_region.as_str())
@@ -328,5 +393,26 @@ impl Plan {
 
     pub fn resource(&self, name: &str) -> Option<&Resource> {
         self.resources.iter().find(|r| r.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lock_ends_retain_after_the_write_rounded_up_to_the_second() {
+        let lock = ObjectLock {
+            mode: LockMode::Governance,
+            retain: Duration::from_secs(30),
+        };
+        assert_eq!(lock.until(1_000), 31_000);
+        assert_eq!(lock.until(1_001), 32_000);
+        assert_eq!(lock.until(1_999), 32_000);
+        let forever = ObjectLock {
+            mode: LockMode::Compliance,
+            retain: Duration::MAX,
+        };
+        assert!(forever.until(1_000) > 1_000, "saturates, never wraps");
     }
 }

@@ -53,6 +53,15 @@ pub struct RawRegion {
     pub vault: Option<S<String>>,
     pub kms_key: Option<S<String>>,
     pub retention: Option<S<RawRetention>>,
+    pub object_lock: Option<S<RawObjectLock>>,
+}
+
+/// `object_lock = { mode = "governance", retain = "30d" }` of a region.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawObjectLock {
+    pub mode: Option<S<String>>,
+    pub retain: Option<S<String>>,
 }
 
 /// Every key any kind takes; validation checks which ones apply to `kind`.

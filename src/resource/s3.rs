@@ -4,7 +4,9 @@
 //! copying and computes each copy's SHA-256; no byte passes through
 //! Lifeboat. A drill copies the objects back under a scratch prefix of the
 //! drill region's vault, under their own keys, and checks them against the
-//! manifest; the drill's cleanup deletes that prefix.
+//! manifest; the drill's cleanup deletes that prefix (every version of
+//! it, in a region with an object lock, whose scratch objects are written
+//! without a lock).
 
 use std::future::Future;
 
@@ -306,7 +308,9 @@ pub async fn restore(
     keys: &ArtifactKeys,
     scratch: &Scratch,
 ) -> Result<Restored, ResourceError> {
-    let v = s3_vault(vault, "restore")?;
+    // Scratch objects are never locked, even in a region with an object
+    // lock: the drill's cleanup must be able to delete them.
+    let v = &s3_vault(vault, "restore")?.without_lock();
     let manifest = Manifest::load(vault, &keys.manifest).await?;
     let prefix = scratch_prefix(scratch);
     let compared = bounded(manifest.objects.iter().cloned(), |entry| {

@@ -97,6 +97,8 @@ pub struct VaultTarget<'a> {
     pub region: &'a str,
     pub aws: Option<&'a crate::plan::AwsSpec>,
     pub kms_key: Option<&'a str>,
+    /// S3 Object Lock on every object written (`s3://` vaults only).
+    pub object_lock: Option<crate::plan::ObjectLock>,
 }
 
 impl Vault {
@@ -115,13 +117,38 @@ impl Vault {
                 return Err(VaultError::InvalidUrl(t.url.into()));
             }
             let client = s3::client(t.region, t.aws).await;
-            Ok(Vault::S3(S3Vault::new(
-                client,
-                rest,
-                t.kms_key.map(String::from),
+            Ok(Vault::S3(
+                S3Vault::new(client, rest, t.kms_key.map(String::from))
+                    .with_object_lock(t.object_lock),
+            ))
+        } else if t.object_lock.is_some() {
+            // Validation refuses this; never write unlocked what was
+            // meant to be locked.
+            Err(VaultError::InvalidUrl(format!(
+                "{} (object_lock needs an s3:// vault)",
+                t.url
             )))
         } else {
             Vault::from_url(t.url)
+        }
+    }
+
+    /// Whether writes can start: for a vault with an object lock, that its
+    /// bucket has Object Lock enabled (asked once per vault).
+    pub async fn check_writable(&self) -> Result<(), VaultError> {
+        match self {
+            Vault::File(_) => Ok(()),
+            Vault::S3(v) => v.check_object_lock().await,
+        }
+    }
+
+    /// Deletes remove every version of a key: for objects written while
+    /// the region had an object lock (a versioned bucket), even if the
+    /// plan no longer has one.
+    pub fn with_versioned_deletes(self) -> Vault {
+        match self {
+            Vault::S3(v) => Vault::S3(v.with_versioned_deletes()),
+            other => other,
         }
     }
 

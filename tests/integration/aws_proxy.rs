@@ -12,6 +12,15 @@
 //!   called.
 //! - `fail_instances` makes every drill instance report a hopeless status
 //!   (`incompatible-restore`), to fail a drill half-way.
+//! - A request asking to bypass a governance Object Lock
+//!   (`x-amz-bypass-governance-retention`) is refused: Lifeboat must never
+//!   send one.
+//! - moto refuses a CopyObject that sets an Object Lock retention unless it
+//!   carries `x-amz-sdk-checksum-algorithm` (its rule for PutObject, whose
+//!   body S3 must verify). AWS asks no such thing of a copy, which has no
+//!   body (boto/s3transfer#224 copies into locked buckets without it), and
+//!   the SDK sends a copy's checksum algorithm as `x-amz-checksum-algorithm`:
+//!   the proxy repeats it under the name moto looks for.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,6 +35,10 @@ pub struct Call {
     pub region: String,
     pub service: String,
     pub action: String,
+    /// The query string of S3 requests (`uploads`, `versionId=...`).
+    pub query: String,
+    /// The Object Lock mode the request asked for, if any.
+    pub lock_mode: Option<String>,
 }
 
 #[derive(Default)]
@@ -153,11 +166,36 @@ async fn forward(State(s): State<Arc<Shared>>, req: Request) -> Response {
     } else {
         format!("{} {}", parts.method, parts.uri.path())
     };
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    };
     s.calls.lock().unwrap().push(Call {
         region: region.clone(),
         service: service.clone(),
         action: action.clone(),
+        query: parts.uri.query().unwrap_or("").to_string(),
+        lock_mode: header("x-amz-object-lock-mode"),
     });
+
+    if parts
+        .headers
+        .contains_key("x-amz-bypass-governance-retention")
+    {
+        s.refused
+            .lock()
+            .unwrap()
+            .push(format!("{action}: x-amz-bypass-governance-retention"));
+        let xml = "<Error><Code>AccessDenied</Code><Message>the test proxy refuses bypassing a governance lock</Message></Error>";
+        return Response::builder()
+            .status(StatusCode::FORBIDDEN)
+            .header("content-type", "application/xml")
+            .body(Body::from(xml))
+            .unwrap();
+    }
 
     if matches!(action.as_str(), "DeleteDBInstance" | "DeleteDBCluster")
         && form_value(&text, "SkipFinalSnapshot") != Some("true")
@@ -204,6 +242,12 @@ async fn forward(State(s): State<Arc<Shared>>, req: Request) -> Response {
         ) {
             fwd = fwd.header(k, v);
         }
+    }
+    let locked_copy = parts.headers.contains_key("x-amz-copy-source")
+        && parts.headers.contains_key("x-amz-object-lock-mode")
+        && !parts.headers.contains_key("x-amz-sdk-checksum-algorithm");
+    if let (true, Some(algorithm)) = (locked_copy, header("x-amz-checksum-algorithm")) {
+        fwd = fwd.header("x-amz-sdk-checksum-algorithm", algorithm);
     }
     let resp = match fwd.body(body.to_vec()).send().await {
         Ok(r) => r,
@@ -253,11 +297,15 @@ async fn forward(State(s): State<Arc<Shared>>, req: Request) -> Response {
     }
 
     let mut builder = Response::builder().status(status.as_u16());
+    // A HEAD answer has no body: its content-length is the object's size.
+    let head = parts.method == axum::http::Method::HEAD;
     for (k, v) in headers.iter() {
-        if !matches!(
-            k.as_str(),
-            "content-length" | "transfer-encoding" | "connection"
-        ) {
+        let framing = match k.as_str() {
+            "content-length" => !head,
+            "transfer-encoding" | "connection" => true,
+            _ => false,
+        };
+        if !framing {
             builder = builder.header(k, v);
         }
     }

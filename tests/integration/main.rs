@@ -10,6 +10,7 @@ mod daemon;
 mod local_loop;
 mod moto;
 mod notify;
+mod object_lock;
 mod pg;
 mod postgres;
 mod report;

@@ -224,6 +224,46 @@ fn the_base_plan_is_valid_without_warnings() {
     "sql = \"SELECT 1\"\n\n[[notify]]\nurl = \"https://h.example.com/x\"\nchannel = \"#ops\"\n",
     "p.toml:34:1: unknown key `channel`, expected one of `url`, `url_env`, `events`"
 )]
+#[case::object_lock_on_a_file_vault(
+    "vault = \"file:///tmp/b\"",
+    "vault = \"file:///tmp/b\"\nobject_lock = { mode = \"governance\", retain = \"30d\" }",
+    "p.toml:17:15: `object_lock` is S3 Object Lock and needs an s3:// vault; region `us-west-2` keeps its points in `file:///tmp/b`"
+)]
+#[case::object_lock_unknown_mode(
+    "vault = \"file:///tmp/b\"",
+    "vault = \"s3://b/x\"\nobject_lock = { mode = \"legal-hold\", retain = \"30d\" }",
+    "p.toml:17:24: `mode` must be governance or compliance (got `legal-hold`)"
+)]
+#[case::object_lock_zero_retain(
+    "vault = \"file:///tmp/b\"",
+    "vault = \"s3://b/x\"\nobject_lock = { mode = \"compliance\", retain = \"0s\" }",
+    "p.toml:17:47: `retain` must be longer than zero"
+)]
+#[case::object_lock_bad_retain(
+    "vault = \"file:///tmp/b\"",
+    "vault = \"s3://b/x\"\nobject_lock = { mode = \"compliance\", retain = \"a month\" }",
+    "p.toml:17:47: invalid duration `a month` for `retain`: expected number at 0; write e.g. \"90s\", \"15m\", \"1h\", \"7d\""
+)]
+#[case::object_lock_without_mode(
+    "vault = \"file:///tmp/b\"",
+    "vault = \"s3://b/x\"\nobject_lock = { retain = \"30d\" }",
+    "p.toml:17:15: `object_lock` needs `mode`: \"governance\" (users allowed s3:BypassGovernanceRetention can still remove a lock) or \"compliance\" (nobody can before it expires, not even the account's root user)"
+)]
+#[case::object_lock_without_retain(
+    "vault = \"file:///tmp/b\"",
+    "vault = \"s3://b/x\"\nobject_lock = { mode = \"governance\" }",
+    "p.toml:17:15: `object_lock` needs `retain`: how long each object stays locked once written, e.g. \"30d\""
+)]
+#[case::object_lock_unknown_key(
+    "vault = \"file:///tmp/b\"",
+    "vault = \"s3://b/x\"\nobject_lock = { mode = \"governance\", retain = \"1d\", legal_hold = true }",
+    "p.toml:17:53: unknown key `legal_hold`, expected `mode` or `retain`"
+)]
+#[case::object_lock_without_vault(
+    "vault = \"file:///tmp/b\"\n",
+    "object_lock = { mode = \"governance\", retain = \"30d\" }\n",
+    "p.toml:16:15: region `us-west-2` has no vault: `object_lock` locks the objects of an s3:// vault"
+)]
 fn each_rule_reports_its_message_and_position(
     #[case] find: &str,
     #[case] replace: &str,
@@ -289,6 +329,11 @@ fn every_error_of_a_file_is_reported() {
     "",
     "p.toml:23:1: warning: [drill] has no schedule: drills run only when started by hand"
 )]
+#[case::object_lock_outlasts_max_age(
+    "[regions.us-east-1]\nvault = \"file:///tmp/a\"",
+    "[retention]\nmax_age = \"7d\"\n\n[regions.us-east-1]\nvault = \"s3://a/x\"\nobject_lock = { mode = \"compliance\", retain = \"30d\" }",
+    "p.toml:18:15: warning: points in region `us-east-1` stay locked for 30days, longer than max_age 7days: prune keeps each point until its lock expires, then deletes it"
+)]
 fn warnings_do_not_reject_the_plan(
     #[case] find: &str,
     #[case] replace: &str,
@@ -302,6 +347,32 @@ fn warnings_do_not_reject_the_plan(
         got.iter().any(|d| d == expected),
         "expected {expected}\ngot {got:?}"
     );
+}
+
+#[test]
+fn an_object_lock_is_read_into_the_region() {
+    let text = BASE
+        .replace(
+            "vault = \"file:///tmp/a\"",
+            "vault = \"s3://a/x\"\nobject_lock = { mode = \"governance\", retain = \"30d\" }",
+        )
+        .replace(
+            "vault = \"file:///tmp/b\"",
+            "vault = \"s3://b/x\"\nobject_lock = { mode = \"compliance\", retain = \"2s\" }",
+        );
+    let (plan, warnings) = lifeboat::plan::parse_plan(Path::new("p.toml"), &text).expect("valid");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let lock = |r: &str| plan.regions[r].object_lock.expect("a lock");
+    assert_eq!(lock("us-east-1").mode, lifeboat::plan::LockMode::Governance);
+    assert_eq!(lock("us-east-1").retain, Duration::from_secs(30 * 86_400));
+    assert_eq!(lock("us-west-2").mode, lifeboat::plan::LockMode::Compliance);
+    assert_eq!(lock("us-west-2").retain, Duration::from_secs(2));
+    assert!(lifeboat::plan::parse_plan(Path::new("p.toml"), BASE)
+        .unwrap()
+        .0
+        .regions["us-east-1"]
+        .object_lock
+        .is_none());
 }
 
 #[test]

@@ -107,6 +107,7 @@ async fn s3_vaults_pass_the_conformance_suite() {
                 region,
                 aws: Some(&aws),
                 kms_key: None,
+                object_lock: None,
             })
             .await
             .unwrap()
@@ -126,6 +127,7 @@ async fn a_missing_bucket_is_a_clear_error_with_the_aws_code() {
         region: "us-east-1",
         aws: Some(&aws),
         kms_key: None,
+        object_lock: None,
     })
     .await
     .unwrap();
@@ -216,6 +218,7 @@ async fn s3_vault(bucket: &str, region: &str) -> (Vault, aws_sdk_s3::Client) {
         region,
         aws: Some(&aws),
         kms_key: None,
+        object_lock: None,
     })
     .await
     .unwrap();
