@@ -46,7 +46,7 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            let message = format!("{e:#}").replace('\n', " ");
+            let message = one_line(&e);
             eprintln!("error: {message}");
             if e.downcast_ref::<cli::BadInput>().is_some() {
                 ExitCode::from(2)
@@ -54,5 +54,47 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
+    }
+}
+
+/// The error and its causes on one line. Most of our errors already quote
+/// their cause in their own message (so logs, which print only the top
+/// error, are complete): a cause already said is not repeated.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if message.contains(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message.replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("catalog x.db: cannot apply migrations: {source}")]
+    struct Quoting {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_already_quoted_is_not_repeated() {
+        let e = anyhow::Error::new(Quoting {
+            source: std::io::Error::other("migration 5 was modified"),
+        });
+        assert_eq!(
+            one_line(&e),
+            "catalog x.db: cannot apply migrations: migration 5 was modified"
+        );
+        let e = anyhow::anyhow!("disk full\nretry later").context("writing the manifest");
+        assert_eq!(one_line(&e), "writing the manifest: disk full retry later");
     }
 }
