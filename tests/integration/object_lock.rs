@@ -320,24 +320,27 @@ fn every_object_written_into_a_locked_region_is_locked_and_drill_scratch_is_not(
     assert!(proxy.refused().is_empty(), "{:?}", proxy.refused());
 }
 
-#[test]
-fn prune_keeps_a_locked_point_and_deletes_every_version_once_its_lock_expired() {
+/// A plan `tag` whose two regions lock for `retain` (governance) and keep
+/// one point, after two backups: the first point is prunable but locked.
+fn two_locked_points(
+    tag: &str,
+    retain: &str,
+) -> (Env, tokio::runtime::Runtime, Proxy, Value, Value) {
     let env = Env::new();
     env.seed(5);
-    let tag = "olprune";
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         bucket(&format!("{tag}-vault-east"), EAST, true).await;
         bucket(&format!("{tag}-vault-west"), WEST, true).await;
     });
     let proxy = Proxy::start(&moto().endpoint, 0, false);
-    let lock = "object_lock = { mode = \"governance\", retain = \"3s\" }";
+    let lock = format!("object_lock = {{ mode = \"governance\", retain = \"{retain}\" }}");
     plan(
         &env,
         tag,
         &proxy.endpoint,
-        lock,
-        lock,
+        &lock,
+        &lock,
         &files_resource(&env),
         "\n[retention]\nkeep_last = 1\n",
     );
@@ -345,6 +348,13 @@ fn prune_keeps_a_locked_point_and_deletes_every_version_once_its_lock_expired() 
     assert_eq!(code, 0, "{first}");
     let (second, code) = env.json(&["backup", "run", tag, "--json"]);
     assert_eq!(code, 0, "{second}");
+    (env, rt, proxy, first, second)
+}
+
+#[test]
+fn prune_keeps_a_locked_point_and_deletes_every_version_once_its_lock_expired() {
+    let tag = "olprune";
+    let (env, rt, proxy, first, second) = two_locked_points(tag, "3s");
     let old = points(&first);
     let locked_until = max_locked_until(&old, EAST).max(max_locked_until(&old, WEST));
 
@@ -429,29 +439,8 @@ fn prune_keeps_a_locked_point_and_deletes_every_version_once_its_lock_expired() 
 
 #[test]
 fn a_locked_version_survives_an_attempt_to_delete_it() {
-    let env = Env::new();
-    env.seed(5);
     let tag = "oldeny";
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(async {
-        bucket(&format!("{tag}-vault-east"), EAST, true).await;
-        bucket(&format!("{tag}-vault-west"), WEST, true).await;
-    });
-    let proxy = Proxy::start(&moto().endpoint, 0, false);
-    let lock = "object_lock = { mode = \"governance\", retain = \"1h\" }";
-    plan(
-        &env,
-        tag,
-        &proxy.endpoint,
-        lock,
-        lock,
-        &files_resource(&env),
-        "\n[retention]\nkeep_last = 1\n",
-    );
-    let (first, code) = env.json(&["backup", "run", tag, "--json"]);
-    assert_eq!(code, 0, "{first}");
-    let (second, code) = env.json(&["backup", "run", tag, "--json"]);
-    assert_eq!(code, 0, "{second}");
+    let (env, rt, proxy, first, _second) = two_locked_points(tag, "1h");
     // A catalog that lost the lock of point 1: prune tries, S3 refuses.
     common::sqlite(
         &env.path("lifeboat.db"),
