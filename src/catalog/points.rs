@@ -276,6 +276,9 @@ impl Catalog {
     ) -> Result<(), CatalogError> {
         use futures_util::TryStreamExt;
         use sqlx::Row;
+        if resources.is_empty() {
+            return Ok(());
+        }
         for (index, resource) in resources.iter().enumerate() {
             for p in self
                 .usable_at_and_outliving(plan, region, resource, from, to)
