@@ -602,6 +602,22 @@ impl Validator<'_> {
                 );
                 continue;
             }
+            // A drill's scratch names (database, S3 prefix) spell `-` as
+            // `_`: two such resources would restore into one place.
+            let scratch_key = rname.replace('-', "_");
+            if let Some((other, first)) = resource_spans
+                .iter()
+                .find(|(name, _)| name.replace('-', "_") == scratch_key)
+            {
+                let (line, _) = super::diagnostic::line_column(self.text, first.start);
+                self.error(
+                    r.name.span(),
+                    format!(
+                        "resource name `{rname}` differs from `{other}` (line {line}) only by `-` and `_`, which drill scratch names spell alike; rename one"
+                    ),
+                );
+                continue;
+            }
             resource_spans.insert(rname.clone(), r.name.span());
             if let Some(spec) = self.resource_spec(r, &base_dir) {
                 resources.push(Resource { name: rname, spec });

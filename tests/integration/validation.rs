@@ -138,6 +138,11 @@ fn the_base_plan_is_valid_without_warnings() {
     "[[resources]]\nname = \"db\"\nkind = \"path\"\npath = \"/srv\"\n\n[drill]",
     "p.toml:24:8: duplicate resource name `db` (first defined on line 19)"
 )]
+#[case::resources_alike_in_scratch_names(
+    "[drill]",
+    "[[resources]]\nname = \"d-b\"\nkind = \"path\"\npath = \"/srv\"\n\n[[resources]]\nname = \"d_b\"\nkind = \"path\"\npath = \"/srv\"\n\n[drill]",
+    "p.toml:29:8: resource name `d_b` differs from `d-b` (line 24) only by `-` and `_`, which drill scratch names spell alike; rename one"
+)]
 #[case::unknown_kind("kind = \"sqlite\"", "kind = \"mongodb\"", "p.toml:20:8: unknown resource kind `mongodb`; expected one of path, sqlite, postgres, s3, rds-instance, rds-cluster")]
 #[case::key_of_other_kind(
     "path = \"/tmp/app.db\"",
