@@ -66,6 +66,9 @@ pub fn print_points(points: &[Point]) {
             p.size_bytes.map(human_bytes).unwrap_or_else(|| "-".into()),
             p.flag_list().join(",")
         );
+        if let Some(until) = p.locked_until.filter(|t| *t > lifeboat::time::now_ms()) {
+            println!("       S3 Object Lock until {}", rfc3339(until));
+        }
         if let Some(e) = &p.error {
             println!("       error: {e}");
         }

@@ -441,6 +441,12 @@ fn prune_keeps_a_locked_point_and_deletes_every_version_once_its_lock_expired() 
 fn a_locked_version_survives_an_attempt_to_delete_it() {
     let tag = "oldeny";
     let (env, rt, proxy, first, _second) = two_locked_points(tag, "1h");
+    let listed = common::stdout(&env.run(&["points", "list", "--plan", tag]));
+    assert_eq!(
+        listed.matches("S3 Object Lock until 20").count(),
+        4,
+        "two points in two regions, each locked: {listed}"
+    );
     // A catalog that lost the lock of point 1: prune tries, S3 refuses.
     common::sqlite(
         &env.path("lifeboat.db"),
