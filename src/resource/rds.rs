@@ -28,6 +28,20 @@ use crate::time::Millis;
 /// (Aurora needs one; this is the smallest class both engines offer).
 const DEFAULT_CLUSTER_INSTANCE_CLASS: &str = "db.t4g.medium";
 
+/// The outcome of creating a drill instance or cluster, as a message that
+/// names the region. Drill ids are never reused: a namesake is not ours
+/// to use (another catalog drilling the same plan?).
+fn drill_created<T>(r: Result<T, AwsError>, place: &RdsPlace<'_>) -> Result<(), String> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_already_exists() => Err(format!(
+            "{e} (in {}): a drill of another catalog with the same plan?",
+            place.region
+        )),
+        Err(e) => Err(format!("{e} (in {})", place.region)),
+    }
+}
+
 /// A region as RDS calls see it.
 #[derive(Debug, Clone, Copy)]
 pub struct RdsPlace<'a> {
@@ -544,17 +558,7 @@ pub async fn restore(
                 .send()
                 .await
                 .map_err(|e| AwsError::new("RestoreDBInstanceFromDBSnapshot", e));
-            match r {
-                Ok(_) => {}
-                // Drill ids are never reused: a namesake is not ours to use.
-                Err(e) if e.is_already_exists() => {
-                    return Err(fail(format!(
-                        "{e} (in {}): a drill of another catalog with the same plan?",
-                        place.region
-                    )))
-                }
-                Err(e) => return Err(fail(format!("{e} (in {})", place.region))),
-            }
+            drill_created(r, place).map_err(fail)?;
             wait_instance_available(&client, place, &name)
                 .await
                 .map_err(fail)?
@@ -578,17 +582,7 @@ pub async fn restore(
                 .send()
                 .await
                 .map_err(|e| AwsError::new("RestoreDBClusterFromSnapshot", e));
-            match r {
-                Ok(_) => {}
-                // Drill ids are never reused: a namesake is not ours to use.
-                Err(e) if e.is_already_exists() => {
-                    return Err(fail(format!(
-                        "{e} (in {}): a drill of another catalog with the same plan?",
-                        place.region
-                    )))
-                }
-                Err(e) => return Err(fail(format!("{e} (in {})", place.region))),
-            }
+            drill_created(r, place).map_err(fail)?;
             wait_until(
                 &format!("cluster {name} in {} to be available", place.region),
                 place.aws,
@@ -624,17 +618,7 @@ pub async fn restore(
                 .send()
                 .await
                 .map_err(|e| AwsError::new("CreateDBInstance", e));
-            match r {
-                Ok(_) => {}
-                // Drill ids are never reused: a namesake is not ours to use.
-                Err(e) if e.is_already_exists() => {
-                    return Err(fail(format!(
-                        "{e} (in {}): a drill of another catalog with the same plan?",
-                        place.region
-                    )))
-                }
-                Err(e) => return Err(fail(format!("{e} (in {})", place.region))),
-            }
+            drill_created(r, place).map_err(fail)?;
             wait_instance_available(&client, place, &instance)
                 .await
                 .map_err(fail)?
