@@ -44,6 +44,12 @@ async fn bucket(name: &str, region: &str, locked: bool) {
 }
 
 /// A source bucket for the `s3` kind, with `n` objects under `2026/`.
+/// The plan's two vault buckets, `{tag}-vault-east` and `-west`.
+async fn vault_buckets(tag: &str, locked: bool) {
+    bucket(&format!("{tag}-vault-east"), EAST, locked).await;
+    bucket(&format!("{tag}-vault-west"), WEST, locked).await;
+}
+
 async fn source_bucket(tag: &str, n: usize) {
     let name = format!("{tag}-data");
     bucket(&name, EAST, false).await;
@@ -202,8 +208,7 @@ fn every_object_written_into_a_locked_region_is_locked_and_drill_scratch_is_not(
     let tag = "olfull";
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        bucket(&format!("{tag}-vault-east"), EAST, true).await;
-        bucket(&format!("{tag}-vault-west"), WEST, true).await;
+        vault_buckets(tag, true).await;
         source_bucket(tag, 3).await;
     });
     let proxy = Proxy::start(&moto().endpoint, 0, false);
@@ -330,8 +335,7 @@ fn two_locked_points(
     env.seed(5);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        bucket(&format!("{tag}-vault-east"), EAST, true).await;
-        bucket(&format!("{tag}-vault-west"), WEST, true).await;
+        vault_buckets(tag, true).await;
     });
     let proxy = Proxy::start(&moto().endpoint, 0, false);
     let lock = format!("object_lock = {{ mode = \"governance\", retain = \"{retain}\" }}");
@@ -512,8 +516,7 @@ fn a_locked_region_whose_bucket_has_no_object_lock_fails_before_writing() {
     let tag = "olnone";
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        bucket(&format!("{tag}-vault-east"), EAST, false).await;
-        bucket(&format!("{tag}-vault-west"), WEST, false).await;
+        vault_buckets(tag, false).await;
         source_bucket(tag, 2).await;
     });
     let proxy = Proxy::start(&moto().endpoint, 0, false);
@@ -666,8 +669,7 @@ fn what_a_killed_backup_wrote_in_a_locked_region_is_kept_until_its_lock_ends() {
     let tag = "olkill";
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        bucket(&format!("{tag}-vault-east"), EAST, true).await;
-        bucket(&format!("{tag}-vault-west"), WEST, true).await;
+        vault_buckets(tag, true).await;
         source_bucket(tag, 1).await;
     });
     let proxy = Proxy::start(&moto().endpoint, 0, false);

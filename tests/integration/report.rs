@@ -62,13 +62,28 @@ async fn point(
     data: i64,
     done: i64,
 ) -> i64 {
+    complete_point(cat, plan, "db", region, Some(run), source, data, done).await
+}
+
+/// A point of `resource` whose data is from `data`, complete at `done`.
+#[allow(clippy::too_many_arguments)]
+async fn complete_point(
+    cat: &Catalog,
+    plan: &str,
+    resource: &str,
+    region: &str,
+    run: Option<i64>,
+    source: Option<i64>,
+    data: i64,
+    done: i64,
+) -> i64 {
     let id = cat
         .insert_point(NewPoint {
             plan,
-            resource: "db",
+            resource,
             kind: "sqlite",
             region,
-            run_id: Some(run),
+            run_id: run,
             source_point_id: source,
             started_at: data,
         })
@@ -709,33 +724,17 @@ async fn the_walk_over_the_catalogs_usable_points_equals_the_whole_computation()
         let resource = rand(2) as usize;
         let data = T0 + i * 7 * M + rand(5 * M);
         let done = data + M + rand(30 * M);
-        let id = cat
-            .insert_point(NewPoint {
-                plan: "shop",
-                resource: resources[resource],
-                kind: "sqlite",
-                region: regions[region],
-                run_id: None,
-                source_point_id: None,
-                started_at: data,
-            })
-            .await
-            .unwrap();
-        cat.complete_point(
-            id,
-            &PointCompletion {
-                data_time: data,
-                completed_at: done,
-                size_bytes: 1,
-                content_bytes: 1,
-                file_count: 1,
-                sha256: "00".into(),
-                location: format!("file:///v/{id}"),
-                flags: vec![],
-            },
+        let id = complete_point(
+            &cat,
+            "shop",
+            resources[resource],
+            regions[region],
+            None,
+            None,
+            data,
+            done,
         )
-        .await
-        .unwrap();
+        .await;
         // Most points live a few hours, some for days, a few forever.
         let deleted = match rand(10) {
             0 => None,
