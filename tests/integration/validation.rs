@@ -284,6 +284,172 @@ fn each_rule_reports_its_message_and_position(
     );
 }
 
+/// The resource of [`BASE`], replaced by each case.
+const BASE_RESOURCE: &str = "kind = \"sqlite\"\npath = \"/tmp/app.db\"";
+
+#[rstest]
+#[case::path_needs_path("kind = \"path\"", "p.toml:19:8: resource `db` of kind `path` needs `path`")]
+#[case::postgres_needs_url(
+    "kind = \"postgres\"\ndrill_url = \"postgres://db/drill\"",
+    "p.toml:19:8: resource `db` of kind `postgres` needs `url`"
+)]
+#[case::s3_needs_bucket(
+    "kind = \"s3\"\nprefix = \"p/\"",
+    "p.toml:19:8: resource `db` of kind `s3` needs `bucket`"
+)]
+#[case::rds_instance_needs_instance(
+    "kind = \"rds-instance\"\ninstance_class = \"db.t3.micro\"",
+    "p.toml:19:8: resource `db` of kind `rds-instance` needs `instance`"
+)]
+#[case::rds_cluster_needs_cluster(
+    "kind = \"rds-cluster\"\nsecurity_groups = [\"sg-1\"]",
+    "p.toml:19:8: resource `db` of kind `rds-cluster` needs `cluster`"
+)]
+#[case::path_takes_no_url(
+    "kind = \"path\"\npath = \"/srv\"\nurl = \"postgres://db/app\"",
+    "p.toml:22:7: `url` does not apply to a resource of kind `path`"
+)]
+#[case::sqlite_takes_no_exclude(
+    "kind = \"sqlite\"\npath = \"/tmp/app.db\"\nexclude = [\"*.tmp\"]",
+    "p.toml:22:11: `exclude` does not apply to a resource of kind `sqlite`"
+)]
+#[case::postgres_takes_no_path(
+    "kind = \"postgres\"\nurl = \"postgres://db/app\"\npath = \"/srv\"",
+    "p.toml:22:8: `path` does not apply to a resource of kind `postgres`"
+)]
+#[case::s3_takes_no_instance_class(
+    "kind = \"s3\"\nbucket = \"b\"\ninstance_class = \"db.t3.micro\"",
+    "p.toml:22:18: `instance_class` does not apply to a resource of kind `s3`"
+)]
+#[case::rds_instance_takes_no_cluster(
+    "kind = \"rds-instance\"\ninstance = \"db-1\"\ncluster = \"c\"",
+    "p.toml:22:11: `cluster` does not apply to a resource of kind `rds-instance`"
+)]
+#[case::rds_cluster_takes_no_instance(
+    "kind = \"rds-cluster\"\ncluster = \"c\"\ninstance = \"db-1\"",
+    "p.toml:22:12: `instance` does not apply to a resource of kind `rds-cluster`"
+)]
+#[case::blank_bucket(
+    "kind = \"s3\"\nbucket = \" \"",
+    "p.toml:21:10: `bucket` must not be empty"
+)]
+#[case::blank_instance(
+    "kind = \"rds-instance\"\ninstance = \"\"",
+    "p.toml:21:12: `instance` must not be empty"
+)]
+#[case::password_in_drill_url("kind = \"postgres\"\nurl = \"postgres://db/app\"\ndrill_url = \"postgres://u:pw@db/app\"", "p.toml:22:13: `drill_url` contains a password; give it through PGPASSWORD or ~/.pgpass instead, never in a plan file")]
+#[case::text_of_wrong_type(
+    "kind = \"sqlite\"\npath = 3",
+    "p.toml:21:8: invalid type: integer `3`, expected a string"
+)]
+#[case::list_of_wrong_type(
+    "kind = \"path\"\npath = \"/srv\"\nexclude = \"*.tmp\"",
+    "p.toml:22:11: invalid type: string \"*.tmp\", expected a sequence"
+)]
+#[case::list_item_of_wrong_type(
+    "kind = \"rds-instance\"\ninstance = \"db-1\"\nsecurity_groups = [\"sg-1\", 2]",
+    "p.toml:22:28: invalid type: integer `2`, expected a string"
+)]
+#[case::without_kind("path = \"/tmp/app.db\"", "p.toml:18:1: missing key `kind`")]
+fn each_kind_reports_its_keys(#[case] resource: &str, #[case] expected: &str) {
+    let got = diagnostics(&BASE.replacen(BASE_RESOURCE, resource, 1));
+    assert!(
+        got.iter().any(|d| d == expected),
+        "expected\n  {expected}\ngot\n  {}",
+        got.join("\n  ")
+    );
+}
+
+#[test]
+fn an_unknown_resource_key_lists_every_key_a_resource_may_have() {
+    let text = BASE.replacen(BASE_RESOURCE, "kind = \"sqlite\"\npath = \"/tmp/app.db\"\ncolour = \"red\"\nshade = 1", 1);
+    let got = diagnostics(&text);
+    let keys = "`name`, `kind`, `path`, `exclude`, `url`, `drill_url`, `bucket`, `prefix`, `instance`, `cluster`, `instance_class`, `subnet_group`, `security_groups`";
+    for (line, key) in [(22, "colour"), (23, "shade")] {
+        let expected = format!("p.toml:{line}:1: unknown key `{key}`, expected one of {keys}");
+        assert!(got.contains(&expected), "{expected}\n{got:#?}");
+    }
+}
+
+#[test]
+fn every_kind_reads_its_keys_into_its_spec() {
+    use lifeboat::plan::{RdsRestore, ResourceSpec};
+    let resources = r#"kind = "path"
+path = "srv"
+exclude = ["*.tmp", "cache/**"]
+
+[[resources]]
+name = "pg"
+kind = "postgres"
+url = "postgres://app@db/app"
+drill_url = "postgresql://drill@db/postgres"
+
+[[resources]]
+name = "files"
+kind = "s3"
+bucket = "assets"
+
+[[resources]]
+name = "rds"
+kind = "rds-instance"
+instance = "orders-1"
+security_groups = ["sg-1", "sg-2"]
+
+[[resources]]
+name = "aurora"
+kind = "rds-cluster"
+cluster = "orders"
+instance_class = "db.r6g.large"
+subnet_group = "private""#;
+    let text = BASE
+        .replacen(BASE_RESOURCE, resources, 1)
+        .replace("file:///tmp/a", "s3://a/x")
+        .replace("file:///tmp/b", "s3://b/x")
+        .replace("resource = \"db\"", "resource = \"pg\"");
+    let (plan, _) = lifeboat::plan::parse_plan(Path::new("/plans/p.toml"), &text).expect("valid");
+    let specs: Vec<&ResourceSpec> = plan.resources.iter().map(|r| &r.spec).collect();
+    assert!(
+        matches!(specs[0], ResourceSpec::Path { path, exclude }
+            if path == Path::new("/plans/srv") && exclude == &["*.tmp", "cache/**"]),
+        "{:?}",
+        specs[0]
+    );
+    assert!(
+        matches!(specs[1], ResourceSpec::Postgres { url, drill_url: Some(drill) }
+            if url == "postgres://app@db/app" && drill == "postgresql://drill@db/postgres"),
+        "{:?}",
+        specs[1]
+    );
+    assert!(
+        matches!(specs[2], ResourceSpec::S3 { bucket, prefix } if bucket == "assets" && prefix.is_empty()),
+        "{:?}",
+        specs[2]
+    );
+    let ResourceSpec::RdsInstance { instance, restore } = specs[3] else {
+        panic!("{:?}", specs[3])
+    };
+    assert_eq!(instance, "orders-1");
+    assert_eq!(
+        restore,
+        &RdsRestore {
+            security_groups: vec!["sg-1".into(), "sg-2".into()],
+            ..RdsRestore::default()
+        }
+    );
+    let ResourceSpec::RdsCluster { cluster, restore } = specs[4] else {
+        panic!("{:?}", specs[4])
+    };
+    assert_eq!(cluster, "orders");
+    assert_eq!(
+        restore,
+        &RdsRestore {
+            instance_class: Some("db.r6g.large".into()),
+            subnet_group: Some("private".into()),
+            security_groups: Vec::new(),
+        }
+    );
+}
+
 #[test]
 fn a_plan_without_resources_is_refused() {
     let text = BASE
