@@ -1,13 +1,16 @@
 //! DR plans: the validated model the rest of Lifeboat acts on.
 //!
-//! A plan file is parsed into raw serde structs that keep every value's
-//! position ([`raw`]), then checked and turned into a [`Plan`] ([`load`]):
-//! invalid values cannot reach the rest of the program, and every problem
-//! is reported as `FILE:LINE:COL: message`.
+//! A plan file ([`load`]) is parsed into raw serde structs that keep every
+//! value's position ([`raw`]), then checked section by section and turned
+//! into a [`Plan`] ([`validate`]); each resource kind's keys are declared
+//! once, in [`kinds`]. Invalid values cannot reach the rest of the program,
+//! and every problem is reported as `FILE:LINE:COL: message`.
 
 mod diagnostic;
+mod kinds;
 mod load;
 mod raw;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

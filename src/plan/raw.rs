@@ -2,9 +2,14 @@
 //! validation can point at the exact line and column of a bad value.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
 
+use serde::de::{Deserializer, Error, MapAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
+
+use super::kinds::{self, Shape};
 
 pub type S<T> = Spanned<T>;
 
@@ -64,52 +69,123 @@ pub struct RawObjectLock {
     pub retain: Option<S<String>>,
 }
 
-/// Every key any kind takes; validation checks which ones apply to `kind`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A `[[resources]]` entry: `name`, `kind`, and the keys of the kinds,
+/// whose names and shapes [`kinds`] declares; which of them apply to
+/// `kind` is for validation to say.
+#[derive(Debug)]
 pub struct RawResource {
     pub name: S<String>,
     pub kind: S<String>,
-    pub path: Option<S<String>>,
-    pub exclude: Option<S<Vec<S<String>>>>,
-    pub url: Option<S<String>>,
-    pub drill_url: Option<S<String>>,
-    pub bucket: Option<S<String>>,
-    pub prefix: Option<S<String>>,
-    pub instance: Option<S<String>>,
-    pub cluster: Option<S<String>>,
-    pub instance_class: Option<S<String>>,
-    pub subnet_group: Option<S<String>>,
-    pub security_groups: Option<S<Vec<S<String>>>>,
+    /// The kind-specific keys, in file order, named as [`kinds`] names them.
+    pub keys: Vec<(&'static str, RawValue)>,
+}
+
+/// The value of a kind-specific key, in the shape its kind reads.
+#[derive(Debug)]
+pub enum RawValue {
+    Text(S<String>),
+    List(S<Vec<S<String>>>),
+}
+
+impl RawValue {
+    pub fn span(&self) -> Range<usize> {
+        match self {
+            RawValue::Text(v) => v.span(),
+            RawValue::List(v) => v.span(),
+        }
+    }
 }
 
 impl RawResource {
-    /// The kind-specific keys that are present, with their spans.
-    pub fn present_keys(&self) -> Vec<(&'static str, std::ops::Range<usize>)> {
-        let mut keys = Vec::new();
-        let mut add = |name: &'static str, span: Option<std::ops::Range<usize>>| {
-            if let Some(span) = span {
-                keys.push((name, span));
+    /// The value of a kind-specific key, if present.
+    pub fn get(&self, key: &str) -> Option<&RawValue> {
+        self.keys.iter().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+}
+
+/// Written by hand rather than derived so that the keys come from
+/// [`kinds`]; it reports problems as the derive does (`unknown field`,
+/// `missing field`, serde's type errors), at the same spans.
+impl<'de> Deserialize<'de> for RawResource {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_struct("RawResource", &[], ResourceVisitor)
+    }
+}
+
+struct ResourceVisitor;
+
+impl<'de> Visitor<'de> for ResourceVisitor {
+    type Value = RawResource;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("struct RawResource")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawResource, A::Error> {
+        let mut name = None;
+        let mut kind = None;
+        let mut keys: Vec<(&'static str, RawValue)> = Vec::new();
+        while let Some(field) = map.next_key::<ResourceField>()? {
+            match field {
+                ResourceField::Name if name.is_some() => {
+                    return Err(Error::duplicate_field("name"))
+                }
+                ResourceField::Name => name = Some(map.next_value()?),
+                ResourceField::Kind if kind.is_some() => {
+                    return Err(Error::duplicate_field("kind"))
+                }
+                ResourceField::Kind => kind = Some(map.next_value()?),
+                ResourceField::Key(key, _) if keys.iter().any(|(k, _)| *k == key) => {
+                    return Err(Error::duplicate_field(key))
+                }
+                ResourceField::Key(key, Shape::Text) => {
+                    keys.push((key, RawValue::Text(map.next_value()?)))
+                }
+                ResourceField::Key(key, Shape::List) => {
+                    keys.push((key, RawValue::List(map.next_value()?)))
+                }
             }
-        };
-        add("path", self.path.as_ref().map(|v| v.span()));
-        add("exclude", self.exclude.as_ref().map(|v| v.span()));
-        add("url", self.url.as_ref().map(|v| v.span()));
-        add("drill_url", self.drill_url.as_ref().map(|v| v.span()));
-        add("bucket", self.bucket.as_ref().map(|v| v.span()));
-        add("prefix", self.prefix.as_ref().map(|v| v.span()));
-        add("instance", self.instance.as_ref().map(|v| v.span()));
-        add("cluster", self.cluster.as_ref().map(|v| v.span()));
-        add(
-            "instance_class",
-            self.instance_class.as_ref().map(|v| v.span()),
-        );
-        add("subnet_group", self.subnet_group.as_ref().map(|v| v.span()));
-        add(
-            "security_groups",
-            self.security_groups.as_ref().map(|v| v.span()),
-        );
-        keys
+        }
+        Ok(RawResource {
+            name: name.ok_or_else(|| Error::missing_field("name"))?,
+            kind: kind.ok_or_else(|| Error::missing_field("kind"))?,
+            keys,
+        })
+    }
+}
+
+/// A key of a `[[resources]]` entry. An unknown one fails here, while the
+/// key is deserialized, so the error points at the key.
+enum ResourceField {
+    Name,
+    Kind,
+    Key(&'static str, Shape),
+}
+
+impl<'de> Deserialize<'de> for ResourceField {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_identifier(FieldVisitor)
+    }
+}
+
+struct FieldVisitor;
+
+impl Visitor<'_> for FieldVisitor {
+    type Value = ResourceField;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("field identifier")
+    }
+
+    fn visit_str<E: Error>(self, key: &str) -> Result<ResourceField, E> {
+        match key {
+            "name" => Ok(ResourceField::Name),
+            "kind" => Ok(ResourceField::Kind),
+            other => match kinds::shape_of(other) {
+                Some((key, shape)) => Ok(ResourceField::Key(key, shape)),
+                None => Err(E::unknown_field(other, kinds::resource_keys())),
+            },
+        }
     }
 }
 

@@ -288,7 +288,10 @@ fn each_rule_reports_its_message_and_position(
 const BASE_RESOURCE: &str = "kind = \"sqlite\"\npath = \"/tmp/app.db\"";
 
 #[rstest]
-#[case::path_needs_path("kind = \"path\"", "p.toml:19:8: resource `db` of kind `path` needs `path`")]
+#[case::path_needs_path(
+    "kind = \"path\"",
+    "p.toml:19:8: resource `db` of kind `path` needs `path`"
+)]
 #[case::postgres_needs_url(
     "kind = \"postgres\"\ndrill_url = \"postgres://db/drill\"",
     "p.toml:19:8: resource `db` of kind `postgres` needs `url`"
@@ -362,9 +365,13 @@ fn each_kind_reports_its_keys(#[case] resource: &str, #[case] expected: &str) {
 
 #[test]
 fn an_unknown_resource_key_lists_every_key_a_resource_may_have() {
-    let text = BASE.replacen(BASE_RESOURCE, "kind = \"sqlite\"\npath = \"/tmp/app.db\"\ncolour = \"red\"\nshade = 1", 1);
+    let text = BASE.replacen(
+        BASE_RESOURCE,
+        "kind = \"sqlite\"\npath = \"/tmp/app.db\"\ncolour = \"red\"\nshade = 1",
+        1,
+    );
     let got = diagnostics(&text);
-    let keys = "`name`, `kind`, `path`, `exclude`, `url`, `drill_url`, `bucket`, `prefix`, `instance`, `cluster`, `instance_class`, `subnet_group`, `security_groups`";
+    let keys = "`name`, `kind`, `path`, `exclude`, `url`, `drill_url`, `bucket`, `prefix`, `instance`, `instance_class`, `subnet_group`, `security_groups`, `cluster`";
     for (line, key) in [(22, "colour"), (23, "shade")] {
         let expected = format!("p.toml:{line}:1: unknown key `{key}`, expected one of {keys}");
         assert!(got.contains(&expected), "{expected}\n{got:#?}");
