@@ -309,15 +309,30 @@ impl NotifyEvent {
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretUrl(reqwest::Url);
 
+/// Why a webhook URL is refused. Messages never repeat the URL, and read
+/// after the name of what was given: "the notification URL {error}".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretUrlError {
+    /// Not a URL at all (the parser's reason says why, not the URL).
+    #[error("not a URL ({0})")]
+    NotAUrl(<reqwest::Url as std::str::FromStr>::Err),
+    /// A URL of another scheme.
+    #[error("must be an http:// or https:// URL")]
+    NotHttp,
+    /// `http://` with nothing to send to.
+    #[error("names no host")]
+    NoHost,
+}
+
 impl SecretUrl {
-    /// An `http://` or `https://` URL. Errors never repeat the URL.
-    pub fn parse(text: &str) -> Result<SecretUrl, String> {
-        let url = reqwest::Url::parse(text.trim()).map_err(|e| format!("not a URL ({e})"))?;
+    /// An `http://` or `https://` URL.
+    pub fn parse(text: &str) -> Result<SecretUrl, SecretUrlError> {
+        let url = reqwest::Url::parse(text.trim()).map_err(SecretUrlError::NotAUrl)?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err("must be an http:// or https:// URL".into());
+            return Err(SecretUrlError::NotHttp);
         }
         if url.host_str().is_none_or(str::is_empty) {
-            return Err("names no host".into());
+            return Err(SecretUrlError::NoHost);
         }
         Ok(SecretUrl(url))
     }
