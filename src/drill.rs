@@ -21,7 +21,7 @@ use crate::catalog::{Catalog, CatalogError, DrillOutcome, DrillRecord, NewCheck,
 use crate::context::Context;
 use crate::locks::{LockError, PlanLock};
 use crate::plan::{Cleanup, Plan, PointChoice, Resource};
-use crate::resource::{self, Kind, Place, Restored, Scratch};
+use crate::resource::{self, Kind, Place, ResourceError, Restored, Scratch};
 use crate::time::{now_ms, Millis};
 
 /// Which points to restore.
@@ -313,7 +313,7 @@ impl<'a> Drill<'a> {
                     "no complete point of `{}` in region `{}` at drill start",
                     res.name, self.place.region
                 )),
-                Some(p) => self.restore_point(res, p).await,
+                Some(p) => self.restore_point(res, p).await.map_err(|e| e.to_string()),
             };
             let prefix = point
                 .as_ref()
@@ -335,22 +335,23 @@ impl<'a> Drill<'a> {
         }
     }
 
-    async fn restore_point(&self, res: &Resource, p: &Point) -> Result<Restored, String> {
+    async fn restore_point(&self, res: &Resource, p: &Point) -> Result<Restored, ResourceError> {
         let Some(stored) = &p.stored else {
-            return Err(format!("point {} records no location", p.id));
+            return Err(ResourceError::Other(format!(
+                "point {} records no location",
+                p.id
+            )));
         };
         if p.kind != Kind::of(&res.spec) {
-            return Err(format!(
+            return Err(ResourceError::Mismatch(format!(
                 "point {} is of kind {}; the plan's `{}` is now of kind {}",
                 p.id,
                 p.kind,
                 res.name,
                 res.spec.kind()
-            ));
+            )));
         }
-        resource::restore(&res.spec, self.place, stored, &self.scratch(res))
-            .await
-            .map_err(|e| e.to_string())
+        resource::restore(&res.spec, self.place, stored, &self.scratch(res)).await
     }
 
     /// The kinds' built-in checks on each restore, then the plan's SQL
