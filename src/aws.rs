@@ -159,17 +159,26 @@ pub fn poll_delays(first: Duration, cap: Duration) -> impl Iterator<Item = Durat
     })
 }
 
+/// A wait that ran out of time: what was waited for, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("gave up waiting for {what} after {}", humantime::format_duration(*.after))]
+pub struct GaveUp {
+    pub what: String,
+    pub after: Duration,
+}
+
 /// Polls `check` until it returns `Some`, an error, or `budget` has passed
 /// (then the error says what was being waited for, and for how long).
-pub async fn wait_until<T, F, Fut>(
+pub async fn wait_until<T, E, F, Fut>(
     what: &str,
     aws: Option<&AwsSpec>,
     budget: Duration,
     mut check: F,
-) -> Result<T, String>
+) -> Result<T, E>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Option<T>, String>>,
+    Fut: Future<Output = Result<Option<T>, E>>,
+    E: From<GaveUp>,
 {
     let first = aws
         .and_then(|a| a.poll_interval)
@@ -182,10 +191,11 @@ where
         }
         let elapsed = start.elapsed();
         if elapsed >= budget {
-            return Err(format!(
-                "gave up waiting for {what} after {}",
-                humantime::format_duration(Duration::from_secs(elapsed.as_secs()))
-            ));
+            return Err(GaveUp {
+                what: what.to_string(),
+                after: Duration::from_secs(elapsed.as_secs()),
+            }
+            .into());
         }
         let delay = delays.next().unwrap_or(AwsSpec::MAX_POLL_INTERVAL);
         tokio::time::sleep(delay.min(budget - elapsed)).await;
@@ -219,14 +229,14 @@ mod tests {
             ..Default::default()
         };
         let mut polls = 0;
-        let r: Result<(), String> =
+        let r: Result<(), GaveUp> =
             wait_until("the moon", Some(&aws), Duration::from_millis(100), || {
                 polls += 1;
                 async { Ok(None) }
             })
             .await;
-        let e = r.unwrap_err();
-        assert!(e.contains("gave up waiting for the moon"), "{e}");
+        let e = r.unwrap_err().to_string();
+        assert!(e.contains("gave up waiting for the moon after 0s"), "{e}");
         assert!(polls >= 3, "polled {polls} times");
     }
 
@@ -237,7 +247,7 @@ mod tests {
             poll_interval: Some(Duration::from_millis(10)),
             ..Default::default()
         };
-        let r = wait_until("x", Some(&aws), Duration::from_secs(10), || {
+        let r: Result<i32, GaveUp> = wait_until("x", Some(&aws), Duration::from_secs(10), || {
             polls += 1;
             let n = polls;
             async move { Ok((n == 3).then_some(n)) }

@@ -9,23 +9,43 @@ use sqlx::{ConnectOptions, Connection};
 
 use crate::plan::{Plan, ResourceSpec};
 
+/// Sample data that could not be created.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot create {path}: {detail}")]
+pub struct SeedError {
+    pub path: std::path::PathBuf,
+    pub detail: String,
+}
+
 /// Creates the sample data of every resource of `plan` whose source is
 /// missing. Returns what was created, for the user.
-pub async fn seed(plan: &Plan) -> Result<Vec<String>, String> {
+pub async fn seed(plan: &Plan) -> Result<Vec<String>, SeedError> {
+    let failed = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e: &dyn std::fmt::Display| SeedError {
+            path,
+            detail: e.to_string(),
+        }
+    };
     let mut created = Vec::new();
     for res in &plan.resources {
         match &res.spec {
             ResourceSpec::Path { path, .. } if !path.exists() => {
-                seed_files(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+                seed_files(path).map_err(|e| failed(path)(&e))?;
                 created.push(format!("sample files in {}", path.display()));
             }
             ResourceSpec::Sqlite { path } if !path.exists() => {
-                seed_database(path)
-                    .await
-                    .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+                seed_database(path).await.map_err(|e| failed(path)(&e))?;
                 created.push(format!("sample SQLite database {}", path.display()));
             }
-            _ => {}
+            // Sources that exist are left alone; the other kinds' sources
+            // live on servers a demo does not create.
+            ResourceSpec::Path { .. }
+            | ResourceSpec::Sqlite { .. }
+            | ResourceSpec::Postgres { .. }
+            | ResourceSpec::S3 { .. }
+            | ResourceSpec::RdsInstance { .. }
+            | ResourceSpec::RdsCluster { .. } => {}
         }
     }
     Ok(created)

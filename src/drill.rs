@@ -5,20 +5,24 @@
 //! - Drill RPO = drill start − `data_time` of the point restored (the worst
 //!   resource's).
 //! - Drill RTO = time all checks passed − drill start; none if any fails.
+//!
+//! The drill is a pipeline of named phases (choose → restore → check →
+//! measure). Once the drill is recorded as started, [`run`] always cleans up
+//! and always records how the drill ended, whichever phase failed and how:
+//! the phases return their errors to it instead of leaving it early.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use rand::seq::IndexedRandom;
 use tracing::{info, instrument, warn};
 
-use crate::backup::region_vault;
-use crate::catalog::{CatalogError, DrillOutcome, DrillRecord, NewCheck, Point};
+use crate::catalog::{Catalog, CatalogError, DrillOutcome, DrillRecord, NewCheck, Point};
 use crate::context::Context;
 use crate::locks::{LockError, PlanLock};
 use crate::plan::{Cleanup, Plan, PointChoice, Resource};
-use crate::resource::{self, ArtifactKeys, Restored, Scratch};
-use crate::time::now_ms;
+use crate::resource::{self, Kind, Place, ResourceError, Restored, Scratch};
+use crate::time::{now_ms, Millis};
 
 /// Which points to restore.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,14 +33,19 @@ pub enum PointSelector {
     Id(i64),
 }
 
+/// Text that names no point: not an id, nor `latest`, `oldest`, `random`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a point id, nor latest, oldest or random")]
+pub struct BadSelector(String);
+
 impl PointSelector {
-    pub fn parse(text: &str) -> Result<PointSelector, String> {
+    pub fn parse(text: &str) -> Result<PointSelector, BadSelector> {
         if let Some(c) = PointChoice::parse(text) {
             return Ok(PointSelector::Choice(c));
         }
         text.parse::<i64>()
             .map(PointSelector::Id)
-            .map_err(|_| format!("`{text}` is not a point id, nor latest, oldest or random"))
+            .map_err(|_| BadSelector(text.to_string()))
     }
 }
 
@@ -57,6 +66,19 @@ pub enum DrillError {
     Lock(#[from] LockError),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// A fault injected by a test into a phase.
+    #[cfg(test)]
+    #[error("injected failure in the {0:?} phase")]
+    Injected(Phase),
+}
+
+/// The phases of a drill, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Choose,
+    Restore,
+    Check,
+    Measure,
 }
 
 /// A finished drill as recorded.
@@ -69,8 +91,34 @@ pub struct DrillRun {
     pub kept_databases: Vec<String>,
 }
 
+/// Runs one drill of `plan`.
 #[instrument(skip_all, fields(plan = %plan.name))]
 pub async fn run(ctx: &Context, plan: &Plan, opts: &DrillOptions) -> Result<DrillRun, DrillError> {
+    let region = drill_region(plan, opts)?;
+    let pinned = pinned_point(&ctx.catalog, plan, opts, &region).await?;
+    let choice = match opts.point {
+        Some(PointSelector::Choice(c)) => c,
+        _ => plan.drill.point,
+    };
+    let _lock = PlanLock::try_acquire(&ctx.locks_dir(), &plan.name, "drill")?;
+    clean_up_interrupted(ctx, plan).await?;
+
+    let place = Place::reading(plan, &region);
+    let mut drill = Drill::start(ctx, plan, &place, &opts.trigger).await?;
+    let attempt = drill.attempt(choice, pinned.as_ref()).await;
+    let passed = attempt.as_ref().is_ok_and(|m| m.passed);
+    let keep = opts.keep
+        || match plan.drill.cleanup {
+            Cleanup::Always => false,
+            Cleanup::OnSuccess => !passed,
+            Cleanup::Never => true,
+        };
+    let cleaned = drill.clean_up(keep).await;
+    drill.finish(attempt, cleaned).await
+}
+
+/// The region a drill restores from, checked against the plan.
+fn drill_region(plan: &Plan, opts: &DrillOptions) -> Result<String, DrillError> {
     let region = opts
         .region
         .clone()
@@ -88,289 +136,405 @@ pub async fn run(ctx: &Context, plan: &Plan, opts: &DrillOptions) -> Result<Dril
             plan.name
         )));
     }
-    let cat = &ctx.catalog;
-    let pinned = match opts.point {
-        Some(PointSelector::Id(id)) => {
-            let p = cat
-                .point(id)
-                .await?
-                .filter(|p| p.plan == plan.name)
-                .ok_or_else(|| {
-                    DrillError::Invalid(format!("plan `{}` has no point {id}", plan.name))
-                })?;
-            if plan.resource(&p.resource).is_none() {
-                return Err(DrillError::Invalid(format!(
-                    "point {id} is of resource `{}`, which plan `{}` no longer has",
-                    p.resource, plan.name
-                )));
-            }
-            if p.region != region || !p.is_complete() {
-                return Err(DrillError::Invalid(format!(
-                    "point {id} is {} in region `{}`; a drill in region `{region}` needs a complete point there",
-                    p.status, p.region
-                )));
-            }
-            Some(p)
-        }
-        _ => None,
-    };
-    let choice = match opts.point {
-        Some(PointSelector::Choice(c)) => c,
-        _ => plan.drill.point,
-    };
+    Ok(region)
+}
 
-    let _lock = PlanLock::try_acquire(&ctx.locks_dir(), &plan.name, "drill")?;
-    clean_up_interrupted(ctx, plan).await?;
+/// The point pinned on the command line, checked: of this plan, of a
+/// resource it still has, complete in the drill's region.
+async fn pinned_point(
+    cat: &Catalog,
+    plan: &Plan,
+    opts: &DrillOptions,
+    region: &str,
+) -> Result<Option<Point>, DrillError> {
+    let Some(PointSelector::Id(id)) = opts.point else {
+        return Ok(None);
+    };
+    let p = cat
+        .point(id)
+        .await?
+        .filter(|p| p.plan == plan.name)
+        .ok_or_else(|| DrillError::Invalid(format!("plan `{}` has no point {id}", plan.name)))?;
+    if plan.resource(&p.resource).is_none() {
+        return Err(DrillError::Invalid(format!(
+            "point {id} is of resource `{}`, which plan `{}` no longer has",
+            p.resource, plan.name
+        )));
+    }
+    if p.region != region || !p.is_complete() {
+        return Err(DrillError::Invalid(format!(
+            "point {id} is {} in region `{}`; a drill in region `{region}` needs a complete point there",
+            p.status.as_str(),
+            p.region
+        )));
+    }
+    Ok(Some(p))
+}
 
-    // The drill starts now: RTO and RPO are measured from this instant.
-    let started_at = now_ms();
-    let clock = Instant::now();
-    let drill_id = cat
-        .start_drill(
-            &plan.name,
-            &region,
-            &opts.trigger,
+/// What the measure phase established.
+#[derive(Debug, Clone, Copy)]
+struct Measured {
+    passed: bool,
+    rto_ms: Option<i64>,
+    rpo_ms: Option<i64>,
+}
+
+/// What the clean-up did.
+#[derive(Debug, Default)]
+struct Cleaned {
+    kept: Option<PathBuf>,
+    kept_databases: Vec<String>,
+    error: Option<String>,
+    ms: i64,
+}
+
+/// A drill in progress: what it chose, restored and checked so far.
+struct Drill<'a> {
+    cat: &'a Catalog,
+    plan: &'a Plan,
+    place: &'a Place<'a>,
+    id: i64,
+    /// RTO and RPO are measured from this instant.
+    started_at: Millis,
+    clock: Instant,
+    /// The drill's scratch folder; one subfolder per resource.
+    dir: PathBuf,
+    chosen: Vec<(&'a Resource, Option<Point>)>,
+    restored: Vec<(&'a Resource, Restored)>,
+    checks: Vec<NewCheck>,
+    phase_ms: [i64; 3],
+}
+
+impl<'a> Drill<'a> {
+    /// Records the drill as started: from here on it is cleaned up and
+    /// finished, whatever happens.
+    async fn start(
+        ctx: &'a Context,
+        plan: &'a Plan,
+        place: &'a Place<'a>,
+        trigger: &str,
+    ) -> Result<Drill<'a>, CatalogError> {
+        let started_at = now_ms();
+        let clock = Instant::now();
+        let id = ctx
+            .catalog
+            .start_drill(
+                &plan.name,
+                place.region,
+                trigger,
+                started_at,
+                plan.rto.as_millis() as i64,
+                plan.rpo.as_millis() as i64,
+            )
+            .await?;
+        info!(drill = id, region = %place.region, "drill started");
+        Ok(Drill {
+            cat: &ctx.catalog,
+            plan,
+            place,
+            id,
             started_at,
-            plan.rto.as_millis() as i64,
-            plan.rpo.as_millis() as i64,
-        )
-        .await?;
-    info!(drill = drill_id, %region, "drill started");
-    let scratch = ctx.drills_dir().join(drill_id.to_string());
-
-    // Choose.
-    let mut chosen: Vec<(&Resource, Option<Point>)> = Vec::new();
-    for res in &plan.resources {
-        let point = match &pinned {
-            Some(p) if p.resource == res.name => Some(p.clone()),
-            _ => {
-                let candidates: Vec<Point> = cat
-                    .complete_points(&plan.name, &res.name, &region)
-                    .await?
-                    .into_iter()
-                    .filter(|p| p.completed_at.is_some_and(|c| c <= started_at))
-                    .collect();
-                pick(&candidates, choice)
-            }
-        };
-        if let Some(p) = &point {
-            cat.add_drill_point(drill_id, p.id).await?;
-        }
-        chosen.push((res, point));
+            clock,
+            dir: ctx.drills_dir().join(id.to_string()),
+            chosen: Vec::new(),
+            restored: Vec::new(),
+            checks: Vec::new(),
+            phase_ms: [0; 3],
+        })
     }
-    let choose_ms = clock.elapsed().as_millis() as i64;
 
-    // Restore and verify.
-    let mut checks: Vec<NewCheck> = Vec::new();
-    let mut restored: Vec<(&Resource, Option<Restored>)> = Vec::new();
-    let vault = region_vault(plan, &region).await;
-    let restore_clock = Instant::now();
-    for (res, point) in &chosen {
+    /// choose → restore → check → measure.
+    async fn attempt(
+        &mut self,
+        choice: PointChoice,
+        pinned: Option<&Point>,
+    ) -> Result<Measured, DrillError> {
         let t = Instant::now();
-        let outcome: Result<Restored, String> = match (point, &vault) {
-            (None, _) => Err(format!(
-                "no complete point of `{}` in region `{region}` at drill start",
-                res.name
-            )),
-            (Some(p), _) if !res.spec.uses_vault() => {
-                let sc = scratch_of(plan, drill_id, &scratch, res, &region, None);
-                match p.location.as_deref() {
-                    Some(arn) => resource::rds::restore(&res.spec, &sc.rds_place(), arn, &sc)
-                        .await
-                        .map_err(|e| e.to_string()),
-                    None => Err(format!("point {} has no snapshot ARN", p.id)),
-                }
-            }
-            (_, Err(e)) => Err(e.clone()),
-            (Some(p), Ok(vault)) => {
-                let keys = point_keys(p, vault);
-                match keys {
-                    Some(keys) => resource::restore(
-                        &res.spec,
-                        vault,
-                        &keys,
-                        &scratch_of(plan, drill_id, &scratch, res, &region, Some(vault)),
-                        &res.name,
-                    )
-                    .await
-                    .map_err(|e| e.to_string()),
-                    None => Err(format!(
-                        "point {} has a location outside the region's vault: {}",
-                        p.id,
-                        p.location.as_deref().unwrap_or("none")
-                    )),
-                }
-            }
-        };
-        let detail_prefix = point
-            .as_ref()
-            .map(|p| format!("point {}: ", p.id))
-            .unwrap_or_default();
-        checks.push(NewCheck {
-            name: "restore".into(),
-            resource: res.name.clone(),
-            passed: outcome.is_ok(),
-            detail: match &outcome {
-                Ok(r) => format!("{detail_prefix}{}", r.verification),
-                Err(e) => format!("{detail_prefix}{e}"),
-            },
-            ms: t.elapsed().as_millis() as i64,
-        });
-        restored.push((res, outcome.ok()));
+        self.choose(choice, pinned).await?;
+        fail_point(Phase::Choose)?;
+        self.phase_ms[0] = t.elapsed().as_millis() as i64;
+        let t = Instant::now();
+        self.restore().await;
+        fail_point(Phase::Restore)?;
+        self.phase_ms[1] = t.elapsed().as_millis() as i64;
+        let t = Instant::now();
+        self.check().await;
+        fail_point(Phase::Check)?;
+        self.phase_ms[2] = t.elapsed().as_millis() as i64;
+        let measured = self.measure();
+        for c in &self.checks {
+            self.cat.add_check(self.id, c).await?;
+        }
+        fail_point(Phase::Measure)?;
+        Ok(measured)
     }
-    let restore_ms = restore_clock.elapsed().as_millis() as i64;
 
-    // Checks: built-in ones per kind, then the plan's SQL checks.
-    let checks_clock = Instant::now();
-    for (res, r) in &restored {
-        if let Some(r) = r {
-            let sc = scratch_of(plan, drill_id, &scratch, res, &region, vault.as_ref().ok());
-            for c in resource::builtin_checks(&res.spec, r, &sc).await {
-                checks.push(NewCheck {
+    /// Per resource: the pinned point, or the plan's choice among the
+    /// points complete in the drill's region at drill start.
+    async fn choose(
+        &mut self,
+        choice: PointChoice,
+        pinned: Option<&Point>,
+    ) -> Result<(), CatalogError> {
+        for res in &self.plan.resources {
+            let point = match pinned {
+                Some(p) if p.resource == res.name => Some(p.clone()),
+                _ => {
+                    let candidates: Vec<Point> = self
+                        .cat
+                        .complete_points(&self.plan.name, &res.name, self.place.region)
+                        .await?
+                        .into_iter()
+                        .filter(|p| p.completed_at.is_some_and(|c| c <= self.started_at))
+                        .collect();
+                    pick(&candidates, choice)
+                }
+            };
+            if let Some(p) = &point {
+                self.cat.add_drill_point(self.id, p.id).await?;
+            }
+            self.chosen.push((res, point));
+        }
+        Ok(())
+    }
+
+    /// Where this drill restores `res`.
+    fn scratch(&self, res: &Resource) -> Scratch {
+        scratch_of(self.plan, self.id, &self.dir, res)
+    }
+
+    /// Restores every chosen point and verifies it against its manifest;
+    /// each restore is the resource's `restore` check.
+    async fn restore(&mut self) {
+        for (res, point) in &self.chosen {
+            let t = Instant::now();
+            let outcome = match point {
+                None => Err(format!(
+                    "no complete point of `{}` in region `{}` at drill start",
+                    res.name, self.place.region
+                )),
+                Some(p) => self.restore_point(res, p).await.map_err(|e| e.to_string()),
+            };
+            let prefix = point
+                .as_ref()
+                .map(|p| format!("point {}: ", p.id))
+                .unwrap_or_default();
+            self.checks.push(NewCheck {
+                name: "restore".into(),
+                resource: res.name.clone(),
+                passed: outcome.is_ok(),
+                detail: match &outcome {
+                    Ok(r) => format!("{prefix}{}", r.verification),
+                    Err(e) => format!("{prefix}{e}"),
+                },
+                ms: t.elapsed().as_millis() as i64,
+            });
+            if let Ok(r) = outcome {
+                self.restored.push((res, r));
+            }
+        }
+    }
+
+    async fn restore_point(&self, res: &Resource, p: &Point) -> Result<Restored, ResourceError> {
+        let Some(stored) = &p.stored else {
+            return Err(ResourceError::Other(format!(
+                "point {} records no location",
+                p.id
+            )));
+        };
+        if p.kind != Kind::of(&res.spec) {
+            return Err(ResourceError::Mismatch(format!(
+                "point {} is of kind {}; the plan's `{}` is now of kind {}",
+                p.id,
+                p.kind,
+                res.name,
+                res.spec.kind()
+            )));
+        }
+        resource::restore(&res.spec, self.place, stored, &self.scratch(res)).await
+    }
+
+    /// The kinds' built-in checks on each restore, then the plan's SQL
+    /// checks.
+    async fn check(&mut self) {
+        for (res, r) in &self.restored {
+            for c in resource::check(r, self.place, &self.scratch(res)).await {
+                self.checks.push(NewCheck {
                     name: c.name.into(),
                     resource: res.name.clone(),
-                    passed: c.result.is_ok(),
-                    detail: c.result.unwrap_or_else(|e| e),
+                    passed: c.verdict.is_ok(),
+                    detail: c.verdict.unwrap_or_else(|e| e.0),
                     ms: c.elapsed.as_millis() as i64,
                 });
             }
         }
-    }
-    for check in &plan.drill.checks {
-        let t = Instant::now();
-        let target = restored.iter().find(|(r, _)| r.name == check.resource);
-        let result = match target {
-            Some((res, Some(r))) => resource::run_sql_check(&res.spec, r, check).await,
-            _ => Err(format!("not run: `{}` was not restored", check.resource)),
-        };
-        checks.push(NewCheck {
-            name: check.name.clone(),
-            resource: check.resource.clone(),
-            passed: result.is_ok(),
-            detail: result.unwrap_or_else(|e| e),
-            ms: t.elapsed().as_millis() as i64,
-        });
-    }
-    let checks_ms = checks_clock.elapsed().as_millis() as i64;
-    let passed = checks.iter().all(|c| c.passed);
-    // RTO ends when the last check passed: now, before cleanup.
-    let rto_ms = passed.then(|| clock.elapsed().as_millis() as i64);
-    let rpo_ms = chosen
-        .iter()
-        .filter_map(|(_, p)| p.as_ref()?.data_time)
-        .map(|dt| started_at - dt)
-        .max()
-        .filter(|_| chosen.iter().all(|(_, p)| p.is_some()));
-    for c in &checks {
-        cat.add_check(drill_id, c).await?;
+        for check in &self.plan.drill.checks {
+            let t = Instant::now();
+            let verdict = match self.restored.iter().find(|(r, _)| r.name == check.resource) {
+                Some((_, r)) => resource::sql_check(r, check).await,
+                None => Err(format!("not run: `{}` was not restored", check.resource).into()),
+            };
+            self.checks.push(NewCheck {
+                name: check.name.clone(),
+                resource: check.resource.clone(),
+                passed: verdict.is_ok(),
+                detail: verdict.unwrap_or_else(|e| e.0),
+                ms: t.elapsed().as_millis() as i64,
+            });
+        }
     }
 
-    // Clean up per the plan, whatever happened.
-    let cleanup_clock = Instant::now();
-    let keep = opts.keep
-        || match plan.drill.cleanup {
-            Cleanup::Always => false,
-            Cleanup::OnSuccess => !passed,
-            Cleanup::Never => true,
-        };
-    let mut kept = None;
-    let mut kept_databases = Vec::new();
-    let mut error = checks.iter().find(|c| !c.passed).map(|c| {
-        format!(
-            "check `{}` of `{}` failed: {}",
-            c.name, c.resource, c.detail
-        )
-    });
-    if keep {
-        if scratch.exists() {
-            kept = Some(scratch.clone());
-        }
-        kept_databases = restored
+    /// RTO ends when the last check passed: now, before the clean-up. RPO
+    /// is the worst resource's, and only when every resource had a point.
+    fn measure(&self) -> Measured {
+        let passed = self.checks.iter().all(|c| c.passed);
+        let rto_ms = passed.then(|| self.clock.elapsed().as_millis() as i64);
+        let rpo_ms = self
+            .chosen
             .iter()
-            .filter_map(|(_, r)| r.as_ref()?.database.clone())
-            .collect();
-        for db in &kept_databases {
-            info!(drill = drill_id, database = %db, "scratch database kept");
-        }
-    } else {
-        // Whatever each restore got to create, even if it failed half-way.
-        for (res, point) in &chosen {
-            if point.is_none() {
-                continue;
-            }
-            let sc = scratch_of(plan, drill_id, &scratch, res, &region, vault.as_ref().ok());
-            if let Err(e) = resource::discard(&res.spec, &sc).await {
-                warn!(resource = %res.name, error = %e, "drill cleanup failed");
-                error.get_or_insert_with(|| format!("cleanup of `{}` failed: {e}", res.name));
-            }
-        }
-    }
-    if !keep && scratch.exists() {
-        let target = scratch.clone();
-        let removed = tokio::task::spawn_blocking(move || resource::remove_scratch(&target))
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
-        if let Err(e) = removed {
-            warn!(dir = %scratch.display(), error = %e, "drill cleanup failed");
-            error.get_or_insert_with(|| format!("cleanup of {} failed: {e}", scratch.display()));
-        }
-    }
-    let cleanup_ms = cleanup_clock.elapsed().as_millis() as i64;
-
-    cat.finish_drill(
-        drill_id,
-        &DrillOutcome {
-            status: if passed { "passed" } else { "failed" },
-            finished_at: now_ms(),
+            .filter_map(|(_, p)| p.as_ref()?.data_time)
+            .map(|data_time| self.started_at - data_time)
+            .max()
+            .filter(|_| self.chosen.iter().all(|(_, p)| p.is_some()));
+        Measured {
+            passed,
             rto_ms,
             rpo_ms,
+        }
+    }
+
+    /// Keeps what was restored, or removes whatever each restore got to
+    /// create (even half-way) and the scratch folder.
+    async fn clean_up(&self, keep: bool) -> Cleaned {
+        let t = Instant::now();
+        let mut cleaned = Cleaned::default();
+        if keep {
+            cleaned.kept = self.dir.exists().then(|| self.dir.clone());
+            for (_, r) in &self.restored {
+                if let Some(db) = r.database() {
+                    info!(drill = self.id, database = %db, "scratch database kept");
+                    cleaned.kept_databases.push(db.to_string());
+                }
+            }
+        } else {
+            for (res, _) in self.chosen.iter().filter(|(_, p)| p.is_some()) {
+                if let Err(e) = resource::discard(&res.spec, self.place, &self.scratch(res)).await {
+                    warn!(resource = %res.name, error = %e, "drill cleanup failed");
+                    cleaned
+                        .error
+                        .get_or_insert_with(|| format!("cleanup of `{}` failed: {e}", res.name));
+                }
+            }
+            if let Err(e) = remove_dir(&self.dir).await {
+                warn!(dir = %self.dir.display(), error = %e, "drill cleanup failed");
+                cleaned.error.get_or_insert_with(|| {
+                    format!("cleanup of {} failed: {e}", self.dir.display())
+                });
+            }
+        }
+        cleaned.ms = t.elapsed().as_millis() as i64;
+        cleaned
+    }
+
+    /// Records how the drill ended and appends its evidence. A phase that
+    /// failed with an error fails the drill, saying why, and the error is
+    /// returned once recorded.
+    async fn finish(
+        self,
+        attempt: Result<Measured, DrillError>,
+        cleaned: Cleaned,
+    ) -> Result<DrillRun, DrillError> {
+        let failed_check = self.checks.iter().find(|c| !c.passed).map(|c| {
+            format!(
+                "check `{}` of `{}` failed: {}",
+                c.name, c.resource, c.detail
+            )
+        });
+        let (measured, fault) = match attempt {
+            Ok(m) => (m, None),
+            Err(e) => {
+                let none = Measured {
+                    passed: false,
+                    rto_ms: None,
+                    rpo_ms: None,
+                };
+                (none, Some(e))
+            }
+        };
+        let error = fault
+            .as_ref()
+            .map(|e| format!("drill stopped: {e}"))
+            .or(failed_check)
+            .or(cleaned.error);
+        let [choose_ms, restore_ms, checks_ms] = self.phase_ms;
+        let outcome = DrillOutcome {
+            status: if measured.passed { "passed" } else { "failed" },
+            finished_at: now_ms(),
+            rto_ms: measured.rto_ms,
+            rpo_ms: measured.rpo_ms,
             choose_ms,
             restore_ms,
             checks_ms,
-            cleanup_ms,
-            kept_path: kept.as_ref().map(|p| p.display().to_string()),
+            cleanup_ms: cleaned.ms,
+            kept_path: cleaned.kept.as_ref().map(|p| p.display().to_string()),
             error,
-        },
-    )
-    .await?;
-    info!(drill = drill_id, passed, "drill finished");
-    // The row was just written; it can only be missing if the catalog was
-    // deleted under us.
-    let record = cat.drill(drill_id).await?.ok_or_else(|| {
-        DrillError::Invalid(format!("drill {drill_id} vanished from the catalog"))
-    })?;
-    // The drill's verdict stands in the catalog either way; a record that
-    // could not be written shows as a gap in the chain the report verifies.
-    match crate::evidence::write(cat, plan, &record).await {
-        Ok(key) => info!(drill = drill_id, key, "drill evidence written"),
-        Err(e) => warn!(drill = drill_id, error = %e, "cannot write drill evidence"),
+        };
+        let recorded = self.cat.finish_drill(self.id, &outcome).await;
+        info!(drill = self.id, passed = measured.passed, "drill finished");
+        if let Some(e) = fault {
+            if let Err(r) = recorded {
+                warn!(drill = self.id, error = %r, "cannot record the drill's failure");
+            }
+            return Err(e);
+        }
+        recorded?;
+        // The row was just written; it can only be missing if the catalog
+        // was deleted under us.
+        let record = self.cat.drill(self.id).await?.ok_or_else(|| {
+            DrillError::Invalid(format!("drill {} vanished from the catalog", self.id))
+        })?;
+        // The verdict stands in the catalog either way; a record that could
+        // not be written shows as a gap in the chain the report verifies.
+        match crate::evidence::write(self.cat, self.plan, &record).await {
+            Ok(key) => info!(drill = self.id, key, "drill evidence written"),
+            Err(e) => warn!(drill = self.id, error = %e, "cannot write drill evidence"),
+        }
+        Ok(DrillRun {
+            record,
+            kept: cleaned.kept,
+            kept_databases: cleaned.kept_databases,
+        })
     }
-    Ok(DrillRun {
-        record,
-        kept,
-        kept_databases,
-    })
 }
 
-/// Where drill `drill_id` restores `res` (`dir` is the drill's folder) in
-/// `region`, whose vault is `vault`.
-fn scratch_of(
-    plan: &Plan,
-    drill_id: i64,
-    dir: &std::path::Path,
-    res: &Resource,
-    region: &str,
-    vault: Option<&crate::vault::Vault>,
-) -> Scratch {
+/// Fails the drill at the end of `phase` when a test asks for it.
+fn fail_point(phase: Phase) -> Result<(), DrillError> {
+    #[cfg(test)]
+    if tests::FAIL_AT.try_with(|at| *at == phase).unwrap_or(false) {
+        return Err(DrillError::Injected(phase));
+    }
+    let _ = phase;
+    Ok(())
+}
+
+/// Removes a scratch folder (off the async threads: it may be large).
+async fn remove_dir(dir: &Path) -> std::io::Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || resource::remove_scratch(&dir))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+}
+
+/// Where drill `drill_id` restores `res` (`dir` is the drill's folder).
+fn scratch_of(plan: &Plan, drill_id: i64, dir: &Path, res: &Resource) -> Scratch {
     Scratch {
         dir: dir.join(&res.name),
         plan: plan.name.clone(),
         drill_id,
         resource: res.name.clone(),
-        region: region.to_string(),
-        aws: plan.aws.clone(),
-        vault: vault.cloned(),
-        budget: plan.backup.completion_window,
     }
 }
 
@@ -388,22 +552,12 @@ pub async fn clean_up_interrupted(ctx: &Context, plan: &Plan) -> Result<Vec<i64>
             Some(d) => d.region,
             None => plan.drill.region.clone(),
         };
-        // Only a plan with remote scratch places needs the drill region's
-        // vault (and its credentials) to clean up.
-        let remote = plan
-            .resources
-            .iter()
-            .any(|r| matches!(r.spec, crate::plan::ResourceSpec::S3 { .. }));
-        let vault = if remote {
-            region_vault(plan, &region).await.ok()
-        } else {
-            None
-        };
+        let place = Place::reading(plan, &region);
         // Scratch places are named from the drill id, so no record of
         // them is needed to find them; then the folder.
         for res in &plan.resources {
-            let sc = scratch_of(plan, stale_id, &dir, res, &region, vault.as_ref());
-            match resource::discard(&res.spec, &sc).await {
+            let scratch = scratch_of(plan, stale_id, &dir, res);
+            match resource::discard(&res.spec, &place, &scratch).await {
                 Ok(Some(what)) => {
                     warn!(drill = stale_id, resource = %res.name, "dropped what an interrupted drill restored: {what}")
                 }
@@ -415,7 +569,7 @@ pub async fn clean_up_interrupted(ctx: &Context, plan: &Plan) -> Result<Vec<i64>
         }
         if dir.exists() {
             warn!(drill = stale_id, dir = %dir.display(), "removing what an interrupted drill restored");
-            let _ = tokio::task::spawn_blocking(move || resource::remove_scratch(&dir)).await;
+            let _ = remove_dir(&dir).await;
         }
     }
     Ok(stale)
@@ -437,12 +591,143 @@ fn pick(candidates: &[Point], choice: PointChoice) -> Option<Point> {
     }
 }
 
-/// The vault keys of a point, from its recorded location.
-fn point_keys(p: &Point, vault: &crate::vault::Vault) -> Option<ArtifactKeys> {
-    let location = p.location.as_deref()?;
-    let root = vault.location("");
-    let key = location
-        .strip_prefix(root.trim_end_matches('/'))?
-        .trim_start_matches('/');
-    Some(ArtifactKeys::from_artifact_key(key))
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+
+    tokio::task_local! {
+        /// The phase a test makes fail.
+        pub(super) static FAIL_AT: Phase;
+    }
+
+    /// A plan with a folder and a SQLite database (a SQL check on it),
+    /// backed up into `primary` and copied to `dr`, where drills restore.
+    async fn backed_up(root: &Path) -> (Context, Plan) {
+        let data = root.join("data");
+        std::fs::create_dir_all(data.join("files/sub")).unwrap();
+        for i in 0..5 {
+            std::fs::write(data.join(format!("files/sub/f{i}")), vec![i as u8; 1000]).unwrap();
+        }
+        let db = data.join("app.db");
+        orders_db(&db).await;
+        let toml = format!(
+            r#"
+name = "shop"
+owner = "t@example.com"
+rto = "5m"
+rpo = "3m"
+[backup]
+schedule = "* * * * *"
+primary_region = "primary"
+copy_to = ["dr"]
+[regions.primary]
+vault = "file://{root}/vaults/primary"
+[regions.dr]
+vault = "file://{root}/vaults/dr"
+[[resources]]
+name = "files"
+kind = "path"
+path = "{root}/data/files"
+[[resources]]
+name = "app-db"
+kind = "sqlite"
+path = "{root}/data/app.db"
+[drill]
+region = "dr"
+[[drill.checks]]
+name = "orders-present"
+resource = "app-db"
+sql = "SELECT count(*) = 3 FROM orders"
+"#,
+            root = root.display()
+        );
+        let (plan, _) = crate::plan::parse_plan(&root.join("shop.toml"), &toml).unwrap();
+        let ctx = Context {
+            catalog: Catalog::open(&root.join("catalog.db")).await.unwrap(),
+            work_dir: root.join("work"),
+        };
+        let outcome = crate::backup::run(&ctx, &plan, "test", None).await.unwrap();
+        assert_eq!(outcome.status, crate::catalog::RunStatus::Succeeded);
+        (ctx, plan)
+    }
+
+    /// A SQLite database with three orders, written through sqlx.
+    async fn orders_db(path: &Path) {
+        use sqlx::{ConnectOptions, Executor};
+        let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .connect()
+            .await
+            .unwrap();
+        conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY); INSERT INTO orders VALUES (1), (2), (3);")
+            .await
+            .unwrap();
+    }
+
+    fn options() -> DrillOptions {
+        DrillOptions {
+            region: None,
+            point: None,
+            keep: false,
+            trigger: "test".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_drill_that_fails_in_any_phase_is_cleaned_up_and_recorded_failed() {
+        let root = tempfile::tempdir().unwrap();
+        let (ctx, plan) = backed_up(root.path()).await;
+        for phase in [Phase::Choose, Phase::Restore, Phase::Check, Phase::Measure] {
+            let result = FAIL_AT.scope(phase, run(&ctx, &plan, &options())).await;
+            let Err(DrillError::Injected(failed)) = result else {
+                panic!("{phase:?}: the injected failure was not returned: {result:?}");
+            };
+            assert_eq!(failed, phase);
+            let drill = ctx.catalog.last_drill("shop").await.unwrap().unwrap();
+            assert_eq!(drill.status, "failed", "{phase:?}");
+            assert!(
+                drill.rto_ms.is_none(),
+                "{phase:?}: a failed drill has no RTO"
+            );
+            let error = drill.error.unwrap_or_default();
+            assert!(
+                error.contains(&format!("{phase:?} phase")),
+                "{phase:?}: {error}"
+            );
+            let scratch = ctx.drills_dir().join(drill.id.to_string());
+            assert!(
+                !scratch.exists(),
+                "{phase:?}: {} left behind",
+                scratch.display()
+            );
+        }
+        // Nothing a failed drill left stands in the way of the next one.
+        let passed = run(&ctx, &plan, &options()).await.unwrap();
+        assert!(passed.record.passed(), "{:?}", passed.record);
+        assert_eq!(
+            ctx.catalog
+                .drill_checks(passed.record.id)
+                .await
+                .unwrap()
+                .len(),
+            4
+        );
+    }
+
+    #[tokio::test]
+    async fn a_kept_drill_keeps_its_scratch_folder_even_when_a_phase_fails() {
+        let root = tempfile::tempdir().unwrap();
+        let (ctx, plan) = backed_up(root.path()).await;
+        let keep = DrillOptions {
+            keep: true,
+            ..options()
+        };
+        let result = FAIL_AT.scope(Phase::Check, run(&ctx, &plan, &keep)).await;
+        assert!(matches!(result, Err(DrillError::Injected(Phase::Check))));
+        let drill = ctx.catalog.last_drill("shop").await.unwrap().unwrap();
+        let kept = drill.kept_path.expect("the kept folder is recorded");
+        assert!(Path::new(&kept).join("files/sub/f4").is_file(), "{kept}");
+    }
 }

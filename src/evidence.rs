@@ -10,9 +10,9 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
-use crate::backup::region_vault;
 use crate::catalog::{Catalog, DrillRecord};
 use crate::plan::Plan;
+use crate::resource::region_vault;
 use crate::vault::Vault;
 
 const VERSION: u64 = 1;
@@ -57,7 +57,9 @@ async fn keys(vault: &Vault, plan: &str) -> Result<Vec<String>, String> {
 /// Appends the evidence record of a finished drill to the chain in the
 /// drill region's vault. Returns the record's key.
 pub async fn write(cat: &Catalog, plan: &Plan, drill: &DrillRecord) -> Result<String, String> {
-    let vault = region_vault(plan, &drill.region).await?;
+    let vault = region_vault(plan, &drill.region)
+        .await
+        .map_err(|e| e.to_string())?;
     let previous = keys(&vault, &plan.name).await?.pop();
     let prev_sha256 = match &previous {
         Some(k) => Some(sha256_hex(&read(&vault, k).await?)),

@@ -1,5 +1,10 @@
 //! `lifeboat`: parse, init telemetry, run the command, map errors to exit codes.
 
+// The futures of `demo` (a backup, then a drill, each a pipeline of
+// phases over every kind's steps) nest deeper than rustc's default limit
+// for computing their layout.
+#![recursion_limit = "256"]
+
 mod cli;
 
 use std::process::ExitCode;

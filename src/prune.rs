@@ -1,28 +1,29 @@
 //! Pruning: delete the points retention no longer keeps, in every region.
 //!
 //! Order matters for crash safety: the point is marked `deleting` (no longer
-//! usable) first, then its manifest and artifact are deleted, then it is
-//! marked `deleted`. A crash leaves at worst an orphan object, never a
-//! `complete` point without its data; `deleting` points are retried on the
-//! next prune. The plan's backup and drill locks are held, so a prune never
-//! deletes a point a running drill restores or a backup copies.
+//! usable) first, then its data is deleted, then it is marked `deleted`. A
+//! crash leaves at worst an orphan object, never a `complete` point without
+//! its data; `deleting` points are retried on the next prune. The plan's
+//! backup and drill locks are held, so a prune never deletes a point a
+//! running drill restores or a backup copies.
 //!
 //! A point whose objects are under S3 Object Lock (`locked_until` in the
 //! future) is not deleted: S3 would refuse. It is kept, and said so, and
 //! deleted by the first prune after its lock expired, every version of its
 //! objects (a locked bucket is versioned: a plain delete frees nothing).
+//!
+//! A prune is a pipeline: gather what to delete (interrupted prunes,
+//! what retention drops, what failed backups left), then delete each.
 
 use tracing::{info, warn};
 
-use crate::backup::region_vault;
-use crate::catalog::{CatalogError, Point};
+use crate::catalog::{Catalog, CatalogError, Point};
 use crate::context::Context;
 use crate::locks::{LockError, PlanLock};
 use crate::plan::Plan;
-use crate::resource::{delete_artifacts, ArtifactKeys};
+use crate::resource::{self, Place, PointFlag, ResourceError};
 use crate::retention::{decide, Candidate};
 use crate::time::{now_ms, Millis};
-use crate::vault::Vault;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PruneError {
@@ -37,11 +38,19 @@ pub enum PruneError {
 pub struct Pruned {
     pub point: Point,
     pub reason: String,
-    /// `Err` when the objects could not be deleted (retried next time).
-    pub result: Result<(), String>,
+    /// `Err` when the data could not be deleted (retried next time).
+    pub result: Result<(), ResourceError>,
     /// `Some`: not deleted, because its objects are under S3 Object Lock
     /// until then (`result` is `Ok`); a later prune deletes it.
     pub locked_until: Option<Millis>,
+}
+
+/// Why a point is to be deleted.
+enum Doomed {
+    /// Retention drops it (or an interrupted prune started on it).
+    Expired(Point, String),
+    /// A failed backup left data behind.
+    Leftover(Point),
 }
 
 /// Until when a point's objects are still locked at `now`.
@@ -49,6 +58,7 @@ fn still_locked(point: &Point, now: Millis) -> Option<Millis> {
     point.locked_until.filter(|until| *until > now)
 }
 
+/// Prunes `plan` as of `now`; `dry_run` only says what would go.
 pub async fn run(
     ctx: &Context,
     plan: &Plan,
@@ -58,17 +68,34 @@ pub async fn run(
     let _backup = PlanLock::try_acquire(&ctx.locks_dir(), &plan.name, "backup")?;
     let _drill = PlanLock::try_acquire(&ctx.locks_dir(), &plan.name, "drill")?;
     let cat = &ctx.catalog;
-    let mut out = Vec::new();
-    let mut todo: Vec<(Point, String)> = Vec::new();
+    let mut doomed = Vec::new();
     if !dry_run {
+        for p in cat.failed_points_with_leftovers(&plan.name).await? {
+            doomed.push(Doomed::Leftover(p));
+        }
         for p in cat.deleting_points(&plan.name).await? {
-            todo.push((p, "retrying an interrupted prune".into()));
+            doomed.push(Doomed::Expired(p, "retrying an interrupted prune".into()));
         }
     }
+    doomed.extend(dropped_by_retention(cat, plan, now).await?);
+    let mut out = Vec::new();
+    for d in doomed {
+        out.push(prune_one(cat, plan, d, now, dry_run).await?);
+    }
+    Ok(out)
+}
+
+/// The complete points retention no longer keeps, region by region.
+async fn dropped_by_retention(
+    cat: &Catalog,
+    plan: &Plan,
+    now: Millis,
+) -> Result<Vec<Doomed>, CatalogError> {
+    let mut out = Vec::new();
     for region in plan.point_regions() {
         let rules = plan.retention_for(region);
         for res in &plan.resources {
-            let points = cat.complete_points(&plan.name, &res.name, region).await?;
+            let mut points = cat.complete_points(&plan.name, &res.name, region).await?;
             let candidates: Vec<Candidate> = points
                 .iter()
                 .map(|p| Candidate {
@@ -80,158 +107,108 @@ pub async fn run(
                 .into_iter()
                 .filter(|d| !d.keep)
             {
-                if let Some(p) = points.iter().find(|p| p.id == d.id) {
-                    todo.push((p.clone(), d.reasons.join(", ")));
+                if let Some(i) = points.iter().position(|p| p.id == d.id) {
+                    out.push(Doomed::Expired(points.swap_remove(i), d.reasons.join(", ")));
                 }
             }
         }
     }
-    if !dry_run {
-        out.extend(remove_failed_leftovers(ctx, plan, now).await?);
-    }
-    for (point, reason) in todo {
-        if let Some(until) = still_locked(&point, now) {
-            out.push(Pruned {
-                point,
-                reason,
-                result: Ok(()),
-                locked_until: Some(until),
-            });
-            continue;
+    Ok(out)
+}
+
+/// Deletes one doomed point's data, unless locked or a dry run, and
+/// records it.
+async fn prune_one(
+    cat: &Catalog,
+    plan: &Plan,
+    doomed: Doomed,
+    now: Millis,
+    dry_run: bool,
+) -> Result<Pruned, CatalogError> {
+    let (point, reason, leftover) = match doomed {
+        Doomed::Expired(p, reason) => (p, reason, false),
+        Doomed::Leftover(p) => {
+            let what = leftover_of(&p);
+            (p, format!("{what} of a failed backup"), true)
         }
-        if dry_run {
-            out.push(Pruned {
-                point,
-                reason,
-                result: Ok(()),
-                locked_until: None,
-            });
-            continue;
-        }
-        cat.mark_point_deleting(point.id, now_ms()).await?;
-        let result = delete_point(plan, &point).await;
-        match &result {
-            Ok(()) => {
-                cat.mark_point_deleted(point.id, now_ms(), &reason).await?;
-                info!(point = point.id, region = %point.region, %reason, "point pruned");
-            }
-            Err(e) => warn!(point = point.id, error = %e, "pruning failed; will retry"),
-        }
-        out.push(Pruned {
+    };
+    let locked_until = still_locked(&point, now);
+    if locked_until.is_some() || dry_run {
+        return Ok(Pruned {
             point,
             reason,
-            result,
-            locked_until: None,
+            result: Ok(()),
+            locked_until,
         });
     }
-    Ok(out)
+    if !leftover {
+        cat.mark_point_deleting(point.id, now_ms()).await?;
+    }
+    let result = delete_data(cat, plan, &point, leftover).await?;
+    match (&result, leftover) {
+        (Ok(()), false) => {
+            cat.mark_point_deleted(point.id, now_ms(), &reason).await?;
+            info!(point = point.id, region = %point.region, %reason, "point pruned");
+        }
+        (Ok(()), true) => {
+            cat.add_point_flag(point.id, PointFlag::LeftoversRemoved)
+                .await?;
+            info!(point = point.id, region = %point.region, %reason, "removed what a failed backup left");
+        }
+        (Err(e), _) => warn!(point = point.id, error = %e, "pruning failed; will retry"),
+    }
+    Ok(Pruned {
+        point,
+        reason,
+        result,
+        locked_until: None,
+    })
 }
 
-/// Deletes what failed or interrupted backups may have left: an RDS
-/// snapshot that became available after its run gave up (or whose run
-/// died), the objects an `s3` point had copied. They hold no usable point
-/// and cost money. Such points had their location recorded before the
-/// work started; once cleaned they are flagged `leftovers-removed`.
-async fn remove_failed_leftovers(
-    ctx: &Context,
+/// What a failed point left, as prune reports it.
+fn leftover_of(point: &Point) -> String {
+    match &point.stored {
+        Some(resource::Location::RdsSnapshot { id, .. }) => format!("snapshot {id}"),
+        _ => format!("objects under {}", point.location.as_deref().unwrap_or("?")),
+    }
+}
+
+/// Deletes what holds a point, by the point's own kind whatever the plan
+/// says today. A failed point's leftovers are kept when a usable point of
+/// the same region stands on the same data (a snapshot adopted by a retry
+/// of the same slot).
+async fn delete_data(
+    cat: &Catalog,
     plan: &Plan,
-    now: Millis,
-) -> Result<Vec<Pruned>, PruneError> {
-    let cat = &ctx.catalog;
-    let mut out = Vec::new();
-    for point in cat.failed_points_with_leftovers(&plan.name).await? {
-        let Some(location) = point.location.clone() else {
-            continue;
-        };
-        if let Some(until) = still_locked(&point, now) {
-            out.push(Pruned {
-                point,
-                reason: format!("objects under {location} of a failed backup"),
-                result: Ok(()),
-                locked_until: Some(until),
-            });
-            continue;
-        }
-        let (what, result) = if point.kind.starts_with("rds-") {
-            let name = crate::resource::rds::id_of(&location).to_string();
-            // Never a snapshot a usable point of the same region stands on.
-            let used = cat
-                .complete_points(&plan.name, &point.resource, &point.region)
-                .await?
-                .iter()
-                .any(|p| {
-                    p.location.as_deref().map(crate::resource::rds::id_of) == Some(name.as_str())
-                });
-            let result = if used {
-                Ok(())
-            } else {
-                crate::resource::rds::delete_snapshot(
-                    &point.kind,
-                    &crate::backup::rds_place(plan, &point.region),
-                    &name,
-                )
-                .await
-            };
-            (format!("snapshot {name}"), result)
-        } else {
-            let result = match region_vault(plan, &point.region).await {
-                Ok(vault) => delete_point_objects(&vault, &point).await,
-                Err(e) => Err(e),
-            };
-            (format!("objects under {location}"), result)
-        };
-        if result.is_ok() {
-            cat.add_point_flag(point.id, "leftovers-removed").await?;
-            info!(point = point.id, region = %point.region, %what, "removed what a failed backup left");
-        }
-        out.push(Pruned {
-            point,
-            reason: format!("{what} of a failed backup"),
-            result,
-            locked_until: None,
-        });
-    }
-    Ok(out)
-}
-
-/// Deletes what holds a point (by the point's own kind, whatever the plan
-/// says today): its snapshot (RDS) or its vault objects.
-async fn delete_point(plan: &Plan, point: &Point) -> Result<(), String> {
-    if point.kind.starts_with("rds-") {
-        return match point.location.as_deref() {
-            Some(arn) => {
-                crate::resource::rds::delete_snapshot(
-                    &point.kind,
-                    &crate::backup::rds_place(plan, &point.region),
-                    arn,
-                )
-                .await
-            }
-            None => Ok(()),
-        };
-    }
-    let vault = region_vault(plan, &point.region).await?;
-    delete_point_objects(&vault, point).await
-}
-
-async fn delete_point_objects(vault: &Vault, point: &Point) -> Result<(), String> {
-    let Some(location) = point.location.as_deref() else {
-        return Ok(());
+    point: &Point,
+    leftover: bool,
+) -> Result<Result<(), ResourceError>, CatalogError> {
+    let Some(stored) = &point.stored else {
+        return Ok(Ok(()));
     };
+    if leftover {
+        let used = cat
+            .complete_points(&plan.name, &point.resource, &point.region)
+            .await?
+            .iter()
+            .any(|p| p.stored.as_ref() == Some(stored) || same_snapshot(p, stored));
+        if used {
+            return Ok(Ok(()));
+        }
+    }
+    let place = Place::reading(plan, &point.region);
     // Written under a lock: the bucket keeps versions, and every one of
     // them goes (even if the plan has no object_lock any more).
-    let vault = if point.locked_until.is_some() {
-        vault.clone().with_versioned_deletes()
-    } else {
-        vault.clone()
-    };
-    let vault = &vault;
-    let root = vault.location("");
-    let key = location
-        .strip_prefix(root.trim_end_matches('/'))
-        .ok_or_else(|| format!("location {location} is not in the region's vault"))?
-        .trim_start_matches('/');
-    delete_artifacts(&point.kind, vault, &ArtifactKeys::from_artifact_key(key))
-        .await
-        .map_err(|e| e.to_string())
+    let versioned = point.locked_until.is_some();
+    Ok(resource::delete(point.kind, &place, stored, versioned).await)
+}
+
+/// Whether point `p` is the snapshot `stored` names (the ARN is set only
+/// once a snapshot completes, so only the identifiers are compared).
+fn same_snapshot(p: &Point, stored: &resource::Location) -> bool {
+    use resource::Location::RdsSnapshot;
+    match (&p.stored, stored) {
+        (Some(RdsSnapshot { id: a, .. }), RdsSnapshot { id: b, .. }) => a == b,
+        _ => false,
+    }
 }

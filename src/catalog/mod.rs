@@ -11,6 +11,7 @@ mod drills;
 mod jobs;
 mod points;
 mod runs;
+mod status;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -24,6 +25,7 @@ pub use drills::{CheckRecord, DrillOutcome, DrillRecord, NewCheck};
 pub use jobs::Job;
 pub use points::{NewPoint, Point, PointCompletion, PointFilter, UsablePoint};
 pub use runs::BackupRun;
+pub use status::{Flags, PointStatus, RunStatus, UnknownFlag};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 

@@ -1,8 +1,10 @@
 //! Recovery points: one row per restorable copy of a resource in a region.
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
+use super::status::{Flags, PointStatus};
 use super::{Catalog, CatalogError};
+use crate::resource::{Kind, Location, PointFlag};
 use crate::time::Millis;
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -10,11 +12,11 @@ pub struct Point {
     pub id: i64,
     pub plan: String,
     pub resource: String,
-    pub kind: String,
+    pub kind: Kind,
     pub region: String,
     pub run_id: Option<i64>,
     pub source_point_id: Option<i64>,
-    pub status: String,
+    pub status: PointStatus,
     #[serde(with = "crate::time::serde_ms")]
     pub started_at: Millis,
     #[serde(with = "crate::time::serde_ms::option")]
@@ -27,9 +29,12 @@ pub struct Point {
     pub content_bytes: Option<i64>,
     pub file_count: Option<i64>,
     pub sha256: Option<String>,
+    /// Where the data is, as shown to users: a vault URL, a snapshot ARN.
     pub location: Option<String>,
-    #[serde(serialize_with = "flags_as_list")]
-    pub flags: String,
+    /// Where the data is, as data: what drills, copies and prune use.
+    #[serde(skip)]
+    pub stored: Option<Location>,
+    pub flags: Flags,
     pub error: Option<String>,
     /// Until when the point's objects are under S3 Object Lock (a region
     /// with `object_lock`): prune does not delete it before.
@@ -38,18 +43,14 @@ pub struct Point {
 }
 
 impl Point {
-    pub fn flag_list(&self) -> Vec<&str> {
-        self.flags.split(',').filter(|f| !f.is_empty()).collect()
+    /// The flags as words, for printing.
+    pub fn flag_list(&self) -> Vec<&'static str> {
+        self.flags.iter().map(PointFlag::as_str).collect()
     }
 
     pub fn is_complete(&self) -> bool {
-        self.status == "complete"
+        self.status == PointStatus::Complete
     }
-}
-
-fn flags_as_list<S: Serializer>(flags: &str, s: S) -> Result<S::Ok, S::Error> {
-    let list: Vec<&str> = flags.split(',').filter(|f| !f.is_empty()).collect();
-    list.serialize(s)
 }
 
 /// A point about to be taken or copied.
@@ -57,7 +58,7 @@ fn flags_as_list<S: Serializer>(flags: &str, s: S) -> Result<S::Ok, S::Error> {
 pub struct NewPoint<'a> {
     pub plan: &'a str,
     pub resource: &'a str,
-    pub kind: &'a str,
+    pub kind: Kind,
     pub region: &'a str,
     pub run_id: Option<i64>,
     pub source_point_id: Option<i64>,
@@ -73,8 +74,10 @@ pub struct PointCompletion {
     pub content_bytes: u64,
     pub file_count: u64,
     pub sha256: String,
+    /// Where the data is: as shown to users, and as data.
     pub location: String,
-    pub flags: Vec<String>,
+    pub stored: Location,
+    pub flags: Flags,
 }
 
 /// Filters of `points list`.
@@ -109,7 +112,8 @@ impl Catalog {
     pub async fn complete_point(&self, id: i64, c: &PointCompletion) -> Result<(), CatalogError> {
         sqlx::query(
             "UPDATE points SET status = 'complete', data_time = ?, completed_at = ?, size_bytes = ?,
-                content_bytes = ?, file_count = ?, sha256 = ?, location = ?, flags = ?, error = NULL
+                content_bytes = ?, file_count = ?, sha256 = ?, location = ?, stored = ?, flags = ?,
+                error = NULL
              WHERE id = ? AND status = 'running'",
         )
         .bind(c.data_time)
@@ -119,7 +123,8 @@ impl Catalog {
         .bind(c.file_count as i64)
         .bind(&c.sha256)
         .bind(&c.location)
-        .bind(c.flags.join(","))
+        .bind(&c.stored)
+        .bind(&c.flags)
         .bind(id)
         .execute(&self.pool)
         .await?;
@@ -453,8 +458,10 @@ impl Catalog {
         Ok(())
     }
 
-    /// Sets `locked_until` on the running vault points of a plan in a
-    /// region that have none (of a process that died writing them).
+    /// Sets `locked_until` on the running points of a plan in a region that
+    /// have none (of a process that died writing them), but for snapshots
+    /// (which live outside vaults). A point recorded before `stored`
+    /// existed may have written objects too.
     pub async fn bound_lock_of_running_points(
         &self,
         plan: &str,
@@ -464,7 +471,7 @@ impl Catalog {
         sqlx::query(
             "UPDATE points SET locked_until = ?
              WHERE plan = ? AND region = ? AND status = 'running' AND locked_until IS NULL
-               AND kind NOT IN ('rds-instance', 'rds-cluster')",
+               AND (stored IS NULL OR json_type(stored, '$.rds_snapshot') IS NULL)",
         )
         .bind(until)
         .bind(plan)
@@ -474,20 +481,30 @@ impl Catalog {
         Ok(())
     }
 
-    /// Records where a point's data will be before it is created (an RDS
-    /// snapshot's name), so what a failed or interrupted run created can
-    /// be found and removed.
-    pub async fn set_point_location(&self, id: i64, location: &str) -> Result<(), CatalogError> {
-        sqlx::query("UPDATE points SET location = ? WHERE id = ? AND status = 'running'")
-            .bind(location)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+    /// Records where a running point's data will be before it is written.
+    /// With `shown` (the kinds that may leave data behind when they fail),
+    /// the point also shows that location, and prune removes what a failed
+    /// or interrupted run left there.
+    pub async fn set_point_stored(
+        &self,
+        id: i64,
+        stored: &Location,
+        shown: Option<&str>,
+    ) -> Result<(), CatalogError> {
+        sqlx::query(
+            "UPDATE points SET stored = ?, location = COALESCE(?, location)
+             WHERE id = ? AND status = 'running'",
+        )
+        .bind(stored)
+        .bind(shown)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// Failed points that may have left data behind (an RDS snapshot, an
-    /// `s3` point's objects): their location was recorded before the work
+    /// `s3` point's objects): they showed their location before the work
     /// started, and they were not cleaned up yet.
     pub async fn failed_points_with_leftovers(
         &self,
@@ -495,7 +512,7 @@ impl Catalog {
     ) -> Result<Vec<Point>, CatalogError> {
         Ok(sqlx::query_as::<_, Point>(
             "SELECT * FROM points WHERE plan = ? AND status = 'failed' AND location IS NOT NULL
-               AND kind IN ('rds-instance', 'rds-cluster', 's3') AND ',' || flags || ',' NOT LIKE '%,leftovers-removed,%'
+               AND stored IS NOT NULL AND ',' || flags || ',' NOT LIKE '%,leftovers-removed,%'
              ORDER BY id",
         )
         .bind(plan)
@@ -504,12 +521,12 @@ impl Catalog {
     }
 
     /// Adds a flag to a point (idempotent).
-    pub async fn add_point_flag(&self, id: i64, flag: &str) -> Result<(), CatalogError> {
+    pub async fn add_point_flag(&self, id: i64, flag: PointFlag) -> Result<(), CatalogError> {
         sqlx::query(
             "UPDATE points SET flags = CASE WHEN flags = '' THEN ?1 ELSE flags || ',' || ?1 END
              WHERE id = ?2 AND ',' || flags || ',' NOT LIKE '%,' || ?1 || ',%'",
         )
-        .bind(flag)
+        .bind(flag.as_str())
         .bind(id)
         .execute(&self.pool)
         .await?;
@@ -525,4 +542,111 @@ pub struct UsablePoint {
     pub data_time: Millis,
     pub completed_at: Millis,
     pub deleted_at: Option<Millis>,
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+
+    use super::*;
+
+    /// A catalog as a build before migration 0007 left it, with `rows`
+    /// inserted as `(kind, status, location)` of plan `shop`, resource `r`.
+    async fn catalog_before_0007(dir: &std::path::Path, rows: &[(&str, &str, Option<&str>)]) {
+        let old = dir.join("migrations");
+        std::fs::create_dir(&old).unwrap();
+        let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        for entry in std::fs::read_dir(all).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_name().to_string_lossy().as_ref() < "0007" {
+                std::fs::copy(entry.path(), old.join(entry.file_name())).unwrap();
+            }
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(dir.join("catalog.db"))
+            .create_if_missing(true);
+        let pool = SqlitePool::connect_with(options).await.unwrap();
+        let migrator = sqlx::migrate::Migrator::new(old.as_path()).await.unwrap();
+        migrator.run(&pool).await.unwrap();
+        for (kind, status, location) in rows {
+            sqlx::query(
+                "INSERT INTO points (plan, resource, kind, region, status, started_at, location)
+                 VALUES ('shop', 'r', ?, 'primary', ?, 0, ?)",
+            )
+            .bind(kind)
+            .bind(status)
+            .bind(location)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+    }
+
+    #[tokio::test]
+    async fn points_recorded_before_0007_get_their_location_as_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let arn = "arn:aws:rds:us-east-1:123456789012:snapshot:lifeboat-shop-r-0a1b2c-20260101t000000000z";
+        catalog_before_0007(
+            dir.path(),
+            &[
+                (
+                    "path",
+                    "complete",
+                    Some("file:///srv/v:1/shop/r/20260101T000000000Z-p1.tar.zst"),
+                ),
+                (
+                    "s3",
+                    "failed",
+                    Some("s3://vault/lifeboat/shop/r/20260101T000000000Z-p2.objects"),
+                ),
+                ("rds-instance", "complete", Some(arn)),
+                (
+                    "rds-cluster",
+                    "running",
+                    Some("lifeboat-shop-r-0a1b2c-20260101t000000000z"),
+                ),
+                ("sqlite", "failed", None),
+            ],
+        )
+        .await;
+        let cat = Catalog::open(&dir.path().join("catalog.db")).await.unwrap();
+        let stored = |id| {
+            let cat = cat.clone();
+            async move { cat.point(id).await.unwrap().unwrap().stored }
+        };
+        let key = |k: &str| Some(k.to_string());
+        assert_eq!(
+            stored(1).await,
+            Some(Location::Artifact {
+                key: "shop/r/20260101T000000000Z-p1.tar.zst".into()
+            })
+        );
+        assert_eq!(
+            stored(2).await,
+            Some(Location::Objects {
+                key: "shop/r/20260101T000000000Z-p2.objects".into()
+            })
+        );
+        assert_eq!(
+            stored(3).await,
+            Some(Location::RdsSnapshot {
+                id: "lifeboat-shop-r-0a1b2c-20260101t000000000z".into(),
+                arn: key(arn)
+            })
+        );
+        assert_eq!(
+            stored(4).await,
+            Some(Location::RdsSnapshot {
+                id: "lifeboat-shop-r-0a1b2c-20260101t000000000z".into(),
+                arn: None
+            })
+        );
+        assert_eq!(stored(5).await, None);
+        let p = cat.point(3).await.unwrap().unwrap();
+        assert_eq!(
+            (p.kind, p.status),
+            (Kind::RdsInstance, PointStatus::Complete)
+        );
+    }
 }

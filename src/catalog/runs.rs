@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::status::RunStatus;
 use super::{Catalog, CatalogError};
 use crate::time::Millis;
 
@@ -16,7 +17,7 @@ pub struct BackupRun {
     pub started_at: Millis,
     #[serde(with = "crate::time::serde_ms::option")]
     pub finished_at: Option<Millis>,
-    pub status: String,
+    pub status: RunStatus,
     pub error: Option<String>,
 }
 
@@ -45,7 +46,7 @@ impl Catalog {
     pub async fn finish_run(
         &self,
         id: i64,
-        status: &str,
+        status: RunStatus,
         error: Option<&str>,
         now: Millis,
     ) -> Result<(), CatalogError> {

@@ -7,7 +7,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::{exit, print_json, Cli};
-use lifeboat::catalog::Point;
+use lifeboat::catalog::{Point, RunStatus};
 use lifeboat::time::rfc3339;
 
 #[derive(Debug, Subcommand)]
@@ -45,7 +45,7 @@ pub async fn run(cli: &Cli, cmd: &BackupCommand) -> Result<ExitCode> {
     {
         cli.notify(&plan, &n).await?;
     }
-    Ok(exit(outcome.status == "succeeded"))
+    Ok(exit(outcome.status == RunStatus::Succeeded))
 }
 
 pub fn print_points(points: &[Point]) {
@@ -147,5 +147,7 @@ pub async fn demo(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
         "\nCatalog: {}. Try: lifeboat status · lifeboat points list · lifeboat drill run demo --keep · lifeboat report --format json",
         ctx.catalog.path().display()
     );
-    Ok(exit(outcome.status == "succeeded" && drill.record.passed()))
+    Ok(exit(
+        outcome.status == RunStatus::Succeeded && drill.record.passed(),
+    ))
 }

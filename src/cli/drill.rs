@@ -41,7 +41,7 @@ pub async fn run(cli: &Cli, cmd: &DrillCommand) -> Result<ExitCode> {
         .as_deref()
         .map(PointSelector::parse)
         .transpose()
-        .map_err(bad_input)?;
+        .map_err(|e| bad_input(e.to_string()))?;
     let plan = cli.plan(plan)?;
     cli.global_notify_url()?;
     let ctx = cli.context().await?;

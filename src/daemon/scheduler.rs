@@ -16,6 +16,7 @@ use tracing::{error, info, info_span, warn, Instrument};
 use super::plans::fingerprint;
 use super::Shared;
 use crate::backup::BackupError;
+use crate::catalog::RunStatus;
 use crate::drill::{DrillError, DrillOptions};
 use crate::locks::LockError;
 use crate::notify::Notification;
@@ -528,20 +529,22 @@ async fn execute(
             let work = crate::backup::run(ctx, plan, trigger, Some(run.slot.timestamp_millis()));
             match tokio::time::timeout(limit, work).await {
                 Ok(Ok(outcome)) => {
-                    shared
-                        .breakers
-                        .record(&breaker_key, outcome.status != "failed", now_ms());
+                    shared.breakers.record(
+                        &breaker_key,
+                        outcome.status != RunStatus::Failed,
+                        now_ms(),
+                    );
                     let first_error = outcome.points.iter().find_map(|p| p.error.clone());
                     let notification = Notification::from_backup(plan, &outcome, now_ms());
                     Outcome {
-                        status: if outcome.status == "succeeded" {
+                        status: if outcome.status == RunStatus::Succeeded {
                             "succeeded"
                         } else {
                             "failed"
                         },
                         run_id: Some(outcome.run_id),
                         drill_id: None,
-                        error: (outcome.status != "succeeded").then(|| {
+                        error: (outcome.status != RunStatus::Succeeded).then(|| {
                             format!(
                                 "backup {}: {}",
                                 outcome.status,

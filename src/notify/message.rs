@@ -125,7 +125,7 @@ impl Notification {
         outcome: &crate::backup::BackupOutcome,
         at: Millis,
     ) -> Option<Self> {
-        if outcome.status == "succeeded" {
+        if outcome.status == crate::catalog::RunStatus::Succeeded {
             return None;
         }
         let failed: Vec<&crate::catalog::Point> = outcome
@@ -143,7 +143,7 @@ impl Notification {
         Some(Self::backup_failed(
             plan,
             Some(outcome.run_id),
-            outcome.status,
+            outcome.status.as_str(),
             &detail,
             at,
         ))

@@ -445,7 +445,7 @@ async fn plan_report(
                     source: "run",
                     id: r.id,
                     kind: "backup".into(),
-                    status: r.status.clone(),
+                    status: r.status.as_str().to_string(),
                     at: rfc3339(r.started_at),
                     reason: r.error.clone(),
                 },

@@ -1,35 +1,65 @@
-//! Resource kinds: how a point of each kind is taken, restored and checked.
+//! Resource kinds: every step of a point's life, for every kind.
 //!
-//! Kinds are a closed set known at compile time, so one enum ([`ResourceSpec`])
-//! dispatches to one module per kind, each with the same steps: snapshot
-//! (into a vault), restore (into a scratch place) and check. Resource kinds
-//! do data work only; they know nothing of the catalog.
+//! Kinds are a closed set known at compile time ([`Kind`], and the plan's
+//! [`ResourceSpec`]), so each step below is one exhaustive `match` that
+//! hands the work to the kind's own module (`path`, `sqlite`, `postgres`,
+//! `s3`, `rds`). The steps, in the order a point meets them:
+//!
+//! - [`new_location`]: where a new point's data will be, known before any
+//!   work starts (deterministic names: a retry or a crash finds it again);
+//! - [`snapshot`]: take the point in the primary region;
+//! - [`copy`]: copy it into another region;
+//! - [`restore`]: put it back into a scratch place (a drill) and verify it;
+//! - [`check`] and [`sql_check`]: the kind's built-in checks and the
+//!   plan's SQL checks on what was restored;
+//! - [`discard`]: remove what a restore created, also half-way or after a
+//!   crash, found by name;
+//! - [`delete`]: remove a point's data (retention, failed leftovers).
+//!
+//! Orchestrators (`backup`, `drill`, `prune`) call these and never ask
+//! which kind they hold. Resource kinds do data work only: they know
+//! nothing of the catalog.
 
+mod flag;
+mod kind;
+mod location;
 pub mod manifest;
 mod path;
+mod place;
 mod postgres;
 pub mod rds;
 pub mod s3;
+mod scratch;
 mod sql;
 mod sqlite;
 
-pub use path::remove_scratch;
-
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::plan::{AwsSpec, ResourceSpec, SqlCheck};
-use crate::time::Millis;
-use crate::vault::{Vault, VaultError};
-
+pub use flag::PointFlag;
+pub use kind::Kind;
+pub use location::{ArtifactKeys, Location};
 pub use manifest::Manifest;
+pub use path::remove_scratch;
+pub use place::{region_vault, Place, RegionVaultError};
+pub use scratch::{Scratch, SCRATCH_DATABASE_PREFIX};
 
+use crate::plan::{Resource, ResourceSpec, SqlCheck};
+use crate::time::Millis;
+use crate::vault::VaultError;
+
+/// Why a step of a kind failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ResourceError {
+    /// The source could not be read (a missing folder, a refused
+    /// connection, an AWS error naming the resource).
     #[error("{0}")]
     Source(String),
     #[error(transparent)]
     Vault(#[from] VaultError),
+    /// The region has no vault this step can use.
+    #[error("{0}")]
+    NoVault(String),
     #[error("artifact {location} is corrupt: {detail}")]
     Corrupt { location: String, detail: String },
     #[error("{op} {path}: {source}")]
@@ -39,8 +69,12 @@ pub enum ResourceError {
         #[source]
         source: std::io::Error,
     },
-    #[error("resource kind `{0}` is not supported by this build yet")]
-    Unsupported(&'static str),
+    /// An AWS operation failed or did not finish in time.
+    #[error("{0}")]
+    Aws(String),
+    /// A copy or restore does not match what the point recorded.
+    #[error("{0}")]
+    Mismatch(String),
     #[error("{0}")]
     Other(String),
 }
@@ -50,330 +84,465 @@ impl ResourceError {
         let path = path.to_path_buf();
         move |source| ResourceError::Io { op, path, source }
     }
+
+    /// Whether trying again later may succeed: a transient fault of a
+    /// vault; everything else needs someone to change something first.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ResourceError::Vault(e) => e.is_retryable(),
+            _ => false,
+        }
+    }
 }
 
-/// What a snapshot put into the vault.
+/// A check that failed, with what it saw (not an error of Lifeboat: the
+/// verdict of a drill).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CheckFailed(pub String);
+
+impl From<String> for CheckFailed {
+    fn from(detail: String) -> Self {
+        CheckFailed(detail)
+    }
+}
+
+impl From<&str> for CheckFailed {
+    fn from(detail: &str) -> Self {
+        CheckFailed(detail.to_string())
+    }
+}
+
+/// A check that could not run fails, saying why.
+impl From<ResourceError> for CheckFailed {
+    fn from(e: ResourceError) -> Self {
+        CheckFailed(e.to_string())
+    }
+}
+
+/// A check's verdict: passed with what it saw, or failed saying why.
+pub type Verdict = Result<String, CheckFailed>;
+
+/// What a snapshot took.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     /// When the consistent snapshot of the data was taken.
     pub data_time: Millis,
-    /// Artifact (compressed) size and SHA-256.
+    /// Artifact (compressed) size and SHA-256 (empty for a snapshot RDS
+    /// holds: RDS does not expose one).
     pub size_bytes: u64,
     pub sha256: String,
     /// Data held: files and uncompressed bytes.
     pub file_count: u64,
     pub content_bytes: u64,
     /// Notes for the point, e.g. `changed-while-read`.
-    pub flags: Vec<String>,
+    pub flags: Vec<PointFlag>,
 }
 
-/// Keys of a point's two objects in a vault.
+/// What a copy into another region established.
 #[derive(Debug, Clone)]
-pub struct ArtifactKeys {
-    pub artifact: String,
-    pub manifest: String,
+pub struct Copied {
+    /// Where the copy is in its region.
+    pub location: Location,
+    /// Bytes copied.
+    pub size: u64,
+    /// SHA-256 of the bytes copied, when they went through Lifeboat (a
+    /// server-side copy is verified by the store's own checksums).
+    pub sha256: Option<String>,
 }
 
-impl ArtifactKeys {
-    /// `PLAN/RESOURCE/STAMP-pID.EXT` and its `.manifest.json`. The stamp keeps
-    /// keys unique even if a catalog is recreated over an existing vault.
-    pub fn new(
-        plan: &str,
-        resource: &str,
-        spec: &ResourceSpec,
-        started_at: Millis,
-        point_id: i64,
-    ) -> Self {
-        let stamp = crate::time::to_datetime(started_at).format("%Y%m%dT%H%M%S%3fZ");
-        let ext = match spec {
-            ResourceSpec::Sqlite { .. } => "sqlite.zst",
-            // pg_dump's custom format is compressed already: stored as is.
-            ResourceSpec::Postgres { .. } => "pgdump",
-            // A prefix holding one object per source object.
-            ResourceSpec::S3 { .. } => "objects",
-            _ => "tar.zst",
-        };
-        let base = format!("{plan}/{resource}/{stamp}-p{point_id}");
-        ArtifactKeys {
-            artifact: format!("{base}.{ext}"),
-            manifest: format!("{base}.manifest.json"),
-        }
-    }
-
-    /// The keys of a point from its artifact location's key.
-    pub fn from_artifact_key(artifact: &str) -> Self {
-        let base = artifact
-            .strip_suffix(".tar.zst")
-            .or_else(|| artifact.strip_suffix(".sqlite.zst"))
-            .or_else(|| artifact.strip_suffix(".pgdump"))
-            .or_else(|| artifact.strip_suffix(".objects"))
-            .unwrap_or(artifact);
-        ArtifactKeys {
-            artifact: artifact.to_string(),
-            manifest: format!("{base}.manifest.json"),
-        }
-    }
-}
-
-/// Takes a point of a resource into `vault` (of `region`, the primary).
-pub async fn snapshot(
-    spec: &ResourceSpec,
-    vault: &Vault,
-    keys: &ArtifactKeys,
-    work_dir: &Path,
-    label: &str,
-    region: &str,
-    aws: Option<&AwsSpec>,
-) -> Result<Snapshot, ResourceError> {
-    match spec {
-        ResourceSpec::S3 { bucket, prefix } => {
-            s3::snapshot(bucket, prefix, region, aws, vault, keys).await
-        }
-        ResourceSpec::Path { path, exclude } => {
-            path::snapshot(path, exclude, vault, keys, label).await
-        }
-        ResourceSpec::Sqlite { path } => sqlite::snapshot(path, vault, keys, work_dir, label).await,
-        ResourceSpec::Postgres { url, .. } => postgres::snapshot(url, vault, keys, label).await,
-        other => Err(ResourceError::Unsupported(other.kind())),
-    }
-}
-
-/// A restored resource in a scratch place.
-#[derive(Debug, Clone)]
-pub struct Restored {
-    /// Where the data is (folder or database file).
-    pub location: PathBuf,
-    /// The built-in verification that ran during the restore.
-    pub verification: String,
-    /// The scratch database the data went into, for kinds restored into a
-    /// database server (postgres); [`discard`] drops it.
-    pub database: Option<String>,
-    /// Where a remote restore is: the scratch prefix of an `s3` restore,
-    /// the endpoint of a restored RDS instance.
-    pub url: Option<String>,
-    /// The point's manifest, for the checks that compare against it.
-    pub manifest: Option<Manifest>,
-}
-
-/// Scratch databases of drills are named `lifeboat_drill_…`; nothing else
-/// is ever dropped.
-pub const SCRATCH_DATABASE_PREFIX: &str = "lifeboat_drill_";
-
-/// Where one drill restores one resource. Everything a drill creates is
-/// named from these, deterministically, so it can be removed by name after
-/// a failed restore or a crash, without any record of having created it.
-#[derive(Debug, Clone)]
-pub struct Scratch {
-    /// A folder that does not exist yet, removed by the drill's cleanup.
-    pub dir: PathBuf,
-    pub plan: String,
-    pub drill_id: i64,
-    pub resource: String,
-    /// The drill's region, and its vault when it has one: remote scratch
-    /// places (an S3 prefix, an RDS instance) are made there.
-    pub region: String,
-    pub aws: Option<AwsSpec>,
-    pub vault: Option<Vault>,
-    /// How long one long AWS operation may be waited for.
-    pub budget: Duration,
-}
-
-impl Scratch {
-    /// `lifeboat_drill_<drill id>_<plan>_<resource>`: the drill id alone
-    /// would collide when a plan has two databases on one drill server, or
-    /// two catalogs drill into one server. PostgreSQL names are at most 63
-    /// bytes: a longer name is cut and ends with a hash of the whole.
-    pub fn database_name(&self) -> String {
-        let full = format!(
-            "{SCRATCH_DATABASE_PREFIX}{}_{}_{}",
-            self.drill_id, self.plan, self.resource
-        )
-        .replace('-', "_")
-        .to_ascii_lowercase();
-        if full.len() <= 63 {
-            return full;
-        }
-        use sha2::Digest;
-        let hash = hex::encode(sha2::Sha256::digest(full.as_bytes()));
-        format!("{}_{}", &full[..54], &hash[..8])
-    }
-}
-
-/// Restores a point into `scratch` and verifies it against its manifest.
-pub async fn restore(
-    spec: &ResourceSpec,
-    vault: &Vault,
-    keys: &ArtifactKeys,
-    scratch: &Scratch,
-    label: &str,
-) -> Result<Restored, ResourceError> {
-    match spec {
-        ResourceSpec::Path { .. } => path::restore(vault, keys, &scratch.dir, label).await,
-        ResourceSpec::Sqlite { .. } => sqlite::restore(vault, keys, &scratch.dir, label).await,
-        ResourceSpec::Postgres { url, drill_url } => {
-            postgres::restore(url, drill_url.as_deref(), vault, keys, scratch, label).await
-        }
-        ResourceSpec::S3 { .. } => s3::restore(vault, keys, scratch).await,
-        other => Err(ResourceError::Unsupported(other.kind())),
-    }
-}
-
-impl Scratch {
-    /// The drill region as RDS calls see it.
-    pub fn rds_place(&self) -> rds::RdsPlace<'_> {
-        rds::RdsPlace {
-            region: &self.region,
-            aws: self.aws.as_ref(),
-            kms_key: None,
-            budget: self.budget,
-        }
-    }
-}
-
-/// Removes what a restore created outside its scratch folder (a postgres
-/// scratch database), whether the restore succeeded, failed half-way or
-/// was interrupted by a crash. Idempotent; returns what it removed. The
-/// scratch folder itself is the drill's to remove.
-pub async fn discard(
-    spec: &ResourceSpec,
-    scratch: &Scratch,
-) -> Result<Option<String>, ResourceError> {
-    match spec {
-        ResourceSpec::Postgres { url, drill_url } => {
-            postgres::discard(url, drill_url.as_deref(), scratch).await
-        }
-        ResourceSpec::S3 { .. } => match &scratch.vault {
-            Some(vault) => s3::discard(vault, scratch).await,
-            None => Ok(None),
+/// Where a new point of `res` will be. `point_id` and `started_at` make
+/// vault keys unique; an RDS snapshot is named from the `slot` of a
+/// scheduled run (or the start of a manual one), so a retry of the same
+/// slot finds the snapshot instead of taking another.
+pub fn new_location(
+    plan: &str,
+    res: &Resource,
+    started_at: Millis,
+    slot: Option<Millis>,
+    point_id: i64,
+) -> Location {
+    let key = |ext| ArtifactKeys::new(plan, &res.name, ext, started_at, point_id).artifact;
+    match &res.spec {
+        ResourceSpec::Path { .. } => Location::Artifact {
+            key: key("tar.zst"),
+        },
+        ResourceSpec::Sqlite { .. } => Location::Artifact {
+            key: key("sqlite.zst"),
+        },
+        // pg_dump's custom format is compressed already: stored as is.
+        ResourceSpec::Postgres { .. } => Location::Artifact { key: key("pgdump") },
+        ResourceSpec::S3 { .. } => Location::Objects {
+            key: key("objects"),
         },
         ResourceSpec::RdsInstance { .. } | ResourceSpec::RdsCluster { .. } => {
-            rds::discard(spec, &scratch.rds_place(), scratch).await
-        }
-        _ => Ok(None),
-    }
-}
-
-/// Runs a SQL check against a restored resource: passes when the first
-/// column of the first row is true / non-zero (or equals `expect`).
-pub async fn run_sql_check(
-    spec: &ResourceSpec,
-    restored: &Restored,
-    check: &SqlCheck,
-) -> Result<String, String> {
-    let fut = async {
-        match spec {
-            ResourceSpec::Sqlite { .. } => sqlite::sql_check(&restored.location, check).await,
-            ResourceSpec::Postgres { url, drill_url } => {
-                postgres::sql_check(url, drill_url.as_deref(), restored, check).await
+            Location::RdsSnapshot {
+                id: rds::snapshot_id(plan, &res.name, slot.unwrap_or(started_at)),
+                arn: None,
             }
-            ResourceSpec::RdsInstance { .. } | ResourceSpec::RdsCluster { .. } => {
-                match restored.url.as_deref() {
-                    Some(url) => match url.strip_prefix("postgres://") {
-                        Some(endpoint) => postgres::endpoint_sql_check(endpoint, check).await,
-                        None => Err(format!(
-                            "SQL checks run on PostgreSQL engines only; the restore is {url}"
-                        )),
-                    },
-                    None => Err("the restore reported no endpoint".into()),
-                }
-            }
-            other => Err(format!(
-                "SQL checks on kind `{}` are not supported yet",
-                other.kind()
-            )),
         }
-    };
-    match tokio::time::timeout(check.timeout, fut).await {
-        Ok(r) => r,
-        Err(_) => Err(format!(
-            "timed out after {}",
-            humantime::format_duration(check.timeout)
-        )),
     }
 }
 
-/// Deletes a point's objects from a vault (idempotent). The manifest goes
-/// first: a vault holding a manifest always holds its artifact.
-/// `kind` is the point's own, whatever the plan says today.
-pub async fn delete_artifacts(
-    kind: &str,
-    vault: &Vault,
-    keys: &ArtifactKeys,
-) -> Result<(), VaultError> {
-    if kind == "s3" {
-        return s3::delete(vault, keys).await;
-    }
-    vault.delete(&keys.manifest).await?;
-    vault.delete(&keys.artifact).await
+/// A location of the wrong shape for its kind: only a catalog edited by
+/// hand (or a kind that changed under a point) gets here.
+fn misplaced(kind: Kind, location: &Location) -> ResourceError {
+    ResourceError::Other(format!(
+        "a point of kind {kind} cannot be at {location:?}; was the catalog edited?"
+    ))
 }
 
-/// Copies a point's objects to another vault; returns the artifact's copy
-/// outcome (size and SHA-256 of the bytes copied).
-pub async fn copy_artifacts(
+/// The vault keys of a vault location, or why there are none.
+fn keys_of(kind: Kind, location: &Location) -> Result<ArtifactKeys, ResourceError> {
+    location
+        .vault_keys()
+        .ok_or_else(|| misplaced(kind, location))
+}
+
+/// The snapshot identifier and ARN of a snapshot location.
+fn snapshot_of(kind: Kind, location: &Location) -> Result<(&str, Option<&str>), ResourceError> {
+    match location {
+        Location::RdsSnapshot { id, arn } => Ok((id, arn.as_deref())),
+        other => Err(misplaced(kind, other)),
+    }
+}
+
+/// What must hold before a point of `kind` is written into `place`: its
+/// vault opens (and, with an object lock, can honour it). RDS keeps its
+/// own snapshots and reports its own errors: nothing to check first.
+pub async fn preflight(kind: Kind, place: &Place<'_>) -> Result<(), ResourceError> {
+    match kind {
+        Kind::Path | Kind::Sqlite | Kind::Postgres | Kind::S3 => place.vault().await.map(|_| ()),
+        Kind::RdsInstance | Kind::RdsCluster => Ok(()),
+    }
+}
+
+/// Takes a point of `res` at `at` into `place` (the primary region);
+/// returns it and where it is now (an RDS snapshot gains its ARN).
+/// `point_id` tags what is created in AWS, to find it from the console.
+pub async fn snapshot(
+    res: &Resource,
+    place: &Place<'_>,
+    at: &Location,
+    point_id: i64,
+    work_dir: &Path,
+) -> Result<(Snapshot, Location), ResourceError> {
+    let kind = Kind::of(&res.spec);
+    let label = res.name.as_str();
+    let in_vault = |snap| (snap, at.clone());
+    match &res.spec {
+        ResourceSpec::Path { path, exclude } => {
+            let keys = keys_of(kind, at)?;
+            path::snapshot(path, exclude, place.vault().await?, &keys, label)
+                .await
+                .map(in_vault)
+        }
+        ResourceSpec::Sqlite { path } => {
+            let keys = keys_of(kind, at)?;
+            sqlite::snapshot(path, place.vault().await?, &keys, work_dir, label)
+                .await
+                .map(in_vault)
+        }
+        ResourceSpec::Postgres { url, .. } => {
+            let keys = keys_of(kind, at)?;
+            postgres::snapshot(url, place.vault().await?, &keys, label)
+                .await
+                .map(in_vault)
+        }
+        ResourceSpec::S3 { bucket, prefix } => {
+            let keys = keys_of(kind, at)?;
+            let aws = place.plan.aws.as_ref();
+            s3::snapshot(
+                bucket,
+                prefix,
+                place.region,
+                aws,
+                place.vault().await?,
+                &keys,
+            )
+            .await
+            .map(in_vault)
+        }
+        ResourceSpec::RdsInstance { .. } | ResourceSpec::RdsCluster { .. } => {
+            let (id, _) = snapshot_of(kind, at)?;
+            let labels = rds::labels(&place.plan.name, label, point_id);
+            let (snap, arn) = rds::snapshot(&res.spec, &place.rds(), id, &labels).await?;
+            let location = Location::RdsSnapshot {
+                id: id.to_string(),
+                arn: Some(arn),
+            };
+            Ok((snap, location))
+        }
+    }
+}
+
+/// Copies the point of kind `kind` at `from` (in region `src`) into `dst`,
+/// and checks the copy. `source_size` is the source point's recorded size
+/// (what a copy RDS makes is known by).
+pub async fn copy(
+    kind: Kind,
+    resource: &str,
+    src: &Place<'_>,
+    from: &Location,
+    dst: &Place<'_>,
+    point_id: i64,
+    source_size: u64,
+) -> Result<Copied, ResourceError> {
+    let to = from.clone();
+    match kind {
+        Kind::Path | Kind::Sqlite | Kind::Postgres => {
+            let keys = keys_of(kind, from)?;
+            let (s, d) = (src.vault().await?, dst.vault().await?);
+            let outcome = s.copy_to(&keys.artifact, d, &keys.artifact).await?;
+            // The manifest goes last: a vault holding a manifest holds
+            // the artifact.
+            s.copy_to(&keys.manifest, d, &keys.manifest).await?;
+            Ok(Copied {
+                location: to,
+                size: outcome.size,
+                sha256: outcome.sha256,
+            })
+        }
+        Kind::S3 => {
+            let keys = keys_of(kind, from)?;
+            let outcome = s3::copy(src.vault().await?, &keys, dst.vault().await?).await?;
+            Ok(Copied {
+                location: to,
+                size: outcome.size,
+                sha256: outcome.sha256,
+            })
+        }
+        Kind::RdsInstance | Kind::RdsCluster => {
+            let (id, arn) = snapshot_of(kind, from)?;
+            let arn = arn.ok_or_else(|| {
+                ResourceError::Other("the source point has no snapshot ARN".into())
+            })?;
+            let labels = rds::labels(&src.plan.name, resource, point_id);
+            let arn = rds::copy(kind, &src.rds(), arn, &dst.rds(), &labels).await?;
+            Ok(Copied {
+                location: Location::RdsSnapshot {
+                    id: id.to_string(),
+                    arn: Some(arn),
+                },
+                size: source_size,
+                sha256: None,
+            })
+        }
+    }
+}
+
+/// A point put back into a scratch place, verified against its manifest.
+#[derive(Debug, Clone)]
+pub struct Restored {
+    /// What the restore itself verified, for the drill's `restore` check.
+    pub verification: String,
+    pub into: RestoredInto,
+}
+
+/// Where a restore put the data, per kind: what its checks look at.
+#[derive(Debug, Clone)]
+pub enum RestoredInto {
+    /// A `path` point: the tree, under the scratch folder.
+    Folder(PathBuf),
+    /// A `sqlite` point: the database file.
+    File(PathBuf),
+    /// A `postgres` point: the scratch database on the drill server (from
+    /// the resource's `url` and `drill_url`), and the dump it came from.
+    Database {
+        name: String,
+        dump: PathBuf,
+        url: String,
+        drill_url: Option<String>,
+    },
+    /// An `s3` point: the objects under the drill's scratch prefix.
+    Objects {
+        url: String,
+        manifest: Box<Manifest>,
+    },
+    /// An RDS point: the instance restored, serving at `url`
+    /// (`ENGINE://HOST:PORT`) when RDS reported an endpoint.
+    Instance { url: Option<String> },
+}
+
+impl Restored {
+    /// The scratch database kept for a look, if the restore made one.
+    pub fn database(&self) -> Option<&str> {
+        match &self.into {
+            RestoredInto::Database { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+}
+
+/// Restores the point at `at` (in region `place`) into `scratch`, and
+/// verifies it against its manifest.
+pub async fn restore(
     spec: &ResourceSpec,
-    src: &Vault,
-    keys: &ArtifactKeys,
-    dst: &Vault,
-) -> Result<crate::vault::CopyOutcome, String> {
-    if let ResourceSpec::S3 { .. } = spec {
-        return s3::copy(src, keys, dst).await;
+    place: &Place<'_>,
+    at: &Location,
+    scratch: &Scratch,
+) -> Result<Restored, ResourceError> {
+    let kind = Kind::of(spec);
+    let label = scratch.resource.as_str();
+    match spec {
+        ResourceSpec::Path { .. } => {
+            let keys = keys_of(kind, at)?;
+            path::restore(place.vault().await?, &keys, &scratch.dir, label).await
+        }
+        ResourceSpec::Sqlite { .. } => {
+            let keys = keys_of(kind, at)?;
+            sqlite::restore(place.vault().await?, &keys, &scratch.dir, label).await
+        }
+        ResourceSpec::Postgres { url, drill_url } => {
+            let keys = keys_of(kind, at)?;
+            let vault = place.vault().await?;
+            postgres::restore(url, drill_url.as_deref(), vault, &keys, scratch, label).await
+        }
+        ResourceSpec::S3 { .. } => {
+            let keys = keys_of(kind, at)?;
+            s3::restore(place.vault().await?, &keys, scratch).await
+        }
+        ResourceSpec::RdsInstance { .. } | ResourceSpec::RdsCluster { .. } => {
+            let (id, _) = snapshot_of(kind, at)?;
+            rds::restore(spec, &place.rds(), id, scratch).await
+        }
     }
-    copy_one_artifact(src, keys, dst)
-        .await
-        .map_err(|e| e.to_string())
 }
-
-async fn copy_one_artifact(
-    src: &Vault,
-    keys: &ArtifactKeys,
-    dst: &Vault,
-) -> Result<crate::vault::CopyOutcome, VaultError> {
-    let outcome = src.copy_to(&keys.artifact, dst, &keys.artifact).await?;
-    // The manifest goes last: a vault holding a manifest holds the artifact.
-    src.copy_to(&keys.manifest, dst, &keys.manifest).await?;
-    Ok(outcome)
-}
-
-/// Default per-check timeout when a plan gives none.
-pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// A check that comes with a kind.
 #[derive(Debug, Clone)]
 pub struct BuiltinCheck {
     pub name: &'static str,
-    pub result: Result<String, String>,
+    pub verdict: Verdict,
     pub elapsed: Duration,
 }
 
-/// Checks that come with a kind and run after every restore (beyond the
-/// manifest verification the restore itself does), each timed.
-pub async fn builtin_checks(
-    spec: &ResourceSpec,
-    restored: &Restored,
-    scratch: &Scratch,
-) -> Vec<BuiltinCheck> {
-    let start = std::time::Instant::now();
-    let (name, result) = match spec {
-        ResourceSpec::S3 { .. } => (
+/// The checks that come with a kind and run after every restore, beyond
+/// the manifest verification the restore itself did; each timed. A
+/// restored folder or instance has none.
+pub async fn check(restored: &Restored, place: &Place<'_>, scratch: &Scratch) -> Vec<BuiltinCheck> {
+    let start = Instant::now();
+    let (name, verdict) = match &restored.into {
+        RestoredInto::Objects { manifest, .. } => (
             "objects",
-            match (&scratch.vault, &restored.manifest) {
-                (Some(vault), Some(manifest)) => s3::objects_check(vault, scratch, manifest).await,
-                _ => Err("no vault or manifest to check the restored objects against".into()),
+            match place.vault().await {
+                Ok(vault) => s3::objects_check(vault, scratch, manifest).await,
+                Err(e) => Err(CheckFailed(format!(
+                    "cannot list the restored objects: {e}"
+                ))),
             },
         ),
-        ResourceSpec::Sqlite { .. } => (
-            "integrity_check",
-            sqlite::integrity_check(&restored.location).await,
-        ),
-        ResourceSpec::Postgres { url, drill_url } => (
+        RestoredInto::File(file) => ("integrity_check", sqlite::integrity_check(file).await),
+        RestoredInto::Database {
+            name,
+            dump,
+            url,
+            drill_url,
+        } => (
             "tables",
-            postgres::tables_check(url, drill_url.as_deref(), restored).await,
+            postgres::tables_check(url, drill_url.as_deref(), name, dump).await,
         ),
-        _ => return Vec::new(),
+        RestoredInto::Folder(_) | RestoredInto::Instance { .. } => return Vec::new(),
     };
     vec![BuiltinCheck {
         name,
-        result,
+        verdict,
         elapsed: start.elapsed(),
     }]
+}
+
+/// Default per-check timeout when a plan gives none.
+pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Runs a plan's SQL check against a restored database: passes when the
+/// first column of the first row is true / non-zero (or equals `expect`).
+pub async fn sql_check(restored: &Restored, check: &SqlCheck) -> Verdict {
+    let run = async {
+        match &restored.into {
+            RestoredInto::File(file) => sqlite::sql_check(file, check).await,
+            RestoredInto::Database {
+                name,
+                url,
+                drill_url,
+                ..
+            } => postgres::sql_check(url, drill_url.as_deref(), name, check).await,
+            RestoredInto::Instance { url: Some(url) } => match url.strip_prefix("postgres://") {
+                Some(endpoint) => postgres::endpoint_sql_check(endpoint, check).await,
+                None => Err(CheckFailed(format!(
+                    "SQL checks run on PostgreSQL engines only; the restore is {url}"
+                ))),
+            },
+            RestoredInto::Instance { url: None } => {
+                Err(CheckFailed("the restore reported no endpoint".into()))
+            }
+            RestoredInto::Folder(_) | RestoredInto::Objects { .. } => Err(CheckFailed(
+                "SQL checks run on databases only; this restore holds files".into(),
+            )),
+        }
+    };
+    match tokio::time::timeout(check.timeout, run).await {
+        Ok(verdict) => verdict,
+        Err(_) => Err(CheckFailed(format!(
+            "timed out after {}",
+            humantime::format_duration(check.timeout)
+        ))),
+    }
+}
+
+/// Removes what a restore of `spec` created outside its scratch folder
+/// (a scratch database, a scratch prefix, a drill instance), whether the
+/// restore succeeded, failed half-way or was interrupted by a crash: it is
+/// found by name. Idempotent; says what it removed. The scratch folder
+/// itself is the drill's to remove.
+pub async fn discard(
+    spec: &ResourceSpec,
+    place: &Place<'_>,
+    scratch: &Scratch,
+) -> Result<Option<String>, ResourceError> {
+    match spec {
+        ResourceSpec::Path { .. } | ResourceSpec::Sqlite { .. } => Ok(None),
+        ResourceSpec::Postgres { url, drill_url } => {
+            postgres::discard(url, drill_url.as_deref(), scratch).await
+        }
+        ResourceSpec::S3 { .. } => s3::discard(place.vault().await?, scratch).await,
+        ResourceSpec::RdsInstance { .. } | ResourceSpec::RdsCluster { .. } => {
+            rds::discard(spec, &place.rds(), scratch).await
+        }
+    }
+}
+
+/// Deletes the data of a point of kind `kind` at `at` in `place`
+/// (idempotent). The manifest goes first: a vault holding a manifest
+/// always holds its artifact. `versioned`: the objects were written under
+/// an object lock, so every version of them goes.
+pub async fn delete(
+    kind: Kind,
+    place: &Place<'_>,
+    at: &Location,
+    versioned: bool,
+) -> Result<(), ResourceError> {
+    let vault = || async {
+        let vault = place.vault().await?.clone();
+        Ok::<_, ResourceError>(if versioned {
+            vault.with_versioned_deletes()
+        } else {
+            vault
+        })
+    };
+    match kind {
+        Kind::Path | Kind::Sqlite | Kind::Postgres => {
+            let keys = keys_of(kind, at)?;
+            let vault = vault().await?;
+            vault.delete(&keys.manifest).await?;
+            Ok(vault.delete(&keys.artifact).await?)
+        }
+        Kind::S3 => {
+            let keys = keys_of(kind, at)?;
+            Ok(s3::delete(&vault().await?, &keys).await?)
+        }
+        Kind::RdsInstance | Kind::RdsCluster => {
+            let (id, _) = snapshot_of(kind, at)?;
+            rds::delete_snapshot(kind, &place.rds(), id).await
+        }
+    }
 }

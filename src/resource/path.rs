@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use tokio_util::io::SyncIoBridge;
 
 use super::manifest::{ArtifactInfo, EntryType, FileEntry, Manifest};
-use super::{ArtifactKeys, ResourceError, Restored, Snapshot};
+use super::{ArtifactKeys, PointFlag, ResourceError, Restored, RestoredInto, Snapshot};
 use crate::pipe::{pipe, PipeWriter};
 use crate::vault::{HashingReader, HashingWriter, Vault};
 
@@ -88,7 +88,7 @@ pub async fn snapshot(
         file_count,
         content_bytes,
         flags: if changed {
-            vec!["changed-while-read".into()]
+            vec![PointFlag::ChangedWhileRead]
         } else {
             vec![]
         },
@@ -344,13 +344,10 @@ pub async fn restore(
         });
     }
     Ok(Restored {
-        location: dest.to_path_buf(),
         verification: format!(
             "{files} files ({bytes} bytes) match the manifest's sha256; artifact sha256 verified"
         ),
-        database: None,
-        url: None,
-        manifest: None,
+        into: RestoredInto::Folder(dest.to_path_buf()),
     })
 }
 
@@ -566,11 +563,21 @@ fn link_stays_inside(entry: &Path, link: &Path) -> bool {
     true
 }
 
+/// Why an archive entry may not be written where it asks to go.
+#[derive(Debug)]
+struct Refused(String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Walks a link's target from the link's folder: it must stay inside
 /// `root` and may not pass through another symlink.
-fn link_resolves_inside(root: &Path, rel: &Path, link: &Path) -> Result<(), String> {
+fn link_resolves_inside(root: &Path, rel: &Path, link: &Path) -> Result<(), Refused> {
     if link.is_absolute() {
-        return Err("is absolute".into());
+        return Err(Refused("is absolute".into()));
     }
     let mut cur: Vec<std::ffi::OsString> = rel
         .parent()
@@ -586,7 +593,7 @@ fn link_resolves_inside(root: &Path, rel: &Path, link: &Path) -> Result<(), Stri
             Component::CurDir => {}
             Component::ParentDir => {
                 if cur.pop().is_none() {
-                    return Err("points outside the restore folder".into());
+                    return Err(Refused("points outside the restore folder".into()));
                 }
             }
             Component::Normal(name) => {
@@ -595,10 +602,13 @@ fn link_resolves_inside(root: &Path, rel: &Path, link: &Path) -> Result<(), Stri
                 let path: PathBuf = cur.iter().fold(root.to_path_buf(), |p, c| p.join(c));
                 if !is_last && fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink())
                 {
-                    return Err(format!("goes through another symlink `{}`", path.display()));
+                    return Err(Refused(format!(
+                        "goes through another symlink `{}`",
+                        path.display()
+                    )));
                 }
             }
-            _ => return Err("is not a plain relative path".into()),
+            _ => return Err(Refused("is not a plain relative path".into())),
         }
     }
     Ok(())
@@ -624,7 +634,7 @@ pub fn remove_scratch(dir: &Path) -> std::io::Result<()> {
 
 /// Creates the parent folders of `target`, refusing to go through a symlink
 /// (an archive could otherwise plant a link and write through it).
-fn ensure_parents(root: &Path, target: &Path, safe: &mut HashSet<PathBuf>) -> Result<(), String> {
+fn ensure_parents(root: &Path, target: &Path, safe: &mut HashSet<PathBuf>) -> Result<(), Refused> {
     let Some(parent) = target.parent() else {
         return Ok(());
     };
@@ -633,7 +643,7 @@ fn ensure_parents(root: &Path, target: &Path, safe: &mut HashSet<PathBuf>) -> Re
     }
     let rel = parent
         .strip_prefix(root)
-        .map_err(|_| "outside the restore folder".to_string())?;
+        .map_err(|_| Refused("outside the restore folder".into()))?;
     let mut cur = root.to_path_buf();
     for c in rel.components() {
         cur.push(c);
@@ -642,16 +652,15 @@ fn ensure_parents(root: &Path, target: &Path, safe: &mut HashSet<PathBuf>) -> Re
         }
         match fs::symlink_metadata(&cur) {
             Ok(m) if m.file_type().is_symlink() => {
-                return Err(format!(
+                return Err(Refused(format!(
                     "path goes through symlink `{}`; refused",
                     cur.display()
-                ))
+                )))
             }
             Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(format!("`{}` is not a folder", cur.display())),
-            Err(_) => {
-                fs::create_dir(&cur).map_err(|e| format!("cannot create {}: {e}", cur.display()))?
-            }
+            Ok(_) => return Err(Refused(format!("`{}` is not a folder", cur.display()))),
+            Err(_) => fs::create_dir(&cur)
+                .map_err(|e| Refused(format!("cannot create {}: {e}", cur.display())))?,
         }
         safe.insert(cur.clone());
     }

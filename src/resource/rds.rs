@@ -19,8 +19,8 @@ use std::time::Duration;
 use aws_sdk_rds::types::Tag;
 use aws_sdk_rds::Client;
 
-use super::{ResourceError, Restored, Scratch, Snapshot};
-use crate::aws::{rds_client, wait_until, AwsError};
+use super::{Kind, PointFlag, ResourceError, Restored, RestoredInto, Scratch, Snapshot};
+use crate::aws::{rds_client, wait_until, AwsError, GaveUp};
 use crate::plan::{AwsSpec, RdsRestore, ResourceSpec};
 use crate::time::Millis;
 
@@ -31,15 +31,41 @@ const DEFAULT_CLUSTER_INSTANCE_CLASS: &str = "db.t4g.medium";
 /// The outcome of creating a drill instance or cluster, as a message that
 /// names the region. Drill ids are never reused: a namesake is not ours
 /// to use (another catalog drilling the same plan?).
-fn drill_created<T>(r: Result<T, AwsError>, place: &RdsPlace<'_>) -> Result<(), String> {
+fn drill_created<T>(r: Result<T, AwsError>, place: &RdsPlace<'_>) -> Result<(), ResourceError> {
     match r {
         Ok(_) => Ok(()),
-        Err(e) if e.is_already_exists() => Err(format!(
+        Err(e) if e.is_already_exists() => Err(ResourceError::Aws(format!(
             "{e} (in {}): a drill of another catalog with the same plan?",
             place.region
-        )),
-        Err(e) => Err(format!("{e} (in {})", place.region)),
+        ))),
+        Err(e) => Err(in_region(e, place)),
     }
+}
+
+/// An AWS error, saying in which region it happened.
+fn in_region(e: impl std::fmt::Display, place: &RdsPlace<'_>) -> ResourceError {
+    ResourceError::Aws(format!("{e} (in {})", place.region))
+}
+
+impl From<GaveUp> for ResourceError {
+    fn from(e: GaveUp) -> Self {
+        ResourceError::Aws(e.to_string())
+    }
+}
+
+impl From<AwsError> for ResourceError {
+    fn from(e: AwsError) -> Self {
+        ResourceError::Aws(e.to_string())
+    }
+}
+
+/// Tags put on what Lifeboat creates in AWS, to find it from the console.
+pub fn labels(plan: &str, resource: &str, point: i64) -> Vec<(&'static str, String)> {
+    vec![
+        ("lifeboat:plan", plan.to_string()),
+        ("lifeboat:resource", resource.to_string()),
+        ("lifeboat:point", point.to_string()),
+    ]
 }
 
 /// A region as RDS calls see it.
@@ -65,13 +91,29 @@ enum Level {
     Cluster,
 }
 
+impl Level {
+    /// The level of a point's own kind.
+    fn of(kind: Kind) -> Result<Level, ResourceError> {
+        match kind {
+            Kind::RdsInstance => Ok(Level::Instance),
+            Kind::RdsCluster => Ok(Level::Cluster),
+            Kind::Path | Kind::Sqlite | Kind::Postgres | Kind::S3 => Err(ResourceError::Other(
+                format!("kind `{kind}` has no RDS snapshot"),
+            )),
+        }
+    }
+}
+
 fn level_of(spec: &ResourceSpec) -> Result<(Level, &str, &RdsRestore), ResourceError> {
     match spec {
         ResourceSpec::RdsInstance { instance, restore } => Ok((Level::Instance, instance, restore)),
         ResourceSpec::RdsCluster { cluster, restore } => Ok((Level::Cluster, cluster, restore)),
-        other => Err(ResourceError::Other(format!(
+        ResourceSpec::Path { .. }
+        | ResourceSpec::Sqlite { .. }
+        | ResourceSpec::Postgres { .. }
+        | ResourceSpec::S3 { .. } => Err(ResourceError::Other(format!(
             "kind `{}` is not an RDS kind",
-            other.kind()
+            spec.kind()
         ))),
     }
 }
@@ -221,7 +263,7 @@ async fn wait_snapshot(
     place: &RdsPlace<'_>,
     level: Level,
     id: &str,
-) -> Result<SnapInfo, String> {
+) -> Result<SnapInfo, ResourceError> {
     wait_until(
         &format!("snapshot {id} in {} to be available", place.region),
         place.aws,
@@ -230,11 +272,17 @@ async fn wait_snapshot(
             match describe_snapshot(client, level, id).await {
                 Ok(Some(s)) if s.status == "available" => Ok(Some(s)),
                 Ok(Some(s)) if matches!(s.status.as_str(), "failed" | "error" | "deleting") => {
-                    Err(format!("snapshot {id} in {} is {}", place.region, s.status))
+                    Err(ResourceError::Aws(format!(
+                        "snapshot {id} in {} is {}",
+                        place.region, s.status
+                    )))
                 }
                 Ok(Some(_)) => Ok(None),
-                Ok(None) => Err(format!("snapshot {id} in {} has disappeared", place.region)),
-                Err(e) => Err(e.to_string()),
+                Ok(None) => Err(ResourceError::Aws(format!(
+                    "snapshot {id} in {} has disappeared",
+                    place.region
+                ))),
+                Err(e) => Err(e.into()),
             }
         },
     )
@@ -315,9 +363,7 @@ pub async fn snapshot(
             )))
         }
     }
-    let info = wait_snapshot(&client, place, level, id)
-        .await
-        .map_err(ResourceError::Source)?;
+    let info = wait_snapshot(&client, place, level, id).await?;
     let bytes = (info.allocated_gib.max(0) as u64) << 30;
     Ok((
         Snapshot {
@@ -327,7 +373,7 @@ pub async fn snapshot(
             file_count: 0,
             content_bytes: bytes,
             flags: if info.encrypted {
-                vec!["encrypted".into()]
+                vec![PointFlag::Encrypted]
             } else {
                 Vec::new()
             },
@@ -339,25 +385,25 @@ pub async fn snapshot(
 /// Copies the snapshot `src_arn` (in `src`) into `dst` under the same
 /// identifier, and waits until the copy is available; returns its ARN.
 pub async fn copy(
-    spec: &ResourceSpec,
+    kind: Kind,
     src: &RdsPlace<'_>,
     src_arn: &str,
     dst: &RdsPlace<'_>,
     labels: &[(&str, String)],
-) -> Result<String, String> {
-    let (level, _, _) = level_of(spec).map_err(|e| e.to_string())?;
+) -> Result<String, ResourceError> {
+    let level = Level::of(kind)?;
     let id = id_of(src_arn);
     let source = describe_snapshot(&src.client().await, level, id)
         .await
-        .map_err(|e| format!("{} in {}", e, src.region))?
-        .ok_or_else(|| format!("source snapshot {src_arn} no longer exists"))?;
+        .map_err(|e| ResourceError::Aws(format!("{} in {}", e, src.region)))?
+        .ok_or_else(|| ResourceError::Aws(format!("source snapshot {src_arn} no longer exists")))?;
     // Real AWS needs a key of the destination region to copy an encrypted
     // snapshot there (keys are regional); say so before asking.
     if source.encrypted && dst.kms_key.is_none() {
-        return Err(format!(
+        return Err(ResourceError::Aws(format!(
             "snapshot {id} is encrypted: region {} needs a `kms_key` (a KMS key of that region) to copy it there",
             dst.region
-        ));
+        )));
     }
     // A key for an unencrypted snapshot is an error on AWS: only with one.
     let key = source
@@ -390,21 +436,20 @@ pub async fn copy(
     match sent {
         Ok(()) => {}
         Err(e) if e.is_already_exists() => {}
-        Err(e) => return Err(format!("{e} (in {})", dst.region)),
+        Err(e) => return Err(in_region(e, dst)),
     }
     Ok(wait_snapshot(&client, dst, level, id).await?.arn)
 }
 
-/// Deletes a point's snapshot (idempotent); `kind` is the point's own
-/// (`rds-instance` or `rds-cluster`), whatever the plan says today.
-pub async fn delete_snapshot(kind: &str, place: &RdsPlace<'_>, arn: &str) -> Result<(), String> {
-    let level = match kind {
-        "rds-instance" => Level::Instance,
-        "rds-cluster" => Level::Cluster,
-        other => return Err(format!("kind `{other}` has no RDS snapshot")),
-    };
+/// Deletes a point's snapshot (idempotent); `kind` is the point's own,
+/// whatever the plan says today.
+pub async fn delete_snapshot(
+    kind: Kind,
+    place: &RdsPlace<'_>,
+    id: &str,
+) -> Result<(), ResourceError> {
+    let level = Level::of(kind)?;
     let client = place.client().await;
-    let id = id_of(arn);
     let r = match level {
         Level::Instance => client
             .delete_db_snapshot()
@@ -424,7 +469,7 @@ pub async fn delete_snapshot(kind: &str, place: &RdsPlace<'_>, arn: &str) -> Res
     match r {
         Ok(()) => Ok(()),
         Err(e) if e.is_not_found() => Ok(()),
-        Err(e) => Err(format!("{e} (in {})", place.region)),
+        Err(e) => Err(in_region(e, place)),
     }
 }
 
@@ -506,7 +551,7 @@ async fn wait_instance_available(
     client: &Client,
     place: &RdsPlace<'_>,
     id: &str,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, ResourceError> {
     wait_until(
         &format!("instance {id} in {} to be available", place.region),
         place.aws,
@@ -514,24 +559,28 @@ async fn wait_instance_available(
         || async {
             match describe_instance(client, id).await {
                 Ok(Some((s, endpoint))) if s == "available" => Ok(Some(endpoint)),
-                Ok(Some((s, _))) if hopeless(&s) => {
-                    Err(format!("instance {id} in {} is {s}", place.region))
-                }
+                Ok(Some((s, _))) if hopeless(&s) => Err(ResourceError::Aws(format!(
+                    "instance {id} in {} is {s}",
+                    place.region
+                ))),
                 Ok(Some(_)) => Ok(None),
-                Ok(None) => Err(format!("instance {id} in {} has disappeared", place.region)),
-                Err(e) => Err(e.to_string()),
+                Ok(None) => Err(ResourceError::Aws(format!(
+                    "instance {id} in {} has disappeared",
+                    place.region
+                ))),
+                Err(e) => Err(e.into()),
             }
         },
     )
     .await
 }
 
-/// Restores the snapshot `arn` (a point in the drill region) into an
+/// Restores the snapshot `id` (a point in the drill region) into an
 /// instance or cluster named after the drill, and waits until it serves.
 pub async fn restore(
     spec: &ResourceSpec,
     place: &RdsPlace<'_>,
-    arn: &str,
+    id: &str,
     scratch: &Scratch,
 ) -> Result<Restored, ResourceError> {
     let (level, _, settings) = level_of(spec)?;
@@ -541,14 +590,13 @@ pub async fn restore(
         ("lifeboat:plan", scratch.plan.clone()),
         ("lifeboat:drill", scratch.drill_id.to_string()),
     ]);
-    let fail = |e: String| ResourceError::Other(e);
     let sgs = (!settings.security_groups.is_empty()).then(|| settings.security_groups.clone());
     let endpoint = match level {
         Level::Instance => {
             let r = client
                 .restore_db_instance_from_db_snapshot()
                 .db_instance_identifier(&name)
-                .db_snapshot_identifier(id_of(arn))
+                .db_snapshot_identifier(id)
                 .set_db_instance_class(settings.instance_class.clone())
                 .set_db_subnet_group_name(settings.subnet_group.clone())
                 .set_vpc_security_group_ids(sgs)
@@ -558,22 +606,19 @@ pub async fn restore(
                 .send()
                 .await
                 .map_err(|e| AwsError::new("RestoreDBInstanceFromDBSnapshot", e));
-            drill_created(r, place).map_err(fail)?;
-            wait_instance_available(&client, place, &name)
-                .await
-                .map_err(fail)?
+            drill_created(r, place)?;
+            wait_instance_available(&client, place, &name).await?
         }
         Level::Cluster => {
-            let snap = describe_snapshot(&client, level, id_of(arn))
-                .await
-                .map_err(|e| fail(e.to_string()))?
-                .ok_or_else(|| fail(format!("snapshot {arn} does not exist")))?;
+            let snap = describe_snapshot(&client, level, id)
+                .await?
+                .ok_or_else(|| ResourceError::Aws(format!("snapshot {id} does not exist")))?;
             let r = client
                 .restore_db_cluster_from_snapshot()
                 .db_cluster_identifier(&name)
                 // The point is in this region: its name is enough (and
                 // is what every RDS implementation accepts).
-                .snapshot_identifier(id_of(arn))
+                .snapshot_identifier(id)
                 .engine(&snap.engine)
                 .set_db_subnet_group_name(settings.subnet_group.clone())
                 .set_vpc_security_group_ids(sgs)
@@ -582,7 +627,7 @@ pub async fn restore(
                 .send()
                 .await
                 .map_err(|e| AwsError::new("RestoreDBClusterFromSnapshot", e));
-            drill_created(r, place).map_err(fail)?;
+            drill_created(r, place)?;
             wait_until(
                 &format!("cluster {name} in {} to be available", place.region),
                 place.aws,
@@ -590,17 +635,19 @@ pub async fn restore(
                 || async {
                     match describe_cluster(&client, &name).await {
                         Ok(Some(s)) if s == "available" => Ok(Some(())),
-                        Ok(Some(s)) if hopeless(&s) => {
-                            Err(format!("cluster {name} in {} is {s}", place.region))
-                        }
+                        Ok(Some(s)) if hopeless(&s) => Err(ResourceError::Aws(format!(
+                            "cluster {name} in {} is {s}",
+                            place.region
+                        ))),
                         Ok(Some(_)) => Ok(None),
-                        Ok(None) => Err(format!("cluster {name} has disappeared")),
-                        Err(e) => Err(e.to_string()),
+                        Ok(None) => Err(ResourceError::Aws(format!(
+                            "cluster {name} has disappeared"
+                        ))),
+                        Err(e) => Err(e.into()),
                     }
                 },
             )
-            .await
-            .map_err(fail)?;
+            .await?;
             let instance = format!("{name}-i1");
             let r = client
                 .create_db_instance()
@@ -618,10 +665,8 @@ pub async fn restore(
                 .send()
                 .await
                 .map_err(|e| AwsError::new("CreateDBInstance", e));
-            drill_created(r, place).map_err(fail)?;
-            wait_instance_available(&client, place, &instance)
-                .await
-                .map_err(fail)?
+            drill_created(r, place)?;
+            wait_instance_available(&client, place, &instance).await?
         }
     };
     let what = if level == Level::Instance {
@@ -630,16 +675,12 @@ pub async fn restore(
         "cluster"
     };
     Ok(Restored {
-        location: scratch.dir.clone(),
         verification: format!(
-            "{what} {name} restored from {} in {}: available at {}",
-            id_of(arn),
+            "{what} {name} restored from {id} in {}: available at {}",
             place.region,
             endpoint.as_deref().unwrap_or("(no endpoint reported)")
         ),
-        database: None,
-        url: endpoint,
-        manifest: None,
+        into: RestoredInto::Instance { url: endpoint },
     })
 }
 
@@ -654,19 +695,15 @@ pub async fn discard(
     let (level, _, _) = level_of(spec)?;
     let client = place.client().await;
     let name = drill_identifier(scratch);
-    let fail = |e: String| ResourceError::Other(e);
     let mut deleted = Vec::new();
     let instance = match level {
         Level::Instance => name.clone(),
         Level::Cluster => format!("{name}-i1"),
     };
-    if delete_instance(&client, place, &instance)
-        .await
-        .map_err(fail)?
-    {
+    if delete_instance(&client, place, &instance).await? {
         deleted.push(format!("instance {instance}"));
     }
-    if level == Level::Cluster && delete_cluster(&client, place, &name).await.map_err(fail)? {
+    if level == Level::Cluster && delete_cluster(&client, place, &name).await? {
         deleted.push(format!("cluster {name}"));
     }
     Ok((!deleted.is_empty()).then(|| format!("{} in {}", deleted.join(" and "), place.region)))
@@ -674,7 +711,11 @@ pub async fn discard(
 
 /// Deletes an instance without a final snapshot and waits until it is
 /// gone; whether there was one.
-async fn delete_instance(client: &Client, place: &RdsPlace<'_>, id: &str) -> Result<bool, String> {
+async fn delete_instance(
+    client: &Client,
+    place: &RdsPlace<'_>,
+    id: &str,
+) -> Result<bool, ResourceError> {
     delete_until_gone(
         &format!("instance {id}"),
         place,
@@ -701,7 +742,11 @@ async fn delete_instance(client: &Client, place: &RdsPlace<'_>, id: &str) -> Res
 
 /// Deletes a drill cluster (its instance deleted first) without a final
 /// snapshot and waits until it is gone; whether there was one.
-async fn delete_cluster(client: &Client, place: &RdsPlace<'_>, id: &str) -> Result<bool, String> {
+async fn delete_cluster(
+    client: &Client,
+    place: &RdsPlace<'_>,
+    id: &str,
+) -> Result<bool, ResourceError> {
     delete_until_gone(
         &format!("cluster {id}"),
         place,
@@ -732,7 +777,7 @@ async fn delete_until_gone<D, DF, X, XF>(
     busy: &str,
     describe: D,
     delete: X,
-) -> Result<bool, String>
+) -> Result<bool, ResourceError>
 where
     D: Fn() -> DF,
     DF: std::future::Future<Output = Result<Option<String>, AwsError>>,
@@ -748,7 +793,7 @@ where
             let status = match describe().await {
                 Ok(None) => return Ok(Some(())),
                 Ok(Some(status)) => status,
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(e.into()),
             };
             existed.store(true, std::sync::atomic::Ordering::Relaxed);
             if status == "deleting" {
@@ -758,7 +803,7 @@ where
                 Ok(()) => Ok(None),
                 Err(e) if e.is_not_found() => Ok(Some(())),
                 Err(e) if e.code.starts_with(busy) => Ok(None),
-                Err(e) => Err(format!("{e} (in {})", place.region)),
+                Err(e) => Err(in_region(e, place)),
             }
         },
     )

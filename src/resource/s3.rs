@@ -14,7 +14,10 @@ use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 
 use super::manifest::{ArtifactInfo, BucketInfo, ObjectEntry};
-use super::{ArtifactKeys, Manifest, ResourceError, Restored, Scratch, Snapshot};
+use super::{
+    ArtifactKeys, CheckFailed, Manifest, PointFlag, ResourceError, Restored, RestoredInto, Scratch,
+    Snapshot, Verdict,
+};
 use crate::plan::AwsSpec;
 use crate::time::now_ms;
 use crate::vault::{CopyOutcome, S3Vault, Vault, VaultError};
@@ -145,13 +148,13 @@ pub async fn snapshot(
     let mut objects = Vec::with_capacity(copies.len());
     let listed_count = copies.len();
     for (entry, changed) in copies.into_iter().flatten() {
-        if changed && !flags.iter().any(|f| f == "changed-while-read") {
-            flags.push("changed-while-read".to_string());
+        if changed && !flags.contains(&PointFlag::ChangedWhileRead) {
+            flags.push(PointFlag::ChangedWhileRead);
         }
         objects.push(entry);
     }
-    if objects.len() < listed_count && !flags.iter().any(|f| f == "changed-while-read") {
-        flags.push("changed-while-read".to_string());
+    if objects.len() < listed_count && !flags.contains(&PointFlag::ChangedWhileRead) {
+        flags.push(PointFlag::ChangedWhileRead);
     }
     let total: u64 = objects.iter().map(|o| o.size).sum();
     let mut manifest = Manifest {
@@ -267,13 +270,13 @@ fn check_sha(entry: &ObjectEntry, got: Option<&str>, where_: &str) -> Result<boo
 
 /// Copies a point's objects, then its manifest, into another S3 vault;
 /// every copy's SHA-256 (computed by S3) must match the manifest's.
-pub async fn copy(src: &Vault, keys: &ArtifactKeys, dst: &Vault) -> Result<CopyOutcome, String> {
-    let (Vault::S3(s), Vault::S3(d)) = (src, dst) else {
-        return Err("points of kind s3 are copied between s3:// vaults only".into());
-    };
-    let manifest = Manifest::load(src, &keys.manifest)
-        .await
-        .map_err(|e| e.to_string())?;
+pub async fn copy(
+    src: &Vault,
+    keys: &ArtifactKeys,
+    dst: &Vault,
+) -> Result<CopyOutcome, ResourceError> {
+    let (s, d) = (s3_vault(src, "copy")?, s3_vault(dst, "copy")?);
+    let manifest = Manifest::load(src, &keys.manifest).await?;
     bounded(manifest.objects.iter().cloned(), |entry| {
         let (s, d) = (s.clone(), d.clone());
         let key = stored_key(keys, &entry.stored);
@@ -284,12 +287,9 @@ pub async fn copy(src: &Vault, keys: &ArtifactKeys, dst: &Vault) -> Result<CopyO
             check_sha(&entry, copied.sha256.as_deref(), &d.location(&key))
         }
     })
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     // The manifest goes last: a vault holding it holds every object.
-    src.copy_to(&keys.manifest, dst, &keys.manifest)
-        .await
-        .map_err(|e| e.to_string())?;
+    src.copy_to(&keys.manifest, dst, &keys.manifest).await?;
     Ok(CopyOutcome {
         size: manifest.content_bytes,
         sha256: None,
@@ -326,25 +326,21 @@ pub async fn restore(
     let url = vault.location(&prefix);
     let checked = compared.iter().filter(|c| **c).count();
     Ok(Restored {
-        location: scratch.dir.clone(),
         verification: format!(
             "{} objects ({} bytes) restored into {url}; {checked} SHA-256 checksums computed by S3 compared equal to the manifest's",
             manifest.objects.len(),
             manifest.content_bytes
         ),
-        database: None,
-        url: Some(url),
-        manifest: Some(manifest),
+        into: RestoredInto::Objects {
+            url,
+            manifest: Box::new(manifest),
+        },
     })
 }
 
 /// The built-in check of a restored bucket: listing the scratch prefix
 /// gives exactly the manifest's keys and sizes, nothing more or less.
-pub async fn objects_check(
-    vault: &Vault,
-    scratch: &Scratch,
-    manifest: &Manifest,
-) -> Result<String, String> {
+pub async fn objects_check(vault: &Vault, scratch: &Scratch, manifest: &Manifest) -> Verdict {
     let prefix = scratch_prefix(scratch);
     let listed = vault
         .list(&format!("{prefix}/"))
@@ -375,7 +371,7 @@ pub async fn objects_check(
     }
     let missing = want.iter().find(|w| !got.contains(w));
     let extra = got.iter().find(|g| !want.contains(g));
-    Err(format!(
+    Err(CheckFailed(format!(
         "listing has {} objects, the manifest {}; first missing: {}; first unexpected: {}",
         got.len(),
         want.len(),
@@ -385,7 +381,7 @@ pub async fn objects_check(
         extra
             .map(|(k, s)| format!("{k} ({s} bytes)"))
             .unwrap_or_else(|| "none".into()),
-    ))
+    )))
 }
 
 /// Deletes a drill's scratch prefix; what it removed, if anything.

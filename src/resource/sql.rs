@@ -3,16 +3,18 @@
 //! [`judge`] decides. Keeping one judge means `expect = 42` or a bare
 //! `SELECT count(*) > 0` mean the same thing on SQLite and PostgreSQL.
 
+use super::Verdict;
+
 /// Passes when `value` (the first column of the first row, as text; `None`
 /// for NULL) is true / non-zero, or equals `expect` when the check has one.
-pub fn judge(value: Option<&str>, expect: Option<&str>) -> Result<String, String> {
+pub fn judge(value: Option<&str>, expect: Option<&str>) -> Verdict {
     let shown = value.unwrap_or("NULL");
     match expect {
         Some(expected) => {
             if value == Some(expected) {
                 Ok(format!("returned {shown}, as expected"))
             } else {
-                Err(format!("returned {shown}, expected {expected}"))
+                Err(format!("returned {shown}, expected {expected}").into())
             }
         }
         None => {
@@ -26,7 +28,7 @@ pub fn judge(value: Option<&str>, expect: Option<&str>) -> Result<String, String
             if truthy {
                 Ok(format!("returned {shown}"))
             } else {
-                Err(format!("returned {shown}, which is not true"))
+                Err(format!("returned {shown}, which is not true").into())
             }
         }
     }
@@ -48,7 +50,7 @@ mod tests {
         assert!(judge(Some("f"), None).is_err());
         assert!(judge(Some("nope"), None).is_err());
         assert_eq!(
-            judge(None, None).unwrap_err(),
+            judge(None, None).unwrap_err().0,
             "returned NULL, which is not true"
         );
     }
@@ -60,7 +62,7 @@ mod tests {
             "returned 42, as expected"
         );
         assert_eq!(
-            judge(Some("41"), Some("42")).unwrap_err(),
+            judge(Some("41"), Some("42")).unwrap_err().0,
             "returned 41, expected 42"
         );
         // An expected zero passes where a bare truth test would fail.

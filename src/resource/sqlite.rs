@@ -13,7 +13,7 @@ use sqlx::{ConnectOptions, Connection, Row, SqliteConnection};
 use tokio_util::io::SyncIoBridge;
 
 use super::manifest::{ArtifactInfo, DatabaseInfo, Manifest};
-use super::{ArtifactKeys, ResourceError, Restored, Snapshot};
+use super::{ArtifactKeys, ResourceError, Restored, RestoredInto, Snapshot, Verdict};
 use crate::pipe::{pipe, PipeWriter};
 use crate::plan::SqlCheck;
 use crate::vault::{HashingReader, HashingWriter, Vault};
@@ -104,7 +104,7 @@ pub async fn snapshot(
         sha256: artifact.sha256,
         file_count: 1,
         content_bytes: database.size,
-        flags: vec![],
+        flags: Vec::new(),
     })
 }
 
@@ -235,18 +235,15 @@ pub async fn restore(
     }
     fs::rename(&partial, &final_path).map_err(ResourceError::io("rename", &partial))?;
     Ok(Restored {
-        location: final_path,
         verification: format!(
             "database copy of {size} bytes matches the manifest's sha256; artifact sha256 verified"
         ),
-        database: None,
-        url: None,
-        manifest: None,
+        into: RestoredInto::File(final_path),
     })
 }
 
 /// `PRAGMA integrity_check` on a restored database.
-pub async fn integrity_check(db: &Path) -> Result<String, String> {
+pub async fn integrity_check(db: &Path) -> Verdict {
     let mut conn = open_read_only(db)
         .await
         .map_err(|e| format!("cannot open restored database: {e}"))?;
@@ -262,11 +259,13 @@ pub async fn integrity_check(db: &Path) -> Result<String, String> {
             "PRAGMA integrity_check reported {} problem(s): {}",
             rows.len(),
             rows.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
-        ))
+        )
+        .into())
     }
 }
 
-pub async fn sql_check(db: &Path, check: &SqlCheck) -> Result<String, String> {
+/// Runs a plan's SQL check on a restored database file.
+pub async fn sql_check(db: &Path, check: &SqlCheck) -> Verdict {
     let mut conn = open_read_only(db)
         .await
         .map_err(|e| format!("cannot open restored database: {e}"))?;
@@ -282,7 +281,7 @@ pub async fn sql_check(db: &Path, check: &SqlCheck) -> Result<String, String> {
 }
 
 /// The first column as text (NULL as `None`), for [`super::sql::judge`].
-fn judge_first_column(row: &SqliteRow, expect: Option<&str>) -> Result<String, String> {
+fn judge_first_column(row: &SqliteRow, expect: Option<&str>) -> Verdict {
     if row.columns().is_empty() {
         return Err("query returned no column".into());
     }

@@ -682,13 +682,14 @@ fn what_a_killed_backup_wrote_in_a_locked_region_is_kept_until_its_lock_ends() {
     assert_eq!(code, 0, "{out}");
     // A backup killed while copying objects leaves a `running` point whose
     // location was recorded first (what a kill -9 leaves in the catalog).
-    let location =
-        format!("s3://{tag}-vault-east/lifeboat/{tag}/invoices/20261125T000000000Z-p99.objects");
+    let key = format!("{tag}/invoices/20261125T000000000Z-p99.objects");
+    let location = format!("s3://{tag}-vault-east/lifeboat/{key}");
     common::sqlite(
         &env.path("lifeboat.db"),
         &format!(
-            "INSERT INTO points (id, plan, resource, kind, region, status, started_at, location)
-             VALUES (99, '{tag}', 'invoices', 's3', '{EAST}', 'running', 0, '{location}')"
+            "INSERT INTO points (id, plan, resource, kind, region, status, started_at, location, stored)
+             VALUES (99, '{tag}', 'invoices', 's3', '{EAST}', 'running', 0, '{location}',
+                     '{{\"objects\":{{\"key\":\"{key}\"}}}}')"
         ),
     );
     let t0 = common::now_ms();

@@ -4,7 +4,8 @@
 
 use std::path::Path;
 
-use lifeboat::catalog::{Catalog, DrillOutcome, NewPoint, PointCompletion};
+use lifeboat::catalog::{Catalog, DrillOutcome, Flags, NewPoint, PointCompletion, RunStatus};
+use lifeboat::resource::{Kind, Location};
 use serde_json::Value;
 
 use crate::common::*;
@@ -81,7 +82,7 @@ async fn complete_point(
         .insert_point(NewPoint {
             plan,
             resource,
-            kind: "sqlite",
+            kind: Kind::Sqlite,
             region,
             run_id: run,
             source_point_id: source,
@@ -99,7 +100,10 @@ async fn complete_point(
             file_count: 1,
             sha256: "00".into(),
             location: format!("file:///vault/{region}/{id}"),
-            flags: vec![],
+            stored: Location::Artifact {
+                key: format!("shop/{resource}/{id}.sqlite.zst"),
+            },
+            flags: Flags::default(),
         },
     )
     .await
@@ -151,7 +155,7 @@ async fn seed_catalog(path: &Path) {
         .unwrap();
     let p1 = point(&cat, "shop", "primary", r1, None, T0, T0 + 5 * M).await;
     point(&cat, "shop", "dr", r1, Some(p1), T0, T0 + 10 * M).await;
-    cat.finish_run(r1, "succeeded", None, T0 + 10 * M)
+    cat.finish_run(r1, RunStatus::Succeeded, None, T0 + 10 * M)
         .await
         .unwrap();
     // Run 2 at 1h: the copy to dr fails.
@@ -162,7 +166,7 @@ async fn seed_catalog(path: &Path) {
         .insert_point(NewPoint {
             plan: "shop",
             resource: "db",
-            kind: "sqlite",
+            kind: Kind::Sqlite,
             region: "dr",
             run_id: Some(r2),
             source_point_id: Some(p2),
@@ -173,9 +177,14 @@ async fn seed_catalog(path: &Path) {
     cat.fail_point(c2, "copy to dr: disk full", Some(t))
         .await
         .unwrap();
-    cat.finish_run(r2, "partial", Some("copy to dr: disk full"), t + 6 * M)
-        .await
-        .unwrap();
+    cat.finish_run(
+        r2,
+        RunStatus::Partial,
+        Some("copy to dr: disk full"),
+        t + 6 * M,
+    )
+    .await
+    .unwrap();
     // The daemon's job for that slot failed with the run: listed once.
     let job = cat
         .claim_job("shop", "backup", t, t, t)
@@ -190,7 +199,7 @@ async fn seed_catalog(path: &Path) {
     let r3 = cat.start_run("shop", "schedule", Some(t), t).await.unwrap();
     let p3 = point(&cat, "shop", "primary", r3, None, t, t + 5 * M).await;
     point(&cat, "shop", "dr", r3, Some(p3), t, t + 10 * M).await;
-    cat.finish_run(r3, "succeeded", None, t + 10 * M)
+    cat.finish_run(r3, RunStatus::Succeeded, None, t + 10 * M)
         .await
         .unwrap();
     // The 2h45m slot could not start.
@@ -215,7 +224,7 @@ async fn seed_catalog(path: &Path) {
         .start_run("empty", "manual", None, T0 + 90 * M)
         .await
         .unwrap();
-    cat.finish_run(r, "failed", Some("source missing"), T0 + 91 * M)
+    cat.finish_run(r, RunStatus::Failed, Some("source missing"), T0 + 91 * M)
         .await
         .unwrap();
     cat.close().await;
@@ -761,7 +770,7 @@ async fn the_walk_over_the_catalogs_usable_points_equals_the_whole_computation()
         .insert_point(NewPoint {
             plan: "shop",
             resource: "db",
-            kind: "sqlite",
+            kind: Kind::Sqlite,
             region: "primary",
             run_id: None,
             source_point_id: None,

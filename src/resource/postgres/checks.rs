@@ -2,28 +2,20 @@
 //! built-in `tables` check.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 
 use sqlx::{Column, ConnectOptions, Connection, Executor, Row, TypeInfo};
 
 use super::tools::dump_tables;
-use super::{drill_target, text_column, DUMP_FILE};
+use super::{drill_target, text_column};
 use crate::plan::SqlCheck;
-use crate::resource::Restored;
+use crate::resource::Verdict;
 
 /// Runs a plan's SQL check in the scratch database. The query goes through
 /// the simple-query protocol, so any result type comes back as the text
 /// psql would show; booleans read `true` / `false`.
-pub async fn sql_check(
-    url: &str,
-    drill_url: Option<&str>,
-    restored: &Restored,
-    check: &SqlCheck,
-) -> Result<String, String> {
+pub async fn sql_check(url: &str, drill_url: Option<&str>, db: &str, check: &SqlCheck) -> Verdict {
     let target = drill_target(url, drill_url).map_err(|e| e.to_string())?;
-    let db = restored
-        .database
-        .as_deref()
-        .ok_or("no scratch database was restored")?;
     let conn = target.connect(Some(db)).await.map_err(|e| e.to_string())?;
     run_check(conn, check).await
 }
@@ -32,7 +24,7 @@ pub async fn sql_check(
 /// PostgreSQL engine. Credentials and database come from the environment
 /// the libpq way (PGUSER, PGPASSWORD or ~/.pgpass, PGDATABASE, PGSSLMODE),
 /// never from the plan: the restored instance keeps its source's users.
-pub async fn endpoint_sql_check(endpoint: &str, check: &SqlCheck) -> Result<String, String> {
+pub async fn endpoint_sql_check(endpoint: &str, check: &SqlCheck) -> Verdict {
     let (host, port) = endpoint
         .rsplit_once(':')
         .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
@@ -57,10 +49,7 @@ pub async fn endpoint_sql_check(endpoint: &str, check: &SqlCheck) -> Result<Stri
     run_check(conn, check).await
 }
 
-async fn run_check(
-    mut conn: sqlx::postgres::PgConnection,
-    check: &SqlCheck,
-) -> Result<String, String> {
+async fn run_check(mut conn: sqlx::postgres::PgConnection, check: &SqlCheck) -> Verdict {
     // RawSql::fetch_optional of sqlx 0.8 fails on no row: use the executor's.
     let row = conn
         .fetch_optional(sqlx::raw_sql(&check.sql))
@@ -85,18 +74,9 @@ async fn run_check(
 /// Built-in check: every table the dump lists exists in the scratch
 /// database (pg_restore --exit-on-error already failed on any error; this
 /// proves the restore went where the checks look).
-pub async fn tables_check(
-    url: &str,
-    drill_url: Option<&str>,
-    restored: &Restored,
-) -> Result<String, String> {
-    let dump = restored.location.join(DUMP_FILE);
-    let listed = dump_tables(&dump).await?;
+pub async fn tables_check(url: &str, drill_url: Option<&str>, db: &str, dump: &Path) -> Verdict {
+    let listed = dump_tables(dump).await?;
     let target = drill_target(url, drill_url).map_err(|e| e.to_string())?;
-    let db = restored
-        .database
-        .as_deref()
-        .ok_or("no scratch database was restored")?;
     let mut conn = target.connect(Some(db)).await.map_err(|e| e.to_string())?;
     let found = async {
         let present: Vec<(String, String)> = sqlx::query_as(
@@ -132,7 +112,8 @@ pub async fn tables_check(
             missing.len(),
             listed.len(),
             missing.join(", ")
-        ));
+        )
+        .into());
     }
     let mut names: Vec<String> = listed.iter().map(|(s, n)| format!("{s}.{n}")).collect();
     if names.len() > 5 {

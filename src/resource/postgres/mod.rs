@@ -37,7 +37,7 @@ use target::{connect_error, Target};
 use tools::{collect_stderr, one_line, tool, tool_missing, tool_version};
 
 use super::manifest::{ArtifactInfo, DatabaseInfo, Manifest, PostgresInfo};
-use super::{ArtifactKeys, ResourceError, Restored, Scratch, Snapshot};
+use super::{ArtifactKeys, ResourceError, Restored, RestoredInto, Scratch, Snapshot};
 use crate::pipe::ChildOutput;
 use crate::vault::{HashingReader, Vault};
 
@@ -162,7 +162,7 @@ pub async fn snapshot(
         sha256,
         file_count: 1,
         content_bytes: size,
-        flags: vec![],
+        flags: Vec::new(),
     })
 }
 
@@ -303,14 +303,16 @@ pub async fn restore(
         )));
     }
     Ok(Restored {
-        location: dest.clone(),
         verification: format!(
             "dump of {size} bytes matches the manifest's sha256; restored into database {db} on {} by pg_restore --jobs={jobs}",
             target.describe()
         ),
-        database: Some(db),
-        url: None,
-        manifest: None,
+        into: RestoredInto::Database {
+            name: db,
+            dump,
+            url: url.to_string(),
+            drill_url: drill_url.map(String::from),
+        },
     })
 }
 

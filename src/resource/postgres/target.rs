@@ -77,7 +77,7 @@ impl Target {
 
     /// The URL with its database replaced, for the command-line tools.
     pub(super) fn url_for(&self, database: &str) -> Result<String, ResourceError> {
-        url_with_database(&self.url, database).map_err(ResourceError::Source)
+        url_with_database(&self.url, database)
     }
 }
 
@@ -108,10 +108,10 @@ fn redact(url: &str) -> String {
 
 /// `url` naming `database` instead of its own (any `dbname` query parameter,
 /// which libpq would let override the path, is removed).
-fn url_with_database(url: &str, database: &str) -> Result<String, String> {
+fn url_with_database(url: &str, database: &str) -> Result<String, ResourceError> {
     let (scheme, rest) = url
         .split_once("://")
-        .ok_or_else(|| format!("`{}` is not a URL", redact(url)))?;
+        .ok_or_else(|| ResourceError::Source(format!("`{}` is not a URL", redact(url))))?;
     let (before_query, query) = match rest.split_once('?') {
         Some((b, q)) => (b, Some(q)),
         None => (rest, None),

@@ -112,18 +112,18 @@ pub(super) fn one_line(stderr: &str) -> String {
 
 /// The tables a custom-format dump holds, from its table of contents
 /// (`pg_restore --list`, which reads only the head of the file).
-pub(super) async fn dump_tables(dump: &Path) -> Result<BTreeSet<(String, String)>, String> {
+pub(super) async fn dump_tables(dump: &Path) -> Result<BTreeSet<(String, String)>, ResourceError> {
     let out = tool("pg_restore")
         .arg("--list")
         .arg(dump)
         .output()
         .await
-        .map_err(|e| tool_missing("pg_restore", &e).to_string())?;
+        .map_err(|e| tool_missing("pg_restore", &e))?;
     if !out.status.success() {
-        return Err(format!(
+        return Err(ResourceError::Source(format!(
             "pg_restore --list failed: {}",
             one_line(&String::from_utf8_lossy(&out.stderr))
-        ));
+        )));
     }
     Ok(parse_toc_tables(&String::from_utf8_lossy(&out.stdout)))
 }

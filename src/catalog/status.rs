@@ -1,0 +1,192 @@
+//! The words the catalog stores for statuses and flags, as types: stored
+//! as the same TEXT they always were, compared as enums.
+
+use serde::{Serialize, Serializer};
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::sqlite::{Sqlite, SqliteArgumentValue, SqliteTypeInfo, SqliteValueRef};
+use sqlx::{Decode, Encode, Type};
+
+use crate::resource::{Location, PointFlag};
+
+/// Where a point is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Type, Serialize)]
+#[sqlx(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum PointStatus {
+    /// Being taken or copied; never restored from.
+    Running,
+    /// Its data is durable and recorded: usable.
+    Complete,
+    /// The snapshot or copy failed (or its process died).
+    Failed,
+    /// Prune started deleting it: no longer usable.
+    Deleting,
+    /// Prune deleted its data.
+    Deleted,
+}
+
+impl std::fmt::Display for PointStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl PointStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PointStatus::Running => "running",
+            PointStatus::Complete => "complete",
+            PointStatus::Failed => "failed",
+            PointStatus::Deleting => "deleting",
+            PointStatus::Deleted => "deleted",
+        }
+    }
+}
+
+/// How a backup run ended (or that it has not yet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Type, Serialize)]
+#[sqlx(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Running,
+    /// Every point and copy is complete.
+    Succeeded,
+    /// Some points or copies failed, others are complete.
+    Partial,
+    /// No point was taken.
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Partial => "partial",
+            RunStatus::Failed => "failed",
+        }
+    }
+}
+
+/// A flag this build does not know (a catalog written by a newer one).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown point flag `{0}`")]
+pub struct UnknownFlag(String);
+
+/// A point's flags, stored as one comma-separated TEXT column.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flags(Vec<PointFlag>);
+
+impl Flags {
+    pub fn new(flags: impl IntoIterator<Item = PointFlag>) -> Flags {
+        let mut out = Flags::default();
+        for f in flags {
+            out.insert(f);
+        }
+        out
+    }
+
+    /// Adds a flag once.
+    pub fn insert(&mut self, flag: PointFlag) {
+        if !self.0.contains(&flag) {
+            self.0.push(flag);
+        }
+    }
+
+    pub fn contains(&self, flag: PointFlag) -> bool {
+        self.0.contains(&flag)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = PointFlag> + '_ {
+        self.0.iter().copied()
+    }
+
+    fn to_text(&self) -> String {
+        self.0
+            .iter()
+            .map(|f| f.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    fn from_text(text: &str) -> Result<Flags, UnknownFlag> {
+        text.split(',')
+            .filter(|f| !f.is_empty())
+            .map(|f| PointFlag::parse(f).ok_or_else(|| UnknownFlag(f.to_string())))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Flags)
+    }
+}
+
+impl Serialize for Flags {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|f| f.as_str()))
+    }
+}
+
+impl Type<Sqlite> for Flags {
+    fn type_info() -> SqliteTypeInfo {
+        <str as Type<Sqlite>>::type_info()
+    }
+}
+
+impl<'r> Decode<'r, Sqlite> for Flags {
+    fn decode(value: SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
+        let text = <&str as Decode<Sqlite>>::decode(value)?;
+        Ok(Flags::from_text(text)?)
+    }
+}
+
+impl<'q> Encode<'q, Sqlite> for Flags {
+    fn encode_by_ref(&self, buf: &mut Vec<SqliteArgumentValue<'q>>) -> Result<IsNull, BoxDynError> {
+        <String as Encode<Sqlite>>::encode(self.to_text(), buf)
+    }
+}
+
+impl Type<Sqlite> for Location {
+    fn type_info() -> SqliteTypeInfo {
+        <str as Type<Sqlite>>::type_info()
+    }
+}
+
+impl<'r> Decode<'r, Sqlite> for Location {
+    fn decode(value: SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
+        let text = <&str as Decode<Sqlite>>::decode(value)?;
+        Ok(serde_json::from_str(text)?)
+    }
+}
+
+impl<'q> Encode<'q, Sqlite> for Location {
+    fn encode_by_ref(&self, buf: &mut Vec<SqliteArgumentValue<'q>>) -> Result<IsNull, BoxDynError> {
+        <String as Encode<Sqlite>>::encode(serde_json::to_string(self)?, buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_round_trip_through_their_column_text() {
+        let flags = Flags::new([
+            PointFlag::ChangedWhileRead,
+            PointFlag::Shrunk,
+            PointFlag::Shrunk,
+        ]);
+        assert_eq!(flags.to_text(), "changed-while-read,shrunk");
+        assert_eq!(Flags::from_text("changed-while-read,shrunk"), Ok(flags));
+        assert_eq!(Flags::from_text(""), Ok(Flags::default()));
+        assert!(Flags::from_text("shrunk,sparkly").is_err());
+    }
+}

@@ -1,0 +1,47 @@
+//! Notes on a point: what a kind saw while taking it (data that changed
+//! while read, an encrypted snapshot) or what the orchestration concluded
+//! (far smaller than the previous point, leftovers removed).
+
+use std::fmt;
+
+/// A note on a point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PointFlag {
+    /// Far smaller than the previous point of its resource (an emptied
+    /// source, a wrong mount, ransomware?).
+    Shrunk,
+    /// Some of the data changed while it was read.
+    ChangedWhileRead,
+    /// The RDS snapshot is encrypted.
+    Encrypted,
+    /// A failed point whose leftovers prune removed.
+    LeftoversRemoved,
+}
+
+impl PointFlag {
+    pub const ALL: [PointFlag; 4] = [
+        PointFlag::Shrunk,
+        PointFlag::ChangedWhileRead,
+        PointFlag::Encrypted,
+        PointFlag::LeftoversRemoved,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PointFlag::Shrunk => "shrunk",
+            PointFlag::ChangedWhileRead => "changed-while-read",
+            PointFlag::Encrypted => "encrypted",
+            PointFlag::LeftoversRemoved => "leftovers-removed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<PointFlag> {
+        PointFlag::ALL.into_iter().find(|f| f.as_str() == text)
+    }
+}
+
+impl fmt::Display for PointFlag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}

@@ -1,0 +1,96 @@
+//! The kind of a resource as a value: what a point row records, so that a
+//! point is handled by its own kind whatever its plan says today.
+
+use std::fmt;
+
+use crate::plan::ResourceSpec;
+
+/// One kind of DESIGN.md's table. Stored in the catalog as its plan
+/// spelling (`rds-instance`), which is also how it prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize)]
+#[sqlx(rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Path,
+    Sqlite,
+    Postgres,
+    S3,
+    RdsInstance,
+    RdsCluster,
+}
+
+impl Kind {
+    /// Every kind, in DESIGN.md's order.
+    pub const ALL: [Kind; 6] = [
+        Kind::Path,
+        Kind::Sqlite,
+        Kind::Postgres,
+        Kind::S3,
+        Kind::RdsInstance,
+        Kind::RdsCluster,
+    ];
+
+    /// The `kind` key as written in plans.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Path => "path",
+            Kind::Sqlite => "sqlite",
+            Kind::Postgres => "postgres",
+            Kind::S3 => "s3",
+            Kind::RdsInstance => "rds-instance",
+            Kind::RdsCluster => "rds-cluster",
+        }
+    }
+
+    /// The kind of a resource of a plan.
+    pub fn of(spec: &ResourceSpec) -> Kind {
+        match spec {
+            ResourceSpec::Path { .. } => Kind::Path,
+            ResourceSpec::Sqlite { .. } => Kind::Sqlite,
+            ResourceSpec::Postgres { .. } => Kind::Postgres,
+            ResourceSpec::S3 { .. } => Kind::S3,
+            ResourceSpec::RdsInstance { .. } => Kind::RdsInstance,
+            ResourceSpec::RdsCluster { .. } => Kind::RdsCluster,
+        }
+    }
+
+    /// Whether a point of this kind that failed half-way may have left
+    /// data behind (objects copied one by one, a snapshot that became
+    /// available after its run gave up). Such points record where their
+    /// data goes before the work starts, and prune removes what is there.
+    /// The other kinds write one artifact atomically: nothing is left.
+    pub fn leaves_data_when_failed(self) -> bool {
+        match self {
+            Kind::S3 | Kind::RdsInstance | Kind::RdsCluster => true,
+            Kind::Path | Kind::Sqlite | Kind::Postgres => false,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_print_as_plans_spell_them() {
+        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "path",
+                "sqlite",
+                "postgres",
+                "s3",
+                "rds-instance",
+                "rds-cluster"
+            ]
+        );
+        assert_eq!(Kind::RdsCluster.to_string(), "rds-cluster");
+    }
+}
