@@ -1,3 +1,28 @@
+//! Lifeboat: a disaster-recovery backup orchestrator.
+//!
+//! Operators describe each workload's DR plan in a TOML file; Lifeboat
+//! takes recovery points on schedule, copies them to other regions,
+//! records every point in a catalog, restores them in drills that measure
+//! the RTO and RPO achieved, and reports whether each plan meets its
+//! objectives. The flow, module by module:
+//!
+//! plan → schedule → backup → catalog → drill → report
+//!
+//! - [`plan`]: TOML files parsed into validated [`plan::Plan`]s (pure);
+//! - [`schedule`]: cron, time zones and stable jitter: when runs fall due (pure);
+//! - [`daemon`]: the scheduler that runs backups, drills and prunes on time;
+//! - [`backup`], [`drill`], [`prune`]: the orchestrators, short pipelines of
+//!   named phases that record what happens in the [`catalog`];
+//! - [`resource`]: every step of every resource kind (snapshot, copy,
+//!   restore, check, discard, delete), on top of [`vault`]s;
+//! - [`retention`]: which points to keep, and why (pure);
+//! - [`report`] and [`evidence`]: exposure, drill statistics and the chain
+//!   of drill records, for stakeholders;
+//! - [`notify`]: webhooks told about failures and RPO breaches.
+//!
+//! `ARCHITECTURE.md` at the repository's root is the map: layers,
+//! invariants, where to add a kind or a vault.
+
 pub mod aws;
 pub mod backup;
 pub mod catalog;
