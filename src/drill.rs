@@ -320,7 +320,7 @@ pub async fn run(ctx: &Context, plan: &Plan, opts: &DrillOptions) -> Result<Dril
     cat.finish_drill(
         drill_id,
         &DrillOutcome {
-            status: if passed { "passed" } else { "failed" },
+            status: crate::catalog::DrillStatus::verdict(passed),
             finished_at: now_ms(),
             rto_ms,
             rpo_ms,
