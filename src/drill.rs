@@ -17,7 +17,9 @@ use std::time::Instant;
 use rand::seq::IndexedRandom;
 use tracing::{info, instrument, warn};
 
-use crate::catalog::{Catalog, CatalogError, DrillOutcome, DrillRecord, NewCheck, Point};
+use crate::catalog::{
+    Catalog, CatalogError, DrillOutcome, DrillRecord, DrillStatus, NewCheck, Point,
+};
 use crate::context::Context;
 use crate::locks::{LockError, PlanLock};
 use crate::plan::{Cleanup, Plan, PointChoice, Resource};
@@ -468,7 +470,7 @@ impl<'a> Drill<'a> {
             .or(cleaned.error);
         let [choose_ms, restore_ms, checks_ms] = self.phase_ms;
         let outcome = DrillOutcome {
-            status: if measured.passed { "passed" } else { "failed" },
+            status: DrillStatus::verdict(measured.passed),
             finished_at: now_ms(),
             rto_ms: measured.rto_ms,
             rpo_ms: measured.rpo_ms,
@@ -686,7 +688,7 @@ sql = "SELECT count(*) = 3 FROM orders"
             };
             assert_eq!(failed, phase);
             let drill = ctx.catalog.last_drill("shop").await.unwrap().unwrap();
-            assert_eq!(drill.status, "failed", "{phase:?}");
+            assert_eq!(drill.status, DrillStatus::Failed, "{phase:?}");
             assert!(
                 drill.rto_ms.is_none(),
                 "{phase:?}: a failed drill has no RTO"

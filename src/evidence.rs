@@ -1,21 +1,72 @@
 //! Drill evidence: each finished drill writes a JSON record into its
 //! region's vault, carrying the SHA-256 of the plan's previous record, so
-//! the vault holds a hash chain of every drill outside the catalog. The
-//! report verifies the chain: a record edited, removed or reordered after
+//! the vault holds a hash chain of every drill outside the catalog.
+//! [`verify`] checks the chain: a record edited, removed or reordered after
 //! the fact, or a catalog whose drill verdict disagrees with its record,
-//! shows up as a broken chain.
+//! shows up as a broken chain. The `report` command calls it and hands the
+//! result to the report, which itself reads only the catalog.
 
-use serde::Serialize;
-use serde_json::{json, Value};
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
-use crate::catalog::{Catalog, DrillRecord};
-use crate::plan::Plan;
 use crate::resource::region_vault;
-use crate::vault::Vault;
+use crate::catalog::{Catalog, CatalogError, DrillRecord, DrillView};
+use crate::plan::Plan;
+use crate::vault::{Vault, VaultError};
 
 const VERSION: u64 = 1;
+
+/// Why a drill's evidence record could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum EvidenceError {
+    /// The drill region's vault cannot be opened (none configured, or
+    /// its URL or credentials are wrong).
+    #[error("region `{region}` has no vault for drill evidence: {reason}")]
+    NoVault { region: String, reason: String },
+    /// Listing, reading or writing the chain failed.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    /// The previous record could not be read to the end.
+    #[error("cannot read {location}: {source}")]
+    Read {
+        location: String,
+        source: std::io::Error,
+    },
+    /// The drill's checks or points could not be read.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// The record could not be serialised (cannot happen with finite numbers).
+    #[error("cannot encode the evidence record: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+/// One record of the chain, as written.
+#[derive(Serialize)]
+struct Record<'a> {
+    version: u64,
+    plan: &'a str,
+    drill: &'a DrillView,
+    prev_key: Option<&'a str>,
+    prev_sha256: Option<&'a str>,
+}
+
+/// The parts of a record that verification reads back; the rest (the
+/// whole drill view) is covered by the next record's hash.
+#[derive(Deserialize)]
+struct StoredRecord {
+    prev_key: Option<String>,
+    prev_sha256: Option<String>,
+    drill: StoredDrill,
+}
+
+#[derive(Deserialize)]
+struct StoredDrill {
+    id: i64,
+    passed: bool,
+}
 
 fn prefix(plan: &str) -> String {
     format!("evidence/{plan}/")
@@ -30,22 +81,24 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-async fn read(vault: &Vault, key: &str) -> Result<Vec<u8>, String> {
-    let mut reader = vault.get(key).await.map_err(|e| e.to_string())?;
+async fn read(vault: &Vault, key: &str) -> Result<Vec<u8>, EvidenceError> {
+    let mut reader = vault.get(key).await?;
     let mut buf = Vec::new();
     reader
         .read_to_end(&mut buf)
         .await
-        .map_err(|e| format!("cannot read {}: {e}", vault.location(key)))?;
+        .map_err(|source| EvidenceError::Read {
+            location: vault.location(key),
+            source,
+        })?;
     Ok(buf)
 }
 
 /// Keys of the plan's evidence records, oldest first.
-async fn keys(vault: &Vault, plan: &str) -> Result<Vec<String>, String> {
+async fn keys(vault: &Vault, plan: &str) -> Result<Vec<String>, VaultError> {
     let mut keys: Vec<String> = vault
         .list(&prefix(plan))
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
         .into_iter()
         .map(|o| o.key)
         .filter(|k| k.ends_with(".json"))
@@ -54,33 +107,39 @@ async fn keys(vault: &Vault, plan: &str) -> Result<Vec<String>, String> {
     Ok(keys)
 }
 
+async fn vault_of(plan: &Plan, region: &str) -> Result<Vault, EvidenceError> {
+    region_vault(plan, region)
+        .await
+        .map_err(|e| EvidenceError::NoVault {
+            region: region.to_string(),
+            reason: e.to_string(),
+        })
+}
+
 /// Appends the evidence record of a finished drill to the chain in the
 /// drill region's vault. Returns the record's key.
-pub async fn write(cat: &Catalog, plan: &Plan, drill: &DrillRecord) -> Result<String, String> {
-    let vault = region_vault(plan, &drill.region)
-        .await
-        .map_err(|e| e.to_string())?;
+pub async fn write(
+    cat: &Catalog,
+    plan: &Plan,
+    drill: &DrillRecord,
+) -> Result<String, EvidenceError> {
+    let vault = vault_of(plan, &drill.region).await?;
     let previous = keys(&vault, &plan.name).await?.pop();
     let prev_sha256 = match &previous {
         Some(k) => Some(sha256_hex(&read(&vault, k).await?)),
         None => None,
     };
-    let drill_json = crate::report::drill_json(cat, drill)
-        .await
-        .map_err(|e| e.to_string())?;
-    let record = json!({
-        "version": VERSION,
-        "plan": plan.name,
-        "drill": drill_json,
-        "prev_key": previous,
-        "prev_sha256": prev_sha256,
-    });
-    let bytes = serde_json::to_vec_pretty(&record).map_err(|e| e.to_string())?;
+    let view = cat.drill_view(drill).await?;
+    let record = Record {
+        version: VERSION,
+        plan: &plan.name,
+        drill: &view,
+        prev_key: previous.as_deref(),
+        prev_sha256: prev_sha256.as_deref(),
+    };
+    let bytes = serde_json::to_vec_pretty(&record)?;
     let key = key(&plan.name, drill.id);
-    vault
-        .put(&key, bytes.as_slice())
-        .await
-        .map_err(|e| e.to_string())?;
+    vault.put(&key, bytes.as_slice()).await?;
     Ok(key)
 }
 
@@ -89,61 +148,82 @@ pub async fn write(cat: &Catalog, plan: &Plan, drill: &DrillRecord) -> Result<St
 pub struct ChainStatus {
     /// Where the chain lives.
     pub location: String,
+    /// Records read before the end of the chain or the first problem.
     pub records: usize,
+    /// Every link, verdict and record is there.
     pub intact: bool,
     /// Why the chain is not intact.
     pub problem: Option<String>,
 }
 
+/// Where a chain breaks: after how many good records, and why.
+struct Broken {
+    records: usize,
+    problem: String,
+}
+
+impl Broken {
+    fn new(records: usize, problem: impl Into<String>) -> Broken {
+        Broken {
+            records,
+            problem: problem.into(),
+        }
+    }
+}
+
 /// Verifies the chain of a plan in its drill region's vault: every record's
-/// `prev_sha256` is the hash of the record before it, and every record's
-/// verdict matches the catalog's drill. `None` when the drill region has no
+/// `prev_sha256` is the hash of the record before it, every record's
+/// verdict matches the catalog's drill, and every drill of that region since
+/// the chain began has its record. `None` when the drill region has no
 /// vault this build can read.
 pub async fn verify(cat: &Catalog, plan: &Plan) -> Option<ChainStatus> {
     let vault = region_vault(plan, &plan.drill.region).await.ok()?;
     let location = vault.location(&prefix(&plan.name));
-    let broken = |records: usize, problem: String| ChainStatus {
-        location: location.clone(),
-        records,
-        intact: false,
-        problem: Some(problem),
-    };
-    let keys = match keys(&vault, &plan.name).await {
-        Ok(k) => k,
-        Err(e) => return Some(broken(0, e)),
-    };
-    let mut prev: Option<(String, String)> = None;
+    Some(match check_chain(cat, &vault, plan).await {
+        Ok(records) => ChainStatus {
+            location,
+            records,
+            intact: true,
+            problem: None,
+        },
+        Err(b) => ChainStatus {
+            location,
+            records: b.records,
+            intact: false,
+            problem: Some(b.problem),
+        },
+    })
+}
+
+/// The number of records of an intact chain.
+async fn check_chain(cat: &Catalog, vault: &Vault, plan: &Plan) -> Result<usize, Broken> {
+    let keys = keys(vault, &plan.name)
+        .await
+        .map_err(|e| Broken::new(0, e.to_string()))?;
+    let drills = cat
+        .drills_between(Some(&plan.name), i64::MIN, i64::MAX)
+        .await
+        .map_err(|e| Broken::new(0, e.to_string()))?;
+    let drills: HashMap<i64, &DrillRecord> = drills.iter().map(|d| (d.id, d)).collect();
+    let mut prev: Option<(&str, String)> = None;
     for (i, k) in keys.iter().enumerate() {
-        let bytes = match read(&vault, k).await {
-            Ok(b) => b,
-            Err(e) => return Some(broken(i, e)),
-        };
-        let record: Value = match serde_json::from_slice(&bytes) {
-            Ok(v) => v,
-            Err(e) => return Some(broken(i, format!("{k} is not JSON: {e}"))),
-        };
-        let expected_key = prev.as_ref().map(|(k, _)| k.as_str());
+        let bytes = read(vault, k)
+            .await
+            .map_err(|e| Broken::new(i, e.to_string()))?;
+        let record: StoredRecord = serde_json::from_slice(&bytes)
+            .map_err(|e| Broken::new(i, format!("{k} is not an evidence record: {e}")))?;
+        let expected_key = prev.as_ref().map(|(k, _)| *k);
         let expected_hash = prev.as_ref().map(|(_, h)| h.as_str());
-        if record["prev_key"].as_str() != expected_key
-            || record["prev_sha256"].as_str() != expected_hash
+        if record.prev_key.as_deref() != expected_key
+            || record.prev_sha256.as_deref() != expected_hash
         {
-            return Some(broken(
-                i,
-                format!(
-                    "{k} does not follow {}",
-                    expected_key.unwrap_or("the start")
-                ),
-            ));
+            let after = expected_key.unwrap_or("the start");
+            return Err(Broken::new(i, format!("{k} does not follow {after}")));
         }
-        let id = record["drill"]["id"].as_i64();
-        let drill = match id {
-            Some(id) => cat.drill(id).await.ok().flatten(),
-            None => None,
-        };
-        match drill {
-            Some(d) if Some(d.passed()) == record["drill"]["passed"].as_bool() => {}
+        match drills.get(&record.drill.id) {
+            Some(d) if d.passed() == record.drill.passed => {}
             Some(d) => {
-                return Some(broken(
+                return Err(Broken::new(
                     i,
                     format!(
                         "{k}: the catalog's drill {} verdict differs from its evidence",
@@ -151,40 +231,45 @@ pub async fn verify(cat: &Catalog, plan: &Plan) -> Option<ChainStatus> {
                     ),
                 ))
             }
-            None => return Some(broken(i, format!("{k}: its drill is not in the catalog"))),
+            None => {
+                return Err(Broken::new(
+                    i,
+                    format!("{k}: its drill is not in the catalog"),
+                ))
+            }
         }
-        prev = Some((k.clone(), sha256_hex(&bytes)));
+        prev = Some((k, sha256_hex(&bytes)));
     }
-    // Every drill of that region since the chain began must have its record.
+    check_no_drill_missing(plan, &keys, drills.values().copied())?;
+    Ok(keys.len())
+}
+
+/// Every finished drill of the plan's drill region since the chain began
+/// must have its record.
+fn check_no_drill_missing<'a>(
+    plan: &Plan,
+    keys: &[String],
+    drills: impl Iterator<Item = &'a DrillRecord>,
+) -> Result<(), Broken> {
     let first_id = keys
         .first()
         .and_then(|k| k.rsplit('/').next())
         .and_then(|name| name.trim_end_matches(".json").parse::<i64>().ok());
-    if let Some(first_id) = first_id {
-        let drills = match cat
-            .drills_between(Some(&plan.name), i64::MIN, i64::MAX)
-            .await
-        {
-            Ok(d) => d,
-            Err(e) => return Some(broken(keys.len(), e.to_string())),
-        };
-        let missing: Vec<String> = drills
-            .iter()
-            .filter(|d| d.region == plan.drill.region && d.status != "running" && d.id >= first_id)
-            .filter(|d| !keys.contains(&key(&plan.name, d.id)))
-            .map(|d| d.id.to_string())
-            .collect();
-        if !missing.is_empty() {
-            return Some(broken(
-                keys.len(),
-                format!("drill(s) {} have no evidence record", missing.join(", ")),
-            ));
-        }
+    let Some(first_id) = first_id else {
+        return Ok(());
+    };
+    let mut missing: Vec<i64> = drills
+        .filter(|d| d.region == plan.drill.region && !d.is_running() && d.id >= first_id)
+        .filter(|d| keys.binary_search(&key(&plan.name, d.id)).is_err())
+        .map(|d| d.id)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
     }
-    Some(ChainStatus {
-        location,
-        records: keys.len(),
-        intact: true,
-        problem: None,
-    })
+    missing.sort_unstable();
+    let missing: Vec<String> = missing.iter().map(i64::to_string).collect();
+    Err(Broken::new(
+        keys.len(),
+        format!("drill(s) {} have no evidence record", missing.join(", ")),
+    ))
 }

@@ -6,7 +6,9 @@ use crate::time::Millis;
 /// A region's notified state: over the objective or not, since when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AlertState {
+    /// The exposure was over the RPO objective when last notified.
     pub breached: bool,
+    /// Since when it has been in that state.
     pub since: Millis,
 }
 
@@ -24,6 +26,7 @@ impl Catalog {
             .collect())
     }
 
+    /// Records the state just notified for a plan's region.
     pub async fn set_rpo_alert(
         &self,
         plan: &str,

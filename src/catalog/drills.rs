@@ -1,38 +1,91 @@
-//! Drills, the points they restored and the checks they ran.
+//! Drills, the points they restored and the checks they ran, and the one
+//! shape in which a drill leaves the library: [`DrillView`], the record that
+//! `drill run --json`, `drills list --json`, the report and the evidence
+//! chain all show.
 
 use serde::Serialize;
 
 use super::{Catalog, CatalogError};
-use crate::time::Millis;
+use crate::time::{serde_ms, Millis};
 
+/// Where a drill stands, stored as its lowercase name in `drills.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(rename_all = "lowercase")]
+pub enum DrillStatus {
+    /// Started and not finished; or its process died, until the next drill
+    /// of the plan marks it failed.
+    Running,
+    /// Every restore and check passed.
+    Passed,
+    /// A restore or a check failed, or the drill was interrupted.
+    Failed,
+}
+
+impl DrillStatus {
+    /// The name stored in the catalog and shown in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DrillStatus::Running => "running",
+            DrillStatus::Passed => "passed",
+            DrillStatus::Failed => "failed",
+        }
+    }
+
+    /// The status of a finished drill whose checks all passed or not.
+    pub fn verdict(passed: bool) -> DrillStatus {
+        if passed {
+            DrillStatus::Passed
+        } else {
+            DrillStatus::Failed
+        }
+    }
+}
+
+/// A `drills` row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DrillRecord {
     pub id: i64,
     pub plan: String,
+    /// The region restored from.
     pub region: String,
+    /// `manual` or `schedule`.
     pub trigger: String,
-    pub status: String,
+    pub status: DrillStatus,
+    /// RTO and RPO are measured from this instant.
     pub started_at: Millis,
     pub finished_at: Option<Millis>,
+    /// Time all checks passed − start; `None` when the drill failed.
     pub rto_ms: Option<i64>,
+    /// Start − the oldest `data_time` of the points restored.
     pub rpo_ms: Option<i64>,
+    /// The plan's objectives when the drill ran.
     pub rto_objective_ms: i64,
     pub rpo_objective_ms: i64,
+    /// How long each phase took; `None` for a phase never reached.
     pub choose_ms: Option<i64>,
     pub restore_ms: Option<i64>,
     pub checks_ms: Option<i64>,
     pub cleanup_ms: Option<i64>,
+    /// Where the restored data was kept (`--keep`, or the plan's cleanup).
     pub kept_path: Option<String>,
     pub error: Option<String>,
 }
 
 impl DrillRecord {
+    /// Every restore and check passed.
     pub fn passed(&self) -> bool {
-        self.status == "passed"
+        self.status == DrillStatus::Passed
     }
+    /// Started and not finished.
+    pub fn is_running(&self) -> bool {
+        self.status == DrillStatus::Running
+    }
+    /// Passed, with an RTO within the objective.
     pub fn met_rto(&self) -> bool {
         self.passed() && self.rto_ms.is_some_and(|r| r <= self.rto_objective_ms)
     }
+    /// Passed, with an RPO within the objective.
     pub fn met_rpo(&self) -> bool {
         self.passed() && self.rpo_ms.is_some_and(|r| r <= self.rpo_objective_ms)
     }
@@ -42,23 +95,107 @@ impl DrillRecord {
     }
 }
 
+/// A `drill_checks` row, serialised as DESIGN.md's check record.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct CheckRecord {
+    /// `restore`, a built-in check's name, or the plan's check name.
     pub name: String,
     pub resource: String,
-    #[serde(serialize_with = "as_bool")]
-    pub passed: i64,
+    pub passed: bool,
+    /// What was found, or why it failed.
     pub detail: String,
+    /// How long it took, in milliseconds (`seconds` in JSON).
     #[serde(rename = "seconds", serialize_with = "ms_as_seconds")]
     pub ms: i64,
 }
 
-fn as_bool<S: serde::Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_bool(*v != 0)
+fn ms_as_seconds<S: serde::Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(secs(*v))
 }
 
-fn ms_as_seconds<S: serde::Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(*v as f64 / 1000.0)
+fn secs(ms: i64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+/// A drill as users and the evidence chain see it: DESIGN.md's drill
+/// record (times RFC 3339 UTC, durations in seconds).
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillView {
+    pub id: i64,
+    pub plan: String,
+    pub region: String,
+    pub trigger: String,
+    pub status: DrillStatus,
+    #[serde(with = "serde_ms")]
+    pub started_at: Millis,
+    #[serde(with = "serde_ms::option")]
+    pub finished_at: Option<Millis>,
+    /// Every restore and check passed.
+    pub passed: bool,
+    /// Passed with an RTO within the objective.
+    pub met_rto: bool,
+    /// Passed with an RPO within the objective.
+    pub met_rpo: bool,
+    /// `None` when the drill failed.
+    pub rto_seconds: Option<f64>,
+    pub rpo_seconds: Option<f64>,
+    pub rto_objective_seconds: f64,
+    pub rpo_objective_seconds: f64,
+    /// The points the drill restored.
+    pub points: Vec<i64>,
+    pub phases: DrillPhases,
+    /// Every check, in the order it ran.
+    pub checks: Vec<CheckRecord>,
+    /// Where the restored data was kept, if it was.
+    pub kept_path: Option<String>,
+    /// Why the drill failed (the first failing check, or a failed cleanup).
+    pub error: Option<String>,
+}
+
+/// How long each phase of a drill took; `None` for a phase it never reached.
+#[derive(Debug, Clone, Serialize)]
+pub struct DrillPhases {
+    pub choose_seconds: Option<f64>,
+    pub restore_seconds: Option<f64>,
+    pub checks_seconds: Option<f64>,
+    pub cleanup_seconds: Option<f64>,
+}
+
+impl DrillView {
+    /// The view of drill `d`, which restored `points` and ran `checks`.
+    pub fn new(d: &DrillRecord, points: Vec<i64>, checks: Vec<CheckRecord>) -> DrillView {
+        DrillView {
+            id: d.id,
+            plan: d.plan.clone(),
+            region: d.region.clone(),
+            trigger: d.trigger.clone(),
+            status: d.status,
+            started_at: d.started_at,
+            finished_at: d.finished_at,
+            passed: d.passed(),
+            met_rto: d.met_rto(),
+            met_rpo: d.met_rpo(),
+            rto_seconds: d.rto_ms.map(secs),
+            rpo_seconds: d.rpo_ms.map(secs),
+            rto_objective_seconds: secs(d.rto_objective_ms),
+            rpo_objective_seconds: secs(d.rpo_objective_ms),
+            points,
+            phases: DrillPhases {
+                choose_seconds: d.choose_ms.map(secs),
+                restore_seconds: d.restore_ms.map(secs),
+                checks_seconds: d.checks_ms.map(secs),
+                cleanup_seconds: d.cleanup_ms.map(secs),
+            },
+            checks,
+            kept_path: d.kept_path.clone(),
+            error: d.error.clone(),
+        }
+    }
+
+    /// Both objectives met (which implies every check passed).
+    pub fn met_objectives(&self) -> bool {
+        self.met_rto && self.met_rpo
+    }
 }
 
 /// A check's outcome, as a drill records it.
@@ -72,9 +209,10 @@ pub struct NewCheck {
 }
 
 /// Everything a finished drill records.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DrillOutcome {
-    pub status: &'static str,
+    /// `Passed` or `Failed`.
+    pub status: DrillStatus,
     pub finished_at: Millis,
     pub rto_ms: Option<i64>,
     pub rpo_ms: Option<i64>,
@@ -87,6 +225,7 @@ pub struct DrillOutcome {
 }
 
 impl Catalog {
+    /// Records a drill as `running` from `started_at`; returns its id.
     pub async fn start_drill(
         &self,
         plan: &str,
@@ -98,11 +237,12 @@ impl Catalog {
     ) -> Result<i64, CatalogError> {
         Ok(sqlx::query(
             "INSERT INTO drills (plan, region, trigger, status, started_at, rto_objective_ms, rpo_objective_ms)
-             VALUES (?, ?, ?, 'running', ?, ?, ?)",
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(plan)
         .bind(region)
         .bind(trigger)
+        .bind(DrillStatus::Running)
         .bind(started_at)
         .bind(rto_objective_ms)
         .bind(rpo_objective_ms)
@@ -111,6 +251,7 @@ impl Catalog {
         .last_insert_rowid())
     }
 
+    /// Records that the drill restores `point`.
     pub async fn add_drill_point(&self, drill: i64, point: i64) -> Result<(), CatalogError> {
         sqlx::query("INSERT OR IGNORE INTO drill_points (drill_id, point_id) VALUES (?, ?)")
             .bind(drill)
@@ -120,6 +261,7 @@ impl Catalog {
         Ok(())
     }
 
+    /// Records one check of the drill.
     pub async fn add_check(&self, drill: i64, c: &NewCheck) -> Result<(), CatalogError> {
         sqlx::query(
             "INSERT INTO drill_checks (drill_id, name, resource, passed, detail, ms) VALUES (?, ?, ?, ?, ?, ?)",
@@ -135,6 +277,7 @@ impl Catalog {
         Ok(())
     }
 
+    /// Records how the drill ended.
     pub async fn finish_drill(&self, id: i64, o: &DrillOutcome) -> Result<(), CatalogError> {
         sqlx::query(
             "UPDATE drills SET status = ?, finished_at = ?, rto_ms = ?, rpo_ms = ?, choose_ms = ?, restore_ms = ?,
@@ -164,21 +307,25 @@ impl Catalog {
         now: Millis,
     ) -> Result<Vec<i64>, CatalogError> {
         let ids: Vec<i64> =
-            sqlx::query_scalar("SELECT id FROM drills WHERE plan = ? AND status = 'running'")
+            sqlx::query_scalar("SELECT id FROM drills WHERE plan = ? AND status = ?")
                 .bind(plan)
+                .bind(DrillStatus::Running)
                 .fetch_all(&self.pool)
                 .await?;
         sqlx::query(
-            "UPDATE drills SET status = 'failed', finished_at = ?, error = 'interrupted: the process running this drill stopped before it finished'
-             WHERE plan = ? AND status = 'running'",
+            "UPDATE drills SET status = ?, finished_at = ?, error = 'interrupted: the process running this drill stopped before it finished'
+             WHERE plan = ? AND status = ?",
         )
+        .bind(DrillStatus::Failed)
         .bind(now)
         .bind(plan)
+        .bind(DrillStatus::Running)
         .execute(&self.pool)
         .await?;
         Ok(ids)
     }
 
+    /// The drill `id`, if there is one.
     pub async fn drill(&self, id: i64) -> Result<Option<DrillRecord>, CatalogError> {
         Ok(
             sqlx::query_as::<_, DrillRecord>("SELECT * FROM drills WHERE id = ?")
@@ -186,6 +333,13 @@ impl Catalog {
                 .fetch_optional(&self.pool)
                 .await?,
         )
+    }
+
+    /// The full record of drill `d`: its row, its points and its checks.
+    pub async fn drill_view(&self, d: &DrillRecord) -> Result<DrillView, CatalogError> {
+        let points = self.drill_point_ids(d.id).await?;
+        let checks = self.drill_checks(d.id).await?;
+        Ok(DrillView::new(d, points, checks))
     }
 
     /// Drills of a plan (or all), started in `[from, to)`, oldest first.
@@ -213,24 +367,28 @@ impl Catalog {
         before: Millis,
     ) -> Result<Option<DrillRecord>, CatalogError> {
         Ok(sqlx::query_as::<_, DrillRecord>(
-            "SELECT * FROM drills WHERE plan = ? AND started_at < ? AND status = 'passed'
+            "SELECT * FROM drills WHERE plan = ? AND started_at < ? AND status = ?
              ORDER BY started_at DESC, id DESC LIMIT 1",
         )
         .bind(plan)
         .bind(before)
+        .bind(DrillStatus::Passed)
         .fetch_optional(&self.pool)
         .await?)
     }
 
+    /// The newest finished drill of `plan`.
     pub async fn last_drill(&self, plan: &str) -> Result<Option<DrillRecord>, CatalogError> {
         Ok(sqlx::query_as::<_, DrillRecord>(
-            "SELECT * FROM drills WHERE plan = ? AND status != 'running' ORDER BY started_at DESC, id DESC LIMIT 1",
+            "SELECT * FROM drills WHERE plan = ? AND status != ? ORDER BY started_at DESC, id DESC LIMIT 1",
         )
         .bind(plan)
+        .bind(DrillStatus::Running)
         .fetch_optional(&self.pool)
         .await?)
     }
 
+    /// The checks of a drill, in the order it ran them.
     pub async fn drill_checks(&self, drill: i64) -> Result<Vec<CheckRecord>, CatalogError> {
         Ok(sqlx::query_as::<_, CheckRecord>(
             "SELECT name, resource, passed, detail, ms FROM drill_checks WHERE drill_id = ? ORDER BY id",
@@ -240,6 +398,7 @@ impl Catalog {
         .await?)
     }
 
+    /// The ids of the points a drill restored, ascending.
     pub async fn drill_point_ids(&self, drill: i64) -> Result<Vec<i64>, CatalogError> {
         Ok(sqlx::query_scalar(
             "SELECT point_id FROM drill_points WHERE drill_id = ? ORDER BY point_id",
@@ -259,11 +418,12 @@ impl Catalog {
         Ok(sqlx::query_as(
             "SELECT p.resource, p.data_time, p.completed_at, p.deleted_at, MIN(d.finished_at)
              FROM drills d JOIN drill_points dp ON dp.drill_id = d.id JOIN points p ON p.id = dp.point_id
-             WHERE d.plan = ? AND d.status = 'passed' AND d.finished_at IS NOT NULL
+             WHERE d.plan = ? AND d.status = ? AND d.finished_at IS NOT NULL
                AND p.data_time IS NOT NULL AND p.completed_at IS NOT NULL
              GROUP BY dp.point_id",
         )
         .bind(plan)
+        .bind(DrillStatus::Passed)
         .fetch_all(&self.pool)
         .await?)
     }

@@ -21,7 +21,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 pub use alerts::AlertState;
-pub use drills::{CheckRecord, DrillOutcome, DrillRecord, NewCheck};
+pub use drills::{
+    CheckRecord, DrillOutcome, DrillPhases, DrillRecord, DrillStatus, DrillView, NewCheck,
+};
 pub use jobs::Job;
 pub use points::{NewPoint, Point, PointCompletion, PointFilter, UsablePoint};
 pub use runs::BackupRun;

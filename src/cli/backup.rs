@@ -129,13 +129,15 @@ pub async fn demo(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
         },
     )
     .await?;
-    let value = lifeboat::report::drill_json(&ctx.catalog, &drill.record).await?;
-    super::drill::print_drill(&value);
+    let view = ctx.catalog.drill_view(&drill.record).await?;
+    super::drill::print_drill(&view, &drill.kept_databases);
     println!("\n== report ==");
     let now = lifeboat::time::now_ms();
+    let plans = [plan];
+    let inputs = super::report::verified_inputs(&ctx.catalog, &plans).await;
     let report = lifeboat::report::build(
         &ctx.catalog,
-        &[plan],
+        &inputs,
         now - 30 * 86_400_000,
         now + 1,
         now,

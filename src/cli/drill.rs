@@ -4,9 +4,10 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Subcommand;
-use serde_json::Value;
+use serde::Serialize;
 
 use super::{bad_input, exit, print_json, Cli};
+use lifeboat::catalog::DrillView;
 use lifeboat::drill::{DrillError, DrillOptions, PointSelector};
 use lifeboat::time::human_duration_secs;
 
@@ -56,14 +57,14 @@ pub async fn run(cli: &Cli, cmd: &DrillCommand) -> Result<ExitCode> {
         Err(DrillError::Invalid(m)) => return Err(bad_input(m)),
         Err(e) => return Err(e.into()),
     };
-    let mut value = lifeboat::report::drill_json(&ctx.catalog, &drill.record).await?;
-    if !drill.kept_databases.is_empty() {
-        value["kept_databases"] = serde_json::json!(drill.kept_databases);
-    }
+    let view = ctx.catalog.drill_view(&drill.record).await?;
     if *json {
-        print_json(&value)?;
+        print_json(&DrillRunJson {
+            drill: &view,
+            kept_databases: &drill.kept_databases,
+        })?;
     } else {
-        print_drill(&value);
+        print_drill(&view, &drill.kept_databases);
     }
     if let Some(n) =
         lifeboat::notify::Notification::from_drill(&ctx.catalog, &plan, &drill.record).await
@@ -73,46 +74,47 @@ pub async fn run(cli: &Cli, cmd: &DrillCommand) -> Result<ExitCode> {
     Ok(exit(drill.record.passed()))
 }
 
-fn secs(v: &Value) -> String {
-    v.as_f64()
-        .map(human_duration_secs)
-        .unwrap_or_else(|| "—".into())
+/// `drill run --json`: the drill's record, plus the scratch databases kept.
+#[derive(Serialize)]
+struct DrillRunJson<'a> {
+    #[serde(flatten)]
+    drill: &'a DrillView,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    kept_databases: &'a [String],
 }
 
-/// The human summary of a drill record.
-pub fn print_drill(d: &Value) {
-    let passed = d["passed"].as_bool() == Some(true);
+fn secs(v: Option<f64>) -> String {
+    v.map(human_duration_secs).unwrap_or_else(|| "—".into())
+}
+
+/// The human summary of a drill, and of the scratch databases it kept.
+pub fn print_drill(d: &DrillView, kept_databases: &[String]) {
     println!(
         "drill {} of plan {} in region {}: {}",
-        d["id"],
-        d["plan"].as_str().unwrap_or(""),
-        d["region"].as_str().unwrap_or(""),
-        if passed { "PASSED" } else { "FAILED" }
+        d.id,
+        d.plan,
+        d.region,
+        if d.passed { "PASSED" } else { "FAILED" }
     );
     let mark = |ok: bool| if ok { "met" } else { "MISSED" };
     println!(
         "  RTO {} (objective {}, {})   RPO {} (objective {}, {})",
-        secs(&d["rto_seconds"]),
-        secs(&d["rto_objective_seconds"]),
-        mark(d["met_rto"].as_bool() == Some(true)),
-        secs(&d["rpo_seconds"]),
-        secs(&d["rpo_objective_seconds"]),
-        mark(d["met_rpo"].as_bool() == Some(true)),
+        secs(d.rto_seconds),
+        secs(Some(d.rto_objective_seconds)),
+        mark(d.met_rto),
+        secs(d.rpo_seconds),
+        secs(Some(d.rpo_objective_seconds)),
+        mark(d.met_rpo),
     );
-    let p = &d["phases"];
+    let p = &d.phases;
     println!(
         "  phases: choose {} · restore {} · checks {} · cleanup {}",
-        secs(&p["choose_seconds"]),
-        secs(&p["restore_seconds"]),
-        secs(&p["checks_seconds"]),
-        secs(&p["cleanup_seconds"])
+        secs(p.choose_seconds),
+        secs(p.restore_seconds),
+        secs(p.checks_seconds),
+        secs(p.cleanup_seconds)
     );
-    let points: Vec<String> = d["points"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|v| v.to_string())
-        .collect();
+    let points: Vec<String> = d.points.iter().map(i64::to_string).collect();
     println!(
         "  points restored: {}",
         if points.is_empty() {
@@ -122,26 +124,19 @@ pub fn print_drill(d: &Value) {
         }
     );
     println!("  checks:");
-    for c in d["checks"].as_array().into_iter().flatten() {
+    for c in &d.checks {
         println!(
             "    {} {:<18} {:<14} {}",
-            if c["passed"].as_bool() == Some(true) {
-                "pass"
-            } else {
-                "FAIL"
-            },
-            c["name"].as_str().unwrap_or(""),
-            c["resource"].as_str().unwrap_or(""),
-            c["detail"].as_str().unwrap_or("")
+            if c.passed { "pass" } else { "FAIL" },
+            c.name,
+            c.resource,
+            c.detail
         );
     }
-    if let Some(k) = d["kept_path"].as_str() {
+    if let Some(k) = &d.kept_path {
         println!("  restored data kept in {k}");
     }
-    for db in d["kept_databases"].as_array().into_iter().flatten() {
-        println!(
-            "  restored database kept: {} (drop it when done)",
-            db.as_str().unwrap_or("")
-        );
+    for db in kept_databases {
+        println!("  restored database kept: {db} (drop it when done)");
     }
 }

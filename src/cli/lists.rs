@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use super::{print_json, Cli};
 use lifeboat::catalog::PointFilter;
-use lifeboat::time::human_duration_secs;
+use lifeboat::time::{human_duration_secs, rfc3339};
 
 #[derive(Debug, Subcommand)]
 pub enum PointsCommand {
@@ -77,33 +77,29 @@ pub async fn drills(cli: &Cli, cmd: &DrillsCommand) -> Result<ExitCode> {
         .catalog
         .drills_between(plan.as_deref(), i64::MIN, i64::MAX)
         .await?;
-    let mut values = Vec::new();
+    let mut views = Vec::with_capacity(drills.len());
     for d in &drills {
-        values.push(lifeboat::report::drill_json(&ctx.catalog, d).await?);
+        views.push(ctx.catalog.drill_view(d).await?);
     }
     if *json {
-        print_json(&values)?;
+        print_json(&views)?;
         return Ok(ExitCode::SUCCESS);
     }
-    if values.is_empty() {
+    if views.is_empty() {
         println!("no drills");
     }
-    for d in &values {
-        let f = |k: &str| {
-            d[k].as_f64()
-                .map(human_duration_secs)
-                .unwrap_or_else(|| "—".into())
-        };
+    let dur = |v: Option<f64>| v.map(human_duration_secs).unwrap_or_else(|| "—".into());
+    for d in &views {
         println!(
             "{:>4}  {:<14} {:<10} {:<24} {:<7} RTO {:<10} RPO {:<10} {}",
-            d["id"],
-            d["plan"].as_str().unwrap_or(""),
-            d["region"].as_str().unwrap_or(""),
-            d["started_at"].as_str().unwrap_or(""),
-            d["status"].as_str().unwrap_or(""),
-            f("rto_seconds"),
-            f("rpo_seconds"),
-            d["error"].as_str().unwrap_or("")
+            d.id,
+            d.plan,
+            d.region,
+            rfc3339(d.started_at),
+            d.status.as_str(),
+            dur(d.rto_seconds),
+            dur(d.rpo_seconds),
+            d.error.as_deref().unwrap_or("")
         );
     }
     Ok(ExitCode::SUCCESS)

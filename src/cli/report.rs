@@ -1,4 +1,5 @@
-//! `report`.
+//! `report`: verifies each plan's drill evidence chain in its vault, then
+//! builds the report from the catalog and renders it.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,6 +8,9 @@ use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
 
 use super::{bad_input, Cli};
+use lifeboat::catalog::Catalog;
+use lifeboat::plan::Plan;
+use lifeboat::report::PlanInput;
 use lifeboat::time::{now_ms, parse_rfc3339};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -62,7 +66,8 @@ pub async fn run(cli: &Cli, args: &ReportArgs) -> Result<ExitCode> {
     let plans = cli.plans_or_one(args.plan.as_deref())?;
     let ctx = cli.context().await?;
     let charts = matches!(args.format, Format::Html);
-    let report = lifeboat::report::build(&ctx.catalog, &plans, from, to, now, charts).await?;
+    let inputs = verified_inputs(&ctx.catalog, &plans).await;
+    let report = lifeboat::report::build(&ctx.catalog, &inputs, from, to, now, charts).await?;
     let breached = report.plans.iter().any(|p| !p.compliant);
     let text = match args.format {
         Format::Json => serde_json::to_string_pretty(&report)? + "\n",
@@ -82,4 +87,17 @@ pub async fn run(cli: &Cli, args: &ReportArgs) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Each plan with its drill evidence chain verified: the report reads only
+/// the catalog, so the vault is read here.
+pub async fn verified_inputs<'a>(cat: &Catalog, plans: &'a [Plan]) -> Vec<PlanInput<'a>> {
+    let mut inputs = Vec::with_capacity(plans.len());
+    for plan in plans {
+        inputs.push(PlanInput {
+            plan,
+            evidence: lifeboat::evidence::verify(cat, plan).await,
+        });
+    }
+    inputs
 }

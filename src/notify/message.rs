@@ -160,7 +160,7 @@ impl Notification {
             return None;
         }
         let mut checks = cat.drill_checks(drill.id).await.unwrap_or_default();
-        checks.retain(|c| c.passed == 0);
+        checks.retain(|c| !c.passed);
         Some(Self::drill_failed(plan, drill, &checks))
     }
 

@@ -3,6 +3,7 @@
 //! text it writes).
 
 use chrono::{DateTime, Utc};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::time::{to_datetime, Millis};
@@ -43,22 +44,32 @@ fn time_label(d: &DateTime<Utc>) -> String {
     d.format("%m-%d %H:%M").to_string()
 }
 
-/// RPO exposure over the window: one sawtooth line per region (from
-/// [`super::exposure::timeline`]) and the RPO objective as a dashed line.
-pub fn exposure_chart(
-    regions: &[(&str, &[(Millis, i64)])],
-    from: Millis,
-    to: Millis,
-    rpo_s: f64,
-) -> Result<String, ChartError> {
-    let err = |e: &dyn std::fmt::Display| ChartError {
-        chart: "exposure",
+/// The chart area both charts draw on: time over the window, values in the
+/// unit [`unit_for`] chose.
+type TimeChart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedDateTime<DateTime<Utc>>, RangedCoordf64>>;
+
+/// An error of drawing chart `chart`.
+fn drawing_error(chart: &'static str) -> impl Fn(&dyn std::fmt::Display) -> ChartError {
+    move |e| ChartError {
+        chart,
         message: e.to_string(),
-    };
-    let max_s = regions
-        .iter()
-        .flat_map(|(_, pts)| pts.iter().map(|(_, v)| *v as f64 / 1000.0))
-        .fold(rpo_s, f64::max);
+    }
+}
+
+/// What both charts share: the time axis over `[from, to)`, a y axis up to
+/// `max_s` in a readable unit, the objective as a dashed line and the
+/// legend. `series` draws the chart's own data, its values divided by the
+/// unit's seconds (its second argument).
+fn render(
+    chart_name: &'static str,
+    y_label: &str,
+    (from, to): (Millis, Millis),
+    max_s: f64,
+    (objective_label, objective_s): (String, f64),
+    series: impl FnOnce(&mut TimeChart<'_, '_>, f64) -> Result<(), ChartError>,
+) -> Result<String, ChartError> {
+    let err = drawing_error(chart_name);
     let (unit, div) = unit_for(max_s);
     let (x0, x1) = (to_datetime(from), to_datetime(to));
     let mut svg = String::new();
@@ -75,25 +86,12 @@ pub fn exposure_chart(
             .configure_mesh()
             .x_labels(6)
             .x_label_formatter(&time_label)
-            .y_desc(format!("exposure ({unit})"))
+            .y_desc(format!("{y_label} ({unit})"))
             .light_line_style(RGBColor(235, 235, 235))
             .draw()
             .map_err(|e| err(&e))?;
-        for (i, (region, pts)) in regions.iter().enumerate() {
-            let colour = PALETTE[i % PALETTE.len()];
-            chart
-                .draw_series(LineSeries::new(
-                    pts.iter()
-                        .map(|(t, v)| (to_datetime(*t), *v as f64 / 1000.0 / div)),
-                    colour.stroke_width(2),
-                ))
-                .map_err(|e| err(&e))?
-                .label(*region)
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
-                });
-        }
-        let objective = rpo_s / div;
+        series(&mut chart, div)?;
+        let objective = objective_s / div;
         chart
             .draw_series(DashedLineSeries::new(
                 [(x0, objective), (x1, objective)],
@@ -102,7 +100,7 @@ pub fn exposure_chart(
                 OBJECTIVE.stroke_width(2),
             ))
             .map_err(|e| err(&e))?
-            .label("RPO objective")
+            .label(objective_label)
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], OBJECTIVE));
         chart
             .configure_series_labels()
@@ -114,6 +112,46 @@ pub fn exposure_chart(
         root.present().map_err(|e| err(&e))?;
     }
     Ok(svg)
+}
+
+/// RPO exposure over the window: one sawtooth line per region (from
+/// [`super::exposure::timeline`]) and the RPO objective as a dashed line.
+pub fn exposure_chart(
+    regions: &[(&str, &[(Millis, i64)])],
+    from: Millis,
+    to: Millis,
+    rpo_s: f64,
+) -> Result<String, ChartError> {
+    let max_s = regions
+        .iter()
+        .flat_map(|(_, pts)| pts.iter().map(|(_, v)| *v as f64 / 1000.0))
+        .fold(rpo_s, f64::max);
+    let objective = ("RPO objective".to_string(), rpo_s);
+    render(
+        "exposure",
+        "exposure",
+        (from, to),
+        max_s,
+        objective,
+        |chart, div| {
+            let err = drawing_error("exposure");
+            for (i, (region, pts)) in regions.iter().enumerate() {
+                let colour = PALETTE[i % PALETTE.len()];
+                chart
+                    .draw_series(LineSeries::new(
+                        pts.iter()
+                            .map(|(t, v)| (to_datetime(*t), *v as f64 / 1000.0 / div)),
+                        colour.stroke_width(2),
+                    ))
+                    .map_err(|e| err(&e))?
+                    .label(*region)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+                    });
+            }
+            Ok(())
+        },
+    )
 }
 
 /// One drill on the history chart: when it started, the measured value
@@ -134,34 +172,13 @@ pub fn drill_chart(
     to: Millis,
     objective_s: f64,
 ) -> Result<String, ChartError> {
-    let err = |e: &dyn std::fmt::Display| ChartError {
-        chart: what,
-        message: e.to_string(),
-    };
     let max_s = drills
         .iter()
         .filter_map(|d| d.value_s)
         .fold(objective_s, f64::max);
-    let (unit, div) = unit_for(max_s);
-    let (x0, x1) = (to_datetime(from), to_datetime(to));
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| err(&e))?;
-        let mut chart = ChartBuilder::on(&root)
-            .margin(12)
-            .x_label_area_size(30)
-            .y_label_area_size(55)
-            .build_cartesian_2d(x0..x1, 0f64..(max_s / div * 1.1).max(1e-9))
-            .map_err(|e| err(&e))?;
-        chart
-            .configure_mesh()
-            .x_labels(6)
-            .x_label_formatter(&time_label)
-            .y_desc(format!("{what} ({unit})"))
-            .light_line_style(RGBColor(235, 235, 235))
-            .draw()
-            .map_err(|e| err(&e))?;
+    let objective = (format!("{what} objective"), objective_s);
+    render(what, what, (from, to), max_s, objective, |chart, div| {
+        let err = drawing_error(what);
         let measured: Vec<(DateTime<Utc>, f64)> = drills
             .iter()
             .filter_map(|d| Some((to_datetime(d.at), d.value_s? / div)))
@@ -194,25 +211,6 @@ pub fn drill_chart(
                 .label("failed drill")
                 .legend(|(x, y)| Cross::new((x + 10, y), 5, OBJECTIVE.stroke_width(2)));
         }
-        let objective = objective_s / div;
-        chart
-            .draw_series(DashedLineSeries::new(
-                [(x0, objective), (x1, objective)],
-                8,
-                5,
-                OBJECTIVE.stroke_width(2),
-            ))
-            .map_err(|e| err(&e))?
-            .label(format!("{what} objective"))
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], OBJECTIVE));
-        chart
-            .configure_series_labels()
-            .border_style(BLACK)
-            .background_style(WHITE.mix(0.85))
-            .position(SeriesLabelPosition::UpperLeft)
-            .draw()
-            .map_err(|e| err(&e))?;
-        root.present().map_err(|e| err(&e))?;
-    }
-    Ok(svg)
+        Ok(())
+    })
 }

@@ -28,6 +28,7 @@ pub struct Breach {
     pub worst_ms: i64,
 }
 
+/// A region's RPO exposure over a window.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exposure {
     /// The worst exposure reached in the window (just before a point
@@ -37,6 +38,7 @@ pub struct Exposure {
     pub within_ratio: f64,
     /// Newest data time usable at the window's end (worst resource).
     pub newest_data_time: Option<Millis>,
+    /// The periods over the objective, oldest first.
     pub breaches: Vec<Breach>,
 }
 
@@ -44,6 +46,7 @@ pub struct Exposure {
 /// (the worst resource's newest usable data time, or the protection start)
 /// stays `base`, so the exposure at t in it is t − base.
 pub trait Stretches {
+    /// Over `[a, b)` the exposure at t is t − `base`.
     fn stretch(&mut self, a: Millis, b: Millis, base: Millis);
 }
 
@@ -176,6 +179,7 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// An empty summary against the objective `rpo_ms`.
     pub fn new(rpo_ms: i64) -> Summary {
         Summary {
             rpo_ms,

@@ -12,6 +12,7 @@ use crate::time::{human_duration_secs, parse_rfc3339};
 
 const TEMPLATE: &str = include_str!("../../templates/report.html");
 
+/// Why the HTML report could not be rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum HtmlError {
     #[error(transparent)]
@@ -34,6 +35,7 @@ fn parse(t: &str) -> Result<i64, HtmlError> {
     parse_rfc3339(t).map_err(|_| HtmlError::Time(t.to_string()))
 }
 
+/// The report as one HTML page.
 pub fn render_html(r: &Report) -> Result<String, HtmlError> {
     let (from, to) = (parse(&r.from)?, parse(&r.to)?);
     let mut charts = Vec::with_capacity(r.plans.len());

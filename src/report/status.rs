@@ -7,6 +7,7 @@ use crate::catalog::{Catalog, CatalogError};
 use crate::plan::Plan;
 use crate::time::{rfc3339, to_datetime, Millis};
 
+/// A plan's status now.
 #[derive(Debug, Serialize)]
 pub struct PlanStatus {
     pub plan: String,
@@ -20,12 +21,15 @@ pub struct PlanStatus {
     pub next_drill: Option<String>,
 }
 
+/// A plan's newest points in one region.
 #[derive(Debug, Serialize)]
 pub struct RegionStatus {
     pub region: String,
     /// Newest data time of the worst resource (all resources need a point).
     pub newest_data_time: Option<String>,
+    /// Now − `newest_data_time`.
     pub age_seconds: Option<f64>,
+    /// `age_seconds` is within the RPO objective.
     pub within_rpo: bool,
     /// Resources with no complete point in this region.
     pub missing: Vec<String>,
@@ -33,6 +37,7 @@ pub struct RegionStatus {
     pub flags: Vec<String>,
 }
 
+/// The plan's newest finished drill.
 #[derive(Debug, Serialize)]
 pub struct LastDrill {
     pub id: i64,
@@ -43,6 +48,7 @@ pub struct LastDrill {
     pub rpo_seconds: Option<f64>,
 }
 
+/// The status of each plan at `now`.
 pub async fn build(
     cat: &Catalog,
     plans: &[Plan],
@@ -151,6 +157,21 @@ fn when(at: Option<&str>, now: Millis) -> String {
     }
 }
 
+/// The last drill's cell and its colour.
+fn last_drill_cell(last: Option<&LastDrill>) -> (String, &'static str) {
+    let Some(d) = last else {
+        return ("none yet".to_string(), YELLOW);
+    };
+    let (verdict, colour) = if !d.passed {
+        ("FAILED", RED)
+    } else if !d.met_objectives {
+        ("passed, missed obj.", YELLOW)
+    } else {
+        ("passed", GREEN)
+    };
+    (format!("#{} {verdict}", d.id), colour)
+}
+
 /// The `status` screen: one row per plan and region with the newest point's
 /// age against the RPO; the last drill and the next runs on the plan's first
 /// row. Colours (green ok, red breach, yellow warnings) only when `colour`.
@@ -185,26 +206,11 @@ pub fn render_table(plans: &[PlanStatus], now: Millis, colour: bool) -> String {
             } else {
                 ("BREACH", RED)
             };
-            let (drill, drill_colour) = match (&p.last_drill, first) {
-                (_, false) => (String::new(), None),
-                (None, true) => ("none yet".to_string(), paint(YELLOW)),
-                (Some(d), true) => {
-                    let verdict = if !d.passed {
-                        "FAILED"
-                    } else if !d.met_objectives {
-                        "passed, missed obj."
-                    } else {
-                        "passed"
-                    };
-                    let colour = if !d.passed {
-                        RED
-                    } else if !d.met_objectives {
-                        YELLOW
-                    } else {
-                        GREEN
-                    };
-                    (format!("#{} {verdict}", d.id), paint(colour))
-                }
+            let (drill, drill_colour) = if first {
+                let (text, colour) = last_drill_cell(p.last_drill.as_ref());
+                (text, paint(colour))
+            } else {
+                (String::new(), None)
             };
             let mut row = vec![
                 cell(if first { &p.plan } else { "" }, widths[0], None),

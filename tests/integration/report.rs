@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
-use lifeboat::catalog::{Catalog, DrillOutcome, Flags, NewPoint, PointCompletion, RunStatus};
+use lifeboat::catalog::{
+    Catalog, DrillOutcome, DrillStatus, Flags, NewPoint, PointCompletion, RunStatus,
+};
 use lifeboat::resource::{Kind, Location};
 use serde_json::Value;
 
@@ -131,12 +133,16 @@ async fn drill(cat: &Catalog, start: i64, rto: Option<i64>, rpo: i64, detail: &s
     cat.finish_drill(
         id,
         &DrillOutcome {
-            status: if rto.is_some() { "passed" } else { "failed" },
+            status: DrillStatus::verdict(rto.is_some()),
             finished_at: start + rto.unwrap_or(M) + M,
             rto_ms: rto,
             rpo_ms: Some(rpo),
+            choose_ms: 0,
+            restore_ms: 0,
+            checks_ms: 0,
+            cleanup_ms: 0,
+            kept_path: None,
             error: rto.is_none().then(|| "check orders-present failed".into()),
-            ..Default::default()
         },
     )
     .await
@@ -668,6 +674,7 @@ fn drills_chain_their_evidence_and_the_report_verifies_it() {
         serde_json::from_slice(&std::fs::read(dir.join(name)).unwrap()).unwrap()
     };
     assert_eq!(read(&records[0])["prev_sha256"], Value::Null);
+    let second_bytes = std::fs::read(dir.join(&records[1])).unwrap();
     let second = read(&records[1]);
     assert_eq!(second["prev_key"], format!("evidence/shop/{}", records[0]));
     assert_eq!(second["drill"]["passed"], true);
@@ -704,6 +711,20 @@ fn drills_chain_their_evidence_and_the_report_verifies_it() {
     std::fs::remove_file(dir.join(&records[1])).unwrap();
     let (r, _) = env.json(&["report", "--format", "json"]);
     assert_eq!(r["plans"][0]["evidence"]["intact"], false, "{r}");
+
+    // And removing the newest one, though every remaining link holds: its
+    // drill is in the catalog without a record.
+    std::fs::write(dir.join(&records[1]), &second_bytes).unwrap();
+    std::fs::remove_file(dir.join(&records[2])).unwrap();
+    let (r, _) = env.json(&["report", "--format", "json"]);
+    let chain = &r["plans"][0]["evidence"];
+    assert_eq!(chain["intact"], false, "{r}");
+    let third: i64 = records[2].trim_end_matches(".json").parse().unwrap();
+    assert_eq!(
+        chain["problem"],
+        format!("drill(s) {third} have no evidence record"),
+        "{r}"
+    );
 }
 
 /// The catalog hands the exposure walk only the points that can matter
