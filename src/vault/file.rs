@@ -147,8 +147,8 @@ impl FileVault {
         Ok(meta.len())
     }
 
-    /// Every object whose key starts with `prefix`, sorted by key (the
-    /// walk is in file-name order), temporary files left out.
+    /// Every object whose key starts with `prefix`, sorted by key,
+    /// temporary files left out.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, VaultError> {
         let root = self.root.clone();
         let prefix = prefix.to_string();
@@ -184,6 +184,10 @@ impl FileVault {
                     out.push(ObjectInfo { key, size });
                 }
             }
+            // The walk goes folder by folder, which is not key order when
+            // a name holds a character sorting before `/` (`a/b` is walked
+            // before `a-b`, but `a-b` < `a/b`).
+            out.sort_by(|a, b| a.key.cmp(&b.key));
             Ok(out)
         })
         .await
@@ -202,5 +206,27 @@ impl FileVault {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.io("delete", key)(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_listing_is_in_key_order_across_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = FileVault::new(dir.path().join("v"));
+        for key in ["p/r/b", "p/r-2/a", "p/r/a", "p/r.x"] {
+            v.put(key, &b"x"[..]).await.unwrap();
+        }
+        let keys: Vec<String> = v
+            .list("p/")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        assert_eq!(keys, ["p/r-2/a", "p/r.x", "p/r/a", "p/r/b"]);
     }
 }
