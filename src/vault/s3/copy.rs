@@ -64,9 +64,22 @@ pub struct CopiedObject {
 /// The source of a server-side copy: `bucket/key`, and its ETag when known.
 #[derive(Clone)]
 struct CopySource {
+    /// `bucket/key`, the key URL-encoded.
     path: String,
     /// Every part must come from this version of the source.
     etag: Option<String>,
+}
+
+impl CopySource {
+    fn new(bucket: &str, key: &str, etag: Option<String>) -> CopySource {
+        CopySource {
+            path: format!(
+                "{bucket}/{}",
+                percent_encoding::utf8_percent_encode(key, COPY_SOURCE)
+            ),
+            etag,
+        }
+    }
 }
 
 impl S3Vault {
@@ -102,12 +115,11 @@ impl S3Vault {
             .await
             .map_err(|e| remote("HeadObject", self.location(key), e))?;
         let size = head.content_length().unwrap_or(0).max(0) as u64;
-        // Keys are made of plan/resource names and timestamps: no character
-        // needs URL-encoding in the copy source.
-        let source = CopySource {
-            path: format!("{}/{}", self.bucket, self.full_key(key)),
-            etag: head.e_tag().map(String::from),
-        };
+        let source = CopySource::new(
+            &self.bucket,
+            &self.full_key(key),
+            head.e_tag().map(String::from),
+        );
         dst.copy_from(&source, size, dst_key, dst.location(dst_key))
             .await?;
         dst.size(dst_key).await
@@ -129,13 +141,7 @@ impl S3Vault {
         if_match: Option<&str>,
     ) -> Result<CopiedObject, VaultError> {
         self.check_object_lock().await?;
-        let source = CopySource {
-            path: format!(
-                "{src_bucket}/{}",
-                percent_encoding::utf8_percent_encode(src_key, COPY_SOURCE)
-            ),
-            etag: if_match.map(String::from),
-        };
+        let source = CopySource::new(src_bucket, src_key, if_match.map(String::from));
         // A failed CopyObject names its source: that is what went missing
         // or changed when a bucket is copied while in use.
         let error_location = format!("s3://{src_bucket}/{src_key}");
