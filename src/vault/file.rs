@@ -13,6 +13,7 @@ use super::{check_key, ObjectInfo, ObjectReader, VaultError};
 
 const COPY_BUFFER: usize = 1 << 20;
 
+/// A `file://PATH` vault: each key is a file under `PATH`.
 #[derive(Debug, Clone)]
 pub struct FileVault {
     root: PathBuf,
@@ -33,10 +34,12 @@ impl Drop for TempFileGuard {
 }
 
 impl FileVault {
+    /// A vault rooted at `root` (created on the first put).
     pub fn new(root: PathBuf) -> FileVault {
         FileVault { root }
     }
 
+    /// The folder holding the vault's objects.
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -46,6 +49,7 @@ impl FileVault {
         Ok(self.root.join(key))
     }
 
+    /// The `file://` URL of an object.
     pub fn location(&self, key: &str) -> String {
         format!("file://{}", self.root.join(key).display())
     }
@@ -65,6 +69,8 @@ impl FileVault {
         }
     }
 
+    /// Stores the whole stream under `key`: written beside it, then
+    /// renamed into place. Returns the size.
     pub async fn put(
         &self,
         key: &str,
@@ -123,6 +129,7 @@ impl FileVault {
         Ok(size)
     }
 
+    /// The object's bytes, buffered.
     pub async fn get(&self, key: &str) -> Result<ObjectReader, VaultError> {
         let path = self.path_for(key)?;
         let file = tokio::fs::File::open(&path)
@@ -131,6 +138,7 @@ impl FileVault {
         Ok(Box::pin(BufReader::with_capacity(COPY_BUFFER, file)))
     }
 
+    /// The object's size in bytes.
     pub async fn size(&self, key: &str) -> Result<u64, VaultError> {
         let path = self.path_for(key)?;
         let meta = tokio::fs::metadata(&path)
@@ -139,6 +147,8 @@ impl FileVault {
         Ok(meta.len())
     }
 
+    /// Every object whose key starts with `prefix`, sorted by key,
+    /// temporary files left out.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, VaultError> {
         let root = self.root.clone();
         let prefix = prefix.to_string();
@@ -174,6 +184,10 @@ impl FileVault {
                     out.push(ObjectInfo { key, size });
                 }
             }
+            // The walk goes folder by folder, which is not key order when
+            // a name holds a character sorting before `/` (`a/b` is walked
+            // before `a-b`, but `a-b` < `a/b`).
+            out.sort_by(|a, b| a.key.cmp(&b.key));
             Ok(out)
         })
         .await
@@ -184,6 +198,7 @@ impl FileVault {
         })?
     }
 
+    /// Deletes an object; deleting a missing object succeeds.
     pub async fn delete(&self, key: &str) -> Result<(), VaultError> {
         let path = self.path_for(key)?;
         match tokio::fs::remove_file(&path).await {
@@ -191,5 +206,27 @@ impl FileVault {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(self.io("delete", key)(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_listing_is_in_key_order_across_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = FileVault::new(dir.path().join("v"));
+        for key in ["p/r/b", "p/r-2/a", "p/r/a", "p/r.x"] {
+            v.put(key, &b"x"[..]).await.unwrap();
+        }
+        let keys: Vec<String> = v
+            .list("p/")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        assert_eq!(keys, ["p/r-2/a", "p/r.x", "p/r/a", "p/r/b"]);
     }
 }

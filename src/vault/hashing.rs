@@ -33,6 +33,7 @@ impl SharedDigest {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).1
     }
 
+    /// Whether no byte was seen yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -45,6 +46,7 @@ pub struct HashingReader<R> {
 }
 
 impl<R> HashingReader<R> {
+    /// Wraps `inner`; the digest fills as the reader is read.
     pub fn new(inner: R) -> (Self, SharedDigest) {
         let digest = SharedDigest::default();
         (
@@ -81,6 +83,7 @@ pub struct HashingWriter<W> {
 }
 
 impl<W: Write> HashingWriter<W> {
+    /// Wraps `inner`, hashing from its first byte.
     pub fn new(inner: W) -> Self {
         HashingWriter {
             inner,

@@ -3,9 +3,13 @@
 //! A vault stores opaque objects under `/`-separated keys: streaming put and
 //! get, copy to another vault, list, delete. Writes are atomic: an object is
 //! either absent or whole, never half-written under its final key. The
-//! backend is chosen from the URL scheme in [`Vault::from_url`]; schemes are
+//! backend is chosen from the URL scheme in [`Vault::open`]; schemes are
 //! a closed set, so this is an enum rather than a trait object (no boxed
-//! futures on every call, exhaustive matches when S3 arrives).
+//! futures on every call, exhaustive matches over the backends).
+//!
+//! `file` holds the `file://` backend, `s3/` the `s3://` one (one module
+//! per concern), and `hashing` the readers and writers that hash data in
+//! the same pass that moves it.
 
 mod file;
 mod hashing;
@@ -22,10 +26,13 @@ pub use s3::{client as s3_client, S3Vault};
 /// A readable object stream.
 pub type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;
 
+/// A failed vault operation; each names the object's URL.
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {
+    /// The object does not exist.
     #[error("{location}: no such object")]
     NotFound { location: String },
+    /// A local I/O failure: the file system, or the stream being stored.
     #[error("{location}: {op} failed: {source}")]
     Io {
         op: &'static str,
@@ -33,17 +40,22 @@ pub enum VaultError {
         #[source]
         source: std::io::Error,
     },
+    /// A vault URL with no backend.
     #[error("invalid vault URL `{0}`: expected file://PATH or s3://BUCKET/PREFIX")]
     InvalidUrl(String),
+    /// A storage service refused or failed a request.
     #[error("{location}: {op} failed: {code}: {message}")]
     Remote {
+        /// The service's operation (PutObject, DeleteObjects...).
         op: &'static str,
         location: String,
         /// The service's error code (AccessDenied, NoSuchBucket, SlowDown...).
         code: String,
         message: String,
+        /// A transient fault (throttling, network), not a refusal.
         retryable: bool,
     },
+    /// A key that is not relative, or has an empty, `.` or `..` segment.
     #[error("invalid object key `{0}`")]
     InvalidKey(String),
 }
@@ -70,32 +82,41 @@ impl VaultError {
 /// One stored object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectInfo {
+    /// The vault key (relative to the vault's root or prefix).
     pub key: String,
+    /// Size in bytes.
     pub size: u64,
 }
 
 /// What a copy between vaults established.
 #[derive(Debug, Clone)]
 pub struct CopyOutcome {
+    /// Bytes in the copy.
     pub size: u64,
     /// SHA-256 of the bytes that went through Lifeboat (hex); `None` for a
     /// server-side copy, which the destination verified itself.
     pub sha256: Option<String>,
 }
 
+/// A region's vault, on one of the backends.
 #[derive(Debug, Clone)]
 pub enum Vault {
+    /// `file://PATH`: files under a folder.
     File(FileVault),
+    /// `s3://BUCKET/PREFIX`: objects in a bucket.
     S3(S3Vault),
 }
 
 /// Where a region's vault is and how to reach it.
 #[derive(Debug, Clone, Copy)]
 pub struct VaultTarget<'a> {
+    /// `file://PATH` or `s3://BUCKET/PREFIX`.
     pub url: &'a str,
     /// The AWS region of an `s3://` vault (the plan's region name).
     pub region: &'a str,
+    /// Endpoint and profile settings of an `s3://` vault.
     pub aws: Option<&'a crate::plan::AwsSpec>,
+    /// The KMS key objects are encrypted with (`s3://`; else SSE-S3).
     pub kms_key: Option<&'a str>,
     /// S3 Object Lock on every object written (`s3://` vaults only).
     pub object_lock: Option<crate::plan::ObjectLock>,
@@ -172,6 +193,7 @@ impl Vault {
         }
     }
 
+    /// The object's bytes, streamed.
     pub async fn get(&self, key: &str) -> Result<ObjectReader, VaultError> {
         match self {
             Vault::File(v) => v.get(key).await,
@@ -179,6 +201,7 @@ impl Vault {
         }
     }
 
+    /// The object's size in bytes.
     pub async fn size(&self, key: &str) -> Result<u64, VaultError> {
         match self {
             Vault::File(v) => v.size(key).await,
@@ -235,5 +258,55 @@ pub(crate) fn check_key(key: &str) -> Result<(), VaultError> {
         Ok(())
     } else {
         Err(VaultError::InvalidKey(key.into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_relative_with_plain_segments() {
+        for key in [
+            "a",
+            "plan/resource/2024-01-01T00-00-00Z.tar.zst",
+            "a/.b/c..",
+        ] {
+            assert!(check_key(key).is_ok(), "{key}");
+        }
+        for key in [
+            "", "/a", "a/", "a//b", ".", "a/./b", "../a", "a/..", "a\\b", "a\0b",
+        ] {
+            assert!(
+                matches!(check_key(key), Err(VaultError::InvalidKey(k)) if k == key),
+                "{key:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_transient_io_errors_are_retryable() {
+        let io = |kind| VaultError::Io {
+            op: "write",
+            location: "file:///v/k".into(),
+            source: std::io::Error::from(kind),
+        };
+        use std::io::ErrorKind::*;
+        for kind in [
+            Interrupted,
+            TimedOut,
+            WouldBlock,
+            ConnectionReset,
+            ConnectionAborted,
+        ] {
+            assert!(io(kind).is_retryable(), "{kind:?}");
+        }
+        for kind in [NotFound, PermissionDenied, StorageFull, InvalidData] {
+            assert!(!io(kind).is_retryable(), "{kind:?}");
+        }
+        let missing = VaultError::NotFound {
+            location: "file:///v/k".into(),
+        };
+        assert!(!missing.is_retryable());
     }
 }

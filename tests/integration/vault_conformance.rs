@@ -327,3 +327,33 @@ async fn s3_copies_above_the_threshold_are_multipart_and_byte_identical() {
         .unwrap();
     assert!(pending.uploads().is_empty());
 }
+
+#[tokio::test]
+async fn s3_copies_from_a_prefix_that_needs_url_encoding_keep_every_byte() {
+    let m = moto();
+    m.bucket("enc-east", "us-east-1").await;
+    m.bucket("enc-west", "us-west-2").await;
+    let aws = m.aws();
+    let open = |url: &'static str, region: &'static str| {
+        let aws = aws.clone();
+        async move {
+            Vault::open(VaultTarget {
+                url,
+                region,
+                aws: Some(&aws),
+                kms_key: None,
+                object_lock: None,
+            })
+            .await
+            .unwrap()
+        }
+    };
+    // A copy source is a URL path: the space, `+` and `%` of this prefix
+    // must reach S3 encoded, or it copies another key (or none).
+    let src = open("s3://enc-east/dr vault+%41", "us-east-1").await;
+    let dst = open("s3://enc-west/lb", "us-west-2").await;
+    src.put("p/r/x.bin", &b"encoded"[..]).await.unwrap();
+    let c = src.copy_to("p/r/x.bin", &dst, "p/r/x.bin").await.unwrap();
+    assert_eq!(c.size, 7);
+    assert_eq!(read_all(&dst, "p/r/x.bin").await, b"encoded");
+}
