@@ -49,11 +49,22 @@ pub fn human_duration_secs(secs: f64) -> String {
     }
 }
 
+/// Text that is not an RFC 3339 instant.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{text}` is not an RFC 3339 time (e.g. 2026-11-01T00:00:00Z): {reason}")]
+pub struct BadTime {
+    pub text: String,
+    pub reason: String,
+}
+
 /// Parses an RFC 3339 instant given on the command line.
-pub fn parse_rfc3339(text: &str) -> Result<Millis, String> {
+pub fn parse_rfc3339(text: &str) -> Result<Millis, BadTime> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc).timestamp_millis())
-        .map_err(|e| format!("`{text}` is not an RFC 3339 time (e.g. 2026-11-01T00:00:00Z): {e}"))
+        .map_err(|e| BadTime {
+            text: text.to_string(),
+            reason: e.to_string(),
+        })
 }
 
 pub mod serde_ms {

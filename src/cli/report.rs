@@ -49,8 +49,8 @@ pub async fn run(cli: &Cli, args: &ReportArgs) -> Result<ExitCode> {
     let now = now_ms();
     let (from, to) = match (&args.since, &args.from, &args.to) {
         (_, Some(f), Some(t)) => {
-            let from = parse_rfc3339(f).map_err(bad_input)?;
-            let to = parse_rfc3339(t).map_err(bad_input)?;
+            let from = parse_rfc3339(f).map_err(|e| bad_input(e.to_string()))?;
+            let to = parse_rfc3339(t).map_err(|e| bad_input(e.to_string()))?;
             if from >= to {
                 return Err(bad_input("--from must be before --to"));
             }
