@@ -25,7 +25,9 @@ use crate::plan::AwsSpec;
 /// Per-request timeouts: a request that hangs is retried (or fails), it
 /// never stalls a run.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest silence while reading a response.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest one attempt of an operation may take before it is cut off.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(300);
 /// One try and three retries, the SDK's standard-mode default, pinned.
 const MAX_ATTEMPTS: u32 = 4;
@@ -107,12 +109,18 @@ pub async fn rds_client(region: &str, aws: Option<&AwsSpec>) -> aws_sdk_rds::Cli
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{op} failed: {code}: {message}")]
 pub struct AwsError {
+    /// The API operation, as AWS names it (`CreateDBSnapshot`).
     pub op: &'static str,
+    /// The service's error code, `Transport` when no response came back
+    /// (connection refused, timeout), `Unknown` when it had none.
     pub code: String,
+    /// The service's message, or the whole transport error chain.
     pub message: String,
 }
 
 impl AwsError {
+    /// Names the failure of `op` from the SDK's error (after the SDK's own
+    /// retries).
     pub fn new<E, R>(op: &'static str, e: aws_sdk_rds::error::SdkError<E, R>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -142,6 +150,8 @@ impl AwsError {
             || self.code == "NoSuchBucket"
     }
 
+    /// Whether the error says the thing to create exists already (a retry
+    /// after a crash, or a name someone else uses).
     pub fn is_already_exists(&self) -> bool {
         self.code.ends_with("AlreadyExists") || self.code.ends_with("AlreadyExistsFault")
     }
@@ -163,7 +173,10 @@ pub fn poll_delays(first: Duration, cap: Duration) -> impl Iterator<Item = Durat
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("gave up waiting for {what} after {}", humantime::format_duration(*.after))]
 pub struct GaveUp {
+    /// What was waited for, as a phrase ("snapshot X in R to be
+    /// available").
     pub what: String,
+    /// How long was waited, whole seconds.
     pub after: Duration,
 }
 

@@ -17,10 +17,16 @@ use crate::plan::{Plan, Resource};
 use crate::resource::{self, Kind, Location, Place, PointFlag, ResourceError};
 use crate::time::{now_ms, Millis};
 
+/// Why a backup run could not run or be recorded. A point that fails is
+/// not an error of the run: it is recorded failed and the run goes on.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
+    /// Another backup of the plan holds its lock (nothing was recorded).
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// The catalog could not be read or written; the run stops there and
+    /// what it left `running` is failed by the plan's next backup (or the
+    /// daemon at start-up).
     #[error(transparent)]
     Catalog(#[from] CatalogError),
 }
@@ -28,8 +34,12 @@ pub enum BackupError {
 /// What a run did; failed points are in `points` with their error.
 #[derive(Debug)]
 pub struct BackupOutcome {
+    /// The run's id in the catalog.
     pub run_id: i64,
+    /// How the run ended: succeeded, partial or failed.
     pub status: RunStatus,
+    /// Every point the run recorded, primary points and copies, in the
+    /// order they were started, as the catalog holds them at the end.
     pub points: Vec<Point>,
 }
 
@@ -37,11 +47,16 @@ pub struct BackupOutcome {
 /// previous point's files or bytes (an emptied source, a wrong mount,
 /// ransomware), provided the previous one was not tiny.
 const SHRINK_RATIO: f64 = 0.5;
+/// A previous point under this many bytes is too small to judge by bytes.
 const SHRINK_MIN_BYTES: i64 = 64 * 1024;
+/// A previous point under this many files is too small to judge by files.
 const SHRINK_MIN_FILES: i64 = 10;
 
 /// Runs one backup of `plan`. `slot` is the cron slot a scheduled run
 /// belongs to (recorded with the run; RDS snapshots are named from it).
+/// `trigger` says what started it (`manual`, `schedule`) and is
+/// recorded with the run. Holds the plan's backup lock throughout, and
+/// first fails what an interrupted earlier run left `running`.
 #[instrument(skip_all, fields(plan = %plan.name))]
 pub async fn run(
     ctx: &Context,
@@ -351,6 +366,8 @@ fn verify_copy(source: &Point, c: resource::Copied) -> Result<resource::Copied, 
     }
 }
 
+/// Whether `files` / `bytes` are under [`SHRINK_RATIO`] of the previous
+/// point's, counting only a measure in which the previous one was not tiny.
 fn shrunk(prev: &Point, files: i64, bytes: i64) -> bool {
     let prev_files = prev.file_count.unwrap_or(0);
     let prev_bytes = prev.content_bytes.unwrap_or(0);

@@ -5,22 +5,30 @@ use std::path::PathBuf;
 
 use crate::catalog::Catalog;
 
+/// The catalog and the working folder of one process; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Context {
+    /// Where every run, point and drill is recorded.
     pub catalog: Catalog,
     /// Scratch space: drill restores, temporary copies, locks.
     pub work_dir: PathBuf,
 }
 
 impl Context {
+    /// `WORK/locks`: the per-plan lock files. Processes exclude each other
+    /// only if they share this folder (same host, same work folder).
     pub fn locks_dir(&self) -> PathBuf {
         self.work_dir.join("locks")
     }
 
+    /// `WORK/drills`: one `ID/RESOURCE` scratch folder per drill and
+    /// resource, removed by the drill's clean-up unless kept.
     pub fn drills_dir(&self) -> PathBuf {
         self.work_dir.join("drills")
     }
 
+    /// `WORK/tmp`: temporary copies made during backups (a SQLite
+    /// snapshot before it is compressed); needs room for the largest one.
     pub fn tmp_dir(&self) -> PathBuf {
         self.work_dir.join("tmp")
     }

@@ -13,7 +13,9 @@ use crate::plan::{Plan, ResourceSpec};
 #[derive(Debug, thiserror::Error)]
 #[error("cannot create {path}: {detail}")]
 pub struct SeedError {
+    /// The folder or database that was being created.
     pub path: std::path::PathBuf,
+    /// The I/O or SQLite error.
     pub detail: String,
 }
 

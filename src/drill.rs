@@ -29,6 +29,8 @@ use crate::time::{now_ms, Millis};
 /// Which points to restore.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PointSelector {
+    /// The same choice (latest, oldest, random) for every resource,
+    /// overriding the plan's `[drill] point`.
     Choice(PointChoice),
     /// A point id: pins that point's resource; the others use the plan's
     /// `[drill] point` choice.
@@ -41,6 +43,8 @@ pub enum PointSelector {
 pub struct BadSelector(String);
 
 impl PointSelector {
+    /// `latest`, `oldest`, `random`, or a point id, as `--point` takes
+    /// them.
     pub fn parse(text: &str) -> Result<PointSelector, BadSelector> {
         if let Some(c) = PointChoice::parse(text) {
             return Ok(PointSelector::Choice(c));
@@ -51,21 +55,34 @@ impl PointSelector {
     }
 }
 
+/// How to run one drill: the command line's flags, or the daemon's
+/// defaults (all `None` / `false`).
 #[derive(Debug, Clone)]
 pub struct DrillOptions {
+    /// Restore from this region instead of the plan's drill region; it
+    /// must hold points, and not be the primary under `isolate_primary`.
     pub region: Option<String>,
+    /// Which points to restore; `None` takes the plan's `[drill] point`.
     pub point: Option<PointSelector>,
+    /// Keep what was restored whatever the plan's `cleanup` says.
     pub keep: bool,
+    /// What started the drill (`manual`, `schedule`), recorded with it.
     pub trigger: String,
 }
 
+/// Why a drill did not run, or stopped before it could be judged. A drill
+/// whose restore or checks fail is not an error: it is a recorded verdict.
 #[derive(Debug, thiserror::Error)]
 pub enum DrillError {
     /// Bad input: the drill did not start.
     #[error("{0}")]
     Invalid(String),
+    /// Another drill of the plan holds its lock (nothing was recorded).
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// The catalog could not be read or written. Once the drill was
+    /// recorded as started it is still cleaned up, and recorded failed
+    /// if the catalog allows.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
     /// A fault injected by a test into a phase.
@@ -77,23 +94,34 @@ pub enum DrillError {
 /// The phases of a drill, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
+    /// Pick a point per resource among those complete at drill start.
     Choose,
+    /// Restore each chosen point into its scratch place and verify it.
     Restore,
+    /// Run the kinds' built-in checks, then the plan's SQL checks.
     Check,
+    /// Compute RTO and RPO and record the checks.
     Measure,
 }
 
 /// A finished drill as recorded.
 #[derive(Debug)]
 pub struct DrillRun {
+    /// The drill as the catalog now holds it: verdict, RTO, RPO, phases.
     pub record: DrillRecord,
+    /// The scratch folder left in place (`--keep`, or the plan's
+    /// cleanup), if it exists.
     pub kept: Option<PathBuf>,
     /// Scratch databases kept (`--keep`, or the plan's cleanup): where to
     /// look at the restored data.
     pub kept_databases: Vec<String>,
 }
 
-/// Runs one drill of `plan`.
+/// Runs one drill of `plan`: checks the options, takes the plan's drill
+/// lock, cleans up after interrupted drills, then runs the phases and the
+/// clean-up and records the outcome. Returns `Ok` for a drill that ran,
+/// passed or not; `Err` when it could not start, or a phase stopped with
+/// an error (recorded as failed before it is returned).
 #[instrument(skip_all, fields(plan = %plan.name))]
 pub async fn run(ctx: &Context, plan: &Plan, opts: &DrillOptions) -> Result<DrillRun, DrillError> {
     let region = drill_region(plan, opts)?;

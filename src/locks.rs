@@ -5,22 +5,31 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 
+/// Why a plan's lock was not taken.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
+    /// Another process (or task) holds it; nothing waits for it.
     #[error("a {what} of plan `{plan}` is already running (lock {path})")]
     Busy {
+        /// Which lock: `backup` or `drill`.
         what: &'static str,
+        /// The plan's name.
         plan: String,
+        /// The lock file.
         path: PathBuf,
     },
+    /// The lock folder or file could not be created, opened or locked.
     #[error("cannot open lock file {path}: {source}")]
     Io {
+        /// The lock file.
         path: PathBuf,
+        /// The operating system's error.
         source: std::io::Error,
     },
 }
 
-/// Held for as long as the value lives.
+/// A plan's exclusive lock, held for as long as the value lives (the OS
+/// releases it when the file is closed, or the process dies).
 #[derive(Debug)]
 pub struct PlanLock {
     _file: File,

@@ -25,10 +25,15 @@ use crate::resource::{self, Place, PointFlag, ResourceError};
 use crate::retention::{decide, Candidate};
 use crate::time::{now_ms, Millis};
 
+/// Why a prune could not run. A point whose data could not be deleted is
+/// not an error of the prune: it is reported in [`Pruned::result`].
 #[derive(Debug, thiserror::Error)]
 pub enum PruneError {
+    /// A backup or drill of the plan holds its lock: prune waits its turn.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// The catalog could not be read or written; points already marked
+    /// `deleting` are retried by the next prune.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
 }
@@ -36,7 +41,10 @@ pub enum PruneError {
 /// One point pruned (or that would be, in a dry run).
 #[derive(Debug)]
 pub struct Pruned {
+    /// The point as it was before this prune touched it.
     pub point: Point,
+    /// Why it goes: the retention rules that no longer keep it, a retried
+    /// interrupted prune, or the leftovers of a failed backup.
     pub reason: String,
     /// `Err` when the data could not be deleted (retried next time).
     pub result: Result<(), ResourceError>,
@@ -58,7 +66,9 @@ fn still_locked(point: &Point, now: Millis) -> Option<Millis> {
     point.locked_until.filter(|until| *until > now)
 }
 
-/// Prunes `plan` as of `now`; `dry_run` only says what would go.
+/// Prunes `plan` as of `now`, holding its backup and drill locks;
+/// `dry_run` only says what retention would drop (interrupted prunes and
+/// failed backups' leftovers are not listed) and changes nothing.
 pub async fn run(
     ctx: &Context,
     plan: &Plan,

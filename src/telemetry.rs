@@ -3,9 +3,12 @@
 
 use tracing_subscriber::EnvFilter;
 
+/// `--log-format`: how log lines are written to stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
+    /// One compact human-readable line per event (colours on a terminal).
     Pretty,
+    /// One JSON object per line, the event's fields at the top level.
     Json,
 }
 

@@ -72,14 +72,19 @@ pub mod serde_ms {
     use super::{rfc3339, Millis};
     use serde::Serializer;
 
+    /// `#[serde(with = "crate::time::serde_ms")]` on a `Millis` field:
+    /// written as [`rfc3339`] text.
     pub fn serialize<S: Serializer>(ms: &Millis, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&rfc3339(*ms))
     }
 
+    /// The same for an `Option<Millis>` field: `None` is written as null.
     pub mod option {
         use super::super::{rfc3339, Millis};
         use serde::Serializer;
 
+        /// `#[serde(with = "crate::time::serde_ms::option")]`: RFC 3339
+        /// text, or null.
         pub fn serialize<S: Serializer>(ms: &Option<Millis>, s: S) -> Result<S::Ok, S::Error> {
             match ms {
                 Some(ms) => s.serialize_str(&rfc3339(*ms)),

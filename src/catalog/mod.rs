@@ -31,15 +31,28 @@ pub use status::{Flags, PointStatus, RunStatus, UnknownFlag};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// Why the catalog could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
+    /// The database file (or its folder) could not be created or opened.
     #[error("catalog {path}: cannot open: {source}")]
-    Open { path: PathBuf, source: sqlx::Error },
+    Open {
+        /// The catalog's path.
+        path: PathBuf,
+        /// Why it did not open.
+        source: sqlx::Error,
+    },
+    /// The migrations could not be applied (for instance a catalog written
+    /// by a newer build, with migrations this one does not know).
     #[error("catalog {path}: cannot apply migrations: {source}")]
     Migrate {
+        /// The catalog's path.
         path: PathBuf,
+        /// The migration that failed and why.
         source: sqlx::migrate::MigrateError,
     },
+    /// A query failed: the file is busy past the 30 s busy timeout,
+    /// unreadable, full, or holds a value this build cannot decode.
     #[error("catalog: {0}")]
     Query(#[from] sqlx::Error),
 }
@@ -98,10 +111,13 @@ impl Catalog {
         })
     }
 
+    /// The database file, as given to [`Catalog::open`], for messages.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// The connection pool (at most 4 connections), for queries outside
+    /// this module such as the daemon's readiness probe.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }

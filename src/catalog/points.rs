@@ -7,34 +7,64 @@ use super::{Catalog, CatalogError};
 use crate::resource::{Kind, Location, PointFlag};
 use crate::time::Millis;
 
+/// A row of `points`: one recovery point (a primary point or a copy) of one
+/// resource in one region, whatever its status. Serialises as the
+/// `--json` point of DESIGN.md (times RFC 3339), without `stored`.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Point {
+    /// The point's id, referenced by copies, drills and `--point`.
     pub id: i64,
+    /// The plan's name.
     pub plan: String,
+    /// The resource's name in the plan (which may since have dropped it).
     pub resource: String,
+    /// The kind the point was taken as; steps on the point follow it, not
+    /// what the plan says today.
     pub kind: Kind,
+    /// The region holding the point.
     pub region: String,
+    /// The backup run that took or copied it (the column is nullable;
+    /// this build always sets it).
     pub run_id: Option<i64>,
+    /// For a copy, the point it was copied from; `None` for a primary
+    /// point.
     pub source_point_id: Option<i64>,
+    /// Where the point is in its life; only `complete` points are used.
     pub status: PointStatus,
+    /// When the row was written, before any work.
     #[serde(with = "crate::time::serde_ms")]
     pub started_at: Millis,
+    /// The instant whose data the point holds; a copy has its source's.
+    /// Set on completion; a failed copy keeps its source's too, a failed
+    /// snapshot has none.
     #[serde(with = "crate::time::serde_ms::option")]
     pub data_time: Option<Millis>,
+    /// When the point became usable in its region. Kept after it is
+    /// pruned (exposure needs it); `None` if it never completed.
     #[serde(with = "crate::time::serde_ms::option")]
     pub completed_at: Option<Millis>,
+    /// When prune marked it `deleting`: it stopped being usable then.
     #[serde(with = "crate::time::serde_ms::option")]
     pub deleted_at: Option<Millis>,
+    /// Bytes stored: the artifact's (compressed) size, an `s3` point's
+    /// objects, or an RDS snapshot's allocated storage.
     pub size_bytes: Option<i64>,
+    /// Uncompressed bytes held (RDS: the allocated storage).
     pub content_bytes: Option<i64>,
+    /// Regular files held (1 for a database, the objects for `s3`, 0 for
+    /// RDS).
     pub file_count: Option<i64>,
+    /// SHA-256 (hex) of the artifact (`s3`: of its object list); empty for
+    /// RDS snapshots.
     pub sha256: Option<String>,
     /// Where the data is, as shown to users: a vault URL, a snapshot ARN.
     pub location: Option<String>,
     /// Where the data is, as data: what drills, copies and prune use.
     #[serde(skip)]
     pub stored: Option<Location>,
+    /// Notes on the point (`shrunk`, `changed-while-read`, …).
     pub flags: Flags,
+    /// Why the point failed; `None` otherwise.
     pub error: Option<String>,
     /// Until when the point's objects are under S3 Object Lock (a region
     /// with `object_lock`): prune does not delete it before.
@@ -48,6 +78,7 @@ impl Point {
         self.flags.iter().map(PointFlag::as_str).collect()
     }
 
+    /// Whether the point is usable: complete, not failed or being pruned.
     pub fn is_complete(&self) -> bool {
         self.status == PointStatus::Complete
     }
@@ -56,41 +87,61 @@ impl Point {
 /// A point about to be taken or copied.
 #[derive(Debug, Clone)]
 pub struct NewPoint<'a> {
+    /// The plan's name.
     pub plan: &'a str,
+    /// The resource's name.
     pub resource: &'a str,
+    /// The resource's kind now, recorded for the point's whole life.
     pub kind: Kind,
+    /// The region the point will be in.
     pub region: &'a str,
+    /// The backup run taking it.
     pub run_id: Option<i64>,
+    /// The point a copy is made from; `None` for a primary point.
     pub source_point_id: Option<i64>,
+    /// Now: when the work on the point starts.
     pub started_at: Millis,
 }
 
 /// What a finished snapshot or copy established.
 #[derive(Debug, Clone)]
 pub struct PointCompletion {
+    /// The instant whose data the point holds (a copy: its source's).
     pub data_time: Millis,
+    /// Now: when the data became durable in the region.
     pub completed_at: Millis,
+    /// See [`Point::size_bytes`].
     pub size_bytes: u64,
+    /// See [`Point::content_bytes`].
     pub content_bytes: u64,
+    /// See [`Point::file_count`].
     pub file_count: u64,
+    /// See [`Point::sha256`]; empty when there is none.
     pub sha256: String,
     /// Where the data is: as shown to users, and as data.
     pub location: String,
+    /// Where the data is, as data (see [`Point::stored`]).
     pub stored: Location,
+    /// The flags the point ends with (replacing any it had).
     pub flags: Flags,
 }
 
 /// Filters of `points list`.
 #[derive(Debug, Clone, Default)]
 pub struct PointFilter {
+    /// Only this plan's points.
     pub plan: Option<String>,
+    /// Only points in this region.
     pub region: Option<String>,
+    /// Only this resource's points.
     pub resource: Option<String>,
     /// Include deleted and failed points.
     pub all_statuses: bool,
 }
 
 impl Catalog {
+    /// Records a new point as `running`; returns its id (which the kinds
+    /// use to name what they write).
     pub async fn insert_point(&self, p: NewPoint<'_>) -> Result<i64, CatalogError> {
         Ok(sqlx::query(
             "INSERT INTO points (plan, resource, kind, region, run_id, source_point_id, status, started_at)
@@ -131,6 +182,9 @@ impl Catalog {
         Ok(())
     }
 
+    /// Marks a point failed with `error`. `data_time` is recorded as given
+    /// (a failed copy keeps its source's; `None` clears it). Unlike
+    /// completion, this applies to a point in any status.
     pub async fn fail_point(
         &self,
         id: i64,
@@ -191,6 +245,8 @@ impl Catalog {
         Ok(())
     }
 
+    /// One point by id, whatever its status; `None` if there is no such
+    /// point.
     pub async fn point(&self, id: i64) -> Result<Option<Point>, CatalogError> {
         Ok(
             sqlx::query_as::<_, Point>("SELECT * FROM points WHERE id = ?")
@@ -200,6 +256,8 @@ impl Catalog {
         )
     }
 
+    /// The points `f` selects, oldest started first: only `complete` ones
+    /// unless `f.all_statuses`.
     pub async fn points(&self, f: &PointFilter) -> Result<Vec<Point>, CatalogError> {
         Ok(sqlx::query_as::<_, Point>(
             "SELECT * FROM points
@@ -539,8 +597,12 @@ impl Catalog {
 pub struct UsablePoint {
     /// Index in the `resources` asked for.
     pub resource: usize,
+    /// The instant whose data the point holds.
     pub data_time: Millis,
+    /// From when the point was usable.
     pub completed_at: Millis,
+    /// Until when it was usable (prune marked it `deleting`); `None` while
+    /// it still is.
     pub deleted_at: Option<Millis>,
 }
 

@@ -6,18 +6,28 @@ use super::status::RunStatus;
 use super::{Catalog, CatalogError};
 use crate::time::Millis;
 
+/// A row of `backup_runs`.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct BackupRun {
+    /// The run's id; its points carry it as `run_id`.
     pub id: i64,
+    /// The plan's name.
     pub plan: String,
+    /// What started the run (`manual`, `schedule`).
     pub trigger: String,
+    /// The cron slot a scheduled run belongs to; `None` for a manual run.
     #[serde(with = "crate::time::serde_ms::option")]
     pub slot: Option<Millis>,
+    /// When the run started: the first one of a plan starts its
+    /// protection (RPO exposure is counted from it).
     #[serde(with = "crate::time::serde_ms")]
     pub started_at: Millis,
+    /// When it ended; `None` while `running`.
     #[serde(with = "crate::time::serde_ms::option")]
     pub finished_at: Option<Millis>,
+    /// How it ended, or `running`.
     pub status: RunStatus,
+    /// A summary of what failed (`2 point(s) failed`, `interrupted: …`).
     pub error: Option<String>,
 }
 
@@ -43,6 +53,7 @@ impl Catalog {
         Ok(id)
     }
 
+    /// Records how a run ended, at `now`.
     pub async fn finish_run(
         &self,
         id: i64,

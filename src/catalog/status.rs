@@ -39,6 +39,7 @@ impl std::fmt::Display for RunStatus {
 }
 
 impl PointStatus {
+    /// The word the catalog stores and `--json` prints.
     pub fn as_str(self) -> &'static str {
         match self {
             PointStatus::Running => "running",
@@ -55,16 +56,19 @@ impl PointStatus {
 #[sqlx(rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
+    /// Started and not finished (or its process died: the plan's next
+    /// backup, or the daemon at start-up, marks it failed).
     Running,
     /// Every point and copy is complete.
     Succeeded,
     /// Some points or copies failed, others are complete.
     Partial,
-    /// No point was taken.
+    /// No point was taken, or the run was interrupted.
     Failed,
 }
 
 impl RunStatus {
+    /// The word the catalog stores and `--json` prints.
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "running",
@@ -85,6 +89,7 @@ pub struct UnknownFlag(String);
 pub struct Flags(Vec<PointFlag>);
 
 impl Flags {
+    /// The set of `flags`, duplicates dropped, in first-seen order.
     pub fn new(flags: impl IntoIterator<Item = PointFlag>) -> Flags {
         let mut out = Flags::default();
         for f in flags {
@@ -100,14 +105,17 @@ impl Flags {
         }
     }
 
+    /// Whether `flag` is set.
     pub fn contains(&self, flag: PointFlag) -> bool {
         self.0.contains(&flag)
     }
 
+    /// Whether no flag is set (the column holds an empty string).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
+    /// The flags, in the order they were added.
     pub fn iter(&self) -> impl Iterator<Item = PointFlag> + '_ {
         self.0.iter().copied()
     }

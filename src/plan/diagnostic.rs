@@ -4,19 +4,27 @@ use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+/// Whether a problem rejects the plan. Errors sort before warnings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
+    /// The plan is rejected (`plan validate` exits 2).
     Error,
+    /// The plan loads; something in it deserves a look.
     Warning,
 }
 
 /// `FILE:LINE:COL: message` (warnings say `warning:` after the position).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
+    /// The plan file, as it was named when loaded.
     pub file: PathBuf,
+    /// 1-based line.
     pub line: usize,
+    /// 1-based column, in characters (not bytes).
     pub column: usize,
+    /// Error or warning.
     pub severity: Severity,
+    /// What is wrong, and what to do where that is knowable.
     pub message: String,
 }
 
@@ -39,6 +47,7 @@ impl Diagnostic {
         }
     }
 
+    /// An error at the start of `span` (byte offsets into `text`).
     pub fn error_at(
         file: &Path,
         text: &str,
@@ -48,6 +57,7 @@ impl Diagnostic {
         Self::at(file, text, span.start, Severity::Error, message)
     }
 
+    /// A warning at the start of `span` (byte offsets into `text`).
     pub fn warning_at(
         file: &Path,
         text: &str,
@@ -57,6 +67,7 @@ impl Diagnostic {
         Self::at(file, text, span.start, Severity::Warning, message)
     }
 
+    /// Whether this rejects the plan.
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }

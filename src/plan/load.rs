@@ -13,21 +13,28 @@ pub const MAX_PLAN_BYTES: u64 = 1024 * 1024;
 /// plus the warnings.
 #[derive(Debug, Clone)]
 pub struct PlanFileError {
+    /// At least one error; sorted by position (then errors first) when
+    /// they come from validation.
     pub diagnostics: Vec<Diagnostic>,
 }
 
 /// The plans of a folder that loaded, and every diagnostic of every file.
 #[derive(Debug, Default)]
 pub struct LoadedPlans {
+    /// The valid plans, in file-name order; names unique.
     pub plans: Vec<Plan>,
+    /// The warnings of the plans that loaded, and every error and warning
+    /// of the files that did not, file by file.
     pub diagnostics: Vec<Diagnostic>,
 }
 
 impl LoadedPlans {
+    /// Whether some file was rejected (the others may still have loaded).
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }
 
+    /// The loaded plan named `name` (its `name` key, not its file name).
     pub fn get(&self, name: &str) -> Option<&Plan> {
         self.plans.iter().find(|p| p.name == name)
     }

@@ -1,9 +1,9 @@
 //! DR plans: the validated model the rest of Lifeboat acts on.
 //!
-//! A plan file ([`load`]) is parsed into raw serde structs that keep every
-//! value's position ([`raw`]), then checked section by section and turned
-//! into a [`Plan`] ([`validate`]); each resource kind's keys are declared
-//! once, in [`kinds`]. Invalid values cannot reach the rest of the program,
+//! A plan file (`load`) is parsed into raw serde structs that keep every
+//! value's position (`raw`), then checked section by section and turned
+//! into a [`Plan`] (`validate`); each resource kind's keys are declared
+//! once, in `kinds`. Invalid values cannot reach the rest of the program,
 //! and every problem is reported as `FILE:LINE:COL: message`.
 
 mod diagnostic;
@@ -24,15 +24,28 @@ use crate::schedule::Timing;
 /// A validated DR plan.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// Unique among the loaded plans; 1 to 63 of `a-z`, `0-9`, `-`. Names
+    /// catalog rows, lock files, vault keys and AWS identifiers.
     pub name: String,
+    /// Who answers for the plan (shown in reports); never empty.
     pub owner: String,
+    /// Recovery time objective: a drill meets it when its RTO is at most
+    /// this.
     pub rto: Duration,
+    /// Recovery point objective: the most data loss (drill RPO, RPO
+    /// exposure) the plan accepts.
     pub rpo: Duration,
+    /// `[backup]`: when backups run and where their points go.
     pub backup: BackupSpec,
+    /// `[retention]`: the rules of every region without its own.
     pub retention: Retention,
+    /// Every `[regions.NAME]` table, by name.
     pub regions: BTreeMap<String, Region>,
+    /// `[[resources]]`, in file order; at least one, names unique.
     pub resources: Vec<Resource>,
+    /// `[drill]`, with defaults filled in when the table is missing.
     pub drill: DrillSpec,
+    /// `[aws]`, when present.
     pub aws: Option<AwsSpec>,
     /// Webhooks told about failures and RPO breaches (`[[notify]]`).
     pub notify: Vec<Webhook>,
@@ -40,23 +53,40 @@ pub struct Plan {
     pub source: PathBuf,
 }
 
+/// `[backup]`, validated.
 #[derive(Debug, Clone)]
 pub struct BackupSpec {
+    /// Cron schedule, time zone (default UTC) and jitter.
     pub timing: Timing,
+    /// A run not started by its slot + this is missed (default 10m).
     pub start_window: Duration,
+    /// A run still going after this is cancelled and failed (default 2h);
+    /// it also bounds each wait on a long AWS operation, and the daemon's
+    /// drills.
     pub completion_window: Duration,
+    /// Where points are taken; has a `[regions.X]` table.
     pub primary_region: String,
+    /// Where copies go, in order (one region after the other); never the
+    /// primary, each once, each with a `[regions.X]` table.
     pub copy_to: Vec<String>,
 }
 
 /// How many points to keep in a region. `None` everywhere keeps everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Retention {
+    /// Keep the newest N points.
     pub keep_last: Option<u32>,
+    /// Keep the newest point of each of the N most recent hours (UTC)
+    /// that have one.
     pub keep_hourly: Option<u32>,
+    /// The same per day (UTC).
     pub keep_daily: Option<u32>,
+    /// The same per ISO week.
     pub keep_weekly: Option<u32>,
+    /// The same per calendar month (UTC).
     pub keep_monthly: Option<u32>,
+    /// Drop points whose `data_time` is older than this, whatever keeps
+    /// them (the newest point is always kept).
     pub max_age: Option<Duration>,
 }
 
@@ -67,12 +97,22 @@ impl Retention {
     }
 }
 
+/// One `[regions.NAME]` table, validated.
 #[derive(Debug, Clone)]
 pub struct Region {
+    /// The table's name: an AWS region (`us-east-1`) or, for local vaults,
+    /// any label; 1 to 63 of `a-z A-Z 0-9 - _ .`.
     pub name: String,
     /// `file://…` or `s3://…`; `None` for a region that only holds RDS snapshots.
+    /// A relative `file://` path is made absolute from the plan's folder.
+    /// No two regions share a vault.
     pub vault: Option<String>,
+    /// KMS key of this region (`alias/…`, id or ARN): server-side
+    /// encryption of the vault's objects, and the key copies of encrypted
+    /// RDS snapshots into this region are made with.
     pub kms_key: Option<String>,
+    /// The region's own retention rules; when it sets none, the plan's
+    /// apply (see [`Plan::retention_for`]).
     pub retention: Retention,
     /// S3 Object Lock on every object Lifeboat writes into the region's
     /// (`s3://`) vault.
@@ -82,6 +122,7 @@ pub struct Region {
 /// S3 Object Lock retention put on vault objects as they are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ObjectLock {
+    /// Governance or compliance: always stated in the plan, never assumed.
     pub mode: LockMode,
     /// How long each object stays locked from the moment it is written.
     pub retain: Duration,
@@ -107,6 +148,7 @@ impl LockMode {
         }
     }
 
+    /// The mode spelt `text` (`governance`, `compliance`), if any.
     pub fn parse(text: &str) -> Option<LockMode> {
         match text {
             "governance" => Some(LockMode::Governance),
@@ -130,36 +172,63 @@ impl ObjectLock {
     }
 }
 
+/// One `[[resources]]` entry, validated.
 #[derive(Debug, Clone)]
 pub struct Resource {
+    /// Unique in the plan; 1 to 63 of `a-z 0-9 - _`, and no two differ
+    /// only by `-` and `_` (drill scratch names spell them alike).
     pub name: String,
+    /// The kind and its keys.
     pub spec: ResourceSpec,
 }
 
 /// What a resource is; one variant per kind of DESIGN.md.
 #[derive(Debug, Clone)]
 pub enum ResourceSpec {
+    /// `kind = "path"`: a folder or a single file.
     Path {
+        /// What to archive; relative paths are resolved from the plan's
+        /// folder.
         path: PathBuf,
+        /// Glob patterns (already checked to compile) matched against
+        /// names relative to `path`; a matching folder is skipped whole.
         exclude: Vec<String>,
     },
+    /// `kind = "sqlite"`: a SQLite database file.
     Sqlite {
+        /// The database file; relative paths are resolved from the plan's
+        /// folder.
         path: PathBuf,
     },
+    /// `kind = "postgres"`: one PostgreSQL database.
     Postgres {
+        /// `postgres://` or `postgresql://` URL of the database, without a
+        /// password (validation refuses one).
         url: String,
+        /// The server drills restore into, when not the source's own; same
+        /// form as `url`.
         drill_url: Option<String>,
     },
+    /// `kind = "s3"`: the objects of a bucket under a prefix.
     S3 {
+        /// The source bucket, read in the primary region.
         bucket: String,
+        /// Only keys starting with this; empty (the default) for the whole
+        /// bucket.
         prefix: String,
     },
+    /// `kind = "rds-instance"`: an RDS DB instance.
     RdsInstance {
+        /// The DB instance identifier in the primary region.
         instance: String,
+        /// Settings of the instance a drill restores.
         restore: RdsRestore,
     },
+    /// `kind = "rds-cluster"`: an Aurora DB cluster.
     RdsCluster {
+        /// The DB cluster identifier in the primary region.
         cluster: String,
+        /// Settings of the cluster (and its one instance) a drill restores.
         restore: RdsRestore,
     },
 }
@@ -168,8 +237,14 @@ pub enum ResourceSpec {
 /// unset ones take RDS's defaults (for an instance, the snapshot's class).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RdsRestore {
+    /// `instance_class` of the restored instance; unset, an instance gets
+    /// its snapshot's class and a cluster's drill instance `db.t4g.medium`.
     pub instance_class: Option<String>,
+    /// `subnet_group`: the DB subnet group of the drill region to restore
+    /// into.
     pub subnet_group: Option<String>,
+    /// `security_groups`: VPC security group ids for the restored
+    /// instance or cluster; empty for RDS's default.
     pub security_groups: Vec<String>,
 }
 
@@ -205,12 +280,18 @@ impl ResourceSpec {
 /// Which point a drill restores, per resource.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PointChoice {
+    /// The newest complete point (the default; what DESIGN.md's drill RPO
+    /// assumes).
     Latest,
+    /// The oldest complete point: proves the far end of retention
+    /// restores.
     Oldest,
+    /// Any complete point, drawn at random.
     Random,
 }
 
 impl PointChoice {
+    /// The choice spelt `text` (`latest`, `oldest`, `random`), if any.
     pub fn parse(text: &str) -> Option<PointChoice> {
         match text {
             "latest" => Some(PointChoice::Latest),
@@ -224,38 +305,63 @@ impl PointChoice {
 /// When a drill removes what it restored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cleanup {
+    /// Whatever the outcome (the default).
     Always,
+    /// Only when the drill passed: a failed one is kept to look at.
     OnSuccess,
+    /// Never: scratch databases, instances and folders stay until removed
+    /// by hand.
     Never,
 }
 
+/// `[drill]`, validated (or its defaults, when the plan has no such table).
 #[derive(Debug, Clone)]
 pub struct DrillSpec {
     /// `None`: drills only run when triggered by hand.
     pub timing: Option<Timing>,
+    /// The region drills restore from: `region`, else the first `copy_to`
+    /// region, else the primary. It holds points.
     pub region: String,
+    /// Drills may not restore from the primary region (validated; checked
+    /// again for a `--region` given on the command line).
     pub isolate_primary: bool,
+    /// When a drill removes what it restored.
     pub cleanup: Cleanup,
+    /// Which point a drill restores per resource (default latest).
     pub point: PointChoice,
+    /// `[[drill.checks]]`, in file order; names unique.
     pub checks: Vec<SqlCheck>,
 }
 
 /// A SQL check run against a restored database.
 #[derive(Debug, Clone)]
 pub struct SqlCheck {
+    /// The check's name in drill records: as given, else
+    /// `RESOURCE-sql-N` (N counts every check of the plan, from 1).
     pub name: String,
+    /// The resource whose restore it queries; of a kind that supports
+    /// SQL.
     pub resource: String,
+    /// The query; only the first column of the first row is judged.
     pub sql: String,
     /// Compare the first column of the first row with this value (as text)
     /// instead of testing it for truth.
     pub expect: Option<String>,
+    /// How long the check may run before it fails (default 5m).
     pub timeout: Duration,
 }
 
+/// `[aws]`: how Lifeboat reaches AWS or an S3/RDS-compatible server.
 #[derive(Debug, Clone, Default)]
 pub struct AwsSpec {
+    /// Every AWS call goes to this endpoint instead of AWS's own (test
+    /// servers, S3-compatible stores).
     pub endpoint_url: Option<String>,
+    /// Path-style S3 addressing; unset, it is on exactly when a custom
+    /// endpoint is set (here or in `AWS_ENDPOINT_URL[_S3]`).
     pub force_path_style: Option<bool>,
+    /// The named profile of the shared AWS config files to take
+    /// credentials from; unset, the standard chain decides.
     pub profile: Option<String>,
     /// First wait between two polls of a long AWS operation (snapshot
     /// available, copy done, instance available); it doubles up to
@@ -264,7 +370,9 @@ pub struct AwsSpec {
 }
 
 impl AwsSpec {
+    /// The first wait between polls when the plan sets no `poll_interval`.
     pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
+    /// The longest wait between polls, whatever `poll_interval` says.
     pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(60);
 }
 
@@ -282,6 +390,7 @@ pub enum NotifyEvent {
 }
 
 impl NotifyEvent {
+    /// Every event: what a webhook without `events` is told about.
     pub const ALL: [NotifyEvent; 4] = [
         NotifyEvent::BackupFailed,
         NotifyEvent::DrillFailed,
@@ -299,6 +408,8 @@ impl NotifyEvent {
         }
     }
 
+    /// The event spelt `text` (as [`NotifyEvent::as_str`] writes it), if
+    /// any.
     pub fn parse(text: &str) -> Option<NotifyEvent> {
         NotifyEvent::ALL.into_iter().find(|e| e.as_str() == text)
     }
@@ -371,19 +482,23 @@ pub enum WebhookTarget {
 /// One `[[notify]]` entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Webhook {
+    /// Where to send: a URL in the plan, or an environment variable.
     pub target: WebhookTarget,
     /// The events it is told about (every one unless `events` narrows it).
     pub events: Vec<NotifyEvent>,
 }
 
 impl Webhook {
+    /// Whether this webhook is told about `event`.
     pub fn wants(&self, event: NotifyEvent) -> bool {
         self.events.contains(&event)
     }
 }
 
 impl Plan {
-    /// The region a resource's retention applies in, with the region's override.
+    /// The retention rules that apply in `region`: the region's own when
+    /// it sets any rule (they replace the plan's whole, they do not merge
+    /// with them), else the plan's `[retention]`.
     pub fn retention_for(&self, region: &str) -> &Retention {
         match self.regions.get(region) {
             Some(r) if !r.retention.keeps_everything() => &r.retention,
@@ -409,6 +524,7 @@ impl Plan {
             .collect()
     }
 
+    /// The resource named `name`, if the plan (still) has it.
     pub fn resource(&self, name: &str) -> Option<&Resource> {
         self.resources.iter().find(|r| r.name == name)
     }

@@ -19,6 +19,7 @@ pub enum PointFlag {
 }
 
 impl PointFlag {
+    /// Every flag, in the order they were introduced.
     pub const ALL: [PointFlag; 4] = [
         PointFlag::Shrunk,
         PointFlag::ChangedWhileRead,
@@ -26,6 +27,8 @@ impl PointFlag {
         PointFlag::LeftoversRemoved,
     ];
 
+    /// The flag's word, as the catalog's `flags` column and `--json` hold
+    /// it (`changed-while-read`).
     pub fn as_str(self) -> &'static str {
         match self {
             PointFlag::Shrunk => "shrunk",
@@ -35,6 +38,8 @@ impl PointFlag {
         }
     }
 
+    /// The flag spelt `text` (as [`PointFlag::as_str`] writes it); `None`
+    /// for a word this build does not know.
     pub fn parse(text: &str) -> Option<PointFlag> {
         PointFlag::ALL.into_iter().find(|f| f.as_str() == text)
     }

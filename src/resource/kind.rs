@@ -11,11 +11,18 @@ use crate::plan::ResourceSpec;
 #[sqlx(rename_all = "kebab-case")]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
+    /// A folder or file, archived as tar + zstd into a vault.
     Path,
+    /// A SQLite database, copied online with `VACUUM INTO` into a vault.
     Sqlite,
+    /// A PostgreSQL database, dumped by `pg_dump -Fc` into a vault.
     Postgres,
+    /// An S3 bucket or prefix, copied object by object inside S3 into an
+    /// `s3://` vault.
     S3,
+    /// An RDS DB instance; its points are DB snapshots RDS holds.
     RdsInstance,
+    /// An Aurora cluster; its points are cluster snapshots RDS holds.
     RdsCluster,
 }
 

@@ -12,13 +12,29 @@ use crate::time::Millis;
 pub enum Location {
     /// One artifact and its manifest in the region's vault (`path`,
     /// `sqlite`, `postgres`); `key` is the artifact's.
-    Artifact { key: String },
+    Artifact {
+        /// The artifact's vault key (`PLAN/RESOURCE/STAMP-pID.EXT`); the
+        /// manifest's is derived from it.
+        key: String,
+    },
     /// A prefix holding one object per source object, and a manifest, in
     /// the region's vault (`s3`); `key` is the prefix.
-    Objects { key: String },
+    Objects {
+        /// The vault key of the prefix (`PLAN/RESOURCE/STAMP-pID.objects`);
+        /// the objects are `KEY/NNNNNNNN`, the manifest sits beside it.
+        key: String,
+    },
     /// An RDS DB or cluster snapshot of the region: its identifier, and
     /// its ARN once the snapshot exists.
-    RdsSnapshot { id: String, arn: Option<String> },
+    RdsSnapshot {
+        /// The snapshot identifier, deterministic from plan, resource and
+        /// slot (or a manual run's start); a copy keeps its source's
+        /// identifier in its own region.
+        id: String,
+        /// The snapshot's ARN in this region; `None` until RDS has created
+        /// it (a point recorded before the work started).
+        arn: Option<String>,
+    },
 }
 
 impl Location {
@@ -36,7 +52,10 @@ impl Location {
 /// Keys of a point's two objects in a vault.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArtifactKeys {
+    /// The artifact (or, for `s3` points, the prefix of the objects).
     pub artifact: String,
+    /// The manifest: the artifact's key with its extension replaced by
+    /// `.manifest.json`.
     pub manifest: String,
 }
 

@@ -55,17 +55,29 @@ pub enum ResourceError {
     /// connection, an AWS error naming the resource).
     #[error("{0}")]
     Source(String),
+    /// A vault operation failed; the only variant that may be retryable.
     #[error(transparent)]
     Vault(#[from] VaultError),
     /// The region has no vault this step can use.
     #[error("{0}")]
     NoVault(String),
+    /// What the vault holds does not match its manifest (or the manifest
+    /// cannot be read): the point cannot be trusted.
     #[error("artifact {location} is corrupt: {detail}")]
-    Corrupt { location: String, detail: String },
+    Corrupt {
+        /// The artifact's URL in the vault.
+        location: String,
+        /// What did not match, with expected and actual values.
+        detail: String,
+    },
+    /// A local file operation failed (scratch folder, temporary copy).
     #[error("{op} {path}: {source}")]
     Io {
+        /// What was being done (`create`, `write`, `rename`, …).
         op: &'static str,
+        /// The local path it was done to.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
@@ -75,6 +87,8 @@ pub enum ResourceError {
     /// A copy or restore does not match what the point recorded.
     #[error("{0}")]
     Mismatch(String),
+    /// Anything else: a catalog that does not fit the plan, a task that
+    /// stopped, a kind asked of a step it has not.
     #[error("{0}")]
     Other(String),
 }
@@ -131,9 +145,12 @@ pub struct Snapshot {
     /// Artifact (compressed) size and SHA-256 (empty for a snapshot RDS
     /// holds: RDS does not expose one).
     pub size_bytes: u64,
+    /// SHA-256 (hex) of the artifact; for `s3`, of its object list; empty
+    /// for RDS.
     pub sha256: String,
     /// Data held: files and uncompressed bytes.
     pub file_count: u64,
+    /// Uncompressed bytes held (for RDS, the allocated storage).
     pub content_bytes: u64,
     /// Notes for the point, e.g. `changed-while-read`.
     pub flags: Vec<PointFlag>,
@@ -336,6 +353,7 @@ pub async fn copy(
 pub struct Restored {
     /// What the restore itself verified, for the drill's `restore` check.
     pub verification: String,
+    /// Where the data now is: what the checks and the clean-up look at.
     pub into: RestoredInto,
 }
 
@@ -349,19 +367,30 @@ pub enum RestoredInto {
     /// A `postgres` point: the scratch database on the drill server (from
     /// the resource's `url` and `drill_url`), and the dump it came from.
     Database {
+        /// The scratch database (`lifeboat_drill_…`).
         name: String,
+        /// The downloaded dump, in the scratch folder; the `tables` check
+        /// reads its table of contents.
         dump: PathBuf,
+        /// The resource's `url`.
         url: String,
+        /// The resource's `drill_url`, when it has one.
         drill_url: Option<String>,
     },
     /// An `s3` point: the objects under the drill's scratch prefix.
     Objects {
+        /// The scratch prefix's URL in the drill region's vault.
         url: String,
+        /// The point's manifest, which the `objects` check lists against.
         manifest: Box<Manifest>,
     },
     /// An RDS point: the instance restored, serving at `url`
     /// (`ENGINE://HOST:PORT`) when RDS reported an endpoint.
-    Instance { url: Option<String> },
+    Instance {
+        /// `postgres://HOST:PORT` or `mysql://HOST:PORT` (any engine that
+        /// is not PostgreSQL is called `mysql`); `None` without endpoint.
+        url: Option<String>,
+    },
 }
 
 impl Restored {
@@ -412,8 +441,12 @@ pub async fn restore(
 /// A check that comes with a kind.
 #[derive(Debug, Clone)]
 pub struct BuiltinCheck {
+    /// The check's name in the drill record: `integrity_check`, `tables`
+    /// or `objects`.
     pub name: &'static str,
+    /// Passed with what it saw, or failed saying why.
     pub verdict: Verdict,
+    /// How long the check took (recorded as the check's seconds).
     pub elapsed: Duration,
 }
 

@@ -24,6 +24,12 @@ use crate::vault::{HashingReader, HashingWriter, Vault};
 
 const ZSTD_LEVEL: i32 = 1;
 
+/// Archives `root` (a folder, or a single file), minus what `exclude`
+/// matches, into `keys.artifact`, then stores the manifest. `data_time` is
+/// when reading starts. Links are stored as links; sockets, FIFOs and
+/// devices are skipped. A file that changes size while read is cut or
+/// zero-padded to the size it had when listed (as GNU tar does) and the
+/// point is flagged `changed-while-read`. `label` names the progress bar.
 pub async fn snapshot(
     root: &Path,
     exclude: &[String],
@@ -307,6 +313,13 @@ impl Read for PaddedHashingReader<'_> {
     }
 }
 
+/// Extracts the point at `keys` into `dest` (created if needed), checking
+/// every entry against the manifest as it is written and the whole
+/// artifact's SHA-256 at the end. Refuses entries outside `dest`, links
+/// that resolve outside it or through another link, entries the manifest
+/// does not list or lists with another type, and a manifest entry the
+/// archive lacks. On an error, what was written so far stays in `dest`:
+/// the drill's clean-up removes it.
 pub async fn restore(
     vault: &Vault,
     keys: &ArtifactKeys,

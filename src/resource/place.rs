@@ -15,7 +15,9 @@ use crate::vault::{Vault, VaultTarget};
 /// One region of one plan, for reading points or for writing them.
 #[derive(Debug)]
 pub struct Place<'p> {
+    /// The plan whose region this is: its `[regions.X]` table and `[aws]`.
     pub plan: &'p Plan,
+    /// The region's name, a key of the plan's `regions`.
     pub region: &'p str,
     /// Writes are about to happen: the vault is checked first (a region
     /// whose `object_lock` the bucket cannot honour fails its points
@@ -102,10 +104,14 @@ impl<'p> Place<'p> {
 /// Why a region has no vault to use.
 #[derive(Debug, thiserror::Error)]
 pub enum RegionVaultError {
+    /// The plan has no `[regions.X]` table of that name (a point of a
+    /// region since removed from the plan).
     #[error("plan has no region {0}")]
     NoRegion(String),
+    /// The region sets no `vault`: it holds only RDS snapshots.
     #[error("region {0} has no vault")]
     NoVault(String),
+    /// The vault's URL is not one Lifeboat can open.
     #[error(transparent)]
     Vault(#[from] crate::vault::VaultError),
 }

@@ -71,8 +71,12 @@ pub fn labels(plan: &str, resource: &str, point: i64) -> Vec<(&'static str, Stri
 /// A region as RDS calls see it.
 #[derive(Debug, Clone, Copy)]
 pub struct RdsPlace<'a> {
+    /// The AWS region the calls go to.
     pub region: &'a str,
+    /// The plan's `[aws]` settings (endpoint, profile, poll interval).
     pub aws: Option<&'a AwsSpec>,
+    /// The region's `kms_key`: copies of encrypted snapshots into this
+    /// region are encrypted with it (and cannot be made without it).
     pub kms_key: Option<&'a str>,
     /// How long one long operation (snapshot, copy, restore, delete) may
     /// be waited for: the plan's completion window.

@@ -192,12 +192,12 @@ pub async fn snapshot(
     })
 }
 
-/// Runs `task` on every item, at most [`PARALLEL_COPIES`] at once, and
-/// returns the results in item order; the first error stops the rest.
-/// (Tasks own their data: spawned, they keep the daemon's futures `Send`.)
 /// What a finished copy task gives back: its item's index and result.
 type Joined<R> = Result<(usize, Result<R, ResourceError>), tokio::task::JoinError>;
 
+/// Runs `task` on every item, at most [`PARALLEL_COPIES`] at once, and
+/// returns the results in item order; the first error stops the rest.
+/// (Tasks own their data: spawned, they keep the daemon's futures `Send`.)
 async fn bounded<I, T, R, F, Fut>(items: I, task: F) -> Result<Vec<R>, ResourceError>
 where
     I: IntoIterator<Item = T>,

@@ -13,8 +13,12 @@ pub const SCRATCH_DATABASE_PREFIX: &str = "lifeboat_drill_";
 pub struct Scratch {
     /// A folder that does not exist yet, removed by the drill's cleanup.
     pub dir: PathBuf,
+    /// The plan's name: part of every scratch name outside the folder.
     pub plan: String,
+    /// The drill's catalog id: never reused within a catalog, so names
+    /// made from it do not collide with an earlier drill's.
     pub drill_id: i64,
+    /// The resource's name in the plan.
     pub resource: String,
 }
 

@@ -30,6 +30,12 @@ async fn open_read_only(path: &Path) -> Result<SqliteConnection, sqlx::Error> {
         .await
 }
 
+/// Copies the database at `db` with `VACUUM INTO` into a temporary folder
+/// under `work_dir` (removed when done), then streams it through zstd into
+/// `keys.artifact` and stores the manifest with the copy's size and
+/// SHA-256. `data_time` is read just before the `VACUUM INTO`, whose one
+/// read transaction makes the copy consistent. Needs free space in
+/// `work_dir` for a full uncompressed copy.
 pub async fn snapshot(
     db: &Path,
     vault: &Vault,
@@ -150,6 +156,9 @@ fn compress(
     Ok((database, ArtifactInfo { sha256, size }))
 }
 
+/// Decompresses the point at `keys` into `dest/restored.db` (written as
+/// `restored.db.partial`, renamed only once the artifact's and the copy's
+/// SHA-256 and size match the manifest; removed otherwise).
 pub async fn restore(
     vault: &Vault,
     keys: &ArtifactKeys,

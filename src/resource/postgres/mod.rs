@@ -57,6 +57,11 @@ async fn server_version(conn: &mut PgConnection) -> Result<(i64, String), sqlx::
     Ok((num.trim().parse().unwrap_or(0), text))
 }
 
+/// Dumps the database at `url` with `pg_dump --format=custom` straight
+/// into `keys.artifact` (hashed on the way), then stores the manifest.
+/// Refuses a `pg_dump` older than the server's major version. `data_time`
+/// is as the module documentation explains. A `pg_dump` that fails
+/// half-way fails the upload, so no truncated dump is stored as whole.
 pub async fn snapshot(
     url: &str,
     vault: &Vault,
@@ -212,6 +217,11 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// Downloads the dump into the scratch folder, checks it against the
+/// manifest, then (re)creates the scratch database on the drill server
+/// (`drill_url`, else the resource's own) and runs `pg_restore --jobs N
+/// --no-owner --no-privileges --exit-on-error` into it. A scratch database
+/// left by a failed restore is for [`discard`] to drop.
 pub async fn restore(
     url: &str,
     drill_url: Option<&str>,
