@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
-use crate::resource::region_vault;
 use crate::catalog::{Catalog, CatalogError, DrillRecord, DrillView};
 use crate::plan::Plan;
+use crate::resource::region_vault;
 use crate::vault::{Vault, VaultError};
 
 const VERSION: u64 = 1;

@@ -23,11 +23,6 @@ pub fn rfc3339(ms: Millis) -> String {
     to_datetime(ms).to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-/// Seconds between two catalog instants, as a JSON-friendly float.
-pub fn seconds_between(from: Millis, to: Millis) -> f64 {
-    (to - from) as f64 / 1000.0
-}
-
 /// A duration as people read it (`1h 5m 3s`), rounded to the second, or to
 /// the millisecond below one second.
 pub fn human_duration_secs(secs: f64) -> String {

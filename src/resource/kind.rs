@@ -7,7 +7,9 @@ use crate::plan::ResourceSpec;
 
 /// One kind of DESIGN.md's table. Stored in the catalog as its plan
 /// spelling (`rds-instance`), which is also how it prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize, serde::Deserialize,
+)]
 #[sqlx(rename_all = "kebab-case")]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {

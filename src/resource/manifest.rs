@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ResourceError;
+use super::{Kind, ResourceError};
 use crate::vault::Vault;
 
 /// Manifests are small; refuse to load anything absurdly large.
@@ -21,7 +21,7 @@ pub struct Manifest {
     pub format: u32,
     /// The kind of the point, as plans spell it (`path`, `sqlite`,
     /// `postgres`, `s3`).
-    pub kind: String,
+    pub kind: Kind,
     /// The point's `data_time`, RFC 3339 UTC with milliseconds.
     pub data_time: String,
     /// The artifact as stored in the vault.

@@ -484,9 +484,6 @@ pub async fn check(restored: &Restored, place: &Place<'_>, scratch: &Scratch) ->
     }]
 }
 
-/// Default per-check timeout when a plan gives none.
-pub const DEFAULT_CHECK_TIMEOUT: Duration = Duration::from_secs(300);
-
 /// Runs a plan's SQL check against a restored database: passes when the
 /// first column of the first row is true / non-zero (or equals `expect`).
 pub async fn sql_check(restored: &Restored, check: &SqlCheck) -> Verdict {

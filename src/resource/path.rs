@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use tokio_util::io::SyncIoBridge;
 
 use super::manifest::{ArtifactInfo, EntryType, FileEntry, Manifest};
-use super::{ArtifactKeys, PointFlag, ResourceError, Restored, RestoredInto, Snapshot};
+use super::{ArtifactKeys, Kind, PointFlag, ResourceError, Restored, RestoredInto, Snapshot};
 use crate::pipe::{pipe, PipeWriter};
 use crate::vault::{HashingReader, HashingWriter, Vault};
 
@@ -75,7 +75,7 @@ pub async fn snapshot(
     let changed = files.iter().any(|f| f.changed_while_read);
     let manifest = Manifest {
         format: 1,
-        kind: "path".into(),
+        kind: Kind::Path,
         data_time: crate::time::rfc3339(data_time),
         artifact: artifact.clone(),
         file_count,

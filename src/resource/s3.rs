@@ -15,8 +15,8 @@ use tokio::task::JoinSet;
 
 use super::manifest::{ArtifactInfo, BucketInfo, ObjectEntry};
 use super::{
-    ArtifactKeys, CheckFailed, Manifest, PointFlag, ResourceError, Restored, RestoredInto, Scratch,
-    Snapshot, Verdict,
+    ArtifactKeys, CheckFailed, Kind, Manifest, PointFlag, ResourceError, Restored, RestoredInto,
+    Scratch, Snapshot, Verdict,
 };
 use crate::plan::AwsSpec;
 use crate::time::now_ms;
@@ -159,7 +159,7 @@ pub async fn snapshot(
     let total: u64 = objects.iter().map(|o| o.size).sum();
     let mut manifest = Manifest {
         format: 1,
-        kind: "s3".into(),
+        kind: Kind::S3,
         data_time: crate::time::rfc3339(data_time),
         artifact: ArtifactInfo {
             sha256: String::new(),

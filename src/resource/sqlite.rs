@@ -13,7 +13,7 @@ use sqlx::{ConnectOptions, Connection, Row, SqliteConnection};
 use tokio_util::io::SyncIoBridge;
 
 use super::manifest::{ArtifactInfo, DatabaseInfo, Manifest};
-use super::{ArtifactKeys, ResourceError, Restored, RestoredInto, Snapshot, Verdict};
+use super::{ArtifactKeys, Kind, ResourceError, Restored, RestoredInto, Snapshot, Verdict};
 use crate::pipe::{pipe, PipeWriter};
 use crate::plan::SqlCheck;
 use crate::vault::{HashingReader, HashingWriter, Vault};
@@ -92,7 +92,7 @@ pub async fn snapshot(
     };
     let manifest = Manifest {
         format: 1,
-        kind: "sqlite".into(),
+        kind: Kind::Sqlite,
         data_time: crate::time::rfc3339(data_time),
         artifact: artifact.clone(),
         file_count: 1,

@@ -238,6 +238,10 @@ impl PgServer {
                      total numeric(10, 2) NOT NULL,
                      note text);
                  CREATE INDEX orders_customer ON orders (customer_id);
+                 CREATE TABLE events (at date NOT NULL, what text) PARTITION BY RANGE (at);
+                 CREATE TABLE events_2026 PARTITION OF events
+                     FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+                 INSERT INTO events VALUES ('2026-12-02', 'opened');
                  CREATE SEQUENCE invoice_numbers START 1000;
                  SELECT setval('invoice_numbers', 1234);
                  INSERT INTO customers (name) SELECT 'customer ' || i FROM generate_series(1, 100) i;

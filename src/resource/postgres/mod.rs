@@ -37,7 +37,7 @@ use target::{connect_error, Target};
 use tools::{collect_stderr, one_line, tool, tool_missing, tool_version};
 
 use super::manifest::{ArtifactInfo, DatabaseInfo, Manifest, PostgresInfo};
-use super::{ArtifactKeys, ResourceError, Restored, RestoredInto, Scratch, Snapshot};
+use super::{ArtifactKeys, Kind, ResourceError, Restored, RestoredInto, Scratch, Snapshot};
 use crate::pipe::ChildOutput;
 use crate::vault::{HashingReader, Vault};
 
@@ -138,7 +138,7 @@ pub async fn snapshot(
     };
     let manifest = Manifest {
         format: 1,
-        kind: "postgres".into(),
+        kind: Kind::Postgres,
         data_time: crate::time::rfc3339(data_time),
         artifact: artifact.clone(),
         file_count: 1,
@@ -233,7 +233,7 @@ pub async fn restore(
     let target = drill_target(url, drill_url)?;
     let manifest = Manifest::load(vault, &keys.manifest).await?;
     let location = vault.location(&keys.artifact);
-    if manifest.kind != "postgres" {
+    if manifest.kind != Kind::Postgres {
         return Err(ResourceError::Corrupt {
             location,
             detail: format!("manifest is of kind `{}`, not postgres", manifest.kind),

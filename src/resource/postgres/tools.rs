@@ -137,7 +137,9 @@ fn parse_toc_tables(toc: &str) -> BTreeSet<(String, String)> {
             let mut parts = rest.splitn(3, ' ');
             let (_, _, desc) = (parts.next()?, parts.next()?, parts.next()?);
             let rest = desc.strip_prefix("TABLE ")?;
-            if rest.starts_with("DATA ") {
+            // `TABLE DATA` is a table's rows; `TABLE ATTACH` (PostgreSQL
+            // 11+) attaches a partition listed as its own `TABLE` entry.
+            if rest.starts_with("DATA ") || rest.starts_with("ATTACH ") {
                 return None;
             }
             let (schema, rest) = rest.split_once(' ')?;
@@ -159,6 +161,7 @@ mod tests {
             216; 1259 16390 SEQUENCE public orders_id_seq lifeboat\n\
             217; 1259 16391 TABLE sales order lines lifeboat\n\
             3350; 0 16386 TABLE DATA public orders lifeboat\n\
+            3200; 0 0 TABLE ATTACH public orders lifeboat\n\
             3201; 1259 16400 INDEX public orders_total lifeboat\n";
         let t = parse_toc_tables(toc);
         assert_eq!(
