@@ -25,14 +25,21 @@ pub enum EvidenceError {
     /// The drill region's vault cannot be opened (none configured, or
     /// its URL or credentials are wrong).
     #[error("region `{region}` has no vault for drill evidence: {reason}")]
-    NoVault { region: String, reason: String },
+    NoVault {
+        /// The drill's region.
+        region: String,
+        /// Why its vault could not be opened.
+        reason: String,
+    },
     /// Listing, reading or writing the chain failed.
     #[error(transparent)]
     Vault(#[from] VaultError),
     /// The previous record could not be read to the end.
     #[error("cannot read {location}: {source}")]
     Read {
+        /// The record's URL.
         location: String,
+        /// The I/O error.
         source: std::io::Error,
     },
     /// The drill's checks or points could not be read.

@@ -48,7 +48,9 @@ pub fn human_duration_secs(secs: f64) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("`{text}` is not an RFC 3339 time (e.g. 2026-11-01T00:00:00Z): {reason}")]
 pub struct BadTime {
+    /// The text as given.
     pub text: String,
+    /// Why chrono rejected it.
     pub reason: String,
 }
 

@@ -45,30 +45,55 @@ impl DrillStatus {
 /// A `drills` row.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DrillRecord {
+    /// Assigned by [`Catalog::start_drill`]; it also names the drill's
+    /// scratch folder, scratch resources and evidence record.
     pub id: i64,
+    /// The plan's name.
     pub plan: String,
     /// The region restored from.
     pub region: String,
     /// `manual` or `schedule`.
     pub trigger: String,
+    /// `running` until [`Catalog::finish_drill`] (or, after a crash,
+    /// [`Catalog::fail_interrupted_drills`]) settles it.
     pub status: DrillStatus,
     /// RTO and RPO are measured from this instant.
     pub started_at: Millis,
+    /// When the outcome was recorded, after the clean-up; for an
+    /// interrupted drill, when it was found and marked failed. `None`
+    /// while running.
     pub finished_at: Option<Millis>,
     /// Time all checks passed − start; `None` when the drill failed.
     pub rto_ms: Option<i64>,
-    /// Start − the oldest `data_time` of the points restored.
+    /// Start − the oldest `data_time` among the points chosen (the worst
+    /// resource). Also recorded when a restore or check failed; `None` when
+    /// a resource had no point, or the drill stopped with an error or was
+    /// interrupted.
     pub rpo_ms: Option<i64>,
-    /// The plan's objectives when the drill ran.
+    /// The plan's RTO objective when the drill ran: the drill is judged
+    /// against it, whatever the plan says now.
     pub rto_objective_ms: i64,
+    /// The plan's RPO objective when the drill ran.
     pub rpo_objective_ms: i64,
-    /// How long each phase took; `None` for a phase never reached.
+    /// How long choosing the points took. `None` while the drill runs or
+    /// when it was interrupted; a finished drill records 0 for a phase it
+    /// did not complete (one that stopped with an error, or never began).
     pub choose_ms: Option<i64>,
+    /// How long restoring and verifying the chosen points took; `None` or
+    /// 0 as for `choose_ms`.
     pub restore_ms: Option<i64>,
+    /// How long the built-in and SQL checks took; `None` or 0 as for
+    /// `choose_ms`.
     pub checks_ms: Option<i64>,
+    /// How long removing (or keeping) what was restored took; `None` while
+    /// running or when interrupted.
     pub cleanup_ms: Option<i64>,
-    /// Where the restored data was kept (`--keep`, or the plan's cleanup).
+    /// Where the restored data was kept (`--keep`, or the plan's cleanup);
+    /// `None` when it was removed.
     pub kept_path: Option<String>,
+    /// Why the drill failed: the error that stopped it, else the first
+    /// failing check. On a drill that passed, why its clean-up failed (the
+    /// verdict stands). `None` when nothing went wrong.
     pub error: Option<String>,
 }
 
@@ -100,7 +125,9 @@ impl DrillRecord {
 pub struct CheckRecord {
     /// `restore`, a built-in check's name, or the plan's check name.
     pub name: String,
+    /// The plan resource it checked.
     pub resource: String,
+    /// Whether the check held; one failed check fails the drill.
     pub passed: bool,
     /// What was found, or why it failed.
     pub detail: String,
@@ -121,13 +148,22 @@ fn secs(ms: i64) -> f64 {
 /// record (times RFC 3339 UTC, durations in seconds).
 #[derive(Debug, Clone, Serialize)]
 pub struct DrillView {
+    /// The drill's catalog id.
     pub id: i64,
+    /// The plan's name.
     pub plan: String,
+    /// The region restored from.
     pub region: String,
+    /// What started it: `manual` (the command line) or `schedule` (the
+    /// daemon).
     pub trigger: String,
+    /// `running` only while the drill runs (or until the next drill of the
+    /// plan finds its process gone and marks it failed).
     pub status: DrillStatus,
+    /// Drill start, from which RTO and RPO are measured.
     #[serde(with = "serde_ms")]
     pub started_at: Millis,
+    /// When the outcome was recorded; null while running.
     #[serde(with = "serde_ms::option")]
     pub finished_at: Option<Millis>,
     /// Every restore and check passed.
@@ -138,26 +174,41 @@ pub struct DrillView {
     pub met_rpo: bool,
     /// `None` when the drill failed.
     pub rto_seconds: Option<f64>,
+    /// Drill start − the oldest `data_time` chosen; may be set on a failed
+    /// drill, `None` when a resource had no point or the drill stopped with
+    /// an error.
     pub rpo_seconds: Option<f64>,
+    /// The RTO objective the drill was judged against: the plan's when it
+    /// ran.
     pub rto_objective_seconds: f64,
+    /// The RPO objective the drill was judged against: the plan's when it
+    /// ran.
     pub rpo_objective_seconds: f64,
     /// The points the drill restored.
     pub points: Vec<i64>,
+    /// Time spent in each phase.
     pub phases: DrillPhases,
     /// Every check, in the order it ran.
     pub checks: Vec<CheckRecord>,
     /// Where the restored data was kept, if it was.
     pub kept_path: Option<String>,
-    /// Why the drill failed (the first failing check, or a failed cleanup).
+    /// Why the drill failed (the error that stopped it, else the first
+    /// failing check); on a drill that passed, why its clean-up failed.
     pub error: Option<String>,
 }
 
-/// How long each phase of a drill took; `None` for a phase it never reached.
+/// How long each phase of a drill took, in seconds. `None` while the drill
+/// runs or when it was interrupted; a finished drill shows 0 for a phase it
+/// did not complete.
 #[derive(Debug, Clone, Serialize)]
 pub struct DrillPhases {
+    /// Choosing a point per resource.
     pub choose_seconds: Option<f64>,
+    /// Restoring each chosen point and verifying it against its manifest.
     pub restore_seconds: Option<f64>,
+    /// The kinds' built-in checks, then the plan's SQL checks.
     pub checks_seconds: Option<f64>,
+    /// Removing (or keeping) what was restored.
     pub cleanup_seconds: Option<f64>,
 }
 
@@ -201,10 +252,15 @@ impl DrillView {
 /// A check's outcome, as a drill records it.
 #[derive(Debug, Clone)]
 pub struct NewCheck {
+    /// `restore`, a built-in check's name, or the plan's check name.
     pub name: String,
+    /// The plan resource it checked.
     pub resource: String,
+    /// Whether the check held; one failed check fails the drill.
     pub passed: bool,
+    /// What was found, or why it failed.
     pub detail: String,
+    /// How long it took, in milliseconds.
     pub ms: i64,
 }
 
@@ -213,14 +269,25 @@ pub struct NewCheck {
 pub struct DrillOutcome {
     /// `Passed` or `Failed`.
     pub status: DrillStatus,
+    /// When the drill ended: after the clean-up.
     pub finished_at: Millis,
+    /// Time all checks passed − drill start; `None` unless every check
+    /// passed.
     pub rto_ms: Option<i64>,
+    /// Drill start − the oldest `data_time` chosen; `None` when a resource
+    /// had no point or a phase stopped with an error.
     pub rpo_ms: Option<i64>,
+    /// Choosing the points, in milliseconds; 0 if the phase did not complete.
     pub choose_ms: i64,
+    /// Restoring and verifying them; 0 if the phase did not complete.
     pub restore_ms: i64,
+    /// The checks; 0 if the phase did not complete.
     pub checks_ms: i64,
+    /// Removing (or keeping) what was restored.
     pub cleanup_ms: i64,
+    /// The scratch folder left in place, if any.
     pub kept_path: Option<String>,
+    /// Why the drill failed, or why a passing drill's clean-up failed.
     pub error: Option<String>,
 }
 

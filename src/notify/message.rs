@@ -12,9 +12,13 @@ use crate::time::{human_duration_secs, rfc3339, Millis};
 pub struct Notification {
     /// One line for people (Slack shows this).
     pub text: String,
+    /// What happened, sent as its plan-file name (`backup-failed`,
+    /// `drill-failed`, `rpo-breach`, `rpo-recovered`).
     #[serde(serialize_with = "event_name")]
     pub event: NotifyEvent,
+    /// The plan's name.
     pub plan: String,
+    /// The plan's `owner`, so a shared channel knows whom it concerns.
     pub owner: String,
     /// The region concerned; `null` for a backup run (it spans regions).
     pub region: Option<String>,
@@ -22,8 +26,12 @@ pub struct Notification {
     pub time: String,
     /// What went wrong, or how long the breach lasted.
     pub detail: String,
+    /// The backup run (`backup-failed`); absent when the run could not
+    /// start.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run_id: Option<i64>,
+    /// The failed drill (`drill-failed`); absent when the drill could not
+    /// run at all.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drill_id: Option<i64>,
     /// The backup run's status (`failed` | `partial`).
@@ -32,14 +40,21 @@ pub struct Notification {
     /// The names of the drill's failing checks.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failed_checks: Vec<String>,
+    /// The region's RPO exposure when the message was built, in seconds
+    /// (`rpo-breach`, `rpo-recovered`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub exposure_seconds: Option<f64>,
+    /// The plan's RPO objective, in seconds (`rpo-breach`, `rpo-recovered`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rpo_objective_seconds: Option<f64>,
+    /// When the exposure went over the objective, RFC 3339 (`rpo-breach`,
+    /// `rpo-recovered`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub breach_started_at: Option<String>,
+    /// When it came back within, RFC 3339 (`rpo-recovered`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub breach_ended_at: Option<String>,
+    /// How long the breach lasted, in seconds (`rpo-recovered`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub breach_seconds: Option<f64>,
 }

@@ -27,11 +27,13 @@ use crate::plan::{Plan, SecretUrl, WebhookTarget};
 /// Timeouts and retries of deliveries.
 #[derive(Debug, Clone, Copy)]
 pub struct RetryPolicy {
+    /// Tries per delivery, the first included; 0 sends nothing.
     pub attempts: u32,
     /// Per attempt: connect, send, response.
     pub timeout: Duration,
     /// Backoff before retry n (from 0) is random in [0, min(cap, base · 2^n)].
     pub base: Duration,
+    /// The longest wait between tries, also for a server's `Retry-After`.
     pub cap: Duration,
 }
 
@@ -78,6 +80,8 @@ struct Inner {
     pending: AtomicUsize,
 }
 
+/// The webhook HTTP client could not be built (its TLS backend or the
+/// system configuration); the text names no URL.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot build the webhook HTTP client: {0}")]
 pub struct NotifierError(String);

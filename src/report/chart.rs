@@ -22,6 +22,7 @@ const PALETTE: [RGBColor; 6] = [
 ];
 const OBJECTIVE: RGBColor = RGBColor(214, 39, 40);
 
+/// A chart plotters could not draw, named with plotters' reason.
 #[derive(Debug, thiserror::Error)]
 #[error("cannot draw the {chart} chart: {message}")]
 pub struct ChartError {
@@ -116,6 +117,8 @@ fn render(
 
 /// RPO exposure over the window: one sawtooth line per region (from
 /// [`super::exposure::timeline`]) and the RPO objective as a dashed line.
+/// `regions` pairs each region's name with its `(t, exposure_ms)` vertices;
+/// `rpo_s` is in seconds. Returns the SVG markup.
 pub fn exposure_chart(
     regions: &[(&str, &[(Millis, i64)])],
     from: Millis,
@@ -158,13 +161,17 @@ pub fn exposure_chart(
 /// (RTO or RPO; `None` when the drill failed before measuring it), and
 /// whether it passed.
 pub struct DrillMark {
+    /// Drill start (catalog ms).
     pub at: Millis,
+    /// The measured RTO or RPO, in seconds.
     pub value_s: Option<f64>,
+    /// A failed drill is also marked with a cross on the time axis.
     pub passed: bool,
 }
 
-/// Each drill's RTO or RPO (`what`) against the objective: passing drills
-/// as dots joined by a line, failed ones as crosses on the time axis.
+/// Each drill's RTO or RPO (`what`) against the objective: every measured
+/// value as a dot, the dots joined by a line, and each failed drill as a
+/// cross on the time axis (a failed drill that measured an RPO gets both).
 pub fn drill_chart(
     what: &'static str,
     drills: &[DrillMark],

@@ -23,7 +23,9 @@ pub(super) struct DrillCadence {
 /// The verdict and the problems behind it, in the order the report lists them.
 #[derive(Debug)]
 pub(super) struct Verdict {
+    /// No problem found breaks compliance.
     pub compliant: bool,
+    /// Every problem found, breaking or only noted, in words.
     pub problems: Vec<String>,
 }
 
@@ -48,6 +50,11 @@ fn dur_ms(ms: i64) -> String {
     human_duration_secs(ms as f64 / 1000.0)
 }
 
+/// Judges a plan's computed report (its `compliant` and `problems` are not
+/// read): exposure within the RPO in every region, the last drill of the
+/// window meeting both objectives, a drill passed within the drill
+/// interval, an intact evidence chain. Failed runs and `shrunk` points are
+/// noted without breaching.
 pub(super) fn judge(r: &PlanReport, cadence: &DrillCadence) -> Verdict {
     let mut v = Verdict {
         compliant: true,

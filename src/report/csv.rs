@@ -25,7 +25,9 @@ fn num(v: Option<f64>) -> String {
     v.map(|x| x.to_string()).unwrap_or_default()
 }
 
-/// The report as CSV text.
+/// The report as CSV text: the header, then per plan its drills (oldest
+/// first) and its breach periods (region by region). Fields that do not
+/// apply to a row are empty.
 pub fn render_csv(r: &Report) -> Result<String, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record(HEADER)?;

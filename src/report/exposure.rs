@@ -14,17 +14,28 @@ use crate::time::Millis;
 /// verification for the verified RPO) until `valid_to` (deletion), if any.
 #[derive(Debug, Clone)]
 pub struct Interval {
+    /// The point's resource, as its index in the plan's resource list; an
+    /// index out of range is ignored.
     pub resource: usize,
+    /// The instant whose data the point holds (catalog ms).
     pub data_time: Millis,
+    /// From when the point counts (catalog ms).
     pub valid_from: Millis,
+    /// When it stopped counting: prune started deleting it. `None` while
+    /// it is still there.
     pub valid_to: Option<Millis>,
 }
 
 /// A period during which the exposure exceeded the objective.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Breach {
+    /// The first instant over the objective (catalog ms).
     pub start: Millis,
+    /// The end, excluded: when a newer point became usable, or the
+    /// window's end.
     pub end: Millis,
+    /// The highest exposure of the period, in milliseconds (reached just
+    /// before `end`).
     pub worst_ms: i64,
 }
 
@@ -233,6 +244,7 @@ impl Stretches for Summary {
 /// exactly. Stretches with an unchanged baseline are merged.
 #[derive(Debug, Default)]
 pub struct Timeline {
+    /// `(t, exposure_ms)` in time order; two vertices at one `t` draw a drop.
     pub vertices: Vec<(Millis, i64)>,
     last_base: Option<Millis>,
 }
@@ -256,7 +268,9 @@ impl Stretches for Timeline {
 /// the chart and the table can never disagree.
 #[derive(Debug)]
 pub struct Both {
+    /// The numbers of the report's table.
     pub summary: Summary,
+    /// The chart's polyline; `None` unless a chart was asked for.
     pub timeline: Option<Timeline>,
 }
 

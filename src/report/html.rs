@@ -15,10 +15,14 @@ const TEMPLATE: &str = include_str!("../../templates/report.html");
 /// Why the HTML report could not be rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum HtmlError {
+    /// A chart could not be drawn.
     #[error(transparent)]
     Chart(#[from] ChartError),
+    /// The embedded template failed to load or render.
     #[error("cannot render the HTML report template: {0}")]
     Template(#[from] minijinja::Error),
+    /// The report's `from` or `to` is not RFC 3339 (one built by
+    /// [`super::build`] always is).
     #[error("report time `{0}` is not RFC 3339")]
     Time(String),
 }
@@ -35,7 +39,9 @@ fn parse(t: &str) -> Result<i64, HtmlError> {
     parse_rfc3339(t).map_err(|_| HtmlError::Time(t.to_string()))
 }
 
-/// The report as one HTML page.
+/// The report as one HTML page. The exposure charts draw each region's
+/// `timeline`, which is empty unless the report was built with
+/// `with_charts`.
 pub fn render_html(r: &Report) -> Result<String, HtmlError> {
     let (from, to) = (parse(&r.from)?, parse(&r.to)?);
     let mut charts = Vec::with_capacity(r.plans.len());

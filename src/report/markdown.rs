@@ -17,7 +17,8 @@ fn pct(v: Option<f64>) -> String {
         .unwrap_or_else(|| "—".into())
 }
 
-/// The whole report.
+/// The whole report: the window, a summary table of every plan, then one
+/// section per plan.
 pub fn render_markdown(r: &Report) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Lifeboat DR report\n");

@@ -34,19 +34,26 @@ fn secs(ms: i64) -> f64 {
 /// The whole report: every plan over one window.
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// When the report was built (the `now` given to [`build`]), RFC 3339.
     pub generated_at: String,
-    /// The window is `[from, to)`.
+    /// The window is `[from, to)`; both RFC 3339.
     pub from: String,
+    /// The window's end, excluded.
     pub to: String,
+    /// One entry per plan, in the order given to [`build`].
     pub plans: Vec<PlanReport>,
 }
 
 /// One plan's numbers and verdict.
 #[derive(Debug, Serialize)]
 pub struct PlanReport {
+    /// The plan's name.
     pub name: String,
+    /// The plan's `owner`: who answers for it.
     pub owner: String,
+    /// The plan's RTO objective as it is now, in seconds.
     pub rto_objective_seconds: f64,
+    /// The plan's RPO objective as it is now, in seconds.
     pub rpo_objective_seconds: f64,
     /// Exposure within the RPO in every region, the last drill meeting
     /// both objectives, a passing drill within the drill interval and an
@@ -54,9 +61,15 @@ pub struct PlanReport {
     pub compliant: bool,
     /// Why the plan is not compliant, and what else needs a look, in words.
     pub problems: Vec<String>,
+    /// Exposure in each region that holds points: the primary, then
+    /// `copy_to` in order.
     pub regions: Vec<RegionExposure>,
+    /// Exposure counting only the points a passing drill restored, each
+    /// from when it was first verified, whatever its region.
     pub verified: ExposureSummary,
+    /// The drills started in the window.
     pub drills: DrillSummary,
+    /// Backup runs started in the window, and troubled daemon slots.
     pub backups: BackupSummary,
     /// Complete points carrying a flag (e.g. `shrunk`) in the window.
     pub flagged_points: Vec<FlaggedPoint>,
@@ -67,6 +80,7 @@ pub struct PlanReport {
 /// RPO exposure in one region over the window.
 #[derive(Debug, Serialize)]
 pub struct RegionExposure {
+    /// The region's name.
     pub region: String,
     /// Flattened into the region's JSON object.
     #[serde(flatten)]
@@ -82,9 +96,12 @@ pub struct RegionExposure {
 /// A period during which a region's exposure exceeded the RPO.
 #[derive(Debug, Clone, Serialize)]
 pub struct BreachPeriod {
-    /// The period is `[start, end)`.
+    /// The period is `[start, end)`, both RFC 3339.
     pub start: String,
+    /// When a newer point brought the exposure back within the RPO, or the
+    /// window's end.
     pub end: String,
+    /// `end − start`, in seconds.
     pub duration_seconds: f64,
     /// The worst exposure reached during the period.
     pub worst_exposure_seconds: f64,
@@ -93,17 +110,28 @@ pub struct BreachPeriod {
 /// One finished drill of the window, for the history chart and CSV.
 #[derive(Debug, Clone, Serialize)]
 pub struct DrillRow {
+    /// The drill's catalog id.
     pub id: i64,
+    /// The region restored from.
     pub region: String,
+    /// Drill start, RFC 3339.
     pub started_at: String,
+    /// When its outcome was recorded, RFC 3339.
     pub finished_at: Option<String>,
+    /// Every restore and check passed.
     pub passed: bool,
+    /// Passed, with RTO and RPO within the objectives recorded when it ran.
     pub met_objectives: bool,
+    /// Measured RTO in seconds; `None` when the drill failed.
     pub rto_seconds: Option<f64>,
+    /// Measured RPO in seconds; `None` when a resource had no point or the
+    /// drill stopped with an error.
     pub rpo_seconds: Option<f64>,
+    /// Why it failed, or why a passing drill's clean-up failed.
     pub error: Option<String>,
     /// The checks that failed, so a failed drill says what broke.
     pub failed_checks: Vec<CheckRecord>,
+    /// `started_at` in catalog milliseconds, for the charts; not in JSON.
     #[serde(skip)]
     pub started_ms: Millis,
 }
@@ -114,12 +142,15 @@ pub struct DrillRow {
 pub struct Incident {
     /// `run` (a backup_runs row) or `job` (a daemon slot).
     pub source: &'static str,
+    /// The `backup_runs` or `jobs` row id, as `source` says.
     pub id: i64,
     /// backup | drill | prune
     pub kind: String,
+    /// A run's `failed` or `partial`; a job's `missed` or `failed`.
     pub status: String,
     /// The run's start, or the job's scheduled start.
     pub at: String,
+    /// Why, as recorded; `None` when nothing was.
     pub reason: Option<String>,
 }
 
@@ -146,8 +177,12 @@ pub struct DrillSummary {
     pub last: Option<DrillView>,
     /// Nearest-rank percentiles of the measured RTOs: always a measured value.
     pub rto_p50_seconds: Option<f64>,
+    /// The 95th percentile, nearest rank, of the measured RTOs.
     pub rto_p95_seconds: Option<f64>,
+    /// The longest measured RTO.
     pub rto_max_seconds: Option<f64>,
+    /// The worst RPO any finished drill of the window measured, failed
+    /// drills included.
     pub rpo_max_seconds: Option<f64>,
     /// passed / count; `None` without drills.
     pub pass_rate: Option<f64>,
@@ -179,23 +214,30 @@ pub struct BackupSummary {
 /// A complete point of the window carrying a flag.
 #[derive(Debug, Serialize)]
 pub struct FlaggedPoint {
+    /// The point's id.
     pub id: i64,
+    /// The resource it holds.
     pub resource: String,
+    /// The region it is in.
     pub region: String,
+    /// Its flags, as stored (e.g. `shrunk`).
     pub flags: Vec<String>,
+    /// The point's `data_time`, RFC 3339; `None` if none was recorded.
     pub data_time: Option<String>,
 }
 
 /// One plan to report on.
 #[derive(Debug, Clone)]
 pub struct PlanInput<'a> {
+    /// The validated plan.
     pub plan: &'a Plan,
     /// Its drill evidence chain as [`crate::evidence::verify`] found it;
     /// `None` when the drill region has no vault to read it from.
     pub evidence: Option<ChainStatus>,
 }
 
-/// Builds the report over `[from, to)` for `plans`. `with_charts` also
+/// Builds the report over `[from, to)` for `plans`, in catalog
+/// milliseconds; `now` only stamps `generated_at`. `with_charts` also
 /// computes each region's exposure timeline (for the HTML charts).
 pub async fn build(
     cat: &Catalog,

@@ -21,6 +21,8 @@ struct Window {
     to: Millis,
 }
 
+/// One plan's report over `[from, to)` (catalog ms), compliance judged;
+/// `with_charts` also keeps each region's exposure polyline.
 pub(super) async fn plan_report(
     cat: &Catalog,
     input: &PlanInput<'_>,

@@ -10,10 +10,15 @@ use crate::time::{rfc3339, to_datetime, Millis};
 /// A plan's status now.
 #[derive(Debug, Serialize)]
 pub struct PlanStatus {
+    /// The plan's name.
     pub plan: String,
+    /// The plan's RPO objective, in seconds.
     pub rpo_objective_seconds: f64,
+    /// The plan's RTO objective, in seconds.
     pub rto_objective_seconds: f64,
+    /// One per region that holds points: the primary, then `copy_to`.
     pub regions: Vec<RegionStatus>,
+    /// The newest finished drill, in any region; `None` before the first.
     pub last_drill: Option<LastDrill>,
     /// The next scheduled backup start, jitter applied.
     pub next_backup: Option<String>,
@@ -24,8 +29,10 @@ pub struct PlanStatus {
 /// A plan's newest points in one region.
 #[derive(Debug, Serialize)]
 pub struct RegionStatus {
+    /// The region's name.
     pub region: String,
-    /// Newest data time of the worst resource (all resources need a point).
+    /// Newest data time of the worst resource; `None` unless every
+    /// resource has a complete point here.
     pub newest_data_time: Option<String>,
     /// Now − `newest_data_time`.
     pub age_seconds: Option<f64>,
@@ -40,11 +47,18 @@ pub struct RegionStatus {
 /// The plan's newest finished drill.
 #[derive(Debug, Serialize)]
 pub struct LastDrill {
+    /// The drill's catalog id.
     pub id: i64,
+    /// Drill start, RFC 3339.
     pub started_at: String,
+    /// Every restore and check passed.
     pub passed: bool,
+    /// Passed, with RTO and RPO within the objectives recorded when it ran.
     pub met_objectives: bool,
+    /// Measured RTO in seconds; `None` when the drill failed.
     pub rto_seconds: Option<f64>,
+    /// Measured RPO in seconds; `None` when a resource had no point or the
+    /// drill stopped with an error.
     pub rpo_seconds: Option<f64>,
 }
 

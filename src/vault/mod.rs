@@ -31,12 +31,18 @@ pub type ObjectReader = Pin<Box<dyn AsyncRead + Send>>;
 pub enum VaultError {
     /// The object does not exist.
     #[error("{location}: no such object")]
-    NotFound { location: String },
+    NotFound {
+        /// The object's URL.
+        location: String,
+    },
     /// A local I/O failure: the file system, or the stream being stored.
     #[error("{location}: {op} failed: {source}")]
     Io {
+        /// The step that failed (`write`, `list`, `read source`...).
         op: &'static str,
+        /// The object's URL (the vault's, for a listing).
         location: String,
+        /// The I/O error; its kind decides [`VaultError::is_retryable`].
         #[source]
         source: std::io::Error,
     },
@@ -48,9 +54,11 @@ pub enum VaultError {
     Remote {
         /// The service's operation (PutObject, DeleteObjects...).
         op: &'static str,
+        /// The object's URL.
         location: String,
         /// The service's error code (AccessDenied, NoSuchBucket, SlowDown...).
         code: String,
+        /// The service's own explanation.
         message: String,
         /// A transient fault (throttling, network), not a refusal.
         retryable: bool,
