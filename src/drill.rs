@@ -280,21 +280,19 @@ impl<'a> Drill<'a> {
         pinned: Option<&Point>,
     ) -> Result<Measured, DrillError> {
         let t = Instant::now();
-        self.choose(choice, pinned).await?;
-        fail_point(Phase::Choose)?;
+        let chosen = self.choose(choice, pinned).await;
         self.phase_ms[0] = t.elapsed().as_millis() as i64;
+        chosen?;
+        fail_point(Phase::Choose)?;
         let t = Instant::now();
         self.restore().await;
-        fail_point(Phase::Restore)?;
         self.phase_ms[1] = t.elapsed().as_millis() as i64;
+        fail_point(Phase::Restore)?;
         let t = Instant::now();
         self.check().await;
-        fail_point(Phase::Check)?;
         self.phase_ms[2] = t.elapsed().as_millis() as i64;
+        fail_point(Phase::Check)?;
         let measured = self.measure();
-        for c in &self.checks {
-            self.cat.add_check(self.id, c).await?;
-        }
         fail_point(Phase::Measure)?;
         Ok(measured)
     }
@@ -466,20 +464,14 @@ impl<'a> Drill<'a> {
         cleaned
     }
 
-    /// Records how the drill ended and appends its evidence. A phase that
-    /// failed with an error fails the drill, saying why, and the error is
-    /// returned once recorded.
+    /// Records how the drill ended and appends its evidence record. A
+    /// phase that failed with an error fails the drill, saying why; the
+    /// error is returned once recorded.
     async fn finish(
         self,
         attempt: Result<Measured, DrillError>,
         cleaned: Cleaned,
     ) -> Result<DrillRun, DrillError> {
-        let failed_check = self.checks.iter().find(|c| !c.passed).map(|c| {
-            format!(
-                "check `{}` of `{}` failed: {}",
-                c.name, c.resource, c.detail
-            )
-        });
         let (measured, fault) = match attempt {
             Ok(m) => (m, None),
             Err(e) => {
@@ -491,6 +483,12 @@ impl<'a> Drill<'a> {
                 (none, Some(e))
             }
         };
+        let failed_check = self.checks.iter().find(|c| !c.passed).map(|c| {
+            format!(
+                "check `{}` of `{}` failed: {}",
+                c.name, c.resource, c.detail
+            )
+        });
         let error = fault
             .as_ref()
             .map(|e| format!("drill stopped: {e}"))
@@ -509,15 +507,31 @@ impl<'a> Drill<'a> {
             kept_path: cleaned.kept.as_ref().map(|p| p.display().to_string()),
             error,
         };
-        let recorded = self.cat.finish_drill(self.id, &outcome).await;
+        let recorded = self.record(&outcome).await;
         info!(drill = self.id, passed = measured.passed, "drill finished");
-        if let Some(e) = fault {
-            if let Err(r) = recorded {
-                warn!(drill = self.id, error = %r, "cannot record the drill's failure");
+        match (fault, recorded) {
+            (Some(fault), Err(e)) => {
+                warn!(drill = self.id, error = %e, "cannot record the drill's failure");
+                Err(fault)
             }
-            return Err(e);
+            (Some(fault), Ok(_)) => Err(fault),
+            (None, recorded) => Ok(DrillRun {
+                record: recorded?,
+                kept: cleaned.kept,
+                kept_databases: cleaned.kept_databases,
+            }),
         }
-        recorded?;
+    }
+
+    /// Writes how the drill ended, reads it back, and appends its evidence
+    /// record, whatever the verdict: every finished drill is in the chain.
+    /// The checks that ran are recorded too, also those of a drill stopped
+    /// half-way.
+    async fn record(&self, outcome: &DrillOutcome) -> Result<DrillRecord, DrillError> {
+        for c in &self.checks {
+            self.cat.add_check(self.id, c).await?;
+        }
+        self.cat.finish_drill(self.id, outcome).await?;
         // The row was just written; it can only be missing if the catalog
         // was deleted under us.
         let record = self.cat.drill(self.id).await?.ok_or_else(|| {
@@ -529,11 +543,7 @@ impl<'a> Drill<'a> {
             Ok(key) => info!(drill = self.id, key, "drill evidence written"),
             Err(e) => warn!(drill = self.id, error = %e, "cannot write drill evidence"),
         }
-        Ok(DrillRun {
-            record,
-            kept: cleaned.kept,
-            kept_databases: cleaned.kept_databases,
-        })
+        Ok(record)
     }
 }
 
@@ -726,6 +736,14 @@ sql = "SELECT count(*) = 3 FROM orders"
                 error.contains(&format!("{phase:?} phase")),
                 "{phase:?}: {error}"
             );
+            // The checks that ran before the failure are recorded.
+            let ran = match phase {
+                Phase::Choose => 0,
+                Phase::Restore => 2,
+                Phase::Check | Phase::Measure => 4,
+            };
+            let recorded = ctx.catalog.drill_checks(drill.id).await.unwrap();
+            assert_eq!(recorded.len(), ran, "{phase:?}: {recorded:?}");
             let scratch = ctx.drills_dir().join(drill.id.to_string());
             assert!(
                 !scratch.exists(),
@@ -736,6 +754,9 @@ sql = "SELECT count(*) = 3 FROM orders"
         // Nothing a failed drill left stands in the way of the next one.
         let passed = run(&ctx, &plan, &options()).await.unwrap();
         assert!(passed.record.passed(), "{:?}", passed.record);
+        // Every drill, failed or not, is in the evidence chain.
+        let chain = crate::evidence::verify(&ctx.catalog, &plan).await.unwrap();
+        assert!(chain.intact && chain.records == 5, "{chain:?}");
         assert_eq!(
             ctx.catalog
                 .drill_checks(passed.record.id)
