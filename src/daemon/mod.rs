@@ -77,6 +77,8 @@ pub enum DaemonError {
     #[error("{0}")]
     Config(String),
     #[error(transparent)]
+    Heartbeat(#[from] heartbeat::HeartbeatError),
+    #[error(transparent)]
     Catalog(#[from] CatalogError),
 }
 
@@ -147,8 +149,7 @@ impl Daemon {
             .heartbeat_url
             .as_deref()
             .map(heartbeat::Heartbeat::new)
-            .transpose()
-            .map_err(DaemonError::Config)?;
+            .transpose()?;
         if let Some(h) = &heartbeat {
             info!(host = %h.host(), "heartbeat pings after each successful job");
         }

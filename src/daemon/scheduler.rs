@@ -493,8 +493,8 @@ async fn execute(
     // Backups are what hammers an endpoint on a schedule: they go through
     // the region's breaker.
     if kind == Kind::Backup {
-        if let Err(reason) = shared.breakers.allow(&breaker_key, now_ms()) {
-            return Outcome::missed(reason);
+        if let Err(refusal) = shared.breakers.allow(&breaker_key, now_ms()) {
+            return Outcome::missed(refusal.to_string());
         }
     }
     // Wait for a slot in the concurrency limits, but not past the window.
