@@ -332,6 +332,16 @@ pub struct Run {
     pub start: DateTime<Utc>,
 }
 
+impl Run {
+    /// When its start window closes: a run not started by then is missed.
+    /// The window runs from the jittered start, so a jitter longer than the
+    /// window (a drill's hour against the plan's ten minutes) does not make
+    /// most runs miss.
+    pub fn window_end(&self, window: Duration) -> DateTime<Utc> {
+        self.start + chrono::Duration::from_std(window).unwrap_or_default()
+    }
+}
+
 /// A job's timing: cron, time zone and jitter, and the names it hashes.
 #[derive(Debug, Clone)]
 pub struct Timing {

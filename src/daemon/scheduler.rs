@@ -1,5 +1,6 @@
 //! The scheduler loop: for every plan, its backup, drill and prune slots,
 //! each started at slot + its stable jitter offset, within the start window
+//! that follows it (`Run::window_end`),
 //! or recorded as missed. After downtime the slots that passed are recorded
 //! as missed and the next slot runs: no catch-up storm.
 
@@ -125,7 +126,7 @@ async fn init_track(shared: &Shared, plan: &Plan, kind: Kind) -> Option<Track> {
     loop {
         track.advance(cursor);
         let Some(run) = track.next else { break };
-        if run.slot + window >= now {
+        if run.window_end(plan.backup.start_window) >= now {
             break;
         }
         if missed < MAX_MISSED_RECORDED {
@@ -241,13 +242,11 @@ pub(crate) async fn run(shared: Arc<Shared>, token: CancellationToken, tracker: 
                 if run.start > now {
                     break;
                 }
-                let window =
-                    chrono::Duration::from_std(track.plan.backup.start_window).unwrap_or_default();
                 track.advance(run.slot);
                 // Only the latest due slot runs; older ones are recorded as
                 // superseded (after a pause there is no catch-up storm).
                 let superseded = track.next.is_some_and(|n| n.start <= now);
-                if superseded || now > run.slot + window {
+                if superseded || now > run.window_end(track.plan.backup.start_window) {
                     let reason = if superseded {
                         "superseded by a later slot that was also due: no catch-up".to_string()
                     } else {
@@ -498,8 +497,7 @@ async fn execute(
         }
     }
     // Wait for a slot in the concurrency limits, but not past the window.
-    let deadline =
-        run.slot + chrono::Duration::from_std(plan.backup.start_window).unwrap_or_default();
+    let deadline = run.window_end(plan.backup.start_window);
     let wait = (deadline - Utc::now()).to_std().unwrap_or(Duration::ZERO);
     let region_limit = shared.region_limit(&region);
     let global = shared.global.clone();
