@@ -21,7 +21,7 @@ use sqlx::SqlitePool;
 
 pub use alerts::AlertState;
 pub use drills::{CheckRecord, DrillOutcome, DrillRecord, NewCheck};
-pub use jobs::Job;
+pub use jobs::{Job, JobKind, JobStatus};
 pub use points::{NewPoint, Point, PointCompletion, PointFilter, UsablePoint};
 pub use runs::BackupRun;
 

@@ -16,6 +16,7 @@ use axum::Router;
 
 use super::breaker::State as BreakerState;
 use super::Shared;
+use crate::catalog::JobStatus;
 use crate::time::now_ms;
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -81,25 +82,24 @@ async fn render(shared: &Shared) -> Result<String, crate::catalog::CatalogError>
     );
 
     let _ = writeln!(s, "# HELP lifeboat_jobs_total Scheduled jobs by plan, kind and outcome (missed included).\n# TYPE lifeboat_jobs_total counter");
-    for (plan, kind, status, n) in cat.job_counts().await? {
+    let counts = cat.job_counts().await?;
+    for (plan, kind, status, n) in &counts {
         let _ = writeln!(
             s,
             "lifeboat_jobs_total{{plan=\"{}\",kind=\"{}\",status=\"{}\"}} {n}",
-            esc(&plan),
-            esc(&kind),
-            esc(&status)
+            esc(plan),
+            kind.as_str(),
+            status.as_str()
         );
     }
     let _ = writeln!(s, "# HELP lifeboat_missed_slots_total Slots that could not start in their window.\n# TYPE lifeboat_missed_slots_total counter");
-    for (plan, kind, status, n) in cat.job_counts().await? {
-        if status == "missed" {
-            let _ = writeln!(
-                s,
-                "lifeboat_missed_slots_total{{plan=\"{}\",kind=\"{}\"}} {n}",
-                esc(&plan),
-                esc(&kind)
-            );
-        }
+    for (plan, kind, _, n) in counts.iter().filter(|c| c.2 == JobStatus::Missed) {
+        let _ = writeln!(
+            s,
+            "lifeboat_missed_slots_total{{plan=\"{}\",kind=\"{}\"}} {n}",
+            esc(plan),
+            kind.as_str()
+        );
     }
 
     let now = now_ms();

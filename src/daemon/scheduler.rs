@@ -17,6 +17,7 @@ use tracing::{error, info, info_span, warn, Instrument};
 use super::plans::fingerprint;
 use super::Shared;
 use crate::backup::BackupError;
+use crate::catalog::{JobKind, JobStatus};
 use crate::drill::{DrillError, DrillOptions};
 use crate::locks::LockError;
 use crate::notify::Notification;
@@ -29,23 +30,6 @@ const MAX_MISSED_RECORDED: usize = 10_000;
 /// The scheduler wakes at least this often (reloads, clock jumps).
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    Backup,
-    Drill,
-    Prune,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Backup => "backup",
-            Kind::Drill => "drill",
-            Kind::Prune => "prune",
-        }
-    }
-}
-
 /// Pruning runs hourly per plan, jittered over ten minutes.
 fn prune_timing() -> Option<Timing> {
     Some(Timing {
@@ -55,11 +39,11 @@ fn prune_timing() -> Option<Timing> {
     })
 }
 
-fn timing_of(plan: &Plan, kind: Kind) -> Option<Timing> {
+fn timing_of(plan: &Plan, kind: JobKind) -> Option<Timing> {
     match kind {
-        Kind::Backup => Some(plan.backup.timing.clone()),
-        Kind::Drill => plan.drill.timing.clone(),
-        Kind::Prune => prune_timing(),
+        JobKind::Backup => Some(plan.backup.timing.clone()),
+        JobKind::Drill => plan.drill.timing.clone(),
+        JobKind::Prune => prune_timing(),
     }
 }
 
@@ -67,7 +51,7 @@ fn at(ms: Millis) -> DateTime<Utc> {
     crate::time::to_datetime(ms)
 }
 
-fn run_of(plan: &str, kind: Kind, timing: &Timing, slot: DateTime<Utc>) -> Run {
+fn run_of(plan: &str, kind: JobKind, timing: &Timing, slot: DateTime<Utc>) -> Run {
     let offset = jitter_offset(plan, kind.as_str(), slot, timing.jitter);
     Run {
         slot,
@@ -77,7 +61,7 @@ fn run_of(plan: &str, kind: Kind, timing: &Timing, slot: DateTime<Utc>) -> Run {
 
 struct Track {
     plan: Plan,
-    kind: Kind,
+    kind: JobKind,
     timing: Timing,
     next: Option<Run>,
 }
@@ -94,16 +78,11 @@ impl Track {
 
 /// Builds a plan's track for `kind`, recording the slots missed since the
 /// last one the catalog knows (daemon down).
-async fn init_track(shared: &Shared, plan: &Plan, kind: Kind) -> Option<Track> {
+async fn init_track(shared: &Shared, plan: &Plan, kind: JobKind) -> Option<Track> {
     let timing = timing_of(plan, kind)?;
     let window = chrono::Duration::from_std(plan.backup.start_window).unwrap_or_default();
     let now = Utc::now();
-    let last = match shared
-        .ctx
-        .catalog
-        .last_job_slot(&plan.name, kind.as_str())
-        .await
-    {
+    let last = match shared.ctx.catalog.last_job_slot(&plan.name, kind).await {
         Ok(l) => l,
         Err(e) => {
             error!(plan = %plan.name, error = %e, "cannot read the catalog; scheduling from now");
@@ -135,7 +114,7 @@ async fn init_track(shared: &Shared, plan: &Plan, kind: Kind) -> Option<Track> {
                 .catalog
                 .record_missed(
                     &plan.name,
-                    kind.as_str(),
+                    kind,
                     run.slot.timestamp_millis(),
                     run.start.timestamp_millis(),
                     "not started within the start window: the daemon was not running",
@@ -156,7 +135,7 @@ async fn init_track(shared: &Shared, plan: &Plan, kind: Kind) -> Option<Track> {
     Some(track)
 }
 
-async fn build_tracks(shared: &Shared) -> HashMap<(String, Kind), Track> {
+async fn build_tracks(shared: &Shared) -> HashMap<(String, JobKind), Track> {
     let plans: Vec<Plan> = shared.plans.read().await.plans().cloned().collect();
     let mut tracks = HashMap::new();
     for plan in &plans {
@@ -168,9 +147,9 @@ async fn build_tracks(shared: &Shared) -> HashMap<(String, Kind), Track> {
 async fn add_plan_tracks(
     shared: &Shared,
     plan: &Plan,
-    tracks: &mut HashMap<(String, Kind), Track>,
+    tracks: &mut HashMap<(String, JobKind), Track>,
 ) {
-    for kind in [Kind::Backup, Kind::Drill, Kind::Prune] {
+    for kind in [JobKind::Backup, JobKind::Drill, JobKind::Prune] {
         if let Some(t) = init_track(shared, plan, kind).await {
             tracks.insert((plan.name.clone(), kind), t);
         }
@@ -184,11 +163,11 @@ async fn first_run_if_needed(
     tracker: &TaskTracker,
     token: &CancellationToken,
     plan: &Plan,
-    tracks: &HashMap<(String, Kind), Track>,
+    tracks: &HashMap<(String, JobKind), Track>,
 ) {
     // A slot due now is the first backup already.
     let due_soon = tracks
-        .get(&(plan.name.clone(), Kind::Backup))
+        .get(&(plan.name.clone(), JobKind::Backup))
         .and_then(|t| t.next)
         .is_some_and(|r| r.start <= Utc::now() + chrono::Duration::seconds(5));
     if due_soon {
@@ -215,7 +194,7 @@ async fn first_run_if_needed(
             tracker,
             token,
             plan.clone(),
-            Kind::Backup,
+            JobKind::Backup,
             Run {
                 slot: now,
                 start: now,
@@ -261,7 +240,7 @@ pub(crate) async fn run(shared: Arc<Shared>, token: CancellationToken, tracker: 
                         .catalog
                         .record_missed(
                             &track.plan.name,
-                            track.kind.as_str(),
+                            track.kind,
                             run.slot.timestamp_millis(),
                             run.start.timestamp_millis(),
                             &reason,
@@ -311,7 +290,7 @@ async fn reload(
     shared: &Arc<Shared>,
     tracker: &TaskTracker,
     token: &CancellationToken,
-    tracks: &mut HashMap<(String, Kind), Track>,
+    tracks: &mut HashMap<(String, JobKind), Track>,
 ) {
     let report = {
         let mut plans = shared.plans.write().await;
@@ -358,7 +337,7 @@ fn dispatch(
     tracker: &TaskTracker,
     token: &CancellationToken,
     plan: Plan,
-    kind: Kind,
+    kind: JobKind,
     run: Run,
     trigger: &'static str,
 ) {
@@ -372,7 +351,7 @@ fn dispatch(
 
 /// What a finished job records, and what to notify about it.
 struct Outcome {
-    status: &'static str,
+    status: JobStatus,
     run_id: Option<i64>,
     drill_id: Option<i64>,
     error: Option<String>,
@@ -382,7 +361,7 @@ struct Outcome {
 impl Outcome {
     fn missed(reason: impl Into<String>) -> Outcome {
         Outcome {
-            status: "missed",
+            status: JobStatus::Missed,
             run_id: None,
             drill_id: None,
             error: Some(reason.into()),
@@ -391,7 +370,7 @@ impl Outcome {
     }
     fn failed(reason: impl Into<String>) -> Outcome {
         Outcome {
-            status: "failed",
+            status: JobStatus::Failed,
             run_id: None,
             drill_id: None,
             error: Some(reason.into()),
@@ -412,7 +391,7 @@ async fn run_job(
     shared: Arc<Shared>,
     token: CancellationToken,
     plan: Plan,
-    kind: Kind,
+    kind: JobKind,
     run: Run,
     trigger: &'static str,
 ) {
@@ -421,7 +400,7 @@ async fn run_job(
     let job = match cat
         .claim_job(
             &plan.name,
-            kind.as_str(),
+            kind,
             slot,
             run.start.timestamp_millis(),
             now_ms(),
@@ -437,13 +416,13 @@ async fn run_job(
     };
     let outcome = execute(&shared, &token, &plan, kind, run, trigger).await;
     match outcome.status {
-        "succeeded" => {
+        JobStatus::Succeeded => {
             info!("job succeeded");
             if let Some(h) = &shared.heartbeat {
                 h.ping();
             }
         }
-        "missed" => warn!(
+        JobStatus::Missed => warn!(
             reason = outcome.error.as_deref().unwrap_or(""),
             "job missed"
         ),
@@ -466,7 +445,7 @@ async fn run_job(
         shared.notifier.notify(&plan, n);
     }
     // New or pruned points change the RPO exposure.
-    if matches!(kind, Kind::Backup | Kind::Prune) {
+    if matches!(kind, JobKind::Backup | JobKind::Prune) {
         shared.recheck(&plan.name);
     }
 }
@@ -475,12 +454,12 @@ async fn execute(
     shared: &Arc<Shared>,
     token: &CancellationToken,
     plan: &Plan,
-    kind: Kind,
+    kind: JobKind,
     run: Run,
     trigger: &'static str,
 ) -> Outcome {
     let region = match kind {
-        Kind::Drill => plan.drill.region.clone(),
+        JobKind::Drill => plan.drill.region.clone(),
         _ => plan.backup.primary_region.clone(),
     };
     let vault = plan
@@ -491,7 +470,7 @@ async fn execute(
     let breaker_key = format!("vault {region} {vault}");
     // Backups are what hammers an endpoint on a schedule: they go through
     // the region's breaker.
-    if kind == Kind::Backup {
+    if kind == JobKind::Backup {
         if let Err(refusal) = shared.breakers.allow(&breaker_key, now_ms()) {
             return Outcome::missed(refusal.to_string());
         }
@@ -522,7 +501,7 @@ async fn execute(
     let limit = plan.backup.completion_window;
     let ctx = &shared.ctx;
     match kind {
-        Kind::Backup => {
+        JobKind::Backup => {
             let work = crate::backup::run(ctx, plan, trigger, Some(run.slot.timestamp_millis()));
             match tokio::time::timeout(limit, work).await {
                 Ok(Ok(outcome)) => {
@@ -533,9 +512,9 @@ async fn execute(
                     let notification = Notification::from_backup(plan, &outcome, now_ms());
                     Outcome {
                         status: if outcome.status == "succeeded" {
-                            "succeeded"
+                            JobStatus::Succeeded
                         } else {
-                            "failed"
+                            JobStatus::Failed
                         },
                         run_id: Some(outcome.run_id),
                         drill_id: None,
@@ -573,7 +552,7 @@ async fn execute(
                 }
             }
         }
-        Kind::Drill => {
+        JobKind::Drill => {
             let opts = DrillOptions {
                 region: None,
                 point: None,
@@ -583,9 +562,9 @@ async fn execute(
             match tokio::time::timeout(limit, crate::drill::run(ctx, plan, &opts)).await {
                 Ok(Ok(d)) => Outcome {
                     status: if d.record.passed() {
-                        "succeeded"
+                        JobStatus::Succeeded
                     } else {
-                        "failed"
+                        JobStatus::Failed
                     },
                     run_id: None,
                     drill_id: Some(d.record.id),
@@ -610,11 +589,15 @@ async fn execute(
                 }
             }
         }
-        Kind::Prune => match crate::prune::run(ctx, plan, now_ms(), false).await {
+        JobKind::Prune => match crate::prune::run(ctx, plan, now_ms(), false).await {
             Ok(pruned) => {
                 let failed = pruned.iter().filter(|p| p.result.is_err()).count();
                 Outcome {
-                    status: if failed == 0 { "succeeded" } else { "failed" },
+                    status: if failed == 0 {
+                        JobStatus::Succeeded
+                    } else {
+                        JobStatus::Failed
+                    },
                     run_id: None,
                     drill_id: None,
                     error: (failed > 0).then(|| format!("{failed} point(s) could not be deleted")),

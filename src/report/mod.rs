@@ -464,8 +464,8 @@ async fn plan_report(
             Incident {
                 source: "job",
                 id: j.id,
-                kind: j.kind.clone(),
-                status: j.status.clone(),
+                kind: j.kind.as_str().into(),
+                status: j.status.as_str().into(),
                 at: rfc3339(j.scheduled_start),
                 reason: j.error.clone(),
             },
@@ -475,7 +475,9 @@ async fn plan_report(
     let backups = BackupSummary {
         runs: run_count as usize,
         failed: bad_runs.len(),
-        missed: cat.missed_between(&plan.name, "backup", from, to).await? as usize,
+        missed: cat
+            .missed_between(&plan.name, crate::catalog::JobKind::Backup, from, to)
+            .await? as usize,
         incidents: incidents.into_iter().map(|(_, i)| i).collect(),
     };
     if backups.failed > 0 {
