@@ -17,7 +17,6 @@ use axum::Router;
 use super::breaker::State as BreakerState;
 use super::Shared;
 use crate::catalog::JobStatus;
-use crate::time::now_ms;
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -65,7 +64,7 @@ fn esc(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-async fn render(shared: &Shared) -> Result<String, crate::catalog::CatalogError> {
+pub(super) async fn render(shared: &Shared) -> Result<String, crate::catalog::CatalogError> {
     let cat = &shared.ctx.catalog;
     let plans: Vec<_> = shared.plans.read().await.plans().cloned().collect();
     let mut s = String::new();
@@ -102,7 +101,7 @@ async fn render(shared: &Shared) -> Result<String, crate::catalog::CatalogError>
         );
     }
 
-    let now = now_ms();
+    let now = shared.clock.now_ms();
     let status = crate::report::status::build(cat, &plans, now).await?;
     let _ = writeln!(s, "# HELP lifeboat_newest_point_age_seconds Age of the newest data every resource has in a region (worst resource).\n# TYPE lifeboat_newest_point_age_seconds gauge");
     for p in &status {
