@@ -16,6 +16,38 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
 
+/// Why a crontab expression was refused; each says what is wrong in the
+/// words of the expression.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CronError {
+    #[error("cron expression is empty")]
+    Empty,
+    #[error("cron expression `{expr}` has {fields} fields; expected 5 (min hour day month weekday), or 6/7 with seconds first (and year last)")]
+    FieldCount { expr: String, fields: usize },
+    /// Refused by the `cron` crate, with the reason it gives.
+    #[error("invalid cron expression `{expr}`: {reason}")]
+    Invalid { expr: String, reason: String },
+    #[error("cron expression `{0}` never fires")]
+    NeverFires(String),
+    #[error("day of week `{0}` is out of range 0-7")]
+    DayOutOfRange(String),
+    #[error("`{0}` is not a day of the week (0-7 or SUN-SAT)")]
+    NotADay(String),
+    #[error("day-of-week step `{0}` must be a number from 1 to 7")]
+    DayStep(String),
+    #[error("day-of-week range `{0}` runs backwards; write it as two ranges")]
+    BackwardsDays(String),
+    #[error("day-of-week field `{0}` selects no day")]
+    NoDay(String),
+}
+
+/// Plan validation reports errors as sentences.
+impl From<CronError> for String {
+    fn from(e: CronError) -> String {
+        e.to_string()
+    }
+}
+
 /// A parsed crontab expression (5, 6 or 7 fields).
 #[derive(Debug, Clone)]
 pub struct Cron {
@@ -32,8 +64,8 @@ pub struct Cron {
 const DAY_NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 
 impl Cron {
-    /// Parses a crontab expression; the error is a sentence for the user.
-    pub fn parse(expr: &str) -> Result<Cron, String> {
+    /// Parses a crontab expression.
+    pub fn parse(expr: &str) -> Result<Cron, CronError> {
         let fields: Vec<&str> = expr.split_whitespace().collect();
         let (mut fields, dom_index): (Vec<String>, usize) = match fields.len() {
             5 => (
@@ -44,11 +76,12 @@ impl Cron {
                 3,
             ),
             6 | 7 => (fields.iter().map(|s| s.to_string()).collect(), 3),
-            0 => return Err("cron expression is empty".into()),
+            0 => return Err(CronError::Empty),
             n => {
-                return Err(format!(
-                    "cron expression `{expr}` has {n} fields; expected 5 (min hour day month weekday), or 6/7 with seconds first (and year last)"
-                ))
+                return Err(CronError::FieldCount {
+                    expr: expr.to_string(),
+                    fields: n,
+                })
             }
         };
         let dow_index = dom_index + 2;
@@ -68,7 +101,7 @@ impl Cron {
         if !dom_restricted {
             fields[dom_index] = "*".into();
         }
-        let build = |fields: &[String]| -> Result<cron::Schedule, String> {
+        let build = |fields: &[String]| -> Result<cron::Schedule, CronError> {
             let text = fields.join(" ");
             cron::Schedule::from_str(&text).map_err(|e| {
                 // The crate's message draws a caret under the expression;
@@ -81,7 +114,10 @@ impl Cron {
                     .unwrap_or("")
                     .trim()
                     .to_string();
-                format!("invalid cron expression `{expr}`: {reason}")
+                CronError::Invalid {
+                    expr: expr.to_string(),
+                    reason,
+                }
             })
         };
         let (main, alternative) = if dow_restricted && dom_restricted && union {
@@ -112,7 +148,7 @@ impl Cron {
             period_days,
         };
         if probe.next_after(Utc::now(), chrono_tz::UTC).is_none() {
-            return Err(format!("cron expression `{expr}` never fires"));
+            return Err(CronError::NeverFires(expr.to_string()));
         }
         Ok(probe)
     }
@@ -188,12 +224,12 @@ fn is_any(field: &str) -> bool {
     field == "*" || field == "?"
 }
 
-fn day_number(token: &str) -> Result<u32, String> {
+fn day_number(token: &str) -> Result<u32, CronError> {
     if let Ok(n) = token.parse::<u32>() {
         if n <= 7 {
             return Ok(n % 7);
         }
-        return Err(format!("day of week `{token}` is out of range 0-7"));
+        return Err(CronError::DayOutOfRange(token.to_string()));
     }
     let lower = token.to_ascii_lowercase();
     let full = [
@@ -210,34 +246,30 @@ fn day_number(token: &str) -> Result<u32, String> {
             return Ok(i as u32);
         }
     }
-    Err(format!(
-        "`{token}` is not a day of the week (0-7 or SUN-SAT)"
-    ))
+    Err(CronError::NotADay(token.to_string()))
 }
 
 /// Expands a crontab day-of-week field (0-7, 0 and 7 = Sunday, names,
 /// ranges, steps, lists) to an explicit list of day names.
-fn translate_day_of_week(field: &str) -> Result<String, String> {
+fn translate_day_of_week(field: &str) -> Result<String, CronError> {
     let mut days = BTreeSet::new();
     for item in field.split(',') {
         let (range, step) = match item.split_once('/') {
             Some((r, s)) => {
-                let step: u32 =
-                    s.parse()
-                        .ok()
-                        .filter(|s| (1..=7).contains(s))
-                        .ok_or_else(|| {
-                            format!("day-of-week step `{s}` must be a number from 1 to 7")
-                        })?;
+                let step: u32 = s
+                    .parse()
+                    .ok()
+                    .filter(|s| (1..=7).contains(s))
+                    .ok_or_else(|| CronError::DayStep(s.to_string()))?;
                 (r, step)
             }
             None => (item, 1),
         };
         // Numbers are kept raw (7 stays 7) so `5-7` means Fri..Sun.
-        let raw = |t: &str| -> Result<u32, String> {
+        let raw = |t: &str| -> Result<u32, CronError> {
             match t.parse::<u32>() {
                 Ok(n) if n <= 7 => Ok(n),
-                Ok(_) => Err(format!("day of week `{t}` is out of range 0-7")),
+                Ok(_) => Err(CronError::DayOutOfRange(t.to_string())),
                 Err(_) => day_number(t),
             }
         };
@@ -246,9 +278,7 @@ fn translate_day_of_week(field: &str) -> Result<String, String> {
         } else if let Some((a, b)) = range.split_once('-') {
             let (a, b) = (raw(a)?, raw(b)?);
             if a > b {
-                return Err(format!(
-                    "day-of-week range `{range}` runs backwards; write it as two ranges"
-                ));
+                return Err(CronError::BackwardsDays(range.to_string()));
             }
             (a, b)
         } else {
@@ -266,7 +296,7 @@ fn translate_day_of_week(field: &str) -> Result<String, String> {
         }
     }
     if days.is_empty() {
-        return Err(format!("day-of-week field `{field}` selects no day"));
+        return Err(CronError::NoDay(field.to_string()));
     }
     Ok(days
         .iter()
@@ -302,6 +332,16 @@ pub struct Run {
     pub start: DateTime<Utc>,
 }
 
+impl Run {
+    /// When its start window closes: a run not started by then is missed.
+    /// The window runs from the jittered start, so a jitter longer than the
+    /// window (a drill's hour against the plan's ten minutes) does not make
+    /// most runs miss.
+    pub fn window_end(&self, window: Duration) -> DateTime<Utc> {
+        self.start + chrono::Duration::from_std(window).unwrap_or_default()
+    }
+}
+
 /// A job's timing: cron, time zone and jitter, and the names it hashes.
 #[derive(Debug, Clone)]
 pub struct Timing {
@@ -311,6 +351,16 @@ pub struct Timing {
 }
 
 impl Timing {
+    /// The run of `slot` for a plan's job kind: it starts at the slot plus
+    /// the stable jitter offset.
+    pub fn run(&self, plan: &str, kind: &str, slot: DateTime<Utc>) -> Run {
+        let offset = jitter_offset(plan, kind, slot, self.jitter);
+        Run {
+            slot,
+            start: slot + chrono::Duration::from_std(offset).unwrap_or_default(),
+        }
+    }
+
     /// The next `n` runs whose jittered start is after `now`.
     pub fn upcoming(&self, plan: &str, kind: &str, now: DateTime<Utc>, n: usize) -> Vec<Run> {
         // A slot up to `jitter` in the past may still start in the future.
@@ -319,12 +369,7 @@ impl Timing {
             .cron
             .slots_after(from, self.timezone, n + 2)
             .into_iter()
-            .map(|slot| Run {
-                slot,
-                start: slot
-                    + chrono::Duration::from_std(jitter_offset(plan, kind, slot, self.jitter))
-                        .unwrap_or_default(),
-            })
+            .map(|slot| self.run(plan, kind, slot))
             .filter(|r| r.start > now)
             .collect();
         runs.truncate(n);
@@ -370,9 +415,18 @@ mod tests {
             translate_day_of_week("MON-WED,FRI").unwrap(),
             "MON,TUE,WED,FRI"
         );
-        assert!(translate_day_of_week("8").is_err());
-        assert!(translate_day_of_week("FRI-MON").is_err());
-        assert!(translate_day_of_week("7/4294967295").is_err());
+        assert_eq!(
+            translate_day_of_week("8"),
+            Err(CronError::DayOutOfRange("8".into()))
+        );
+        assert_eq!(
+            translate_day_of_week("FRI-MON"),
+            Err(CronError::BackwardsDays("FRI-MON".into()))
+        );
+        assert_eq!(
+            translate_day_of_week("7/4294967295"),
+            Err(CronError::DayStep("4294967295".into()))
+        );
     }
 
     #[test]
@@ -413,9 +467,21 @@ mod tests {
             .next_after(utc(2026, 11, 25, 14, 1), chrono_tz::UTC)
             .unwrap();
         assert_eq!(next, utc(2026, 11, 25, 14, 15));
-        assert!(Cron::parse("* * *").is_err());
-        assert!(Cron::parse("61 * * * *").is_err());
-        assert!(Cron::parse("0 0 30 2 *").is_err());
+        assert_eq!(
+            Cron::parse("* * *").unwrap_err(),
+            CronError::FieldCount {
+                expr: "* * *".into(),
+                fields: 3
+            }
+        );
+        assert!(matches!(
+            Cron::parse("61 * * * *"),
+            Err(CronError::Invalid { .. })
+        ));
+        assert_eq!(
+            Cron::parse("0 0 30 2 *").unwrap_err().to_string(),
+            "cron expression `0 0 30 2 *` never fires"
+        );
     }
 
     #[test]

@@ -11,6 +11,62 @@ pub fn now_ms() -> Millis {
     Utc::now().timestamp_millis()
 }
 
+/// Where the daemon reads the wall time, and how it turns a wall instant
+/// into a tokio deadline to sleep until.
+///
+/// The daemon runs on the system clock. Its tests run on a clock that
+/// follows tokio's: under `tokio::time::pause()` wall time stands still
+/// until the test advances it, and every tokio timer (the scheduler's
+/// sleeps, a job's timeouts) agrees with it. `Utc::now()` alone would not:
+/// it keeps moving while tokio's clock is paused.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Clock {
+    /// The system's wall clock.
+    #[default]
+    System,
+    /// Wall time `wall` at tokio instant `at`, moving with tokio's clock.
+    #[cfg(test)]
+    Tokio {
+        wall: DateTime<Utc>,
+        at: tokio::time::Instant,
+    },
+}
+
+impl Clock {
+    /// A clock that reads `wall` now and then moves with tokio's clock.
+    #[cfg(test)]
+    pub fn tokio_at(wall: DateTime<Utc>) -> Clock {
+        Clock::Tokio {
+            wall,
+            at: tokio::time::Instant::now(),
+        }
+    }
+
+    /// The current instant.
+    pub fn now(&self) -> DateTime<Utc> {
+        match self {
+            Clock::System => Utc::now(),
+            #[cfg(test)]
+            Clock::Tokio { wall, at } => {
+                *wall + chrono::Duration::from_std(at.elapsed()).unwrap_or_default()
+            }
+        }
+    }
+
+    /// The current instant in catalog units.
+    pub fn now_ms(&self) -> Millis {
+        self.now().timestamp_millis()
+    }
+
+    /// The tokio instant at which this clock reads `t` (now when `t` has
+    /// passed). With the system clock it is only as good as the wall clock
+    /// is steady: callers that sleep long re-check (see the scheduler).
+    pub fn deadline(&self, t: DateTime<Utc>) -> tokio::time::Instant {
+        let wait = (t - self.now()).to_std().unwrap_or_default();
+        tokio::time::Instant::now() + wait
+    }
+}
+
 /// Converts catalog millis to a `DateTime<Utc>`.
 pub fn to_datetime(ms: Millis) -> DateTime<Utc> {
     // Out-of-range values cannot come from the catalog (it only stores values

@@ -1,20 +1,75 @@
 //! Daemon jobs: one row per (plan, kind, slot), whatever became of it.
+//!
+//! A job's kind and status are enums stored as the TEXT values the schema
+//! documents (`backup | drill | prune`, `running | succeeded | failed |
+//! missed`), so the rest of the program never compares strings.
 
 use serde::Serialize;
 
 use super::{Catalog, CatalogError};
 use crate::time::Millis;
 
+/// What a daemon job runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(rename_all = "lowercase")]
+pub enum JobKind {
+    Backup,
+    Drill,
+    Prune,
+}
+
+impl JobKind {
+    /// Every kind, in the order the daemon builds its tracks.
+    pub const ALL: [JobKind; 3] = [JobKind::Backup, JobKind::Drill, JobKind::Prune];
+
+    /// As stored in the catalog and shown in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Backup => "backup",
+            JobKind::Drill => "drill",
+            JobKind::Prune => "prune",
+        }
+    }
+}
+
+/// Where a daemon job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, sqlx::Type)]
+#[serde(rename_all = "lowercase")]
+#[sqlx(rename_all = "lowercase")]
+pub enum JobStatus {
+    /// Claimed and started; a daemon that finds one at start-up knows its
+    /// previous process died running it.
+    Running,
+    Succeeded,
+    Failed,
+    /// Could not start inside its start window (DESIGN.md's missed slot).
+    Missed,
+}
+
+impl JobStatus {
+    /// As stored in the catalog and shown in logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Running => "running",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::Failed => "failed",
+            JobStatus::Missed => "missed",
+        }
+    }
+}
+
+/// One job row.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Job {
     pub id: i64,
     pub plan: String,
-    pub kind: String,
+    pub kind: JobKind,
     #[serde(with = "crate::time::serde_ms")]
     pub slot: Millis,
     #[serde(with = "crate::time::serde_ms")]
     pub scheduled_start: Millis,
-    pub status: String,
+    pub status: JobStatus,
     #[serde(with = "crate::time::serde_ms::option")]
     pub started_at: Option<Millis>,
     #[serde(with = "crate::time::serde_ms::option")]
@@ -30,19 +85,20 @@ impl Catalog {
     pub async fn claim_job(
         &self,
         plan: &str,
-        kind: &str,
+        kind: JobKind,
         slot: Millis,
         scheduled_start: Millis,
         now: Millis,
     ) -> Result<Option<i64>, CatalogError> {
         let result = sqlx::query(
             "INSERT INTO jobs (plan, kind, slot, scheduled_start, status, started_at)
-             VALUES (?, ?, ?, ?, 'running', ?) ON CONFLICT (plan, kind, slot) DO NOTHING",
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (plan, kind, slot) DO NOTHING",
         )
         .bind(plan)
         .bind(kind)
         .bind(slot)
         .bind(scheduled_start)
+        .bind(JobStatus::Running)
         .bind(now)
         .execute(&self.pool)
         .await?;
@@ -53,7 +109,7 @@ impl Catalog {
     pub async fn record_missed(
         &self,
         plan: &str,
-        kind: &str,
+        kind: JobKind,
         slot: Millis,
         scheduled_start: Millis,
         reason: &str,
@@ -61,12 +117,13 @@ impl Catalog {
     ) -> Result<bool, CatalogError> {
         let result = sqlx::query(
             "INSERT INTO jobs (plan, kind, slot, scheduled_start, status, finished_at, error)
-             VALUES (?, ?, ?, ?, 'missed', ?, ?) ON CONFLICT (plan, kind, slot) DO NOTHING",
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (plan, kind, slot) DO NOTHING",
         )
         .bind(plan)
         .bind(kind)
         .bind(slot)
         .bind(scheduled_start)
+        .bind(JobStatus::Missed)
         .bind(now)
         .bind(reason)
         .execute(&self.pool)
@@ -74,10 +131,11 @@ impl Catalog {
         Ok(result.rows_affected() == 1)
     }
 
+    /// Records how a claimed job ended.
     pub async fn finish_job(
         &self,
         id: i64,
-        status: &str,
+        status: JobStatus,
         run_id: Option<i64>,
         drill_id: Option<i64>,
         error: Option<&str>,
@@ -101,14 +159,17 @@ impl Catalog {
     /// Marks every `running` job failed: called by a daemon at start-up,
     /// holding the catalog's daemon lock, so they belong to a dead process.
     pub async fn fail_interrupted_jobs(&self, now: Millis) -> Result<Vec<Job>, CatalogError> {
-        let jobs = sqlx::query_as::<_, Job>("SELECT * FROM jobs WHERE status = 'running'")
+        let jobs = sqlx::query_as::<_, Job>("SELECT * FROM jobs WHERE status = ?")
+            .bind(JobStatus::Running)
             .fetch_all(&self.pool)
             .await?;
         sqlx::query(
-            "UPDATE jobs SET status = 'failed', finished_at = ?, error = 'interrupted: the daemon stopped before the job finished'
-             WHERE status = 'running'",
+            "UPDATE jobs SET status = ?, finished_at = ?, error = 'interrupted: the daemon stopped before the job finished'
+             WHERE status = ?",
         )
+        .bind(JobStatus::Failed)
         .bind(now)
+        .bind(JobStatus::Running)
         .execute(&self.pool)
         .await?;
         Ok(jobs)
@@ -118,7 +179,7 @@ impl Catalog {
     pub async fn last_job_slot(
         &self,
         plan: &str,
-        kind: &str,
+        kind: JobKind,
     ) -> Result<Option<Millis>, CatalogError> {
         Ok(sqlx::query_scalar::<_, Option<i64>>(
             "SELECT MAX(slot) FROM jobs WHERE plan = ? AND kind = ?",
@@ -129,6 +190,7 @@ impl Catalog {
         .await?)
     }
 
+    /// Every job of a plan (or of all plans), in slot order.
     pub async fn jobs(&self, plan: Option<&str>) -> Result<Vec<Job>, CatalogError> {
         Ok(sqlx::query_as::<_, Job>(
             "SELECT * FROM jobs WHERE (?1 IS NULL OR plan = ?1) ORDER BY slot, id",
@@ -139,7 +201,7 @@ impl Catalog {
     }
 
     /// Job counts by plan, kind and status (for metrics).
-    pub async fn job_counts(&self) -> Result<Vec<(String, String, String, i64)>, CatalogError> {
+    pub async fn job_counts(&self) -> Result<Vec<(String, JobKind, JobStatus, i64)>, CatalogError> {
         Ok(sqlx::query_as(
             "SELECT plan, kind, status, COUNT(*) FROM jobs GROUP BY plan, kind, status ORDER BY plan, kind, status",
         )
@@ -151,15 +213,16 @@ impl Catalog {
     pub async fn missed_between(
         &self,
         plan: &str,
-        kind: &str,
+        kind: JobKind,
         from: Millis,
         to: Millis,
     ) -> Result<i64, CatalogError> {
         Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM jobs WHERE plan = ? AND kind = ? AND status = 'missed' AND scheduled_start >= ? AND scheduled_start < ?",
+            "SELECT COUNT(*) FROM jobs WHERE plan = ? AND kind = ? AND status = ? AND scheduled_start >= ? AND scheduled_start < ?",
         )
         .bind(plan)
         .bind(kind)
+        .bind(JobStatus::Missed)
         .bind(from)
         .bind(to)
         .fetch_one(&self.pool)
@@ -175,13 +238,78 @@ impl Catalog {
         to: Millis,
     ) -> Result<Vec<Job>, CatalogError> {
         Ok(sqlx::query_as::<_, Job>(
-            "SELECT * FROM jobs WHERE plan = ? AND status IN ('missed', 'failed')
+            "SELECT * FROM jobs WHERE plan = ? AND status IN (?, ?)
                AND scheduled_start >= ? AND scheduled_start < ? ORDER BY scheduled_start, id",
         )
         .bind(plan)
+        .bind(JobStatus::Missed)
+        .bind(JobStatus::Failed)
         .bind(from)
         .bind(to)
         .fetch_all(&self.pool)
         .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn kinds_and_statuses_are_stored_as_the_schema_documents() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(&dir.path().join("lifeboat.db"))
+            .await
+            .unwrap();
+        let id = cat
+            .claim_job("shop", JobKind::Drill, 1_000, 1_500, 1_600)
+            .await
+            .unwrap()
+            .unwrap();
+        // A slot is claimed once.
+        let again = cat.claim_job("shop", JobKind::Drill, 1_000, 1_500, 1_700);
+        assert_eq!(again.await.unwrap(), None);
+        cat.finish_job(id, JobStatus::Succeeded, None, None, None, 2_000)
+            .await
+            .unwrap();
+        cat.record_missed("shop", JobKind::Prune, 1_000, 1_200, "why", 2_000)
+            .await
+            .unwrap();
+        let raw: Vec<(String, String)> =
+            sqlx::query_as("SELECT kind, status FROM jobs ORDER BY id")
+                .fetch_all(cat.pool())
+                .await
+                .unwrap();
+        assert_eq!(
+            raw,
+            [
+                ("drill".to_string(), "succeeded".to_string()),
+                ("prune".to_string(), "missed".to_string())
+            ]
+        );
+        let jobs = cat.jobs(Some("shop")).await.unwrap();
+        let typed: Vec<_> = jobs.iter().map(|j| (j.kind, j.status)).collect();
+        assert_eq!(
+            typed,
+            [
+                (JobKind::Drill, JobStatus::Succeeded),
+                (JobKind::Prune, JobStatus::Missed)
+            ]
+        );
+        let json = serde_json::to_value(&jobs[1]).unwrap();
+        assert_eq!(
+            (&json["kind"], &json["status"]),
+            (&"prune".into(), &"missed".into())
+        );
+        assert_eq!(
+            cat.missed_between("shop", JobKind::Prune, 1_200, 1_201)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            cat.last_job_slot("shop", JobKind::Backup).await.unwrap(),
+            None
+        );
     }
 }

@@ -24,7 +24,7 @@ pub use alerts::AlertState;
 pub use drills::{
     CheckRecord, DrillOutcome, DrillPhases, DrillRecord, DrillStatus, DrillView, NewCheck,
 };
-pub use jobs::Job;
+pub use jobs::{Job, JobKind, JobStatus};
 pub use points::{NewPoint, Point, PointCompletion, PointFilter, UsablePoint};
 pub use runs::BackupRun;
 pub use status::{Flags, PointStatus, RunStatus, UnknownFlag};

@@ -23,7 +23,7 @@ use super::Shared;
 use crate::catalog::{AlertState, CatalogError};
 use crate::notify::Notification;
 use crate::plan::Plan;
-use crate::time::{now_ms, Millis};
+use crate::time::Millis;
 
 /// Every plan is looked at least this often.
 const SWEEP: Duration = Duration::from_secs(300);
@@ -171,7 +171,7 @@ pub(crate) async fn run(
             .cloned()
             .collect();
         due.retain(|name, _| plans.iter().any(|p| &p.name == name));
-        let now = now_ms();
+        let now = shared.clock.now_ms();
         for plan in &plans {
             let at = *due.entry(plan.name.clone()).or_insert(now);
             if at > now {
@@ -191,8 +191,9 @@ pub(crate) async fn run(
             .min()
             .copied()
             .unwrap_or(now + SWEEP.as_millis() as i64);
-        let sleep =
-            Duration::from_millis((wake - now_ms()).clamp(0, SWEEP.as_millis() as i64) as u64);
+        let sleep = Duration::from_millis(
+            (wake - shared.clock.now_ms()).clamp(0, SWEEP.as_millis() as i64) as u64,
+        );
         tokio::select! {
             _ = token.cancelled() => break,
             _ = tokio::time::sleep(sleep) => {}

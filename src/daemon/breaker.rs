@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::time::Millis;
 
+/// Where a breaker stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
     Closed,
@@ -24,6 +25,20 @@ struct Breaker {
     cooldown: Duration,
 }
 
+/// Why a breaker stops a call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("circuit open for {key} after {failures} consecutive failures; next probe at {}", crate::time::rfc3339(*.until))]
+    Open {
+        key: String,
+        failures: u32,
+        until: Millis,
+    },
+    #[error("circuit half-open for {key}: a probe is in progress")]
+    Probing { key: String },
+}
+
+/// Every breaker of the daemon, by key (service and region).
 #[derive(Debug)]
 pub struct Breakers {
     map: Mutex<BTreeMap<String, Breaker>>,
@@ -33,6 +48,8 @@ pub struct Breakers {
 }
 
 impl Breakers {
+    /// Breakers that open after `threshold` consecutive failures, for
+    /// `base_cooldown` at first.
     pub fn new(threshold: u32, base_cooldown: Duration) -> Breakers {
         Breakers {
             map: Mutex::new(BTreeMap::new()),
@@ -51,29 +68,30 @@ impl Breakers {
     }
 
     /// `Ok` when a call may go ahead (closed, or the half-open probe);
-    /// `Err(reason)` when the breaker stops it.
-    pub fn allow(&self, key: &str, now: Millis) -> Result<(), String> {
+    /// `Err` when the breaker stops it.
+    pub fn allow(&self, key: &str, now: Millis) -> Result<(), Refusal> {
         let mut map = self.lock();
         let Some(b) = map.get_mut(key) else {
             return Ok(());
         };
         match b.state {
             State::Closed => Ok(()),
-            State::Open { until } if now < until => Err(format!(
-                "circuit open for {key} after {} consecutive failures; next probe at {}",
-                b.failures,
-                crate::time::rfc3339(until)
-            )),
+            State::Open { until } if now < until => Err(Refusal::Open {
+                key: key.to_string(),
+                failures: b.failures,
+                until,
+            }),
             State::Open { .. } => {
                 b.state = State::HalfOpen;
                 Ok(())
             }
-            State::HalfOpen => Err(format!(
-                "circuit half-open for {key}: a probe is in progress"
-            )),
+            State::HalfOpen => Err(Refusal::Probing {
+                key: key.to_string(),
+            }),
         }
     }
 
+    /// Records how a call went.
     pub fn record(&self, key: &str, success: bool, now: Millis) {
         let mut map = self.lock();
         let b = map.entry(key.to_string()).or_insert(Breaker {
@@ -123,11 +141,21 @@ mod tests {
         assert!(b.allow(k, 2).is_ok(), "still closed after 2 failures");
         b.record(k, false, 2);
         let err = b.allow(k, 3).unwrap_err();
-        assert!(err.contains("circuit open"), "{err}");
+        assert!(matches!(err, Refusal::Open { failures: 3, .. }), "{err:?}");
+        assert!(
+            err.to_string().starts_with(
+                "circuit open for vault:primary after 3 consecutive failures; next probe at "
+            ),
+            "{err}"
+        );
         // Cool-down is between 5 and 10 seconds (equal jitter).
         assert!(b.allow(k, 2 + 4_999).is_err());
         assert!(b.allow(k, 2 + 10_001).is_ok(), "half-open probe");
-        assert!(b.allow(k, 2 + 10_002).is_err(), "one probe at a time");
+        assert_eq!(
+            b.allow(k, 2 + 10_002),
+            Err(Refusal::Probing { key: k.into() }),
+            "one probe at a time"
+        );
         b.record(k, false, 2 + 10_003);
         // Re-opened with a doubled cool-down (10..20 s).
         assert!(b.allow(k, 2 + 10_003 + 9_999).is_err());

@@ -8,6 +8,19 @@ use std::time::Duration;
 
 use tracing::warn;
 
+/// Why a heartbeat URL cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum HeartbeatError {
+    /// Not a URL (the parser's reason).
+    #[error("invalid heartbeat URL: {0}")]
+    Url(String),
+    #[error("the heartbeat URL must be http:// or https://")]
+    Scheme,
+    #[error("cannot build the heartbeat client: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
+/// Pings one URL.
 #[derive(Debug, Clone)]
 pub struct Heartbeat {
     client: reqwest::Client,
@@ -19,16 +32,17 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 const BACKOFF_BASE: Duration = Duration::from_millis(500);
 
 impl Heartbeat {
-    pub fn new(url: &str) -> Result<Heartbeat, String> {
-        let url = reqwest::Url::parse(url).map_err(|e| format!("invalid heartbeat URL: {e}"))?;
+    /// Checks the URL and builds the client.
+    pub fn new(url: &str) -> Result<Heartbeat, HeartbeatError> {
+        let url = reqwest::Url::parse(url).map_err(|e| HeartbeatError::Url(e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") {
-            return Err("the heartbeat URL must be http:// or https://".into());
+            return Err(HeartbeatError::Scheme);
         }
         let client = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .connect_timeout(TIMEOUT)
             .build()
-            .map_err(|e| format!("cannot build the heartbeat client: {e}"))?;
+            .map_err(HeartbeatError::Client)?;
         Ok(Heartbeat { client, url })
     }
 

@@ -16,7 +16,7 @@ use axum::Router;
 
 use super::breaker::State as BreakerState;
 use super::Shared;
-use crate::time::now_ms;
+use crate::catalog::JobStatus;
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
@@ -64,7 +64,7 @@ fn esc(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
-async fn render(shared: &Shared) -> Result<String, crate::catalog::CatalogError> {
+pub(super) async fn render(shared: &Shared) -> Result<String, crate::catalog::CatalogError> {
     let cat = &shared.ctx.catalog;
     let plans: Vec<_> = shared.plans.read().await.plans().cloned().collect();
     let mut s = String::new();
@@ -81,28 +81,27 @@ async fn render(shared: &Shared) -> Result<String, crate::catalog::CatalogError>
     );
 
     let _ = writeln!(s, "# HELP lifeboat_jobs_total Scheduled jobs by plan, kind and outcome (missed included).\n# TYPE lifeboat_jobs_total counter");
-    for (plan, kind, status, n) in cat.job_counts().await? {
+    let counts = cat.job_counts().await?;
+    for (plan, kind, status, n) in &counts {
         let _ = writeln!(
             s,
             "lifeboat_jobs_total{{plan=\"{}\",kind=\"{}\",status=\"{}\"}} {n}",
-            esc(&plan),
-            esc(&kind),
-            esc(&status)
+            esc(plan),
+            kind.as_str(),
+            status.as_str()
         );
     }
     let _ = writeln!(s, "# HELP lifeboat_missed_slots_total Slots that could not start in their window.\n# TYPE lifeboat_missed_slots_total counter");
-    for (plan, kind, status, n) in cat.job_counts().await? {
-        if status == "missed" {
-            let _ = writeln!(
-                s,
-                "lifeboat_missed_slots_total{{plan=\"{}\",kind=\"{}\"}} {n}",
-                esc(&plan),
-                esc(&kind)
-            );
-        }
+    for (plan, kind, _, n) in counts.iter().filter(|c| c.2 == JobStatus::Missed) {
+        let _ = writeln!(
+            s,
+            "lifeboat_missed_slots_total{{plan=\"{}\",kind=\"{}\"}} {n}",
+            esc(plan),
+            kind.as_str()
+        );
     }
 
-    let now = now_ms();
+    let now = shared.clock.now_ms();
     let status = crate::report::status::build(cat, &plans, now).await?;
     let _ = writeln!(s, "# HELP lifeboat_newest_point_age_seconds Age of the newest data every resource has in a region (worst resource).\n# TYPE lifeboat_newest_point_age_seconds gauge");
     for p in &status {

@@ -11,8 +11,10 @@ mod alerts;
 mod breaker;
 mod heartbeat;
 mod http;
+mod job;
 mod plans;
 mod scheduler;
+mod work;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -30,11 +32,12 @@ use crate::catalog::{Catalog, CatalogError};
 use crate::context::Context;
 use crate::notify::{Notifier, RetryPolicy};
 use crate::plan::SecretUrl;
-use crate::time::now_ms;
+use crate::time::Clock;
 
 pub use breaker::{Breakers, State as BreakerState};
 pub use plans::PlanSet;
 
+/// How the daemon runs: its catalog, folders, listener and limits.
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
     pub catalog: PathBuf,
@@ -62,6 +65,7 @@ pub struct DaemonConfig {
 /// the running jobs are done.
 const NOTIFY_DRAIN: Duration = Duration::from_secs(5);
 
+/// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error(
@@ -76,6 +80,8 @@ pub enum DaemonError {
     Plans(PathBuf, std::io::Error),
     #[error("{0}")]
     Config(String),
+    #[error(transparent)]
+    Heartbeat(#[from] heartbeat::HeartbeatError),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
 }
@@ -95,6 +101,10 @@ pub(crate) struct Shared {
     pub notifier: Notifier,
     /// Plans whose RPO exposure to look at now (see [`alerts`]).
     pub recheck: UnboundedSender<String>,
+    /// Where the scheduler, the jobs and the alerts read the time.
+    pub clock: Clock,
+    /// What a job does once it may start (the real backup, drill, prune).
+    pub work: Box<dyn job::Work>,
 }
 
 impl Shared {
@@ -104,6 +114,7 @@ impl Shared {
         let _ = self.recheck.send(plan.to_string());
     }
 
+    /// The concurrency limit of jobs loading `region`.
     pub fn region_limit(&self, region: &str) -> Arc<Semaphore> {
         let mut map = self.regions.lock().unwrap_or_else(|p| p.into_inner());
         map.entry(region.to_string())
@@ -112,6 +123,7 @@ impl Shared {
     }
 }
 
+/// A daemon built and ready to run (see the module docs).
 pub struct Daemon {
     shared: Arc<Shared>,
     recheck: UnboundedReceiver<String>,
@@ -123,6 +135,16 @@ impl Daemon {
     /// Takes the daemon lock, opens the catalog, loads the plans and binds
     /// the HTTP listener (port 0 picks a free one).
     pub async fn build(config: DaemonConfig) -> Result<Daemon, DaemonError> {
+        Daemon::build_with(config, Clock::System, Box::new(work::Orchestrators)).await
+    }
+
+    /// [`Daemon::build`] with the clock and the work given: the scheduler's
+    /// tests run it on tokio's paused clock with work that records.
+    async fn build_with(
+        config: DaemonConfig,
+        clock: Clock,
+        work: Box<dyn job::Work>,
+    ) -> Result<Daemon, DaemonError> {
         let lock_path = PathBuf::from(format!("{}.daemon.lock", config.catalog.display()));
         if let Some(parent) = lock_path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| DaemonError::Lock(lock_path.clone(), e))?;
@@ -147,8 +169,7 @@ impl Daemon {
             .heartbeat_url
             .as_deref()
             .map(heartbeat::Heartbeat::new)
-            .transpose()
-            .map_err(DaemonError::Config)?;
+            .transpose()?;
         if let Some(h) = &heartbeat {
             info!(host = %h.host(), "heartbeat pings after each successful job");
         }
@@ -193,6 +214,8 @@ impl Daemon {
             heartbeat,
             notifier,
             recheck: recheck_tx,
+            clock,
+            work,
             plans: RwLock::new(plans),
             ctx,
             config,
@@ -205,10 +228,12 @@ impl Daemon {
         })
     }
 
+    /// Where the HTTP endpoints listen (the port chosen for port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
+    /// How many plans were loaded.
     pub async fn plan_count(&self) -> usize {
         self.shared.plans.read().await.len()
     }
@@ -231,7 +256,11 @@ impl Daemon {
 
         // Clean up what a previous daemon left: jobs, points and drills it
         // was running (it is dead: we hold the daemon lock).
-        let interrupted = shared.ctx.catalog.fail_interrupted_jobs(now_ms()).await?;
+        let interrupted = shared
+            .ctx
+            .catalog
+            .fail_interrupted_jobs(shared.clock.now_ms())
+            .await?;
         if !interrupted.is_empty() {
             warn!(
                 jobs = interrupted.len(),

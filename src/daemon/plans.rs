@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 use crate::plan::{load_file, Diagnostic, Plan};
 
+/// The plans loaded, by the file each came from.
 #[derive(Debug, Default)]
 pub struct PlanSet {
     by_file: BTreeMap<PathBuf, Plan>,
@@ -23,18 +24,22 @@ pub struct Reload {
 }
 
 impl PlanSet {
+    /// Every plan, in file order.
     pub fn plans(&self) -> impl Iterator<Item = &Plan> {
         self.by_file.values()
     }
 
+    /// How many plans are loaded.
     pub fn len(&self) -> usize {
         self.by_file.len()
     }
 
+    /// True when no plan is loaded.
     pub fn is_empty(&self) -> bool {
         self.by_file.is_empty()
     }
 
+    /// The plan named `name`.
     pub fn get(&self, name: &str) -> Option<&Plan> {
         self.by_file.values().find(|p| p.name == name)
     }

@@ -1,9 +1,22 @@
-//! The scheduler loop: for every plan, its backup, drill and prune slots,
-//! each started at slot + its stable jitter offset, within the start window
-//! or recorded as missed. After downtime the slots that passed are recorded
-//! as missed and the next slot runs: no catch-up storm.
+//! The scheduler: for every plan, a backup, a drill and a prune track; each
+//! slot starts at slot + its stable jitter offset, within the start window
+//! that follows (see [`Run::window_end`]), or is recorded as missed
+//! (DESIGN.md's missed slot). After downtime the
+//! slots whose window closed are recorded as missed and only the newest
+//! slot still inside its window runs: no catch-up storm.
+//!
+//! Three layers, so the rules can be tested at exact instants: a [`Track`]
+//! decides what becomes of its slots at a given `now` (pure); the
+//! [`Scheduler`] reads the daemon's clock, writes those decisions to the
+//! catalog and starts jobs; [`run`] is the loop that sleeps until the next
+//! start. Time comes only from `Shared::clock`, so the tests (in `tests`)
+//! run all three on tokio's paused clock.
 
-use std::collections::HashMap;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,643 +24,413 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, info_span, warn, Instrument};
+use tracing::{error, info, warn};
 
+use super::job::{self, Job, Trigger};
 use super::plans::fingerprint;
 use super::Shared;
-use crate::backup::BackupError;
-use crate::catalog::RunStatus;
-use crate::drill::{DrillError, DrillOptions};
-use crate::locks::LockError;
-use crate::notify::Notification;
+use crate::catalog::JobKind;
 use crate::plan::Plan;
-use crate::schedule::{jitter_offset, Cron, Run, Timing};
-use crate::time::{now_ms, rfc3339, Millis};
+use crate::schedule::{Cron, Run, Timing};
+use crate::time::to_datetime;
 
 /// Slots older than this many are not recorded one by one after downtime.
 const MAX_MISSED_RECORDED: usize = 10_000;
-/// The scheduler wakes at least this often (reloads, clock jumps).
+/// The scheduler wakes at least this often: the system clock may jump.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
+/// A backup slot starting this soon is a new plan's first backup already.
+const FIRST_RUN_SLACK: chrono::TimeDelta = chrono::TimeDelta::seconds(5);
+/// How far back slots are looked at after downtime.
+const MAX_DOWNTIME: chrono::TimeDelta = chrono::TimeDelta::days(366);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    Backup,
-    Drill,
-    Prune,
+/// Why the scheduler itself recorded a slot as missed (a job that could not
+/// start gives its own reason: breaker open, concurrency full, plan busy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Missed {
+    /// Its window closed while the daemon was not running.
+    DaemonDown,
+    /// A later slot of the same track was due too: only the newest runs.
+    Superseded,
+    /// Due, but only seen after its start window (given) had closed.
+    WindowClosed(Duration),
 }
 
-impl Kind {
-    pub fn as_str(self) -> &'static str {
+impl fmt::Display for Missed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Kind::Backup => "backup",
-            Kind::Drill => "drill",
-            Kind::Prune => "prune",
+            Missed::DaemonDown => {
+                f.write_str("not started within the start window: the daemon was not running")
+            }
+            Missed::Superseded => {
+                f.write_str("superseded by a later slot that was also due: no catch-up")
+            }
+            Missed::WindowClosed(window) => write!(
+                f,
+                "not started within the start window ({}): the daemon was busy or asleep",
+                humantime::format_duration(*window)
+            ),
         }
     }
 }
 
+/// What becomes of one due slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Decision {
+    Start(Run),
+    Miss(Run, Missed),
+}
+
+/// The slots a track found missed when it was (re)built.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Downtime {
+    /// The ones to record, oldest first (at most [`MAX_MISSED_RECORDED`]).
+    pub runs: Vec<Run>,
+    /// How many there were.
+    pub total: usize,
+}
+
 /// Pruning runs hourly per plan, jittered over ten minutes.
-fn prune_timing() -> Option<Timing> {
-    Some(Timing {
-        cron: Cron::parse("0 * * * *").ok()?,
+fn prune_timing() -> Timing {
+    Timing {
+        // A constant, valid crontab expression: parsing cannot fail.
+        cron: Cron::parse("0 * * * *").expect("hourly cron expression"),
         timezone: chrono_tz::UTC,
         jitter: Duration::from_secs(600),
-    })
-}
-
-fn timing_of(plan: &Plan, kind: Kind) -> Option<Timing> {
-    match kind {
-        Kind::Backup => Some(plan.backup.timing.clone()),
-        Kind::Drill => plan.drill.timing.clone(),
-        Kind::Prune => prune_timing(),
     }
 }
 
-fn at(ms: Millis) -> DateTime<Utc> {
-    crate::time::to_datetime(ms)
-}
-
-fn run_of(plan: &str, kind: Kind, timing: &Timing, slot: DateTime<Utc>) -> Run {
-    let offset = jitter_offset(plan, kind.as_str(), slot, timing.jitter);
-    Run {
-        slot,
-        start: slot + chrono::Duration::from_std(offset).unwrap_or_default(),
-    }
-}
-
-struct Track {
-    plan: Plan,
-    kind: Kind,
+/// One plan's schedule for one kind of job, and its next run.
+#[derive(Debug)]
+pub(crate) struct Track {
+    pub plan: Plan,
+    pub kind: JobKind,
     timing: Timing,
-    next: Option<Run>,
+    /// The plan's start window (every kind shares it).
+    window: Duration,
+    pub next: Option<Run>,
 }
 
 impl Track {
+    /// The plan's track for `kind`; `None` when the plan does not schedule
+    /// it (a drill without a schedule). Not positioned: see [`Track::resume`].
+    pub fn new(plan: &Plan, kind: JobKind) -> Option<Track> {
+        let timing = match kind {
+            JobKind::Backup => plan.backup.timing.clone(),
+            JobKind::Drill => plan.drill.timing.clone()?,
+            JobKind::Prune => prune_timing(),
+        };
+        Some(Track {
+            plan: plan.clone(),
+            kind,
+            timing,
+            window: plan.backup.start_window,
+            next: None,
+        })
+    }
+
+    /// Moves `next` to the first slot strictly after `after`.
     fn advance(&mut self, after: DateTime<Utc>) {
         self.next = self
             .timing
             .cron
             .next_after(after, self.timing.timezone)
-            .map(|slot| run_of(&self.plan.name, self.kind, &self.timing, slot));
+            .map(|slot| self.timing.run(&self.plan.name, self.kind.as_str(), slot));
+    }
+
+    /// Positions a new track at `now`. `last` is the newest slot the catalog
+    /// has a job for: the slots after it whose window closed before `now`
+    /// are returned as missed (the daemon was not running), and `next` is
+    /// the first slot whose window is still open. Without `last` the plan
+    /// is new: the slots before it was loaded are not its misses.
+    pub fn resume(&mut self, last: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Downtime {
+        let window = chrono::TimeDelta::from_std(self.window).unwrap_or_default();
+        let mut cursor = match last {
+            Some(last) => last.max(now - MAX_DOWNTIME),
+            None => now - window,
+        };
+        let mut missed = Downtime::default();
+        loop {
+            self.advance(cursor);
+            let Some(run) = self.next else { break };
+            if run.window_end(self.window) >= now {
+                break;
+            }
+            if missed.total < MAX_MISSED_RECORDED {
+                missed.runs.push(run);
+            }
+            missed.total += 1;
+            cursor = run.slot;
+            if missed.total > MAX_MISSED_RECORDED * 10 {
+                // Years of a per-second schedule: jump to now.
+                cursor = now - window;
+            }
+        }
+        missed
+    }
+
+    /// What becomes of every slot due at `now`, oldest first, and moves
+    /// `next` past them. Only the newest due slot can start; a slot seen
+    /// after its window closed is missed.
+    pub fn due(&mut self, now: DateTime<Utc>) -> Vec<Decision> {
+        let mut decisions = Vec::new();
+        while let Some(run) = self.next.filter(|r| r.start <= now) {
+            self.advance(run.slot);
+            let superseded = self.next.is_some_and(|n| n.start <= now);
+            decisions.push(if superseded {
+                Decision::Miss(run, Missed::Superseded)
+            } else if now > run.window_end(self.window) {
+                Decision::Miss(run, Missed::WindowClosed(self.window))
+            } else {
+                Decision::Start(run)
+            });
+        }
+        decisions
     }
 }
 
-/// Builds a plan's track for `kind`, recording the slots missed since the
-/// last one the catalog knows (daemon down).
-async fn init_track(shared: &Shared, plan: &Plan, kind: Kind) -> Option<Track> {
-    let timing = timing_of(plan, kind)?;
-    let window = chrono::Duration::from_std(plan.backup.start_window).unwrap_or_default();
-    let now = Utc::now();
-    let last = match shared
-        .ctx
-        .catalog
-        .last_job_slot(&plan.name, kind.as_str())
-        .await
-    {
-        Ok(l) => l,
-        Err(e) => {
-            error!(plan = %plan.name, error = %e, "cannot read the catalog; scheduling from now");
-            None
-        }
-    };
-    let mut track = Track {
-        plan: plan.clone(),
-        kind,
-        timing,
-        next: None,
-    };
-    // A plan new to the catalog starts now: slots before it was known are
-    // not its misses.
-    let mut cursor = match last {
-        Some(ms) => at(ms).max(now - chrono::Duration::days(366)),
-        None => now - window,
-    };
-    let mut missed = 0usize;
-    loop {
-        track.advance(cursor);
-        let Some(run) = track.next else { break };
-        if run.slot + window >= now {
-            break;
-        }
-        if missed < MAX_MISSED_RECORDED {
-            let _ = shared
-                .ctx
-                .catalog
-                .record_missed(
-                    &plan.name,
-                    kind.as_str(),
-                    run.slot.timestamp_millis(),
-                    run.start.timestamp_millis(),
-                    "not started within the start window: the daemon was not running",
-                    now_ms(),
-                )
-                .await;
-        }
-        missed += 1;
-        cursor = run.slot;
-        if missed > MAX_MISSED_RECORDED * 10 {
-            // Years of a per-second schedule: jump to now.
-            cursor = now - window;
-        }
-    }
-    if missed > 0 {
-        warn!(plan = %plan.name, kind = kind.as_str(), missed, "slots missed while the daemon was down are recorded; the next slot runs (no catch-up)");
-    }
-    Some(track)
+/// Every plan's tracks, and what the scheduler needs to act on them.
+pub(crate) struct Scheduler {
+    shared: Arc<Shared>,
+    token: CancellationToken,
+    tracker: TaskTracker,
+    tracks: BTreeMap<(String, JobKind), Track>,
 }
 
-async fn build_tracks(shared: &Shared) -> HashMap<(String, Kind), Track> {
-    let plans: Vec<Plan> = shared.plans.read().await.plans().cloned().collect();
-    let mut tracks = HashMap::new();
-    for plan in &plans {
-        add_plan_tracks(shared, plan, &mut tracks).await;
-    }
-    tracks
-}
-
-async fn add_plan_tracks(
-    shared: &Shared,
-    plan: &Plan,
-    tracks: &mut HashMap<(String, Kind), Track>,
-) {
-    for kind in [Kind::Backup, Kind::Drill, Kind::Prune] {
-        if let Some(t) = init_track(shared, plan, kind).await {
-            tracks.insert((plan.name.clone(), kind), t);
+impl Scheduler {
+    /// Builds the tracks of every loaded plan, recording the slots missed
+    /// while the daemon was down, and starts the first backups plans need.
+    pub async fn start(
+        shared: Arc<Shared>,
+        token: CancellationToken,
+        tracker: TaskTracker,
+    ) -> Scheduler {
+        let mut scheduler = Scheduler {
+            shared,
+            token,
+            tracker,
+            tracks: BTreeMap::new(),
+        };
+        for plan in scheduler.loaded_plans().await {
+            scheduler.add_plan(&plan).await;
         }
+        scheduler
     }
-}
 
-/// Protection starts when a plan is added: a plan without a complete point
-/// for every resource in its primary region gets a backup right away.
-async fn first_run_if_needed(
-    shared: &Arc<Shared>,
-    tracker: &TaskTracker,
-    token: &CancellationToken,
-    plan: &Plan,
-    tracks: &HashMap<(String, Kind), Track>,
-) {
-    // A slot due now is the first backup already.
-    let due_soon = tracks
-        .get(&(plan.name.clone(), Kind::Backup))
-        .and_then(|t| t.next)
-        .is_some_and(|r| r.start <= Utc::now() + chrono::Duration::seconds(5));
-    if due_soon {
-        return;
+    async fn loaded_plans(&self) -> Vec<Plan> {
+        self.shared.plans.read().await.plans().cloned().collect()
     }
-    let mut missing = false;
-    for res in &plan.resources {
-        match shared
+
+    /// The next run of each track, for tests to state what is expected.
+    #[cfg(test)]
+    pub fn next_runs(&self) -> BTreeMap<(String, JobKind), Option<Run>> {
+        self.tracks
+            .iter()
+            .map(|(k, t)| (k.clone(), t.next))
+            .collect()
+    }
+
+    /// Starts or records as missed every slot due now; returns when the
+    /// next one is due.
+    pub async fn tick(&mut self) -> Option<DateTime<Utc>> {
+        let now = self.shared.clock.now();
+        let mut decisions = Vec::new();
+        for track in self.tracks.values_mut() {
+            for decision in track.due(now) {
+                decisions.push((track.plan.clone(), track.kind, decision));
+            }
+        }
+        for (plan, kind, decision) in decisions {
+            match decision {
+                Decision::Start(run) => self.start_job(Job {
+                    plan,
+                    kind,
+                    run,
+                    trigger: Trigger::Schedule,
+                }),
+                Decision::Miss(run, why) => {
+                    warn!(plan = %plan.name, kind = kind.as_str(), slot = %run.slot, "{why}");
+                    self.record_missed(&plan, kind, run, why).await;
+                }
+            }
+        }
+        self.tracks
+            .values()
+            .filter_map(|t| t.next.map(|r| r.start))
+            .min()
+    }
+
+    fn start_job(&self, job: Job) {
+        job::spawn(&self.shared, &self.tracker, &self.token, job);
+    }
+
+    async fn record_missed(&self, plan: &Plan, kind: JobKind, run: Run, why: Missed) {
+        let result = self
+            .shared
             .ctx
             .catalog
-            .newest_complete_point(&plan.name, &res.name, &plan.backup.primary_region)
-            .await
-        {
-            Ok(None) => missing = true,
-            Ok(_) => {}
-            Err(e) => warn!(plan = %plan.name, error = %e, "cannot read the catalog"),
+            .record_missed(
+                &plan.name,
+                kind,
+                run.slot.timestamp_millis(),
+                run.start.timestamp_millis(),
+                &why.to_string(),
+                self.shared.clock.now_ms(),
+            )
+            .await;
+        if let Err(e) = result {
+            error!(plan = %plan.name, kind = kind.as_str(), error = %e, "cannot record a missed slot");
         }
     }
-    if missing {
-        let now = Utc::now();
-        info!(plan = %plan.name, "no complete point yet: first backup now");
-        dispatch(
-            shared,
-            tracker,
-            token,
-            plan.clone(),
-            Kind::Backup,
-            Run {
-                slot: now,
-                start: now,
-            },
-            "first-run",
+
+    /// Adds a plan's tracks and starts its first backup if it needs one.
+    async fn add_plan(&mut self, plan: &Plan) {
+        for kind in JobKind::ALL {
+            if let Some(track) = self.resume_track(plan, kind).await {
+                self.tracks.insert((plan.name.clone(), kind), track);
+            }
+        }
+        self.first_run_if_needed(plan).await;
+    }
+
+    /// A plan's track for `kind`, positioned after the last slot the
+    /// catalog knows, with the slots missed since recorded.
+    async fn resume_track(&self, plan: &Plan, kind: JobKind) -> Option<Track> {
+        let mut track = Track::new(plan, kind)?;
+        let last = match self
+            .shared
+            .ctx
+            .catalog
+            .last_job_slot(&plan.name, kind)
+            .await
+        {
+            Ok(last) => last.map(to_datetime),
+            Err(e) => {
+                error!(plan = %plan.name, error = %e, "cannot read the catalog; scheduling from now");
+                None
+            }
+        };
+        let missed = track.resume(last, self.shared.clock.now());
+        for run in &missed.runs {
+            self.record_missed(plan, kind, *run, Missed::DaemonDown)
+                .await;
+        }
+        if missed.total > 0 {
+            warn!(plan = %plan.name, kind = kind.as_str(), missed = missed.total, "slots missed while the daemon was down are recorded; the next slot runs (no catch-up)");
+        }
+        Some(track)
+    }
+
+    /// Protection starts when a plan is added: a plan without a complete
+    /// point for every resource in its primary region gets a backup right
+    /// away, unless a backup slot is about to start anyway.
+    async fn first_run_if_needed(&self, plan: &Plan) {
+        let now = self.shared.clock.now();
+        let due_soon = self
+            .tracks
+            .get(&(plan.name.clone(), JobKind::Backup))
+            .and_then(|t| t.next)
+            .is_some_and(|r| r.start <= now + FIRST_RUN_SLACK);
+        if due_soon {
+            return;
+        }
+        let mut missing = false;
+        for res in &plan.resources {
+            match self
+                .shared
+                .ctx
+                .catalog
+                .newest_complete_point(&plan.name, &res.name, &plan.backup.primary_region)
+                .await
+            {
+                Ok(None) => missing = true,
+                Ok(Some(_)) => {}
+                Err(e) => warn!(plan = %plan.name, error = %e, "cannot read the catalog"),
+            }
+        }
+        if missing {
+            info!(plan = %plan.name, "no complete point yet: first backup now");
+            self.start_job(Job {
+                plan: plan.clone(),
+                kind: JobKind::Backup,
+                run: Run {
+                    slot: now,
+                    start: now,
+                },
+                trigger: Trigger::FirstRun,
+            });
+        }
+    }
+
+    /// Re-reads the plans folder: new and changed plans get fresh tracks,
+    /// removed ones lose theirs, and a file whose new version is invalid
+    /// keeps running its last good plan.
+    pub async fn reload(&mut self) {
+        let shared = self.shared.clone();
+        let report = {
+            let mut plans = shared.plans.write().await;
+            match plans.reload(&shared.config.plans_dir) {
+                Ok(r) => r,
+                Err(e) => {
+                    error!(dir = %shared.config.plans_dir.display(), error = %e, "cannot read the plans folder; keeping the plans already loaded");
+                    shared.reload_errors.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+            }
+        };
+        for d in &report.errors {
+            error!(diagnostic = %d, "invalid plan file: keeping its last good version");
+        }
+        shared
+            .reload_errors
+            .fetch_add(report.errors.len() as u64, Ordering::Relaxed);
+        for name in report.removed.iter().chain(&report.changed) {
+            self.tracks.retain(|(p, _), _| p != name);
+        }
+        let plans = self.loaded_plans().await;
+        for name in report.added.iter().chain(&report.changed) {
+            // Its objective or regions may have changed.
+            shared.recheck(name);
+            if let Some(plan) = plans.iter().find(|p| &p.name == name) {
+                self.add_plan(plan).await;
+            }
+        }
+        info!(
+            plans = plans.len(),
+            added = ?report.added,
+            changed = ?report.changed,
+            removed = ?report.removed,
+            errors = report.errors.len(),
+            "plans reloaded"
         );
     }
 }
 
+/// Runs the scheduler until `token` is cancelled: sleeps until the next
+/// start (or [`MAX_SLEEP`]), a reload request, or an edit of the plans folder.
 pub(crate) async fn run(shared: Arc<Shared>, token: CancellationToken, tracker: TaskTracker) {
-    let mut tracks = build_tracks(&shared).await;
-    let plans: Vec<Plan> = shared.plans.read().await.plans().cloned().collect();
-    for plan in &plans {
-        first_run_if_needed(&shared, &tracker, &token, plan, &tracks).await;
-    }
     let dir = shared.config.plans_dir.clone();
+    let mut scheduler = Scheduler::start(shared.clone(), token.clone(), tracker).await;
     let mut seen = fingerprint(&dir);
     let mut watch = tokio::time::interval(shared.config.watch_interval);
     watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let now = Utc::now();
-        for track in tracks.values_mut() {
-            while let Some(run) = track.next {
-                if run.start > now {
-                    break;
-                }
-                let window =
-                    chrono::Duration::from_std(track.plan.backup.start_window).unwrap_or_default();
-                track.advance(run.slot);
-                // Only the latest due slot runs; older ones are recorded as
-                // superseded (after a pause there is no catch-up storm).
-                let superseded = track.next.is_some_and(|n| n.start <= now);
-                if superseded || now > run.slot + window {
-                    let reason = if superseded {
-                        "superseded by a later slot that was also due: no catch-up".to_string()
-                    } else {
-                        format!(
-                            "not started within the start window ({}): the daemon was busy or asleep",
-                            humantime::format_duration(track.plan.backup.start_window)
-                        )
-                    };
-                    warn!(plan = %track.plan.name, kind = track.kind.as_str(), slot = %run.slot, "{reason}");
-                    let _ = shared
-                        .ctx
-                        .catalog
-                        .record_missed(
-                            &track.plan.name,
-                            track.kind.as_str(),
-                            run.slot.timestamp_millis(),
-                            run.start.timestamp_millis(),
-                            &reason,
-                            now_ms(),
-                        )
-                        .await;
-                } else {
-                    dispatch(
-                        &shared,
-                        &tracker,
-                        &token,
-                        track.plan.clone(),
-                        track.kind,
-                        run,
-                        "schedule",
-                    );
-                }
-            }
-        }
-        let earliest = tracks
-            .values()
-            .filter_map(|t| t.next.map(|r| r.start))
-            .min();
-        let sleep = earliest
-            .map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO))
-            .unwrap_or(MAX_SLEEP)
-            .min(MAX_SLEEP);
+        let next = scheduler.tick().await;
+        let cap = tokio::time::Instant::now() + MAX_SLEEP;
+        let wake = next.map_or(cap, |t| shared.clock.deadline(t).min(cap));
         tokio::select! {
             _ = token.cancelled() => break,
-            _ = tokio::time::sleep(sleep) => {}
+            _ = tokio::time::sleep_until(wake) => {}
             _ = shared.reload.notified() => {
-                reload(&shared, &tracker, &token, &mut tracks).await;
+                scheduler.reload().await;
                 seen = fingerprint(&dir);
             }
             _ = watch.tick() => {
                 let now_seen = fingerprint(&dir);
                 if now_seen != seen {
                     seen = now_seen;
-                    reload(&shared, &tracker, &token, &mut tracks).await;
+                    scheduler.reload().await;
                 }
             }
         }
-    }
-}
-
-async fn reload(
-    shared: &Arc<Shared>,
-    tracker: &TaskTracker,
-    token: &CancellationToken,
-    tracks: &mut HashMap<(String, Kind), Track>,
-) {
-    let report = {
-        let mut plans = shared.plans.write().await;
-        match plans.reload(&shared.config.plans_dir) {
-            Ok(r) => r,
-            Err(e) => {
-                error!(dir = %shared.config.plans_dir.display(), error = %e, "cannot read the plans folder; keeping the plans already loaded");
-                shared.reload_errors.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-        }
-    };
-    for d in &report.errors {
-        error!(diagnostic = %d, "invalid plan file: keeping its last good version");
-    }
-    shared
-        .reload_errors
-        .fetch_add(report.errors.len() as u64, Ordering::Relaxed);
-    for name in report.removed.iter().chain(&report.changed) {
-        tracks.retain(|(p, _), _| p != name);
-    }
-    let plans: Vec<Plan> = shared.plans.read().await.plans().cloned().collect();
-    for name in report.added.iter().chain(&report.changed) {
-        // Its objective or regions may have changed.
-        shared.recheck(name);
-        if let Some(plan) = plans.iter().find(|p| &p.name == name) {
-            add_plan_tracks(shared, plan, tracks).await;
-            first_run_if_needed(shared, tracker, token, plan, tracks).await;
-        }
-    }
-    info!(
-        plans = plans.len(),
-        added = ?report.added,
-        changed = ?report.changed,
-        removed = ?report.removed,
-        errors = report.errors.len(),
-        "plans reloaded"
-    );
-}
-
-/// Starts a job in its own task (tracked for graceful shutdown).
-fn dispatch(
-    shared: &Arc<Shared>,
-    tracker: &TaskTracker,
-    token: &CancellationToken,
-    plan: Plan,
-    kind: Kind,
-    run: Run,
-    trigger: &'static str,
-) {
-    let span = info_span!("job", plan = %plan.name, kind = kind.as_str(), slot = %rfc3339(run.slot.timestamp_millis()), trigger);
-    let shared = shared.clone();
-    let token = token.clone();
-    tracker.spawn(
-        async move { run_job(shared, token, plan, kind, run, trigger).await }.instrument(span),
-    );
-}
-
-/// What a finished job records, and what to notify about it.
-struct Outcome {
-    status: &'static str,
-    run_id: Option<i64>,
-    drill_id: Option<i64>,
-    error: Option<String>,
-    notification: Option<Notification>,
-}
-
-impl Outcome {
-    fn missed(reason: impl Into<String>) -> Outcome {
-        Outcome {
-            status: "missed",
-            run_id: None,
-            drill_id: None,
-            error: Some(reason.into()),
-            notification: None,
-        }
-    }
-    fn failed(reason: impl Into<String>) -> Outcome {
-        Outcome {
-            status: "failed",
-            run_id: None,
-            drill_id: None,
-            error: Some(reason.into()),
-            notification: None,
-        }
-    }
-
-    /// Failed, and worth a notification.
-    fn failed_notified(reason: impl Into<String>, n: Notification) -> Outcome {
-        Outcome {
-            notification: Some(n),
-            ..Outcome::failed(reason)
-        }
-    }
-}
-
-async fn run_job(
-    shared: Arc<Shared>,
-    token: CancellationToken,
-    plan: Plan,
-    kind: Kind,
-    run: Run,
-    trigger: &'static str,
-) {
-    let cat = &shared.ctx.catalog;
-    let slot = run.slot.timestamp_millis();
-    let job = match cat
-        .claim_job(
-            &plan.name,
-            kind.as_str(),
-            slot,
-            run.start.timestamp_millis(),
-            now_ms(),
-        )
-        .await
-    {
-        Ok(Some(id)) => id,
-        Ok(None) => return, // this slot already has a row: never run it twice
-        Err(e) => {
-            error!(error = %e, "cannot record the job; not running it");
-            return;
-        }
-    };
-    let outcome = execute(&shared, &token, &plan, kind, run, trigger).await;
-    match outcome.status {
-        "succeeded" => {
-            info!("job succeeded");
-            if let Some(h) = &shared.heartbeat {
-                h.ping();
-            }
-        }
-        "missed" => warn!(
-            reason = outcome.error.as_deref().unwrap_or(""),
-            "job missed"
-        ),
-        _ => warn!(error = outcome.error.as_deref().unwrap_or(""), "job failed"),
-    }
-    if let Err(e) = cat
-        .finish_job(
-            job,
-            outcome.status,
-            outcome.run_id,
-            outcome.drill_id,
-            outcome.error.as_deref(),
-            now_ms(),
-        )
-        .await
-    {
-        error!(error = %e, "cannot record the job's outcome");
-    }
-    if let Some(n) = &outcome.notification {
-        shared.notifier.notify(&plan, n);
-    }
-    // New or pruned points change the RPO exposure.
-    if matches!(kind, Kind::Backup | Kind::Prune) {
-        shared.recheck(&plan.name);
-    }
-}
-
-async fn execute(
-    shared: &Arc<Shared>,
-    token: &CancellationToken,
-    plan: &Plan,
-    kind: Kind,
-    run: Run,
-    trigger: &'static str,
-) -> Outcome {
-    let region = match kind {
-        Kind::Drill => plan.drill.region.clone(),
-        _ => plan.backup.primary_region.clone(),
-    };
-    let vault = plan
-        .regions
-        .get(&region)
-        .and_then(|r| r.vault.clone())
-        .unwrap_or_default();
-    let breaker_key = format!("vault {region} {vault}");
-    // Backups are what hammers an endpoint on a schedule: they go through
-    // the region's breaker.
-    if kind == Kind::Backup {
-        if let Err(reason) = shared.breakers.allow(&breaker_key, now_ms()) {
-            return Outcome::missed(reason);
-        }
-    }
-    // Wait for a slot in the concurrency limits, but not past the window.
-    let deadline =
-        run.slot + chrono::Duration::from_std(plan.backup.start_window).unwrap_or_default();
-    let wait = (deadline - Utc::now()).to_std().unwrap_or(Duration::ZERO);
-    let region_limit = shared.region_limit(&region);
-    let global = shared.global.clone();
-    let permits = tokio::select! {
-        _ = token.cancelled() => return Outcome::missed("the daemon was stopping"),
-        r = tokio::time::timeout(wait, async move {
-            let g = global.acquire_owned().await;
-            let r = region_limit.acquire_owned().await;
-            (g, r)
-        }) => r,
-    };
-    let _permits = match permits {
-        Ok((Ok(g), Ok(r))) => (g, r),
-        Ok(_) => return Outcome::failed("concurrency limiter closed"),
-        Err(_) => {
-            return Outcome::missed(format!(
-                "concurrency limit reached ({} jobs at once, {} per region) until the start window closed",
-                shared.config.max_jobs, shared.config.max_jobs_per_region
-            ))
-        }
-    };
-    let limit = plan.backup.completion_window;
-    let ctx = &shared.ctx;
-    match kind {
-        Kind::Backup => {
-            let work = crate::backup::run(ctx, plan, trigger, Some(run.slot.timestamp_millis()));
-            match tokio::time::timeout(limit, work).await {
-                Ok(Ok(outcome)) => {
-                    shared.breakers.record(
-                        &breaker_key,
-                        outcome.status != RunStatus::Failed,
-                        now_ms(),
-                    );
-                    let first_error = outcome.points.iter().find_map(|p| p.error.clone());
-                    let notification = Notification::from_backup(plan, &outcome, now_ms());
-                    Outcome {
-                        status: if outcome.status == RunStatus::Succeeded {
-                            "succeeded"
-                        } else {
-                            "failed"
-                        },
-                        run_id: Some(outcome.run_id),
-                        drill_id: None,
-                        error: (outcome.status != RunStatus::Succeeded).then(|| {
-                            format!(
-                                "backup {}: {}",
-                                outcome.status,
-                                first_error.unwrap_or_default()
-                            )
-                        }),
-                        notification,
-                    }
-                }
-                Ok(Err(BackupError::Lock(LockError::Busy { .. }))) => {
-                    Outcome::missed("another backup of this plan was still running")
-                }
-                Ok(Err(e)) => Outcome::failed_notified(
-                    e.to_string(),
-                    Notification::backup_failed(plan, None, "failed", &e.to_string(), now_ms()),
-                ),
-                Err(_) => {
-                    // The run was cancelled by dropping it; record its points failed.
-                    if let Ok(_lock) =
-                        crate::locks::PlanLock::try_acquire(&ctx.locks_dir(), &plan.name, "backup")
-                    {
-                        let _ = crate::backup::fail_interrupted(&ctx.catalog, plan).await;
-                    }
-                    shared.breakers.record(&breaker_key, false, now_ms());
-                    let reason = format!(
-                        "cancelled: still running after the completion window ({})",
-                        humantime::format_duration(limit)
-                    );
-                    let n = Notification::backup_failed(plan, None, "failed", &reason, now_ms());
-                    Outcome::failed_notified(reason, n)
-                }
-            }
-        }
-        Kind::Drill => {
-            let opts = DrillOptions {
-                region: None,
-                point: None,
-                keep: false,
-                trigger: trigger.to_string(),
-            };
-            match tokio::time::timeout(limit, crate::drill::run(ctx, plan, &opts)).await {
-                Ok(Ok(d)) => Outcome {
-                    status: if d.record.passed() {
-                        "succeeded"
-                    } else {
-                        "failed"
-                    },
-                    run_id: None,
-                    drill_id: Some(d.record.id),
-                    error: d.record.error.clone(),
-                    notification: Notification::from_drill(&ctx.catalog, plan, &d.record).await,
-                },
-                Ok(Err(DrillError::Lock(LockError::Busy { .. }))) => {
-                    Outcome::missed("another drill of this plan was still running")
-                }
-                Ok(Err(e)) => Outcome::failed_notified(
-                    e.to_string(),
-                    Notification::drill_error(plan, &region, &e.to_string(), now_ms()),
-                ),
-                Err(_) => {
-                    let _ = crate::drill::recover(ctx, plan).await;
-                    let reason = format!(
-                        "cancelled: still running after the completion window ({})",
-                        humantime::format_duration(limit)
-                    );
-                    let n = Notification::drill_error(plan, &region, &reason, now_ms());
-                    Outcome::failed_notified(reason, n)
-                }
-            }
-        }
-        Kind::Prune => match crate::prune::run(ctx, plan, now_ms(), false).await {
-            Ok(pruned) => {
-                let failed = pruned.iter().filter(|p| p.result.is_err()).count();
-                Outcome {
-                    status: if failed == 0 { "succeeded" } else { "failed" },
-                    run_id: None,
-                    drill_id: None,
-                    error: (failed > 0).then(|| format!("{failed} point(s) could not be deleted")),
-                    notification: None,
-                }
-            }
-            Err(crate::prune::PruneError::Lock(LockError::Busy { .. })) => {
-                Outcome::missed("a backup or drill of this plan was running")
-            }
-            Err(e) => Outcome::failed(e.to_string()),
-        },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    /// The daemon spawns these futures: they must be `Send` for any
-    /// lifetime (sqlx's PostgreSQL executor calls written as
-    /// `raw_sql(..).execute(&mut conn)` once broke this).
-    #[allow(dead_code)]
-    fn job_futures_are_send(
-        ctx: &'static crate::context::Context,
-        plan: &'static crate::plan::Plan,
-        opts: &'static crate::drill::DrillOptions,
-    ) {
-        fn is_send<T: Send>(_: T) {}
-        is_send(crate::backup::run(ctx, plan, "x", None));
-        is_send(crate::drill::run(ctx, plan, opts));
-        is_send(crate::prune::run(ctx, plan, 0, false));
     }
 }

@@ -303,8 +303,8 @@ async fn backup_counts(
         let incident = Incident {
             source: "job",
             id: j.id,
-            kind: j.kind.clone(),
-            status: j.status.clone(),
+            kind: j.kind.as_str().into(),
+            status: j.status.as_str().into(),
             at: rfc3339(j.scheduled_start),
             reason: j.error.clone(),
         };
@@ -314,7 +314,9 @@ async fn backup_counts(
     Ok(BackupSummary {
         runs: cat.count_runs_between(name, from, to).await? as usize,
         failed: bad_runs.len(),
-        missed: cat.missed_between(name, "backup", from, to).await? as usize,
+        missed: cat
+            .missed_between(name, crate::catalog::JobKind::Backup, from, to)
+            .await? as usize,
         incidents: incidents.into_iter().map(|(_, i)| i).collect(),
     })
 }

@@ -1,5 +1,10 @@
-//! The real daemon process on seconds-granularity schedules: jitter,
-//! restarts, kill -9, reloads, breakers, a second daemon, metrics.
+//! The real daemon process on seconds-granularity schedules: start-up, the
+//! HTTP endpoints, real backups and drills on their jittered slots, SIGTERM,
+//! restarts, kill -9, reloads (file watch and SIGHUP), a second daemon, the
+//! heartbeat, a breaker opened by real failing backups. The scheduler's
+//! rules themselves (jitter, start windows, missed slots, downtime, first
+//! runs, breakers, concurrency limits) are tested at exact instants on a
+//! paused clock in `src/daemon/scheduler/tests.rs`.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -206,8 +211,9 @@ fn runs_on_schedule_with_stable_jitter_restarts_and_stops_on_sigterm() {
     let d = Daemon::start(&env, &[]);
     let up_since = now_ms() + 1000;
     assert_eq!(d.get("/healthz").0, 200);
-    wait_for("3 backups and a drill", Duration::from_secs(40), || {
-        succeeded(&env, "backup") >= 3 && succeeded(&env, "drill") >= 1
+    // The first backup (at once) and a scheduled one, and a drill.
+    wait_for("2 backups and a drill", Duration::from_secs(40), || {
+        succeeded(&env, "backup") >= 2 && succeeded(&env, "drill") >= 1
     });
     assert_eq!(d.get("/readyz").0, 200);
     let (code, metrics) = d.get("/metrics");
@@ -236,7 +242,7 @@ fn runs_on_schedule_with_stable_jitter_restarts_and_stops_on_sigterm() {
     wait_for(
         "more backups after restart",
         Duration::from_secs(30),
-        || jobs(&env).len() >= before + 3,
+        || jobs(&env).len() >= before + 2,
     );
     let (code, _) = d.stop();
     assert_eq!(code, 0);
@@ -257,6 +263,23 @@ fn runs_on_schedule_with_stable_jitter_restarts_and_stops_on_sigterm() {
     assert!(files_under(&env.path("work/drills")).is_empty());
 }
 
+/// Incompressible bytes, eight per step: `pseudo_random`'s one byte per
+/// step takes seconds for the 256 MiB below in a debug build.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
 #[test]
 fn kill_9_during_a_backup_and_a_drill_leaves_nothing_stuck_or_duplicated() {
     let env = Env::new();
@@ -264,11 +287,7 @@ fn kill_9_during_a_backup_and_a_drill_leaves_nothing_stuck_or_duplicated() {
     let big = env.path("data/files/big");
     std::fs::create_dir_all(&big).unwrap();
     for i in 0..8 {
-        std::fs::write(
-            big.join(format!("blob-{i}.bin")),
-            pseudo_random(32 << 20, i),
-        )
-        .unwrap();
+        std::fs::write(big.join(format!("blob-{i}.bin")), noise(32 << 20, i)).unwrap();
     }
     env.write_plan("shop.toml", &daemon_plan(&env));
 
@@ -331,12 +350,15 @@ fn kill_9_during_a_backup_and_a_drill_leaves_nothing_stuck_or_duplicated() {
         interrupted >= 2,
         "both killed jobs are recorded as interrupted"
     );
-    assert_eq!(
-        count(
-            &env,
-            "SELECT COUNT(*) FROM drills WHERE error LIKE 'interrupted%'"
-        ),
-        1
+    // The drill killed while restoring; and perhaps one killed in step 1
+    // while it found no point yet (a drill slot is due as the daemon starts).
+    let interrupted_drills = count(
+        &env,
+        "SELECT COUNT(*) FROM drills WHERE error LIKE 'interrupted%'",
+    );
+    assert!(
+        (1..=2).contains(&interrupted_drills),
+        "{interrupted_drills} drills recorded as interrupted"
     );
     assert!(
         files_under(&drills).is_empty(),
@@ -385,7 +407,7 @@ fn a_broken_edit_is_reported_and_the_last_good_plan_keeps_running() {
     wait_for(
         "backups continuing with the last good plan",
         Duration::from_secs(20),
-        || succeeded(&env, "backup") >= after + 2,
+        || succeeded(&env, "backup") > after,
     );
     let (_, metrics) = d.get("/metrics");
     assert!(
@@ -399,6 +421,8 @@ fn a_broken_edit_is_reported_and_the_last_good_plan_keeps_running() {
 
 #[test]
 fn a_failing_vault_opens_the_breaker_and_slots_are_recorded_missed() {
+    // Real failing backups feed the breaker; its rules (thresholds, the
+    // slots it stops) are tested on a paused clock in the scheduler's tests.
     let env = Env::new();
     env.seed(20);
     // The primary vault is a file: every backup fails writing to it.
@@ -409,13 +433,15 @@ fn a_failing_vault_opens_the_breaker_and_slots_are_recorded_missed() {
         &env,
         &["--breaker-threshold", "2", "--breaker-cooldown", "1h"],
     );
-    wait_for("the breaker to stop slots", Duration::from_secs(40), || {
-        jobs(&env)
-            .iter()
-            .filter(|j| j.kind == "backup" && j.error.contains("circuit open"))
-            .count()
-            >= 3
-    });
+    wait_for(
+        "the breaker to stop a slot",
+        Duration::from_secs(40),
+        || {
+            jobs(&env)
+                .iter()
+                .any(|j| j.kind == "backup" && j.error.contains("circuit open"))
+        },
+    );
     let runs = count(&env, "SELECT COUNT(*) FROM backup_runs");
     assert_eq!(
         runs, 2,
@@ -446,7 +472,7 @@ fn a_failing_vault_opens_the_breaker_and_slots_are_recorded_missed() {
     // Missed slots show in the report too.
     let (report, _) = env.json(&["report", "--format", "json"]);
     assert!(
-        report["plans"][0]["backups"]["missed"].as_u64().unwrap() >= 3,
+        report["plans"][0]["backups"]["missed"].as_u64().unwrap() >= 1,
         "{report}"
     );
 }

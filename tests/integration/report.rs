@@ -5,7 +5,8 @@
 use std::path::Path;
 
 use lifeboat::catalog::{
-    Catalog, DrillOutcome, DrillStatus, Flags, NewPoint, PointCompletion, RunStatus,
+    Catalog, DrillOutcome, DrillStatus, Flags, JobKind, JobStatus, NewPoint, PointCompletion,
+    RunStatus,
 };
 use lifeboat::resource::{Kind, Location};
 use serde_json::Value;
@@ -193,13 +194,20 @@ async fn seed_catalog(path: &Path) {
     .unwrap();
     // The daemon's job for that slot failed with the run: listed once.
     let job = cat
-        .claim_job("shop", "backup", t, t, t)
+        .claim_job("shop", JobKind::Backup, t, t, t)
         .await
         .unwrap()
         .unwrap();
-    cat.finish_job(job, "failed", Some(r2), None, Some("partial"), t + 6 * M)
-        .await
-        .unwrap();
+    cat.finish_job(
+        job,
+        JobStatus::Failed,
+        Some(r2),
+        None,
+        Some("partial"),
+        t + 6 * M,
+    )
+    .await
+    .unwrap();
     // Run 3 at 2h: both regions again.
     let t = T0 + 120 * M;
     let r3 = cat.start_run("shop", "schedule", Some(t), t).await.unwrap();
@@ -211,7 +219,7 @@ async fn seed_catalog(path: &Path) {
     // The 2h45m slot could not start.
     cat.record_missed(
         "shop",
-        "backup",
+        JobKind::Backup,
         T0 + 165 * M,
         T0 + 165 * M,
         "daemon down",
