@@ -41,13 +41,6 @@ pub enum CronError {
     NoDay(String),
 }
 
-/// Plan validation reports errors as sentences.
-impl From<CronError> for String {
-    fn from(e: CronError) -> String {
-        e.to_string()
-    }
-}
-
 /// A parsed crontab expression (5, 6 or 7 fields).
 #[derive(Debug, Clone)]
 pub struct Cron {

@@ -208,7 +208,7 @@ impl Validator<'_> {
         match Cron::parse(value.get_ref()) {
             Ok(c) => Some(c),
             Err(e) => {
-                self.error(value.span(), e);
+                self.error(value.span(), e.to_string());
                 None
             }
         }
