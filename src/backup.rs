@@ -266,7 +266,8 @@ impl<'a> Run<'a> {
             ))),
             (_, Err(e)) => Err(e),
             (Some(from), Ok(())) => {
-                self.record_planned(id, source.kind, dst, from).await?;
+                self.record_planned(id, source.kind, dst, &from.for_copy())
+                    .await?;
                 let size = source.size_bytes.unwrap_or(0).max(0) as u64;
                 let copied = resource::copy(source.kind, &res.name, src, from, dst, id, size).await;
                 self.record_lock(id, dst, from).await?;

@@ -47,6 +47,19 @@ impl Location {
             Location::RdsSnapshot { .. } => None,
         }
     }
+
+    /// Where a copy of the point at `self` goes in another region: vault
+    /// points keep their keys; a snapshot copy keeps its identifier, and
+    /// has no ARN until the copy exists (the source's is not the copy's).
+    pub fn for_copy(&self) -> Location {
+        match self {
+            Location::RdsSnapshot { id, .. } => Location::RdsSnapshot {
+                id: id.clone(),
+                arn: None,
+            },
+            Location::Artifact { .. } | Location::Objects { .. } => self.clone(),
+        }
+    }
 }
 
 /// Keys of a point's two objects in a vault.
@@ -108,6 +121,23 @@ mod tests {
         };
         let json = serde_json::to_string(&snap).unwrap();
         assert_eq!(json, r#"{"rds_snapshot":{"id":"lifeboat-x","arn":null}}"#);
+    }
+
+    #[test]
+    fn a_copy_keeps_the_keys_but_not_the_source_snapshot_arn() {
+        let snap = Location::RdsSnapshot {
+            id: "lifeboat-x".into(),
+            arn: Some("arn:aws:rds:us-east-1:1:snapshot:lifeboat-x".into()),
+        };
+        let planned = Location::RdsSnapshot {
+            id: "lifeboat-x".into(),
+            arn: None,
+        };
+        assert_eq!(snap.for_copy(), planned);
+        let objects = Location::Objects {
+            key: "p/r/x.objects".into(),
+        };
+        assert_eq!(objects.for_copy(), objects);
     }
 
     #[test]

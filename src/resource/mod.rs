@@ -305,7 +305,7 @@ pub async fn copy(
     point_id: i64,
     source_size: u64,
 ) -> Result<Copied, ResourceError> {
-    let to = from.clone();
+    let to = from.for_copy();
     match kind {
         Kind::Path | Kind::Sqlite | Kind::Postgres => {
             let keys = keys_of(kind, from)?;
