@@ -1,3 +1,5 @@
+// Every public item needs a doc comment: CI runs clippy with -D warnings, so an undocumented one fails the build.
+#![warn(missing_docs)]
 //! Lifeboat: a disaster-recovery backup orchestrator.
 //!
 //! Operators describe each workload's DR plan in a TOML file; Lifeboat

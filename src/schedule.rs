@@ -20,23 +20,48 @@ use sha2::{Digest, Sha256};
 /// words of the expression.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CronError {
+    /// The expression has no fields (empty or only whitespace).
     #[error("cron expression is empty")]
     Empty,
+    /// Not 5, 6 or 7 whitespace-separated fields.
     #[error("cron expression `{expr}` has {fields} fields; expected 5 (min hour day month weekday), or 6/7 with seconds first (and year last)")]
-    FieldCount { expr: String, fields: usize },
+    FieldCount {
+        /// The expression as written.
+        expr: String,
+        /// How many fields it has.
+        fields: usize,
+    },
     /// Refused by the `cron` crate, with the reason it gives.
     #[error("invalid cron expression `{expr}`: {reason}")]
-    Invalid { expr: String, reason: String },
+    Invalid {
+        /// The expression as written (not as translated for the crate).
+        expr: String,
+        /// The last line of the crate's message, which says what is wrong.
+        reason: String,
+    },
+    /// Valid, but matches no instant after now (`0 0 30 2 *`): refused
+    /// rather than loaded as a plan that silently never runs. Holds the
+    /// expression.
     #[error("cron expression `{0}` never fires")]
     NeverFires(String),
+    /// A day-of-week number above 7; holds the number as written.
     #[error("day of week `{0}` is out of range 0-7")]
     DayOutOfRange(String),
+    /// A day-of-week token that is neither a number nor a day name (`MON`
+    /// or `monday`, any case); holds the token.
     #[error("`{0}` is not a day of the week (0-7 or SUN-SAT)")]
     NotADay(String),
+    /// A day-of-week step (after `/`) that is not a number from 1 to 7;
+    /// holds the step as written.
     #[error("day-of-week step `{0}` must be a number from 1 to 7")]
     DayStep(String),
+    /// A day-of-week range whose first day comes after its last (`FRI-MON`,
+    /// or `FRI-SUN` since `SUN` is 0): ranges do not wrap around the week.
+    /// Holds the range.
     #[error("day-of-week range `{0}` runs backwards; write it as two ranges")]
     BackwardsDays(String),
+    /// The day-of-week field expanded to no day; holds the field. A
+    /// safeguard: every item the other checks accept selects a day.
     #[error("day-of-week field `{0}` selects no day")]
     NoDay(String),
 }
@@ -321,7 +346,12 @@ pub fn jitter_offset(plan: &str, kind: &str, slot: DateTime<Utc>, jitter: Durati
 /// One scheduled run: the cron slot and the jittered instant it starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Run {
+    /// The instant the cron expression matches. The catalog keys jobs on it
+    /// (one per plan, kind and slot) and the jitter offset hashes it.
     pub slot: DateTime<Utc>,
+    /// When the run is due: `slot` plus the stable jitter offset, so never
+    /// before `slot` and less than the jitter after it. Its start window
+    /// opens here.
     pub start: DateTime<Utc>,
 }
 
@@ -338,8 +368,14 @@ impl Run {
 /// A job's timing: cron, time zone and jitter, and the names it hashes.
 #[derive(Debug, Clone)]
 pub struct Timing {
+    /// When the slots fall.
     pub cron: Cron,
+    /// The zone `cron` is read in (the plan's IANA `timezone`): `0 3 * * *`
+    /// is 03:00 local time on either side of a DST change.
     pub timezone: Tz,
+    /// Runs start at their slot plus a stable offset in `[0, jitter)`
+    /// (millisecond steps); zero starts them on the slot. Validation keeps
+    /// it shorter than the shortest gap between slots.
     pub jitter: Duration,
 }
 
@@ -519,12 +555,17 @@ mod tests {
 /// One upcoming run of some plan, for the schedule preview.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedRun {
+    /// The plan's name.
     pub plan: String,
+    /// `backup` or `drill`, spelt as the jitter offset hashes it (and as
+    /// the catalog stores job kinds).
     pub kind: &'static str,
     /// Where the run puts its load: the primary region for backups, the
     /// drill region for drills.
     pub region: String,
+    /// The cron slot (see [`Run::slot`]).
     pub slot: DateTime<Utc>,
+    /// The jittered start (see [`Run::start`]); collisions compare these.
     pub start: DateTime<Utc>,
 }
 

@@ -27,7 +27,10 @@ pub enum Clock {
     /// Wall time `wall` at tokio instant `at`, moving with tokio's clock.
     #[cfg(test)]
     Tokio {
+        /// The wall time the clock read when it was made.
         wall: DateTime<Utc>,
+        /// The tokio instant it was made at; the clock reads `wall` plus
+        /// the tokio time elapsed since.
         at: tokio::time::Instant,
     },
 }

@@ -14,8 +14,14 @@ use crate::time::Millis;
 #[serde(rename_all = "lowercase")]
 #[sqlx(rename_all = "lowercase")]
 pub enum JobKind {
+    /// A backup run: a point of every resource in the primary region, then
+    /// the copies to the other regions. Follows `[backup]`'s schedule.
     Backup,
+    /// A drill from the plan's drill region. Follows `[drill]`'s schedule;
+    /// a plan without one has no drill jobs.
     Drill,
+    /// Deletes the points retention no longer keeps, in every region. Not
+    /// in the plan: hourly for every plan, jittered over ten minutes.
     Prune,
 }
 
@@ -41,7 +47,13 @@ pub enum JobStatus {
     /// Claimed and started; a daemon that finds one at start-up knows its
     /// previous process died running it.
     Running,
+    /// Finished well: the backup run succeeded, the drill passed its checks
+    /// (whether or not it met the objectives), or the prune deleted every
+    /// point it meant to.
     Succeeded,
+    /// Finished badly (a backup run that did not fully succeed, a drill
+    /// that did not pass, an error, the completion window exceeded), or
+    /// interrupted by the daemon's death; `error` says which.
     Failed,
     /// Could not start inside its start window (DESIGN.md's missed slot).
     Missed,
@@ -62,20 +74,41 @@ impl JobStatus {
 /// One job row.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct Job {
+    /// The row's id.
     pub id: i64,
+    /// The plan's name.
     pub plan: String,
+    /// What the job runs.
     pub kind: JobKind,
+    /// The cron slot, or for a first-run backup the instant it was started
+    /// (ms since the epoch, UTC). A plan has at most one row per kind and
+    /// slot, so a slot never runs twice.
     #[serde(with = "crate::time::serde_ms")]
     pub slot: Millis,
+    /// When the job was due: `slot` plus the stable jitter offset (ms since
+    /// the epoch, UTC). Missed counts and the report's troubled jobs select
+    /// on this time.
     #[serde(with = "crate::time::serde_ms")]
     pub scheduled_start: Millis,
+    /// Where the job stands.
     pub status: JobStatus,
+    /// When the daemon claimed the slot, before any wait for a concurrency
+    /// place (ms since the epoch, UTC). `None` for a slot the scheduler
+    /// recorded missed without claiming it.
     #[serde(with = "crate::time::serde_ms::option")]
     pub started_at: Option<Millis>,
+    /// When the outcome, or the miss, was recorded (ms since the epoch,
+    /// UTC); `None` while running.
     #[serde(with = "crate::time::serde_ms::option")]
     pub finished_at: Option<Millis>,
+    /// The backup run the job made (`backup_runs.id`); `None` for other
+    /// kinds and for a backup that stopped before recording a run.
     pub run_id: Option<i64>,
+    /// The drill the job made (`drills.id`); `None` for other kinds and
+    /// for a drill that stopped before recording one.
     pub drill_id: Option<i64>,
+    /// Why the job failed or was missed; for a drill that passed, why its
+    /// clean-up failed. `None` while running and when nothing went wrong.
     pub error: Option<String>,
 }
 

@@ -13,8 +13,17 @@ use crate::time::Millis;
 /// Where a breaker stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
+    /// Calls go ahead; consecutive failures are counted.
     Closed,
-    Open { until: Millis },
+    /// Calls are refused until `until`; the first call after it becomes
+    /// the half-open probe.
+    Open {
+        /// When the cool-down ends (ms since the epoch, UTC).
+        until: Millis,
+    },
+    /// One probe has been let through and every other call is refused
+    /// until its outcome is recorded: success closes the breaker, failure
+    /// opens it again with a doubled cool-down.
     HalfOpen,
 }
 
@@ -28,14 +37,22 @@ struct Breaker {
 /// Why a breaker stops a call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
+    /// The breaker is open and its cool-down has not ended.
     #[error("circuit open for {key} after {failures} consecutive failures; next probe at {}", crate::time::rfc3339(*.until))]
     Open {
+        /// The breaker's key (the daemon's: `vault REGION URL`).
         key: String,
+        /// Consecutive failures recorded so far.
         failures: u32,
+        /// When the next probe may go (ms since the epoch, UTC).
         until: Millis,
     },
+    /// The breaker is half-open and its one probe has not reported yet.
     #[error("circuit half-open for {key}: a probe is in progress")]
-    Probing { key: String },
+    Probing {
+        /// The breaker's key (the daemon's: `vault REGION URL`).
+        key: String,
+    },
 }
 
 /// Every breaker of the daemon, by key (service and region).

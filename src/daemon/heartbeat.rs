@@ -14,8 +14,10 @@ pub enum HeartbeatError {
     /// Not a URL (the parser's reason).
     #[error("invalid heartbeat URL: {0}")]
     Url(String),
+    /// The URL's scheme is neither `http` nor `https`.
     #[error("the heartbeat URL must be http:// or https://")]
     Scheme,
+    /// The HTTP client could not be built (reqwest's reason).
     #[error("cannot build the heartbeat client: {0}")]
     Client(#[source] reqwest::Error),
 }

@@ -40,15 +40,31 @@ pub use plans::PlanSet;
 /// How the daemon runs: its catalog, folders, listener and limits.
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
+    /// The catalog's SQLite file. The daemon lock is the file beside it
+    /// named `CATALOG.daemon.lock`: one daemon per catalog.
     pub catalog: PathBuf,
+    /// The plans folder: every `*.toml` directly inside is a plan, re-read
+    /// on a reload request or when a file there changes.
     pub plans_dir: PathBuf,
+    /// Scratch space: drill restores, temporary copies, plan locks (see
+    /// [`Context`]).
     pub work_dir: PathBuf,
+    /// Address of `/healthz`, `/readyz` and `/metrics`; port 0 picks a free
+    /// one (see [`Daemon::local_addr`]).
     pub listen: SocketAddr,
-    /// Jobs running at once, in all and per region.
+    /// Jobs running at once, all plans and regions together. A job that
+    /// finds no place before its start window closes is missed, so 0 would
+    /// miss every job (the CLI refuses it).
     pub max_jobs: usize,
+    /// Jobs running at once that load one region (a drill its drill
+    /// region, a backup or prune the primary); 0 would miss every job.
     pub max_jobs_per_region: usize,
-    /// Consecutive failures that open a breaker, and its base cool-down.
+    /// Consecutive failed backups on one vault that open its circuit
+    /// breaker (0 counts as 1).
     pub breaker_threshold: u32,
+    /// How long a breaker first stays open: between half of it and all of
+    /// it (jittered). Each reopening doubles it, up to an hour or 64 times
+    /// this, whichever is less, but never below this; a success resets it.
     pub breaker_cooldown: Duration,
     /// How long running jobs may take to finish after SIGTERM.
     pub grace: Duration,
@@ -68,20 +84,31 @@ const NOTIFY_DRAIN: Duration = Duration::from_secs(5);
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    /// Another process holds the catalog's daemon lock: the catalog, then
+    /// the lock file.
     #[error(
         "another lifeboat daemon is already running on catalog {0} (lock {1}); refusing to start"
     )]
     AlreadyRunning(PathBuf, PathBuf),
+    /// The lock file (given) could not be created, opened or locked.
     #[error("cannot take the daemon lock {0}: {1}")]
     Lock(PathBuf, std::io::Error),
+    /// The HTTP listener could not bind the address (given).
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
+    /// The plans folder (given) could not be read at start-up. An invalid
+    /// plan file is not this error: it is logged and not loaded.
     #[error("cannot read plans folder {0}: {1}")]
     Plans(PathBuf, std::io::Error),
+    /// A setting was refused, with why: the notification URL, or the
+    /// notifier that would use it.
     #[error("{0}")]
     Config(String),
+    /// The heartbeat URL cannot be used.
     #[error(transparent)]
     Heartbeat(#[from] heartbeat::HeartbeatError),
+    /// The catalog could not be opened, or read or written while cleaning
+    /// up after a previous daemon.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
 }

@@ -18,8 +18,13 @@ pub struct PlanSet {
 pub struct Reload {
     /// Errors of files that were kept at their last good version (or skipped).
     pub errors: Vec<Diagnostic>,
+    /// Names of plans from files not loaded before.
     pub added: Vec<String>,
+    /// Names of plans whose file now parses to a different plan (by the
+    /// plan's new name, should the edit rename it).
     pub changed: Vec<String>,
+    /// Names of plans no longer loaded: their file is gone, or its plan's
+    /// name is now taken by a file earlier in name order.
     pub removed: Vec<String>,
 }
 
