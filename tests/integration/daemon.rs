@@ -304,12 +304,20 @@ fn kill_9_during_a_backup_and_a_drill_leaves_nothing_stuck_or_duplicated() {
     });
     d.kill9();
 
-    // 2. kill -9 while a drill restores.
-    let d = Daemon::start(&env, &[]);
+    // 2. kill -9 while a drill restores. A drill killed in step 1 may have
+    // left a folder, which this start removes: wait for a new drill's files.
     let drills = env.path("work/drills");
+    let earlier: Vec<std::ffi::OsString> = std::fs::read_dir(&drills)
+        .map(|r| r.filter_map(|e| e.ok()).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    let d = Daemon::start(&env, &[]);
     wait_for("a drill restoring", Duration::from_secs(60), || {
         std::fs::read_dir(&drills)
-            .map(|mut r| r.next().is_some())
+            .map(|r| {
+                r.filter_map(|e| e.ok()).any(|e| {
+                    !earlier.contains(&e.file_name()) && !files_under(&e.path()).is_empty()
+                })
+            })
             .unwrap_or(false)
     });
     d.kill9();
