@@ -96,7 +96,13 @@ pub fn print_drill(d: &DrillView, kept_databases: &[String]) {
         d.region,
         if d.passed { "PASSED" } else { "FAILED" }
     );
-    let mark = |ok: bool| if ok { "met" } else { "MISSED" };
+    // A failed drill meets no objective, whatever it measured: say why,
+    // rather than MISSED beside an RPO well within its objective.
+    let mark = |ok: bool| match (d.passed, ok) {
+        (false, _) => "not met: the drill failed",
+        (true, true) => "met",
+        (true, false) => "MISSED",
+    };
     println!(
         "  RTO {} (objective {}, {})   RPO {} (objective {}, {})",
         secs(d.rto_seconds),

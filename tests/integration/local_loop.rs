@@ -286,7 +286,13 @@ sql = "SELECT count(*) >= 1000000 FROM orders"
     // Human output says FAILED and exit is 1 as well.
     let out = env.run(&["drill", "run", "shop"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout(&out).contains("FAILED"));
+    let text = stdout(&out);
+    assert!(text.contains("FAILED"), "{text}");
+    // Its RPO is well within the objective, yet no objective is met.
+    assert!(
+        text.contains("(objective 1h, not met: the drill failed)") && !text.contains("MISSED"),
+        "{text}"
+    );
     let (report, code) = env.json(&["report", "--format", "json", "--fail-on-breach"]);
     assert_eq!(code, 1, "a failed last drill is a breach");
     assert_eq!(report["plans"][0]["compliant"], false);
