@@ -201,7 +201,7 @@ async fn delete_data(
             .complete_points(&plan.name, &point.resource, &point.region)
             .await?
             .iter()
-            .any(|p| p.stored.as_ref() == Some(stored) || same_snapshot(p, stored));
+            .any(|p| same_snapshot(p, stored));
         if used {
             return Ok(Ok(()));
         }
@@ -214,7 +214,9 @@ async fn delete_data(
 }
 
 /// Whether point `p` is the snapshot `stored` names (the ARN is set only
-/// once a snapshot completes, so only the identifiers are compared).
+/// once a snapshot completes, so only the identifiers are compared). Only
+/// snapshots are ever shared, by a retry of the same slot adopting one;
+/// vault keys carry their point's id.
 fn same_snapshot(p: &Point, stored: &resource::Location) -> bool {
     use resource::Location::RdsSnapshot;
     match (&p.stored, stored) {
