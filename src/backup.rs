@@ -223,6 +223,7 @@ impl<'a> Run<'a> {
             content_bytes: snap.content_bytes,
             file_count: snap.file_count,
             sha256: snap.sha256,
+            manifest_sha256: snap.manifest_sha256,
             location: primary.url_of(&stored).await,
             stored,
             flags,
@@ -284,6 +285,9 @@ impl<'a> Run<'a> {
                     content_bytes: source.content_bytes.unwrap_or(0) as u64,
                     file_count: source.file_count.unwrap_or(0) as u64,
                     sha256: c.sha256.unwrap_or_default(),
+                    // The same bytes as the source's (checked when they
+                    // went through Lifeboat; any restore checks it again).
+                    manifest_sha256: source.manifest_sha256.clone(),
                     location: dst.url_of(&c.location).await,
                     stored: c.location,
                     flags: source.flags.clone(),
@@ -348,7 +352,15 @@ pub async fn fail_interrupted(cat: &Catalog, plan: &Plan) -> Result<u64, Catalog
 
 /// A streamed copy must hash like its source; a server-side copy (no hash
 /// of ours: the store verified its checksums) must at least have its size.
+/// A streamed manifest must be the source's, byte for byte.
 fn verify_copy(source: &Point, c: resource::Copied) -> Result<resource::Copied, ResourceError> {
+    if let (Some(got), Some(want)) = (&c.manifest_sha256, &source.manifest_sha256) {
+        if got != want {
+            return Err(ResourceError::Mismatch(format!(
+                "copied manifest has sha256 {got}, the source point recorded {want}"
+            )));
+        }
+    }
     match &c.sha256 {
         Some(sha) if Some(sha) != source.sha256.as_ref() => Err(ResourceError::Mismatch(format!(
             "copied bytes have sha256 {sha}, the source point recorded {}",

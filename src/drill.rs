@@ -379,7 +379,8 @@ impl<'a> Drill<'a> {
                 res.spec.kind()
             )));
         }
-        resource::restore(&res.spec, self.place, stored, &self.scratch(res)).await
+        let scratch = self.scratch(res);
+        resource::restore(&res.spec, self.place, stored, &p.binding(), &scratch).await
     }
 
     /// The kinds' built-in checks on each restore, then the plan's SQL

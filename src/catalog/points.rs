@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use super::status::{Flags, PointStatus};
 use super::{Catalog, CatalogError};
-use crate::resource::{Kind, Location, PointFlag};
+use crate::resource::{Binding, Kind, Location, PointFlag};
 use crate::time::Millis;
 
 /// A row of `points`: one recovery point (a primary point or a copy) of one
@@ -57,6 +57,10 @@ pub struct Point {
     /// SHA-256 (hex) of the artifact (`s3`: of its object list); empty for
     /// RDS snapshots.
     pub sha256: Option<String>,
+    /// SHA-256 (hex) of the manifest as written beside the artifact (a
+    /// copy's is its source's: same bytes); `None` for RDS and for points
+    /// taken before Lifeboat recorded it.
+    pub manifest_sha256: Option<String>,
     /// Where the data is, as shown to users: a vault URL, a snapshot ARN.
     pub location: Option<String>,
     /// Where the data is, as data: what drills, copies and prune use.
@@ -73,6 +77,22 @@ pub struct Point {
 }
 
 impl Point {
+    /// What the vault's files must match before this point is restored:
+    /// the catalog's record of it (see [`Binding`]).
+    pub fn binding(&self) -> Binding {
+        Binding {
+            plan: self.plan.clone(),
+            resource: self.resource.clone(),
+            point: self.id,
+            origin: self.source_point_id.unwrap_or(self.id),
+            kind: self.kind,
+            data_time: self.data_time,
+            artifact_sha256: self.sha256.clone(),
+            artifact_size: self.size_bytes.and_then(|s| u64::try_from(s).ok()),
+            manifest_sha256: self.manifest_sha256.clone(),
+        }
+    }
+
     /// The flags as words, for printing.
     pub fn flag_list(&self) -> Vec<&'static str> {
         self.flags.iter().map(PointFlag::as_str).collect()
@@ -118,6 +138,8 @@ pub struct PointCompletion {
     pub file_count: u64,
     /// See [`Point::sha256`]; empty when there is none.
     pub sha256: String,
+    /// See [`Point::manifest_sha256`].
+    pub manifest_sha256: Option<String>,
     /// Where the data is: as shown to users, and as data.
     pub location: String,
     /// Where the data is, as data (see [`Point::stored`]).
@@ -163,8 +185,8 @@ impl Catalog {
     pub async fn complete_point(&self, id: i64, c: &PointCompletion) -> Result<(), CatalogError> {
         sqlx::query(
             "UPDATE points SET status = 'complete', data_time = ?, completed_at = ?, size_bytes = ?,
-                content_bytes = ?, file_count = ?, sha256 = ?, location = ?, stored = ?, flags = ?,
-                error = NULL
+                content_bytes = ?, file_count = ?, sha256 = ?, manifest_sha256 = ?, location = ?,
+                stored = ?, flags = ?, error = NULL
              WHERE id = ? AND status = 'running'",
         )
         .bind(c.data_time)
@@ -173,6 +195,7 @@ impl Catalog {
         .bind(c.content_bytes as i64)
         .bind(c.file_count as i64)
         .bind(&c.sha256)
+        .bind(&c.manifest_sha256)
         .bind(&c.location)
         .bind(&c.stored)
         .bind(&c.flags)

@@ -2,6 +2,7 @@
 //! a SHA-256 for every file, so a restore can verify every byte.
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::{Kind, ResourceError};
 use crate::vault::Vault;
@@ -17,8 +18,15 @@ const MAX_MANIFEST_BYTES: u64 = 2 << 30;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
-    /// Version of this layout; every writer today writes 1.
+    /// Version of this layout: [`Manifest::FORMAT`] for new points; 1
+    /// for points taken before manifests named their point.
     pub format: u32,
+    /// The point this manifest belongs to (absent from format 1): a
+    /// restore refuses a manifest that names another point, so a valid
+    /// artifact and manifest pair of another point put in its place
+    /// cannot vouch for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point: Option<PointIdentity>,
     /// The kind of the point, as plans spell it (`path`, `sqlite`,
     /// `postgres`, `s3`).
     pub kind: Kind,
@@ -46,6 +54,20 @@ pub struct Manifest {
     /// An `s3` point's objects, in listing order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub objects: Vec<ObjectEntry>,
+}
+
+/// Which point a manifest belongs to: the plan, the resource and the id of
+/// the point that took the data (in the primary region; its copies carry
+/// the same manifest, byte for byte).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PointIdentity {
+    /// The plan's name.
+    pub plan: String,
+    /// The resource's name in the plan.
+    pub resource: String,
+    /// The catalog id of the point that took the data.
+    pub id: i64,
 }
 
 /// The bucket and prefix an `s3` point was taken from.
@@ -170,19 +192,30 @@ pub struct PostgresInfo {
 }
 
 impl Manifest {
-    /// Writes the manifest as JSON at `key`. Callers write it after the
-    /// data it describes: a vault holding a manifest holds its artifact.
-    pub async fn store(&self, vault: &Vault, key: &str) -> Result<(), ResourceError> {
+    /// The layout new points are written in: 2 names the point.
+    pub const FORMAT: u32 = 2;
+
+    /// Writes the manifest as JSON at `key`; returns the SHA-256 (hex) of
+    /// the bytes written, which the catalog records so a restore can tell
+    /// this manifest from any other. Callers write it after the data it
+    /// describes: a vault holding a manifest holds its artifact.
+    pub async fn store(&self, vault: &Vault, key: &str) -> Result<String, ResourceError> {
         let bytes = serde_json::to_vec(self)
             .map_err(|e| ResourceError::Other(format!("cannot encode manifest: {e}")))?;
+        let sha256 = hex::encode(Sha256::digest(&bytes));
         vault.put(key, std::io::Cursor::new(bytes)).await?;
-        Ok(())
+        Ok(sha256)
     }
 
     /// Reads the manifest at `key`. One that cannot be read or parsed (or
     /// is larger than 2 GiB) is [`ResourceError::Corrupt`]; a missing one
     /// is the vault's not-found error.
     pub async fn load(vault: &Vault, key: &str) -> Result<Manifest, ResourceError> {
+        Ok(Manifest::load_hashed(vault, key).await?.0)
+    }
+
+    /// [`Manifest::load`], with the SHA-256 (hex) of the bytes read.
+    pub async fn load_hashed(vault: &Vault, key: &str) -> Result<(Manifest, String), ResourceError> {
         use tokio::io::AsyncReadExt;
         let location = vault.location(key);
         let mut bytes = Vec::new();
@@ -196,9 +229,11 @@ impl Manifest {
                 location: location.clone(),
                 detail: format!("cannot read manifest: {e}"),
             })?;
-        serde_json::from_slice(&bytes).map_err(|e| ResourceError::Corrupt {
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let manifest = serde_json::from_slice(&bytes).map_err(|e| ResourceError::Corrupt {
             location,
             detail: format!("manifest is not valid: {e}"),
-        })
+        })?;
+        Ok((manifest, sha256))
     }
 }

@@ -20,6 +20,7 @@
 //! which kind they hold. Resource kinds do data work only: they know
 //! nothing of the catalog.
 
+mod binding;
 mod flag;
 mod kind;
 mod location;
@@ -36,10 +37,11 @@ mod sqlite;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use binding::Binding;
 pub use flag::PointFlag;
 pub use kind::Kind;
 pub use location::{ArtifactKeys, Location};
-pub use manifest::Manifest;
+pub use manifest::{Manifest, PointIdentity};
 pub use path::remove_scratch;
 pub use place::{region_vault, Place, RegionVaultError};
 pub use scratch::{Scratch, SCRATCH_DATABASE_PREFIX};
@@ -154,6 +156,9 @@ pub struct Snapshot {
     pub content_bytes: u64,
     /// Notes for the point, e.g. `changed-while-read`.
     pub flags: Vec<PointFlag>,
+    /// SHA-256 (hex) of the manifest as stored; `None` for RDS, which
+    /// keeps its own snapshots.
+    pub manifest_sha256: Option<String>,
 }
 
 /// What a copy into another region established.
@@ -166,6 +171,8 @@ pub struct Copied {
     /// SHA-256 of the bytes copied, when they went through Lifeboat (a
     /// server-side copy is verified by the store's own checksums).
     pub sha256: Option<String>,
+    /// SHA-256 of the manifest copied, when it went through Lifeboat.
+    pub manifest_sha256: Option<String>,
 }
 
 /// Where a new point of `res` will be. `point_id` and `started_at` make
@@ -246,39 +253,22 @@ pub async fn snapshot(
 ) -> Result<(Snapshot, Location), ResourceError> {
     let kind = Kind::of(&res.spec);
     let label = res.name.as_str();
-    let in_vault = |snap| (snap, at.clone());
-    match &res.spec {
+    let taken = match &res.spec {
         ResourceSpec::Path { path, exclude } => {
-            let keys = keys_of(kind, at)?;
-            path::snapshot(path, exclude, place.vault().await?, &keys, label)
-                .await
-                .map(in_vault)
+            path::snapshot(path, exclude, place.vault().await?, &keys_of(kind, at)?, label).await
         }
         ResourceSpec::Sqlite { path } => {
             let keys = keys_of(kind, at)?;
-            sqlite::snapshot(path, place.vault().await?, &keys, work_dir, label)
-                .await
-                .map(in_vault)
+            sqlite::snapshot(path, place.vault().await?, &keys, work_dir, label).await
         }
         ResourceSpec::Postgres { url, .. } => {
-            let keys = keys_of(kind, at)?;
-            postgres::snapshot(url, place.vault().await?, &keys, label)
-                .await
-                .map(in_vault)
+            postgres::snapshot(url, place.vault().await?, &keys_of(kind, at)?, label).await
         }
         ResourceSpec::S3 { bucket, prefix } => {
             let keys = keys_of(kind, at)?;
             let aws = place.plan.aws.as_ref();
-            s3::snapshot(
-                bucket,
-                prefix,
-                place.region,
-                aws,
-                place.vault().await?,
-                &keys,
-            )
-            .await
-            .map(in_vault)
+            let vault = place.vault().await?;
+            s3::snapshot(bucket, prefix, place.region, aws, vault, &keys).await
         }
         ResourceSpec::RdsInstance { .. } | ResourceSpec::RdsCluster { .. } => {
             let (id, _) = snapshot_of(kind, at)?;
@@ -288,9 +278,22 @@ pub async fn snapshot(
                 id: id.to_string(),
                 arn: Some(arn),
             };
-            Ok((snap, location))
+            return Ok((snap, location));
         }
-    }
+    };
+    // A vault kind's manifest names its point, and goes last: a vault
+    // holding a manifest holds its data.
+    let (mut snap, mut manifest) = taken?;
+    manifest.point = Some(PointIdentity {
+        plan: place.plan.name.clone(),
+        resource: res.name.clone(),
+        id: point_id,
+    });
+    let sha256 = manifest
+        .store(place.vault().await?, &keys_of(kind, at)?.manifest)
+        .await?;
+    snap.manifest_sha256 = Some(sha256);
+    Ok((snap, at.clone()))
 }
 
 /// Copies the point of kind `kind` at `from` (in region `src`) into `dst`,
@@ -313,11 +316,12 @@ pub async fn copy(
             let outcome = s.copy_to(&keys.artifact, d, &keys.artifact).await?;
             // The manifest goes last: a vault holding a manifest holds
             // the artifact.
-            s.copy_to(&keys.manifest, d, &keys.manifest).await?;
+            let manifest = s.copy_to(&keys.manifest, d, &keys.manifest).await?;
             Ok(Copied {
                 location: to,
                 size: outcome.size,
                 sha256: outcome.sha256,
+                manifest_sha256: manifest.sha256,
             })
         }
         Kind::S3 => {
@@ -327,6 +331,7 @@ pub async fn copy(
                 location: to,
                 size: outcome.size,
                 sha256: outcome.sha256,
+                manifest_sha256: None,
             })
         }
         Kind::RdsInstance | Kind::RdsCluster => {
@@ -343,6 +348,7 @@ pub async fn copy(
                 },
                 size: source_size,
                 sha256: None,
+                manifest_sha256: None,
             })
         }
     }
@@ -394,6 +400,14 @@ pub enum RestoredInto {
 }
 
 impl Restored {
+    /// The same, its verification preceded by `note` (what bound it).
+    fn noting(self, note: String) -> Restored {
+        Restored {
+            verification: format!("{note}; {}", self.verification),
+            ..self
+        }
+    }
+
     /// The scratch database kept for a look, if the restore made one.
     pub fn database(&self) -> Option<&str> {
         match &self.into {
@@ -404,34 +418,45 @@ impl Restored {
 }
 
 /// Restores the point at `at` (in region `place`) into `scratch`, and
-/// verifies it against its manifest.
+/// verifies it: the manifest against the catalog's record (`bound`), then
+/// every restored byte against the manifest.
 pub async fn restore(
     spec: &ResourceSpec,
     place: &Place<'_>,
     at: &Location,
+    bound: &Binding,
     scratch: &Scratch,
 ) -> Result<Restored, ResourceError> {
     let kind = Kind::of(spec);
     let label = scratch.resource.as_str();
     match spec {
         ResourceSpec::Path { .. } => {
-            let keys = keys_of(kind, at)?;
-            path::restore(place.vault().await?, &keys, &scratch.dir, label).await
+            let (vault, keys) = (place.vault().await?, keys_of(kind, at)?);
+            let (manifest, note) = bound.load(vault, &keys).await?;
+            let restored = path::restore(vault, &keys, &manifest, &scratch.dir, label).await?;
+            Ok(restored.noting(note))
         }
         ResourceSpec::Sqlite { .. } => {
-            let keys = keys_of(kind, at)?;
-            sqlite::restore(place.vault().await?, &keys, &scratch.dir, label).await
+            let (vault, keys) = (place.vault().await?, keys_of(kind, at)?);
+            let (manifest, note) = bound.load(vault, &keys).await?;
+            let restored = sqlite::restore(vault, &keys, &manifest, &scratch.dir, label).await?;
+            Ok(restored.noting(note))
         }
         ResourceSpec::Postgres { url, drill_url } => {
-            let keys = keys_of(kind, at)?;
-            let vault = place.vault().await?;
-            postgres::restore(url, drill_url.as_deref(), vault, &keys, scratch, label).await
+            let (vault, keys) = (place.vault().await?, keys_of(kind, at)?);
+            let (manifest, note) = bound.load(vault, &keys).await?;
+            let drill_url = drill_url.as_deref();
+            let restored =
+                postgres::restore(url, drill_url, vault, &keys, &manifest, scratch, label).await?;
+            Ok(restored.noting(note))
         }
         ResourceSpec::S3 { .. } => {
-            let keys = keys_of(kind, at)?;
-            s3::restore(place.vault().await?, &keys, scratch).await
+            let (vault, keys) = (place.vault().await?, keys_of(kind, at)?);
+            let (manifest, note) = bound.load(vault, &keys).await?;
+            Ok(s3::restore(vault, &keys, &manifest, scratch).await?.noting(note))
         }
         ResourceSpec::RdsInstance { .. } | ResourceSpec::RdsCluster { .. } => {
+            // RDS keeps the snapshot: the catalog's identifier is the binding.
             let (id, _) = snapshot_of(kind, at)?;
             rds::restore(spec, &place.rds(), id, scratch).await
         }

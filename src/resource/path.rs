@@ -25,7 +25,7 @@ use crate::vault::{HashingReader, HashingWriter, Vault};
 const ZSTD_LEVEL: i32 = 1;
 
 /// Archives `root` (a folder, or a single file), minus what `exclude`
-/// matches, into `keys.artifact`, then stores the manifest. `data_time` is
+/// matches, into `keys.artifact`; returns its manifest. `data_time` is
 /// when reading starts. Links are stored as links; sockets, FIFOs and
 /// devices are skipped. A file that changes size while read is cut or
 /// zero-padded to the size it had when listed (as GNU tar does) and the
@@ -36,7 +36,7 @@ pub async fn snapshot(
     vault: &Vault,
     keys: &ArtifactKeys,
     label: &str,
-) -> Result<Snapshot, ResourceError> {
+) -> Result<(Snapshot, Manifest), ResourceError> {
     let data_time = crate::time::now_ms();
     let meta = fs::symlink_metadata(root)
         .map_err(|e| ResourceError::Source(format!("cannot read path {}: {e}", root.display())))?;
@@ -74,7 +74,8 @@ pub async fn snapshot(
     let content_bytes = files.iter().map(|f| f.size).sum();
     let changed = files.iter().any(|f| f.changed_while_read);
     let manifest = Manifest {
-        format: 1,
+        format: Manifest::FORMAT,
+        point: None,
         kind: Kind::Path,
         data_time: crate::time::rfc3339(data_time),
         artifact: artifact.clone(),
@@ -86,19 +87,22 @@ pub async fn snapshot(
         bucket: None,
         objects: Vec::new(),
     };
-    manifest.store(vault, &keys.manifest).await?;
-    Ok(Snapshot {
-        data_time,
-        size_bytes: artifact.size,
-        sha256: artifact.sha256,
-        file_count,
-        content_bytes,
-        flags: if changed {
-            vec![PointFlag::ChangedWhileRead]
-        } else {
-            vec![]
+    Ok((
+        Snapshot {
+            data_time,
+            size_bytes: artifact.size,
+            sha256: artifact.sha256,
+            file_count,
+            content_bytes,
+            flags: if changed {
+                vec![PointFlag::ChangedWhileRead]
+            } else {
+                vec![]
+            },
+            manifest_sha256: None,
         },
-    })
+        manifest,
+    ))
 }
 
 fn build_globs(exclude: &[String]) -> Result<GlobSet, ResourceError> {
@@ -314,7 +318,8 @@ impl Read for PaddedHashingReader<'_> {
 }
 
 /// Extracts the point at `keys` into `dest` (created if needed), checking
-/// every entry against the manifest as it is written and the whole
+/// every entry against `manifest` (the point's, already bound to the
+/// catalog's record) as it is written and the whole
 /// artifact's SHA-256 at the end. Refuses entries outside `dest`, links
 /// that resolve outside it or through another link, entries the manifest
 /// does not list or lists with another type, and a manifest entry the
@@ -323,10 +328,10 @@ impl Read for PaddedHashingReader<'_> {
 pub async fn restore(
     vault: &Vault,
     keys: &ArtifactKeys,
+    manifest: &Manifest,
     dest: &Path,
     label: &str,
 ) -> Result<Restored, ResourceError> {
-    let manifest = Manifest::load(vault, &keys.manifest).await?;
     let location = vault.location(&keys.artifact);
     let reader = vault.get(&keys.artifact).await?;
     let (reader, digest) = HashingReader::new(reader);

@@ -381,6 +381,7 @@ pub async fn snapshot(
             } else {
                 Vec::new()
             },
+            manifest_sha256: None,
         },
         info.arn,
     ))

@@ -45,7 +45,8 @@ fn stored_key(keys: &ArtifactKeys, stored: &str) -> String {
     format!("{}/{stored}", keys.artifact)
 }
 
-/// Takes a point of `bucket/prefix` (in `region`) into `vault`.
+/// Takes a point of `bucket/prefix` (in `region`) into `vault`; returns
+/// its manifest, for the caller to store after the objects.
 pub async fn snapshot(
     bucket: &str,
     prefix: &str,
@@ -53,7 +54,7 @@ pub async fn snapshot(
     aws: Option<&AwsSpec>,
     vault: &Vault,
     keys: &ArtifactKeys,
-) -> Result<Snapshot, ResourceError> {
+) -> Result<(Snapshot, Manifest), ResourceError> {
     let dst = s3_vault(vault, "snapshot")?;
     let source = crate::vault::s3_client(region, aws).await;
     // The data is the bucket as listed from this instant on.
@@ -158,7 +159,8 @@ pub async fn snapshot(
     }
     let total: u64 = objects.iter().map(|o| o.size).sum();
     let mut manifest = Manifest {
-        format: 1,
+        format: Manifest::FORMAT,
+        point: None,
         kind: Kind::S3,
         data_time: crate::time::rfc3339(data_time),
         artifact: ArtifactInfo {
@@ -181,15 +183,18 @@ pub async fn snapshot(
     // S3's SHA-256 of every object): it changes if any object does.
     let digest = objects_digest(&manifest.objects);
     manifest.artifact.sha256 = digest.clone();
-    manifest.store(vault, &keys.manifest).await?;
-    Ok(Snapshot {
-        data_time,
-        size_bytes: total,
-        sha256: digest,
-        file_count: manifest.file_count,
-        content_bytes: total,
-        flags,
-    })
+    Ok((
+        Snapshot {
+            data_time,
+            size_bytes: total,
+            sha256: digest,
+            file_count: manifest.file_count,
+            content_bytes: total,
+            flags,
+            manifest_sha256: None,
+        },
+        manifest,
+    ))
 }
 
 /// What a finished copy task gives back: its item's index and result.
@@ -302,16 +307,17 @@ pub fn scratch_prefix(scratch: &Scratch) -> String {
 }
 
 /// Copies a point's objects, under their own keys, into the drill's
-/// scratch prefix of `vault`, checking each against the manifest.
+/// scratch prefix of `vault`, checking each against `manifest` (the
+/// point's, already bound to the catalog's record).
 pub async fn restore(
     vault: &Vault,
     keys: &ArtifactKeys,
+    manifest: &Manifest,
     scratch: &Scratch,
 ) -> Result<Restored, ResourceError> {
     // Scratch objects are never locked, even in a region with an object
     // lock: the drill's cleanup must be able to delete them.
     let v = &s3_vault(vault, "restore")?.without_lock();
-    let manifest = Manifest::load(vault, &keys.manifest).await?;
     let prefix = scratch_prefix(scratch);
     let compared = bounded(manifest.objects.iter().cloned(), |entry| {
         let v = v.clone();
@@ -333,7 +339,7 @@ pub async fn restore(
         ),
         into: RestoredInto::Objects {
             url,
-            manifest: Box::new(manifest),
+            manifest: Box::new(manifest.clone()),
         },
     })
 }

@@ -32,8 +32,8 @@ async fn open_read_only(path: &Path) -> Result<SqliteConnection, sqlx::Error> {
 
 /// Copies the database at `db` with `VACUUM INTO` into a temporary folder
 /// under `work_dir` (removed when done), then streams it through zstd into
-/// `keys.artifact` and stores the manifest with the copy's size and
-/// SHA-256. `data_time` is read just before the `VACUUM INTO`, whose one
+/// `keys.artifact`; returns the manifest (the copy's size and SHA-256)
+/// for the caller to store. `data_time` is read just before the `VACUUM INTO`, whose one
 /// read transaction makes the copy consistent. Needs free space in
 /// `work_dir` for a full uncompressed copy.
 pub async fn snapshot(
@@ -42,7 +42,7 @@ pub async fn snapshot(
     keys: &ArtifactKeys,
     work_dir: &Path,
     label: &str,
-) -> Result<Snapshot, ResourceError> {
+) -> Result<(Snapshot, Manifest), ResourceError> {
     if !db.is_file() {
         return Err(ResourceError::Source(format!(
             "SQLite database {} does not exist",
@@ -91,7 +91,8 @@ pub async fn snapshot(
         (Ok(p), Ok(_)) => p,
     };
     let manifest = Manifest {
-        format: 1,
+        format: Manifest::FORMAT,
+        point: None,
         kind: Kind::Sqlite,
         data_time: crate::time::rfc3339(data_time),
         artifact: artifact.clone(),
@@ -103,15 +104,18 @@ pub async fn snapshot(
         bucket: None,
         objects: Vec::new(),
     };
-    manifest.store(vault, &keys.manifest).await?;
-    Ok(Snapshot {
-        data_time,
-        size_bytes: artifact.size,
-        sha256: artifact.sha256,
-        file_count: 1,
-        content_bytes: database.size,
-        flags: Vec::new(),
-    })
+    Ok((
+        Snapshot {
+            data_time,
+            size_bytes: artifact.size,
+            sha256: artifact.sha256,
+            file_count: 1,
+            content_bytes: database.size,
+            flags: Vec::new(),
+            manifest_sha256: None,
+        },
+        manifest,
+    ))
 }
 
 fn compress(
@@ -158,14 +162,15 @@ fn compress(
 
 /// Decompresses the point at `keys` into `dest/restored.db` (written as
 /// `restored.db.partial`, renamed only once the artifact's and the copy's
-/// SHA-256 and size match the manifest; removed otherwise).
+/// SHA-256 and size match `manifest`, the point's, already bound to the
+/// catalog's record; removed otherwise).
 pub async fn restore(
     vault: &Vault,
     keys: &ArtifactKeys,
+    manifest: &Manifest,
     dest: &Path,
     label: &str,
 ) -> Result<Restored, ResourceError> {
-    let manifest = Manifest::load(vault, &keys.manifest).await?;
     let location = vault.location(&keys.artifact);
     let Some(database) = manifest.database.clone() else {
         return Err(ResourceError::Corrupt {

@@ -4,6 +4,7 @@
 mod aws;
 mod aws_proxy;
 mod bad_input;
+mod binding;
 mod common;
 mod crash;
 mod daemon;

@@ -102,6 +102,7 @@ async fn complete_point(
             content_bytes: 4000,
             file_count: 1,
             sha256: "00".into(),
+            manifest_sha256: None,
             location: format!("file:///vault/{region}/{id}"),
             stored: Location::Artifact {
                 key: format!("shop/{resource}/{id}.sqlite.zst"),

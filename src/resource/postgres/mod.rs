@@ -58,7 +58,7 @@ async fn server_version(conn: &mut PgConnection) -> Result<(i64, String), sqlx::
 }
 
 /// Dumps the database at `url` with `pg_dump --format=custom` straight
-/// into `keys.artifact` (hashed on the way), then stores the manifest.
+/// into `keys.artifact` (hashed on the way); returns its manifest.
 /// Refuses a `pg_dump` older than the server's major version. `data_time`
 /// is as the module documentation explains. A `pg_dump` that fails
 /// half-way fails the upload, so no truncated dump is stored as whole.
@@ -67,7 +67,7 @@ pub async fn snapshot(
     vault: &Vault,
     keys: &ArtifactKeys,
     label: &str,
-) -> Result<Snapshot, ResourceError> {
+) -> Result<(Snapshot, Manifest), ResourceError> {
     let source = Target::parse("url", url)?;
     let (dump_major, dump_version) = tool_version("pg_dump").await?;
     let mut conn = source.connect(None).await?;
@@ -137,7 +137,8 @@ pub async fn snapshot(
         size,
     };
     let manifest = Manifest {
-        format: 1,
+        format: Manifest::FORMAT,
+        point: None,
         kind: Kind::Postgres,
         data_time: crate::time::rfc3339(data_time),
         artifact: artifact.clone(),
@@ -160,15 +161,18 @@ pub async fn snapshot(
         bucket: None,
         objects: Vec::new(),
     };
-    manifest.store(vault, &keys.manifest).await?;
-    Ok(Snapshot {
-        data_time,
-        size_bytes: size,
-        sha256,
-        file_count: 1,
-        content_bytes: size,
-        flags: Vec::new(),
-    })
+    Ok((
+        Snapshot {
+            data_time,
+            size_bytes: size,
+            sha256,
+            file_count: 1,
+            content_bytes: size,
+            flags: Vec::new(),
+            manifest_sha256: None,
+        },
+        manifest,
+    ))
 }
 
 /// Starts a REPEATABLE READ transaction, takes its snapshot and exports it:
@@ -217,8 +221,8 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Downloads the dump into the scratch folder, checks it against the
-/// manifest, then (re)creates the scratch database on the drill server
+/// Downloads the dump into the scratch folder, checks it against
+/// `manifest` (the point's, already bound to the catalog's record), then (re)creates the scratch database on the drill server
 /// (`drill_url`, else the resource's own) and runs `pg_restore --jobs N
 /// --no-owner --no-privileges --exit-on-error` into it. A scratch database
 /// left by a failed restore is for [`discard`] to drop.
@@ -227,11 +231,11 @@ pub async fn restore(
     drill_url: Option<&str>,
     vault: &Vault,
     keys: &ArtifactKeys,
+    manifest: &Manifest,
     scratch: &Scratch,
     label: &str,
 ) -> Result<Restored, ResourceError> {
     let target = drill_target(url, drill_url)?;
-    let manifest = Manifest::load(vault, &keys.manifest).await?;
     let location = vault.location(&keys.artifact);
     if manifest.kind != Kind::Postgres {
         return Err(ResourceError::Corrupt {
