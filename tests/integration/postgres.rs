@@ -394,7 +394,7 @@ fn a_failing_pg_restore_is_reported_and_its_database_dropped() {
     let (backup, code) = json_pg(&env, &["backup", "run", plan, "--json"], PASSWORD);
     assert_eq!(code, 0, "{backup}");
     // Damage the dr copy's compressed table data, and make the manifest
-    // agree with the damage: only pg_restore can notice now.
+    // and the catalog agree with the damage: only pg_restore can notice now.
     let copy = backup["points"]
         .as_array()
         .unwrap()
@@ -421,8 +421,20 @@ fn a_failing_pg_restore_is_reported_and_its_database_dropped() {
         hex::encode(sha2::Sha256::digest(&bytes))
     };
     manifest["artifact"]["sha256"] = sha.clone().into();
-    manifest["database"]["sha256"] = sha.into();
-    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    manifest["database"]["sha256"] = sha.clone().into();
+    let manifest = serde_json::to_vec(&manifest).unwrap();
+    std::fs::write(&manifest_path, &manifest).unwrap();
+    let manifest_sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&manifest))
+    };
+    sqlite(
+        &env.path("lifeboat.db"),
+        &format!(
+            "UPDATE points SET sha256 = '{sha}', manifest_sha256 = '{manifest_sha}' WHERE id = {}",
+            copy["id"]
+        ),
+    );
 
     let (drill, code) = json_pg(&env, &["drill", "run", plan, "--json"], PASSWORD);
     assert_eq!(code, 1, "{drill}");
