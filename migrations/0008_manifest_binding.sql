@@ -4,3 +4,9 @@
 -- before it was recorded (they are checked against `sha256`, `size_bytes`
 -- and `data_time`) and for RDS points, which have no manifest.
 ALTER TABLE points ADD COLUMN manifest_sha256 TEXT;
+
+-- The point that took the data, for a point rebuilt from a vault's
+-- manifests (`catalog rebuild`): its manifest names that point, whose row
+-- the new catalog may not have. NULL otherwise (a copy's origin is its
+-- `source_point_id`, a primary point's its own id).
+ALTER TABLE points ADD COLUMN origin_point_id INTEGER;

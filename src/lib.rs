@@ -18,6 +18,8 @@
 //! - [`resource`]: every step of every resource kind (snapshot, copy,
 //!   restore, check, discard, delete), on top of [`vault`]s;
 //! - [`retention`]: which points to keep, and why (pure);
+//! - [`rebuild`]: the catalog's points recorded again from a vault's
+//!   manifests, when the catalog is lost;
 //! - [`report`] and [`evidence`]: exposure, drill statistics and the chain
 //!   of drill records, for stakeholders;
 //! - [`notify`]: webhooks told about failures and RPO breaches.
@@ -39,6 +41,7 @@ pub mod pipe;
 pub mod plan;
 pub mod progress;
 pub mod prune;
+pub mod rebuild;
 pub mod report;
 pub mod resource;
 pub mod retention;

@@ -11,6 +11,11 @@ pub fn now_ms() -> Millis {
     Utc::now().timestamp_millis()
 }
 
+/// A system time (a file's mtime) in catalog units.
+pub fn from_system_time(t: std::time::SystemTime) -> Millis {
+    DateTime::<Utc>::from(t).timestamp_millis()
+}
+
 /// Where the daemon reads the wall time, and how it turns a wall instant
 /// into a tokio deadline to sleep until.
 ///

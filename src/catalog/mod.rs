@@ -10,6 +10,7 @@ mod alerts;
 mod drills;
 mod jobs;
 mod points;
+mod rebuild;
 mod runs;
 mod status;
 
@@ -26,6 +27,7 @@ pub use drills::{
 };
 pub use jobs::{Job, JobKind, JobStatus};
 pub use points::{NewPoint, Point, PointCompletion, PointFilter, UsablePoint};
+pub use rebuild::RebuiltPoint;
 pub use runs::BackupRun;
 pub use status::{Flags, PointStatus, RunStatus, UnknownFlag};
 

@@ -29,6 +29,9 @@ pub struct Point {
     /// For a copy, the point it was copied from; `None` for a primary
     /// point.
     pub source_point_id: Option<i64>,
+    /// For a point rebuilt from a vault (`catalog rebuild`), the point
+    /// that took the data, as its manifest names it.
+    pub origin_point_id: Option<i64>,
     /// Where the point is in its life; only `complete` points are used.
     pub status: PointStatus,
     /// When the row was written, before any work.
@@ -84,7 +87,10 @@ impl Point {
             plan: self.plan.clone(),
             resource: self.resource.clone(),
             point: self.id,
-            origin: self.source_point_id.unwrap_or(self.id),
+            origin: self
+                .origin_point_id
+                .or(self.source_point_id)
+                .unwrap_or(self.id),
             kind: self.kind,
             data_time: self.data_time,
             artifact_sha256: self.sha256.clone(),

@@ -5,6 +5,7 @@
 //! 2; any other error, or a failed operation, exits 1.
 
 mod backup;
+mod catalog;
 mod daemon;
 mod drill;
 mod lists;
@@ -105,6 +106,9 @@ pub enum Command {
     Prune(prune::PruneArgs),
     /// Run every plan on its schedule: backups, copies, drills, pruning.
     Daemon(daemon::DaemonArgs),
+    /// The catalog itself: rebuild it from a vault when it is lost.
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
     /// The embedded default: create the demo's sample data, then run the
     /// daemon on it (--once: one backup, one drill and a report instead).
     Demo(backup::DemoArgs),
@@ -133,6 +137,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Prune(args) => prune::run(&cli, args).await,
         Command::Daemon(args) => daemon::run(&cli, args).await,
         Command::Demo(args) => backup::demo(&cli, args).await,
+        Command::Catalog(cmd) => catalog::run(&cli, cmd).await,
     }
 }
 

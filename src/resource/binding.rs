@@ -50,10 +50,12 @@ impl Binding {
         keys: &ArtifactKeys,
     ) -> Result<(Manifest, String), ResourceError> {
         let (manifest, sha256) = Manifest::load_hashed(vault, &keys.manifest).await?;
-        let note = self.check(&manifest, &sha256).map_err(|detail| ResourceError::Corrupt {
-            location: vault.location(&keys.artifact),
-            detail,
-        })?;
+        let note = self
+            .check(&manifest, &sha256)
+            .map_err(|detail| ResourceError::Corrupt {
+                location: vault.location(&keys.artifact),
+                detail,
+            })?;
         Ok((manifest, note))
     }
 
@@ -178,7 +180,12 @@ mod tests {
     #[test]
     fn any_disagreement_with_the_catalog_is_refused() {
         let cases: Vec<(Binding, Manifest, &str, &str)> = vec![
-            (binding(), manifest(7), "other", "not the one the catalog recorded"),
+            (
+                binding(),
+                manifest(7),
+                "other",
+                "not the one the catalog recorded",
+            ),
             (binding(), manifest(8), "mm", "belongs to point 8"),
             (
                 binding(),

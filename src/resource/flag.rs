@@ -16,15 +16,20 @@ pub enum PointFlag {
     Encrypted,
     /// A failed point whose leftovers prune removed.
     LeftoversRemoved,
+    /// Recorded by `catalog rebuild` from its manifest in a vault: bound
+    /// to the vault's files as they were then, its completion time is the
+    /// manifest's write time.
+    Rebuilt,
 }
 
 impl PointFlag {
     /// Every flag, in the order they were introduced.
-    pub const ALL: [PointFlag; 4] = [
+    pub const ALL: [PointFlag; 5] = [
         PointFlag::Shrunk,
         PointFlag::ChangedWhileRead,
         PointFlag::Encrypted,
         PointFlag::LeftoversRemoved,
+        PointFlag::Rebuilt,
     ];
 
     /// The flag's word, as the catalog's `flags` column and `--json` hold
@@ -35,6 +40,7 @@ impl PointFlag {
             PointFlag::ChangedWhileRead => "changed-while-read",
             PointFlag::Encrypted => "encrypted",
             PointFlag::LeftoversRemoved => "leftovers-removed",
+            PointFlag::Rebuilt => "rebuilt",
         }
     }
 

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::Kind;
 use crate::time::Millis;
 
 /// Where one point's data lives in its region.
@@ -38,6 +39,32 @@ pub enum Location {
 }
 
 impl Location {
+    /// Where a vault point of `kind` is, its artifact keyed `base.EXT`
+    /// (`PLAN/RESOURCE/STAMP-pID`); `None` for kinds RDS keeps.
+    pub fn in_vault(kind: Kind, base: &str) -> Option<Location> {
+        let key = |ext: &str| format!("{base}.{ext}");
+        match kind {
+            Kind::Path => Some(Location::Artifact {
+                key: key("tar.zst"),
+            }),
+            Kind::Sqlite => Some(Location::Artifact {
+                key: key("sqlite.zst"),
+            }),
+            // pg_dump's custom format is compressed already: stored as is.
+            Kind::Postgres => Some(Location::Artifact { key: key("pgdump") }),
+            Kind::S3 => Some(Location::Objects {
+                key: key("objects"),
+            }),
+            Kind::RdsInstance | Kind::RdsCluster => None,
+        }
+    }
+
+    /// The location of the point of `kind` whose manifest is at
+    /// `manifest_key`, the way [`Location::in_vault`] placed it.
+    pub fn of_manifest(kind: Kind, manifest_key: &str) -> Option<Location> {
+        Location::in_vault(kind, manifest_key.strip_suffix(MANIFEST_SUFFIX)?)
+    }
+
     /// The vault keys of a point held in a vault; `None` for a snapshot.
     pub fn vault_keys(&self) -> Option<ArtifactKeys> {
         match self {
@@ -72,19 +99,30 @@ pub struct ArtifactKeys {
     pub manifest: String,
 }
 
-/// The artifact extensions, by what the artifact holds.
+/// The artifact extensions, by what the artifact holds (as
+/// [`Location::in_vault`] gives them).
 const EXTENSIONS: [&str; 4] = ["tar.zst", "sqlite.zst", "pgdump", "objects"];
 
+/// How a manifest's key ends: the artifact's base and this.
+pub const MANIFEST_SUFFIX: &str = ".manifest.json";
+
 impl ArtifactKeys {
-    /// `PLAN/RESOURCE/STAMP-pID.EXT` and its `.manifest.json`. The stamp keeps
-    /// keys unique even if a catalog is recreated over an existing vault.
-    pub fn new(plan: &str, resource: &str, ext: &str, started_at: Millis, point_id: i64) -> Self {
+    /// The base of a new point's keys, `PLAN/RESOURCE/STAMP-pID`, to which
+    /// the artifact adds its extension and the manifest
+    /// [`MANIFEST_SUFFIX`]. The stamp keeps keys unique even if a catalog
+    /// is recreated over an existing vault.
+    pub fn base(plan: &str, resource: &str, started_at: Millis, point_id: i64) -> String {
         let stamp = crate::time::to_datetime(started_at).format("%Y%m%dT%H%M%S%3fZ");
-        let base = format!("{plan}/{resource}/{stamp}-p{point_id}");
-        ArtifactKeys {
-            artifact: format!("{base}.{ext}"),
-            manifest: format!("{base}.manifest.json"),
-        }
+        format!("{plan}/{resource}/{stamp}-p{point_id}")
+    }
+
+    /// The plan, resource and point id a key made by [`ArtifactKeys::base`]
+    /// names (for manifests older than the identity they now carry).
+    pub fn parse_base(base: &str) -> Option<(&str, &str, i64)> {
+        let (plan, rest) = base.split_once('/')?;
+        let (resource, name) = rest.rsplit_once('/')?;
+        let id = name.rsplit_once("-p")?.1.parse().ok()?;
+        Some((plan, resource, id))
     }
 
     /// The keys of a point from its artifact's key.
@@ -95,7 +133,7 @@ impl ArtifactKeys {
             .unwrap_or(artifact);
         ArtifactKeys {
             artifact: artifact.to_string(),
-            manifest: format!("{base}.manifest.json"),
+            manifest: format!("{base}{MANIFEST_SUFFIX}"),
         }
     }
 }
@@ -141,11 +179,17 @@ mod tests {
     }
 
     #[test]
-    fn a_manifest_sits_beside_its_artifact() {
-        for ext in EXTENSIONS {
-            let keys = ArtifactKeys::new("p", "r", ext, 0, 7);
+    fn a_manifest_sits_beside_its_artifact_and_leads_back_to_it() {
+        let base = ArtifactKeys::base("p", "r", 0, 7);
+        assert_eq!(base, "p/r/19700101T000000000Z-p7");
+        assert_eq!(ArtifactKeys::parse_base(&base), Some(("p", "r", 7)));
+        for kind in [Kind::Path, Kind::Sqlite, Kind::Postgres, Kind::S3] {
+            let at = Location::in_vault(kind, &base).unwrap();
+            let keys = at.vault_keys().unwrap();
             assert_eq!(keys.manifest, "p/r/19700101T000000000Z-p7.manifest.json");
-            assert_eq!(ArtifactKeys::from_artifact_key(&keys.artifact), keys);
+            assert_eq!(Location::of_manifest(kind, &keys.manifest), Some(at));
         }
+        assert_eq!(Location::in_vault(Kind::RdsCluster, &base), None);
+        assert_eq!(ArtifactKeys::parse_base("p/r/x"), None);
     }
 }

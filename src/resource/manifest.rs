@@ -215,7 +215,10 @@ impl Manifest {
     }
 
     /// [`Manifest::load`], with the SHA-256 (hex) of the bytes read.
-    pub async fn load_hashed(vault: &Vault, key: &str) -> Result<(Manifest, String), ResourceError> {
+    pub async fn load_hashed(
+        vault: &Vault,
+        key: &str,
+    ) -> Result<(Manifest, String), ResourceError> {
         use tokio::io::AsyncReadExt;
         let location = vault.location(key);
         let mut bytes = Vec::new();

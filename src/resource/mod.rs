@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 pub use binding::Binding;
 pub use flag::PointFlag;
 pub use kind::Kind;
-pub use location::{ArtifactKeys, Location};
+pub use location::{ArtifactKeys, Location, MANIFEST_SUFFIX};
 pub use manifest::{Manifest, PointIdentity};
 pub use path::remove_scratch;
 pub use place::{region_vault, Place, RegionVaultError};
@@ -186,26 +186,12 @@ pub fn new_location(
     slot: Option<Millis>,
     point_id: i64,
 ) -> Location {
-    let key = |ext| ArtifactKeys::new(plan, &res.name, ext, started_at, point_id).artifact;
-    match &res.spec {
-        ResourceSpec::Path { .. } => Location::Artifact {
-            key: key("tar.zst"),
-        },
-        ResourceSpec::Sqlite { .. } => Location::Artifact {
-            key: key("sqlite.zst"),
-        },
-        // pg_dump's custom format is compressed already: stored as is.
-        ResourceSpec::Postgres { .. } => Location::Artifact { key: key("pgdump") },
-        ResourceSpec::S3 { .. } => Location::Objects {
-            key: key("objects"),
-        },
-        ResourceSpec::RdsInstance { .. } | ResourceSpec::RdsCluster { .. } => {
-            Location::RdsSnapshot {
-                id: rds::snapshot_id(plan, &res.name, slot.unwrap_or(started_at)),
-                arn: None,
-            }
-        }
-    }
+    let base = ArtifactKeys::base(plan, &res.name, started_at, point_id);
+    // Only the kinds RDS keeps have no place in a vault.
+    Location::in_vault(Kind::of(&res.spec), &base).unwrap_or_else(|| Location::RdsSnapshot {
+        id: rds::snapshot_id(plan, &res.name, slot.unwrap_or(started_at)),
+        arn: None,
+    })
 }
 
 /// A location of the wrong shape for its kind: only a catalog edited by
@@ -255,7 +241,14 @@ pub async fn snapshot(
     let label = res.name.as_str();
     let taken = match &res.spec {
         ResourceSpec::Path { path, exclude } => {
-            path::snapshot(path, exclude, place.vault().await?, &keys_of(kind, at)?, label).await
+            path::snapshot(
+                path,
+                exclude,
+                place.vault().await?,
+                &keys_of(kind, at)?,
+                label,
+            )
+            .await
         }
         ResourceSpec::Sqlite { path } => {
             let keys = keys_of(kind, at)?;
@@ -453,7 +446,9 @@ pub async fn restore(
         ResourceSpec::S3 { .. } => {
             let (vault, keys) = (place.vault().await?, keys_of(kind, at)?);
             let (manifest, note) = bound.load(vault, &keys).await?;
-            Ok(s3::restore(vault, &keys, &manifest, scratch).await?.noting(note))
+            Ok(s3::restore(vault, &keys, &manifest, scratch)
+                .await?
+                .noting(note))
         }
         ResourceSpec::RdsInstance { .. } | ResourceSpec::RdsCluster { .. } => {
             // RDS keeps the snapshot: the catalog's identifier is the binding.

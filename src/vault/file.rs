@@ -155,10 +155,16 @@ impl FileVault {
         let location = self.location(&prefix);
         tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
-            if !root.exists() {
+            // Only the prefix's folder can hold its keys: a vault holding
+            // many plans is not walked whole for one of them.
+            let start = match prefix.rsplit_once('/') {
+                Some((folder, _)) => root.join(folder),
+                None => root.clone(),
+            };
+            if !start.exists() {
                 return Ok(out);
             }
-            for entry in walkdir::WalkDir::new(&root).sort_by_file_name() {
+            for entry in walkdir::WalkDir::new(&start).sort_by_file_name() {
                 let entry = entry.map_err(|e| VaultError::Io {
                     op: "list",
                     location: location.clone(),
@@ -180,8 +186,14 @@ impl FileVault {
                     .collect::<Vec<_>>()
                     .join("/");
                 if key.starts_with(&prefix) {
-                    let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-                    out.push(ObjectInfo { key, size });
+                    let meta = entry.metadata().ok();
+                    out.push(ObjectInfo {
+                        key,
+                        size: meta.as_ref().map_or(0, |m| m.len()),
+                        modified: meta
+                            .and_then(|m| m.modified().ok())
+                            .map(crate::time::from_system_time),
+                    });
                 }
             }
             // The walk goes folder by folder, which is not key order when

@@ -94,6 +94,9 @@ pub struct ObjectInfo {
     pub key: String,
     /// Size in bytes.
     pub size: u64,
+    /// When the object was last written, as the store says (file mtime,
+    /// S3 `LastModified`), in milliseconds since the epoch.
+    pub modified: Option<crate::time::Millis>,
 }
 
 /// What a copy between vaults established.

@@ -14,6 +14,7 @@ mod notify;
 mod object_lock;
 mod pg;
 mod postgres;
+mod rebuild;
 mod report;
 mod validation;
 mod vault_conformance;

@@ -56,6 +56,7 @@ impl S3Vault {
                     out.push(ObjectInfo {
                         key: k.strip_prefix(&strip).unwrap_or(k).to_string(),
                         size: o.size().unwrap_or(0).max(0) as u64,
+                        modified: o.last_modified().and_then(|t| t.to_millis().ok()),
                     });
                 }
             }
