@@ -263,7 +263,7 @@ async fn check(
 /// when it says nothing of the data (the point could not be checked).
 pub fn damage_of(e: &ResourceError) -> Option<String> {
     match e {
-        ResourceError::Corrupt { location, detail } => Some(format!("{detail} ({location})")),
+        ResourceError::Corrupt { location, detail } => Some(format!("{detail} at {location}")),
         // binding: the lead's binding mismatch (an artifact or manifest
         // that is not the one the catalog recorded) is damage too.
         _ => None,

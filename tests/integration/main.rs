@@ -16,3 +16,4 @@ mod postgres;
 mod report;
 mod validation;
 mod vault_conformance;
+mod verify;
