@@ -610,3 +610,39 @@ fn on_s3_a_missing_artifact_and_a_wrong_object_are_damage() {
     assert_eq!(status_of(&env, id(files)).0, "damaged");
     assert_eq!(status_of(&env, id(invoices)).0, "damaged");
 }
+
+#[test]
+fn a_damaged_point_holds_no_retention_slot_and_prune_deletes_it_when_expired() {
+    let env = Env::new();
+    env.seed(10);
+    let plan = env.local_plan("").replace(
+        "[regions.primary]",
+        "[retention]\nkeep_last = 1\n\n[regions.primary]",
+    );
+    env.write_plan("shop.toml", &plan);
+    let a = backed_up(&env);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let b = backed_up(&env);
+    let damaged = find(&b, "files", "dr");
+    std::fs::remove_file(artifact(damaged)).unwrap();
+    assert_eq!(env.run(&["verify"]).status.code(), Some(1));
+
+    // keep_last = 1 keeps the newest complete point (a's, in dr), as if
+    // the damaged one were not there; the damaged one, newest of all, is
+    // kept too while nothing newer exists.
+    let out = env.run(&["prune", "shop"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(status_of(&env, id(find(&a, "files", "dr"))).0, "complete");
+    assert_eq!(status_of(&env, id(damaged)).0, "damaged");
+
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    backed_up(&env);
+    let out = env.run(&["prune", "shop"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("(damaged)"), "{}", stdout(&out));
+    let (status, row) = status_of(&env, id(damaged));
+    assert_eq!(status, "deleted", "{row}");
+    // It never counted as usable, pruned or not.
+    assert_eq!(row["deleted_at"], row["completed_at"], "{row}");
+    assert_eq!(status_of(&env, id(find(&a, "files", "dr"))).0, "deleted");
+}
