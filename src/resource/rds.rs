@@ -815,38 +815,6 @@ where
     Ok(existed.into_inner())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn identifiers_follow_rds_rules() {
-        let id = snapshot_id("Orders_DB", "main--db", 1_700_000_000_123);
-        assert!(
-            id.starts_with("lifeboat-orders-db-main-db-") && id.ends_with("-20231114t221320123z"),
-            "{id}"
-        );
-        assert_eq!(id.len(), "lifeboat-orders-db-main-db-".len() + 7 + 19);
-        let long = snapshot_id(&"p".repeat(70), &"r".repeat(70), 1_700_000_000_123);
-        assert!(
-            long.len() <= 63 && long.ends_with("-20231114t221320123z"),
-            "{long}"
-        );
-        assert_ne!(
-            snapshot_id("orders_db", "x", 0),
-            snapshot_id("orders-db", "x", 0)
-        );
-        let long = identifier(&["lifeboat-drill", "12", &"a".repeat(80), "r"], 60);
-        assert!(long.len() <= 60, "{long}");
-        assert!(!long.contains("--") && !long.ends_with('-'));
-        assert_eq!(identifier(&["9lives"], 60), "x-9lives");
-        assert_eq!(
-            id_of("arn:aws:rds:us-west-2:1:snapshot:lifeboat-x"),
-            "lifeboat-x"
-        );
-    }
-}
-
 /// Verifies a point's snapshot without restoring it: RDS describes it, by
 /// identifier in this region, as `available`. A snapshot RDS no longer
 /// has, or reports failed or being deleted, is damage
@@ -881,5 +849,37 @@ pub async fn verify(
             "snapshot {id} in {} is {}, not available",
             place.region, s.status
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers_follow_rds_rules() {
+        let id = snapshot_id("Orders_DB", "main--db", 1_700_000_000_123);
+        assert!(
+            id.starts_with("lifeboat-orders-db-main-db-") && id.ends_with("-20231114t221320123z"),
+            "{id}"
+        );
+        assert_eq!(id.len(), "lifeboat-orders-db-main-db-".len() + 7 + 19);
+        let long = snapshot_id(&"p".repeat(70), &"r".repeat(70), 1_700_000_000_123);
+        assert!(
+            long.len() <= 63 && long.ends_with("-20231114t221320123z"),
+            "{long}"
+        );
+        assert_ne!(
+            snapshot_id("orders_db", "x", 0),
+            snapshot_id("orders-db", "x", 0)
+        );
+        let long = identifier(&["lifeboat-drill", "12", &"a".repeat(80), "r"], 60);
+        assert!(long.len() <= 60, "{long}");
+        assert!(!long.contains("--") && !long.ends_with('-'));
+        assert_eq!(identifier(&["9lives"], 60), "x-9lives");
+        assert_eq!(
+            id_of("arn:aws:rds:us-west-2:1:snapshot:lifeboat-x"),
+            "lifeboat-x"
+        );
     }
 }
