@@ -191,6 +191,12 @@ async fn pinned_point(
             p.resource, plan.name
         )));
     }
+    if p.region == region && p.status == crate::catalog::PointStatus::Damaged {
+        return Err(DrillError::Invalid(format!(
+            "point {id} is {}; `lifeboat verify` makes it complete again if its data comes back",
+            crate::verify::damaged_note(&p)
+        )));
+    }
     if p.region != region || !p.is_complete() {
         return Err(DrillError::Invalid(format!(
             "point {id} is {} in region `{}`; a drill in region `{region}` needs a complete point there",
@@ -230,6 +236,9 @@ struct Drill<'a> {
     /// The drill's scratch folder; one subfolder per resource.
     dir: PathBuf,
     chosen: Vec<(&'a Resource, Option<Point>)>,
+    /// Per resource chosen, the damaged points the choice passed over,
+    /// said in its `restore` check (`point 12 skipped: damaged …`).
+    skipped: Vec<String>,
     restored: Vec<(&'a Resource, Restored)>,
     checks: Vec<NewCheck>,
     phase_ms: [i64; 3],
@@ -267,6 +276,7 @@ impl<'a> Drill<'a> {
             clock,
             dir: ctx.drills_dir().join(id.to_string()),
             chosen: Vec::new(),
+            skipped: Vec::new(),
             restored: Vec::new(),
             checks: Vec::new(),
             phase_ms: [0; 3],
@@ -321,9 +331,36 @@ impl<'a> Drill<'a> {
             if let Some(p) = &point {
                 self.cat.add_drill_point(self.id, p.id).await?;
             }
+            let skipped = match pinned {
+                Some(p) if p.resource == res.name => String::new(),
+                _ => self.skipped_damaged(res, point.as_ref(), choice).await?,
+            };
+            self.skipped.push(skipped);
             self.chosen.push((res, point));
         }
         Ok(())
+    }
+
+    /// The damaged points of `res` the choice passed over, said: a drill
+    /// never restores a damaged point, and never hides that it skipped one.
+    async fn skipped_damaged(
+        &self,
+        res: &Resource,
+        chosen: Option<&Point>,
+        choice: PointChoice,
+    ) -> Result<String, CatalogError> {
+        let damaged = self
+            .cat
+            .damaged_points(&self.plan.name, &res.name, self.place.region)
+            .await?;
+        let notes: Vec<String> = crate::verify::skipped_by(&damaged, chosen, choice)
+            .into_iter()
+            .map(|d| {
+                warn!(drill = self.id, point = d.id, "damaged point skipped");
+                format!("point {} skipped: {}", d.id, crate::verify::damaged_note(d))
+            })
+            .collect();
+        Ok(notes.join("; "))
     }
 
     /// Where this drill restores `res`.
@@ -334,19 +371,30 @@ impl<'a> Drill<'a> {
     /// Restores every chosen point and verifies it against its manifest;
     /// each restore is the resource's `restore` check.
     async fn restore(&mut self) {
-        for (res, point) in &self.chosen {
+        for ((res, point), skipped) in self.chosen.iter().zip(&self.skipped) {
             let t = Instant::now();
             let outcome = match point {
                 None => Err(format!(
                     "no complete point of `{}` in region `{}` at drill start",
                     res.name, self.place.region
                 )),
-                Some(p) => self.restore_point(res, p).await.map_err(|e| e.to_string()),
+                Some(p) => match self.restore_point(res, p).await {
+                    Ok(r) => Ok(r),
+                    // Found corrupt: marked damaged where the failed check
+                    // is recorded, so later drills and `status` skip it.
+                    Err(e) => Err(match crate::verify::mark_if_damage(self.cat, p, &e).await {
+                        Some(_) => format!("{e}; the point is now marked damaged"),
+                        None => e.to_string(),
+                    }),
+                },
             };
-            let prefix = point
+            let mut prefix = point
                 .as_ref()
                 .map(|p| format!("point {}: ", p.id))
                 .unwrap_or_default();
+            if !skipped.is_empty() {
+                prefix = format!("{prefix}({skipped}) ");
+            }
             self.checks.push(NewCheck {
                 name: "restore".into(),
                 resource: res.name.clone(),

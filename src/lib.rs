@@ -49,3 +49,4 @@ pub mod schedule;
 pub mod telemetry;
 pub mod time;
 pub mod vault;
+pub mod verify;

@@ -121,6 +121,24 @@ async fn dropped_by_retention(
                     out.push(Doomed::Expired(points.swap_remove(i), d.reasons.join(", ")));
                 }
             }
+            // A damaged point holds no slot of the rules above (the
+            // complete ones are kept as if it did not exist); it goes when
+            // the rules would drop it among the complete points.
+            for p in cat.damaged_points(&plan.name, &res.name, region).await? {
+                let mut with = candidates.clone();
+                let data_time = p.data_time.unwrap_or(p.started_at);
+                with.push(Candidate {
+                    id: p.id,
+                    data_time,
+                });
+                let dropped = decide(&with, rules, now)
+                    .into_iter()
+                    .find(|d| d.id == p.id && !d.keep);
+                if let Some(d) = dropped {
+                    let reason = format!("{} (damaged)", d.reasons.join(", "));
+                    out.push(Doomed::Expired(p, reason));
+                }
+            }
         }
     }
     Ok(out)

@@ -77,6 +77,14 @@ pub struct Point {
     /// with `object_lock`): prune does not delete it before.
     #[serde(with = "crate::time::serde_ms::option")]
     pub locked_until: Option<Millis>,
+    /// When the point was first found damaged (status `damaged`, or
+    /// pruned since); `None` for a point never found damaged, or whose
+    /// data a later verify found whole again.
+    #[serde(with = "crate::time::serde_ms::option")]
+    pub damaged_at: Option<Millis>,
+    /// What was found wrong with the point's data (`artifact missing`, a
+    /// hash that does not match, …), with `damaged_at`.
+    pub damage: Option<String>,
 }
 
 impl Point {
@@ -231,14 +239,95 @@ impl Catalog {
 
     /// First step of pruning: the point stops being usable before any of
     /// its objects is touched, so a crash half-way never leaves a
-    /// `complete` point without its data.
+    /// `complete` point without its data. A damaged point keeps its
+    /// `deleted_at` (its `completed_at`): it never counted as usable.
     pub async fn mark_point_deleting(&self, id: i64, now: Millis) -> Result<(), CatalogError> {
-        sqlx::query("UPDATE points SET status = 'deleting', deleted_at = ? WHERE id = ? AND status = 'complete'")
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE points SET status = 'deleting',
+                deleted_at = CASE WHEN status = 'damaged' THEN deleted_at ELSE ? END
+             WHERE id = ? AND status IN ('complete', 'damaged')",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
+    }
+
+    /// Marks a complete (or already damaged) point `damaged`, saying why:
+    /// it stops being usable, and stops counting as ever having been
+    /// (`deleted_at` = `completed_at`: the exposure walk skips a point
+    /// usable over an empty interval). `damaged_at` keeps the first time
+    /// it was found so; `damage` says the latest reason. Returns whether
+    /// the point was marked (a point pruned meanwhile is left alone).
+    pub async fn mark_point_damaged(
+        &self,
+        id: i64,
+        damage: &str,
+        now: Millis,
+    ) -> Result<bool, CatalogError> {
+        let done = sqlx::query(
+            "UPDATE points SET status = 'damaged', damaged_at = COALESCE(damaged_at, ?),
+                damage = ?, deleted_at = completed_at
+             WHERE id = ? AND status IN ('complete', 'damaged') AND completed_at IS NOT NULL",
+        )
+        .bind(now)
+        .bind(damage)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Makes a damaged point complete again, once its data was found
+    /// whole (its vault came back, or was repaired): usable as it was,
+    /// from its completion on. Returns whether it was damaged.
+    pub async fn mark_point_repaired(&self, id: i64) -> Result<bool, CatalogError> {
+        let done = sqlx::query(
+            "UPDATE points SET status = 'complete', damaged_at = NULL, damage = NULL, deleted_at = NULL
+             WHERE id = ? AND status = 'damaged'",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The points `lifeboat verify` checks in one region of a plan: the
+    /// complete ones and the damaged ones (whose data may have come back),
+    /// by id.
+    pub async fn points_to_verify(
+        &self,
+        plan: &str,
+        region: &str,
+    ) -> Result<Vec<Point>, CatalogError> {
+        Ok(sqlx::query_as::<_, Point>(
+            "SELECT * FROM points WHERE plan = ? AND region = ? AND status IN ('complete', 'damaged')
+             ORDER BY id",
+        )
+        .bind(plan)
+        .bind(region)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Damaged points of one resource in one region, newest data first:
+    /// what drills skip and say so, and what prune may delete.
+    pub async fn damaged_points(
+        &self,
+        plan: &str,
+        resource: &str,
+        region: &str,
+    ) -> Result<Vec<Point>, CatalogError> {
+        Ok(sqlx::query_as::<_, Point>(
+            "SELECT * FROM points WHERE plan = ? AND resource = ? AND region = ? AND status = 'damaged'
+             ORDER BY data_time DESC, id DESC",
+        )
+        .bind(plan)
+        .bind(resource)
+        .bind(region)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Points whose pruning started but did not finish (to retry).
@@ -285,13 +374,14 @@ impl Catalog {
         )
     }
 
-    /// The points `f` selects, oldest started first: only `complete` ones
-    /// unless `f.all_statuses`.
+    /// The points `f` selects, oldest started first: only `complete` and
+    /// `damaged` ones unless `f.all_statuses` (a damaged point is shown so
+    /// its damage is seen, never used).
     pub async fn points(&self, f: &PointFilter) -> Result<Vec<Point>, CatalogError> {
         Ok(sqlx::query_as::<_, Point>(
             "SELECT * FROM points
              WHERE (?1 IS NULL OR plan = ?1) AND (?2 IS NULL OR region = ?2) AND (?3 IS NULL OR resource = ?3)
-               AND (?4 OR status = 'complete')
+               AND (?4 OR status IN ('complete', 'damaged'))
              ORDER BY started_at, id",
         )
         .bind(&f.plan)
@@ -514,7 +604,8 @@ impl Catalog {
         Ok(out)
     }
 
-    /// Complete points of a plan carrying a flag, completed in `[from, to)`.
+    /// Complete points of a plan carrying a flag, completed in `[from, to)`
+    /// (pruned since or not); points found damaged never counted.
     pub async fn flagged_points(
         &self,
         plan: &str,
@@ -523,7 +614,7 @@ impl Catalog {
     ) -> Result<Vec<Point>, CatalogError> {
         Ok(sqlx::query_as::<_, Point>(
             "SELECT * FROM points WHERE plan = ? AND flags != '' AND completed_at >= ? AND completed_at < ?
-               AND status IN ('complete', 'deleting', 'deleted')
+               AND status IN ('complete', 'deleting', 'deleted') AND damaged_at IS NULL
              ORDER BY completed_at, id",
         )
         .bind(plan)

@@ -24,6 +24,11 @@ pub enum PointStatus {
     Deleting,
     /// Prune deleted its data.
     Deleted,
+    /// Was complete, until `lifeboat verify` or a drill found its data
+    /// missing or not what the catalog recorded: not usable, and counted
+    /// as never having been (it may never have been restorable). A verify
+    /// that finds the data whole again makes it complete again.
+    Damaged,
 }
 
 impl std::fmt::Display for PointStatus {
@@ -47,6 +52,7 @@ impl PointStatus {
             PointStatus::Failed => "failed",
             PointStatus::Deleting => "deleting",
             PointStatus::Deleted => "deleted",
+            PointStatus::Damaged => "damaged",
         }
     }
 }

@@ -72,6 +72,9 @@ pub fn print_points(points: &[Point]) {
         if let Some(e) = &p.error {
             println!("       error: {e}");
         }
+        if p.status == lifeboat::catalog::PointStatus::Damaged {
+            println!("       {}", lifeboat::verify::damaged_note(p));
+        }
     }
 }
 

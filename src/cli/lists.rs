@@ -12,13 +12,13 @@ use lifeboat::time::{human_duration_secs, rfc3339};
 
 #[derive(Debug, Subcommand)]
 pub enum PointsCommand {
-    /// Recovery points, oldest first (complete ones unless --all).
+    /// Recovery points, oldest first (complete and damaged ones unless --all).
     List {
         #[arg(long)]
         plan: Option<String>,
         #[arg(long)]
         region: Option<String>,
-        /// Include failed, running and deleted points.
+        /// Include failed, running, deleting and deleted points.
         #[arg(long)]
         all: bool,
         #[arg(long)]

@@ -12,6 +12,7 @@ mod lists;
 mod plan;
 mod prune;
 mod report;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -104,6 +105,9 @@ pub enum Command {
     Report(Box<report::ReportArgs>),
     /// Delete points that retention no longer keeps.
     Prune(prune::PruneArgs),
+    /// Check every point where it is kept, without restoring it; mark the
+    /// damaged ones.
+    Verify(verify::VerifyArgs),
     /// Run every plan on its schedule: backups, copies, drills, pruning.
     Daemon(daemon::DaemonArgs),
     /// The catalog itself: rebuild it from a vault when it is lost.
@@ -135,6 +139,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Status(args) => lists::status(&cli, args).await,
         Command::Report(args) => report::run(&cli, args).await,
         Command::Prune(args) => prune::run(&cli, args).await,
+        Command::Verify(args) => verify::run(&cli, args).await,
         Command::Daemon(args) => daemon::run(&cli, args).await,
         Command::Demo(args) => backup::demo(&cli, args).await,
         Command::Catalog(cmd) => catalog::run(&cli, cmd).await,

@@ -14,7 +14,8 @@
 //!   plan's SQL checks on what was restored;
 //! - [`discard`]: remove what a restore created, also half-way or after a
 //!   crash, found by name;
-//! - [`delete`]: remove a point's data (retention, failed leftovers).
+//! - [`delete`]: remove a point's data (retention, failed leftovers);
+//! - [`verify`]: check a point where it is kept, without restoring it.
 //!
 //! Orchestrators (`backup`, `drill`, `prune`) call these and never ask
 //! which kind they hold. Resource kinds do data work only: they know
@@ -33,6 +34,7 @@ pub mod s3;
 mod scratch;
 mod sql;
 mod sqlite;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -45,6 +47,7 @@ pub use manifest::{Manifest, PointIdentity};
 pub use path::remove_scratch;
 pub use place::{region_vault, Place, RegionVaultError};
 pub use scratch::{Scratch, SCRATCH_DATABASE_PREFIX};
+pub use verify::{reachable, Expected, Verified};
 
 use crate::plan::{Resource, ResourceSpec, SqlCheck};
 use crate::time::Millis;
@@ -593,6 +596,35 @@ pub async fn delete(
         Kind::RdsInstance | Kind::RdsCluster => {
             let (id, _) = snapshot_of(kind, at)?;
             rds::delete_snapshot(kind, &place.rds(), id).await
+        }
+    }
+}
+
+/// Verifies the point of kind `kind` at `at` in `place` without restoring
+/// it, against what the catalog recorded (`expect`): by default that its
+/// data is there with the recorded size; with `read_data`, every byte is
+/// read again and hashed. [`ResourceError::Corrupt`] is a definitive
+/// finding that the data is not what was recorded; any other error means
+/// the point could not be checked (see `crate::verify`).
+pub async fn verify(
+    kind: Kind,
+    place: &Place<'_>,
+    at: &Location,
+    expect: &Expected,
+    read_data: bool,
+) -> Result<Verified, ResourceError> {
+    match kind {
+        Kind::Path | Kind::Sqlite | Kind::Postgres => {
+            let keys = keys_of(kind, at)?;
+            verify::artifact(place.vault().await?, &keys, expect, read_data).await
+        }
+        Kind::S3 => {
+            let keys = keys_of(kind, at)?;
+            s3::verify(place.vault().await?, &keys, expect, read_data).await
+        }
+        Kind::RdsInstance | Kind::RdsCluster => {
+            let (id, _) = snapshot_of(kind, at)?;
+            rds::verify(kind, &place.rds(), id).await
         }
     }
 }

@@ -816,6 +816,43 @@ where
     Ok(existed.into_inner())
 }
 
+/// Verifies a point's snapshot without restoring it: RDS describes it, by
+/// identifier in this region, as `available`. A snapshot RDS no longer
+/// has, or reports failed or being deleted, is damage
+/// ([`ResourceError::Corrupt`]); a failed request is not. RDS exposes no
+/// bytes to hash: `--read-data` has nothing more to read.
+pub async fn verify(
+    kind: Kind,
+    place: &RdsPlace<'_>,
+    id: &str,
+) -> Result<super::verify::Verified, ResourceError> {
+    let level = Level::of(kind)?;
+    let client = place.client().await;
+    let gone = |detail: String| ResourceError::Corrupt {
+        location: format!("snapshot {id} in {}", place.region),
+        detail,
+    };
+    match describe_snapshot(&client, level, id).await {
+        Err(e) => Err(in_region(e, place)),
+        Ok(None) => Err(gone("snapshot missing".into())),
+        Ok(Some(s)) if s.status == "available" => Ok(super::verify::Verified {
+            detail: format!(
+                "snapshot {} available ({} GiB allocated)",
+                s.arn, s.allocated_gib
+            ),
+            bytes_read: 0,
+        }),
+        Ok(Some(s)) if matches!(s.status.as_str(), "failed" | "error" | "deleting") => {
+            Err(gone(format!("snapshot is {}", s.status)))
+        }
+        // Copying, or being modified: not a verdict on the data yet.
+        Ok(Some(s)) => Err(ResourceError::Aws(format!(
+            "snapshot {id} in {} is {}, not available",
+            place.region, s.status
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

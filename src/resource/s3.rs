@@ -410,3 +410,113 @@ pub async fn delete(vault: &Vault, keys: &ArtifactKeys) -> Result<(), VaultError
         Vault::File(_) => Ok(()),
     }
 }
+
+/// Verifies an `s3` point in `vault` without restoring it: the manifest is
+/// there and parses, its object list hashes to the catalog's SHA-256, and
+/// every object it lists is under the point's prefix with its size (the
+/// total the catalog recorded). With `read_data`, every object is read
+/// again and hashed, and compared with the SHA-256 S3 computed when it
+/// was copied (when the manifest has one that is not a multipart
+/// composite). A missing or wrong object is damage
+/// ([`ResourceError::Corrupt`]); a failed request is not.
+pub async fn verify(
+    vault: &Vault,
+    keys: &ArtifactKeys,
+    expect: &super::verify::Expected,
+    read_data: bool,
+) -> Result<super::verify::Verified, ResourceError> {
+    use super::verify::{base64, damaged, hash_object, load_manifest, Verified};
+    let (manifest, _manifest_sha256) = load_manifest(vault, &keys.manifest).await?;
+    // binding: compare `_manifest_sha256` with the catalog's
+    // `points.manifest_sha256`, and the manifest's identity fields with
+    // the point's, once both exist.
+    let at = |key: &str| vault.location(key);
+    let list_hash = objects_digest(&manifest.objects);
+    if let Some(want) = expect.sha256.as_deref() {
+        if want != list_hash {
+            return Err(damaged(
+                at(&keys.manifest),
+                format!(
+                    "the manifest's object list hashes to {list_hash}, the catalog recorded {want}"
+                ),
+            ));
+        }
+    }
+    let total: u64 = manifest.objects.iter().map(|o| o.size).sum();
+    if let Some(want) = expect.size.filter(|want| *want != total) {
+        return Err(damaged(
+            at(&keys.manifest),
+            format!("the manifest lists {total} bytes of objects, the catalog recorded {want}"),
+        ));
+    }
+    let listed: std::collections::HashMap<String, u64> = vault
+        .list(&format!("{}/", keys.artifact))
+        .await?
+        .into_iter()
+        .map(|o| (o.key, o.size))
+        .collect();
+    for entry in &manifest.objects {
+        let key = stored_key(keys, &entry.stored);
+        match listed.get(&key) {
+            None => return Err(damaged(at(&key), format!("object `{}` missing", entry.key))),
+            Some(&size) if size != entry.size => {
+                return Err(damaged(
+                    at(&key),
+                    format!(
+                        "object `{}` is {size} bytes, the manifest has {}",
+                        entry.key, entry.size
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    let n = manifest.objects.len();
+    if !read_data {
+        return Ok(Verified {
+            detail: format!(
+                "{n} objects present with the manifest's sizes; object list hash matches"
+            ),
+            bytes_read: 0,
+        });
+    }
+    let compared = bounded(manifest.objects.iter().cloned(), |entry| {
+        let vault = vault.clone();
+        let key = stored_key(keys, &entry.stored);
+        async move {
+            let (len, digest) = hash_object(&vault, &key, "object").await?;
+            if len != entry.size {
+                return Err(damaged(
+                    vault.location(&key),
+                    format!(
+                        "object `{}` reads as {len} bytes, the manifest has {}",
+                        entry.key, entry.size
+                    ),
+                ));
+            }
+            // A multipart copy's checksum is of its parts' checksums
+            // (`…-N`): not comparable with the whole object's hash.
+            match entry.sha256.as_deref().filter(|s| !s.contains('-')) {
+                Some(want) if base64(&digest) != want => Err(damaged(
+                    vault.location(&key),
+                    format!(
+                        "object `{}` hashes to {}, S3 computed {want} when it was copied",
+                        entry.key,
+                        base64(&digest)
+                    ),
+                )),
+                Some(_) => Ok((len, true)),
+                None => Ok((len, false)),
+            }
+        }
+    })
+    .await?;
+    let bytes: u64 = compared.iter().map(|(len, _)| len).sum();
+    let hashed = compared.iter().filter(|(_, c)| *c).count();
+    Ok(Verified {
+        detail: format!(
+            "{n} objects ({bytes} bytes) read; {hashed} SHA-256 match the manifest's, object list hash matches"
+        ),
+        bytes_read: bytes,
+    })
+}

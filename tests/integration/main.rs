@@ -18,3 +18,4 @@ mod rebuild;
 mod report;
 mod validation;
 mod vault_conformance;
+mod verify;
