@@ -28,7 +28,7 @@ use tracing::{info, warn};
 use crate::catalog::{Catalog, CatalogError, Point, PointStatus};
 use crate::context::Context;
 use crate::plan::{Plan, PointChoice};
-use crate::resource::{self, Expected, Kind, Place, ResourceError};
+use crate::resource::{self, Kind, Place, ResourceError};
 use crate::time::{now_ms, rfc3339, Millis};
 
 /// Which points `--read-data-subset N/M` reads in full: those whose id
@@ -251,10 +251,7 @@ async fn check(
             point.id
         )));
     };
-    let expect = Expected {
-        size: point.size_bytes.map(|s| s.max(0) as u64),
-        sha256: point.sha256.clone().filter(|s| !s.is_empty()),
-    };
+    let expect = point.binding();
     resource::verify(point.kind, place, stored, &expect, read_data).await
 }
 
@@ -264,8 +261,8 @@ async fn check(
 pub fn damage_of(e: &ResourceError) -> Option<String> {
     match e {
         ResourceError::Corrupt { location, detail } => Some(format!("{detail} at {location}")),
-        // binding: the lead's binding mismatch (an artifact or manifest
-        // that is not the one the catalog recorded) is damage too.
+        // A manifest that is not the one the catalog recorded (binding)
+        // is reported as corrupt too.
         _ => None,
     }
 }
@@ -397,6 +394,7 @@ mod tests {
             region: "dr".into(),
             run_id: None,
             source_point_id: None,
+            origin_point_id: None,
             status: PointStatus::Damaged,
             started_at: data_time,
             data_time: Some(data_time),
@@ -406,6 +404,7 @@ mod tests {
             content_bytes: None,
             file_count: None,
             sha256: None,
+            manifest_sha256: None,
             location: None,
             stored: None,
             flags: Default::default(),

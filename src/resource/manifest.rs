@@ -207,9 +207,10 @@ impl Manifest {
         Ok(sha256)
     }
 
-    /// Reads the manifest at `key`. One that cannot be read or parsed (or
-    /// is larger than 2 GiB) is [`ResourceError::Corrupt`]; a missing one
-    /// is the vault's not-found error.
+    /// Reads the manifest at `key`. One that cannot be parsed (or is
+    /// larger than 2 GiB) is [`ResourceError::Corrupt`]; a missing one is
+    /// the vault's not-found error, one whose read fails the vault's I/O
+    /// error.
     pub async fn load(vault: &Vault, key: &str) -> Result<Manifest, ResourceError> {
         Ok(Manifest::load_hashed(vault, key).await?.0)
     }
@@ -228,9 +229,14 @@ impl Manifest {
             .take(MAX_MANIFEST_BYTES)
             .read_to_end(&mut bytes)
             .await
-            .map_err(|e| ResourceError::Corrupt {
-                location: location.clone(),
-                detail: format!("cannot read manifest: {e}"),
+            // A read that fails says nothing of the bytes not read: the
+            // vault's fault, not damage.
+            .map_err(|source| {
+                ResourceError::Vault(crate::vault::VaultError::Io {
+                    op: "read",
+                    location: location.clone(),
+                    source,
+                })
             })?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let manifest = serde_json::from_slice(&bytes).map_err(|e| ResourceError::Corrupt {

@@ -47,7 +47,7 @@ pub use manifest::{Manifest, PointIdentity};
 pub use path::remove_scratch;
 pub use place::{region_vault, Place, RegionVaultError};
 pub use scratch::{Scratch, SCRATCH_DATABASE_PREFIX};
-pub use verify::{reachable, Expected, Verified};
+pub use verify::{reachable, Verified};
 
 use crate::plan::{Resource, ResourceSpec, SqlCheck};
 use crate::time::Millis;
@@ -610,7 +610,7 @@ pub async fn verify(
     kind: Kind,
     place: &Place<'_>,
     at: &Location,
-    expect: &Expected,
+    expect: &Binding,
     read_data: bool,
 ) -> Result<Verified, ResourceError> {
     match kind {

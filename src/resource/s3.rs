@@ -422,28 +422,24 @@ pub async fn delete(vault: &Vault, keys: &ArtifactKeys) -> Result<(), VaultError
 pub async fn verify(
     vault: &Vault,
     keys: &ArtifactKeys,
-    expect: &super::verify::Expected,
+    expect: &super::Binding,
     read_data: bool,
 ) -> Result<super::verify::Verified, ResourceError> {
-    use super::verify::{base64, damaged, hash_object, load_manifest, Verified};
-    let (manifest, _manifest_sha256) = load_manifest(vault, &keys.manifest).await?;
-    // binding: compare `_manifest_sha256` with the catalog's
-    // `points.manifest_sha256`, and the manifest's identity fields with
-    // the point's, once both exist.
+    use super::verify::{base64, bound_manifest, damaged, hash_object, Verified};
+    let manifest = bound_manifest(vault, keys, expect).await?;
     let at = |key: &str| vault.location(key);
     let list_hash = objects_digest(&manifest.objects);
-    if let Some(want) = expect.sha256.as_deref() {
-        if want != list_hash {
-            return Err(damaged(
-                at(&keys.manifest),
-                format!(
-                    "the manifest's object list hashes to {list_hash}, the catalog recorded {want}"
-                ),
-            ));
-        }
+    if list_hash != manifest.artifact.sha256 {
+        return Err(damaged(
+            at(&keys.manifest),
+            format!(
+                "the manifest's object list hashes to {list_hash}, it records {}",
+                manifest.artifact.sha256
+            ),
+        ));
     }
     let total: u64 = manifest.objects.iter().map(|o| o.size).sum();
-    if let Some(want) = expect.size.filter(|want| *want != total) {
+    if let Some(want) = expect.artifact_size.filter(|want| *want != total) {
         return Err(damaged(
             at(&keys.manifest),
             format!("the manifest lists {total} bytes of objects, the catalog recorded {want}"),

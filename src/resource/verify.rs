@@ -13,29 +13,13 @@
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::{ArtifactKeys, Manifest, ResourceError};
+use super::{ArtifactKeys, Binding, Manifest, ResourceError};
 use crate::vault::{Vault, VaultError};
-
-/// Manifests are small; refuse to load anything absurdly large (as a
-/// restore does).
-const MAX_MANIFEST_BYTES: u64 = 2 << 30;
 
 /// Bytes read at a time when hashing: large reads keep a `file://` vault
 /// near the disk's speed (one blocking read per buffer), while memory
 /// stays bounded whatever the artifact's size.
 const READ_BUFFER: usize = 1 << 20;
-
-/// What the catalog recorded of a point, to verify its data against.
-#[derive(Debug, Clone, Default)]
-pub struct Expected {
-    /// Bytes stored (`points.size_bytes`): the artifact's, or an `s3`
-    /// point's objects' total.
-    pub size: Option<u64>,
-    /// SHA-256 (hex) of the artifact, or of an `s3` point's object list
-    /// (`points.sha256`); `None` when the catalog holds none (an RDS
-    /// snapshot; a copy made server-side between S3 vaults).
-    pub sha256: Option<String>,
-}
 
 /// What a verification established about a point whose data is whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,71 +122,41 @@ pub(super) async fn hash_stream(
 }
 
 /// Reads and parses a point's manifest: it and its SHA-256 (hex). Missing
-/// or unparsable is damage.
+/// or unparsable is damage; a read that fails is not.
 pub(super) async fn load_manifest(
     vault: &Vault,
     key: &str,
 ) -> Result<(Manifest, String), ResourceError> {
-    let location = vault.location(key);
-    let reader = match vault.get(key).await {
-        Ok(r) => r,
-        Err(VaultError::NotFound { location }) => {
-            return Err(damaged(location, "manifest missing"))
+    match Manifest::load_hashed(vault, key).await {
+        Err(ResourceError::Vault(VaultError::NotFound { location })) => {
+            Err(damaged(location, "manifest missing"))
         }
-        Err(e) => return Err(e.into()),
-    };
-    let mut bytes = Vec::new();
-    reader
-        .take(MAX_MANIFEST_BYTES)
-        .read_to_end(&mut bytes)
-        .await
-        .map_err(|source| {
-            ResourceError::Vault(VaultError::Io {
-                op: "read",
-                location: location.clone(),
-                source,
-            })
-        })?;
-    let sha256 = hex::encode(Sha256::digest(&bytes));
-    let manifest = serde_json::from_slice(&bytes)
-        .map_err(|e| damaged(location, format!("manifest does not parse: {e}")))?;
-    Ok((manifest, sha256))
+        other => other,
+    }
 }
 
 /// Verifies an artifact point (`path`, `sqlite`, `postgres`) in `vault`.
 /// By default: the artifact is there with the size the catalog recorded,
-/// and its manifest is there and not empty. With `read_data`: the manifest
-/// parses and describes this artifact, and every byte of the artifact is
-/// read again and hashed, matching the catalog's SHA-256 (or, for a copy
-/// that recorded none, the manifest's).
+/// and its manifest is the one the catalog recorded (bound as a restore
+/// binds it: its hash, the point it names, the artifact it describes).
+/// With `read_data`, every byte of the artifact is also read again and
+/// hashed, matching the manifest's SHA-256, which the binding tied to the
+/// catalog's.
 pub async fn artifact(
     vault: &Vault,
     keys: &ArtifactKeys,
-    expect: &Expected,
+    expect: &Binding,
     read_data: bool,
 ) -> Result<Verified, ResourceError> {
     let location = vault.location(&keys.artifact);
     let size = object_size(vault, &keys.artifact, "artifact").await?;
-    if let Some(want) = expect.size.filter(|want| *want != size) {
+    if let Some(want) = expect.artifact_size.filter(|want| *want != size) {
         return Err(damaged(
             location,
             format!("artifact is {size} bytes, the catalog recorded {want}"),
         ));
     }
-    if !read_data {
-        let manifest = object_size(vault, &keys.manifest, "manifest").await?;
-        if manifest == 0 {
-            return Err(damaged(vault.location(&keys.manifest), "manifest is empty"));
-        }
-        return Ok(Verified {
-            detail: format!("artifact and manifest present, artifact {size} bytes as recorded"),
-            bytes_read: 0,
-        });
-    }
-    let (manifest, _manifest_sha256) = load_manifest(vault, &keys.manifest).await?;
-    // binding: compare `_manifest_sha256` with the catalog's
-    // `points.manifest_sha256`, and the manifest's identity fields (plan,
-    // resource, point id, data time) with the point's, once both exist.
+    let manifest = bound_manifest(vault, keys, expect).await?;
     if manifest.artifact.size != size {
         return Err(damaged(
             vault.location(&keys.manifest),
@@ -212,16 +166,13 @@ pub async fn artifact(
             ),
         ));
     }
-    if let Some(want) = expect.sha256.as_deref() {
-        if want != manifest.artifact.sha256 {
-            return Err(damaged(
-                vault.location(&keys.manifest),
-                format!(
-                    "manifest describes an artifact with sha256 {}, the catalog recorded {want}",
-                    manifest.artifact.sha256
-                ),
-            ));
-        }
+    if !read_data {
+        return Ok(Verified {
+            detail: format!(
+                "artifact present with its recorded {size} bytes; manifest is the one recorded"
+            ),
+            bytes_read: 0,
+        });
     }
     let (read, digest) = hash_object(vault, &keys.artifact, "artifact").await?;
     let sha = hex::encode(digest);
@@ -234,15 +185,24 @@ pub async fn artifact(
             ),
         ));
     }
-    let against = if expect.sha256.is_some() {
-        "the catalog's"
-    } else {
-        "the manifest's (the catalog recorded none)"
-    };
     Ok(Verified {
-        detail: format!("{read} bytes read, sha256 matches {against}"),
+        detail: format!("{read} bytes read, sha256 matches the recorded manifest's"),
         bytes_read: read,
     })
+}
+
+/// The point's manifest, bound to the catalog's record (see [`Binding`]):
+/// a missing, unparsable or foreign manifest is damage.
+pub(super) async fn bound_manifest(
+    vault: &Vault,
+    keys: &ArtifactKeys,
+    expect: &Binding,
+) -> Result<Manifest, ResourceError> {
+    let (manifest, sha256) = load_manifest(vault, &keys.manifest).await?;
+    expect
+        .check(&manifest, &sha256)
+        .map_err(|detail| damaged(vault.location(&keys.manifest), detail))?;
+    Ok(manifest)
 }
 
 /// Standard base64 with padding, as S3 spells its checksums.
@@ -270,6 +230,7 @@ pub(super) fn base64(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resource::{Kind, Location};
     use crate::vault::FileVault;
 
     #[test]
@@ -291,25 +252,38 @@ mod tests {
         );
     }
 
-    /// A vault holding one artifact (`bytes`) and a manifest describing it.
-    async fn vault_with(dir: &std::path::Path, bytes: &[u8]) -> (Vault, ArtifactKeys, Expected) {
+    /// A vault holding one artifact (`bytes`) and a manifest describing it,
+    /// and the catalog's record of that point.
+    async fn vault_with(dir: &std::path::Path, bytes: &[u8]) -> (Vault, ArtifactKeys, Binding) {
         let vault = Vault::File(FileVault::new(dir.join("v")));
-        let keys = ArtifactKeys::new("p", "r", "sqlite.zst", 0, 1);
+        let base = ArtifactKeys::base("p", "r", 0, 1);
+        let keys = Location::in_vault(Kind::Sqlite, &base)
+            .and_then(|l| l.vault_keys())
+            .unwrap();
         vault.put(&keys.artifact, bytes).await.unwrap();
         let sha = hex::encode(Sha256::digest(bytes));
         let manifest = serde_json::json!({
-            "format": 1, "kind": "sqlite", "data_time": "1970-01-01T00:00:00.000Z",
+            "format": 2, "kind": "sqlite", "data_time": "1970-01-01T00:00:00.000Z",
+            "point": {"plan": "p", "resource": "r", "id": 1},
             "artifact": {"sha256": sha, "size": bytes.len()},
             "file_count": 1, "content_bytes": 3,
             "database": {"size": 3, "sha256": "x"}
-        });
+        })
+        .to_string();
         vault
-            .put(&keys.manifest, manifest.to_string().as_bytes())
+            .put(&keys.manifest, manifest.as_bytes())
             .await
             .unwrap();
-        let expect = Expected {
-            size: Some(bytes.len() as u64),
-            sha256: Some(sha),
+        let expect = Binding {
+            plan: "p".into(),
+            resource: "r".into(),
+            point: 1,
+            origin: 1,
+            kind: Kind::Sqlite,
+            data_time: Some(0),
+            artifact_sha256: Some(sha),
+            artifact_size: Some(bytes.len() as u64),
+            manifest_sha256: Some(hex::encode(Sha256::digest(manifest.as_bytes()))),
         };
         (vault, keys, expect)
     }
@@ -347,16 +321,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_manifest_that_is_not_the_recorded_one_is_damage_without_reading_the_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let (vault, keys, expect) = vault_with(dir.path(), b"abc").await;
+        let manifest = dir.path().join("v").join(&keys.manifest);
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        // Still valid JSON describing the same artifact, but other bytes.
+        std::fs::write(&manifest, format!("{text} ")).unwrap();
+        let r = artifact(&vault, &keys, &expect, false).await;
+        assert!(is_damage(&r, "not the one the catalog recorded"), "{r:?}");
+    }
+
+    #[tokio::test]
     async fn a_bad_manifest_is_damage_and_a_missing_vault_is_not() {
         let dir = tempfile::tempdir().unwrap();
         let (vault, keys, expect) = vault_with(dir.path(), b"abc").await;
         let manifest = dir.path().join("v").join(&keys.manifest);
         std::fs::write(&manifest, b"{not json").unwrap();
         let r = artifact(&vault, &keys, &expect, true).await;
-        assert!(is_damage(&r, "manifest does not parse"), "{r:?}");
+        assert!(is_damage(&r, "manifest is not valid"), "{r:?}");
         std::fs::write(&manifest, b"").unwrap();
         let r = artifact(&vault, &keys, &expect, false).await;
-        assert!(is_damage(&r, "manifest is empty"), "{r:?}");
+        assert!(is_damage(&r, "manifest is not valid"), "{r:?}");
         std::fs::remove_file(&manifest).unwrap();
         let r = artifact(&vault, &keys, &expect, false).await;
         assert!(is_damage(&r, "manifest missing"), "{r:?}");

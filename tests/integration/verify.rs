@@ -396,6 +396,7 @@ async fn the_exposure_walk_treats_damaged_points_as_never_there() {
                 content_bytes: 1,
                 file_count: 1,
                 sha256: "00".into(),
+                manifest_sha256: None,
                 location: "file:///v".into(),
                 stored: Location::Artifact {
                     key: format!("shop/db/{id}.sqlite.zst"),
