@@ -3,8 +3,9 @@
 //! says), without restoring it, and marks the points whose data is gone or
 //! wrong `damaged` so drills, `status` and the report stop relying on them.
 //!
-//! - Default: the data is there with the recorded size (artifact and
-//!   manifest; an `s3` point's objects; an RDS snapshot, available).
+//! - Default: the data is there with the recorded size (artifact; an `s3`
+//!   point's objects; an RDS snapshot, available) and the manifest is the
+//!   one the catalog recorded ([`crate::resource::Binding`]).
 //! - `--read-data`: every byte is read again and hashed, against the
 //!   catalog's SHA-256 (and the manifest's).
 //! - `--read-data-subset N/M`: every point gets the default check, and the
