@@ -16,15 +16,23 @@ pub enum PointFlag {
     Encrypted,
     /// A failed point whose leftovers prune removed.
     LeftoversRemoved,
+    /// Files or folders disappeared between being listed and being read:
+    /// the point holds the rest.
+    Vanished,
+    /// Sockets, FIFOs or devices were skipped: a point holds files,
+    /// folders and links only.
+    SpecialSkipped,
 }
 
 impl PointFlag {
     /// Every flag, in the order they were introduced.
-    pub const ALL: [PointFlag; 4] = [
+    pub const ALL: [PointFlag; 6] = [
         PointFlag::Shrunk,
         PointFlag::ChangedWhileRead,
         PointFlag::Encrypted,
         PointFlag::LeftoversRemoved,
+        PointFlag::Vanished,
+        PointFlag::SpecialSkipped,
     ];
 
     /// The flag's word, as the catalog's `flags` column and `--json` hold
@@ -35,6 +43,8 @@ impl PointFlag {
             PointFlag::ChangedWhileRead => "changed-while-read",
             PointFlag::Encrypted => "encrypted",
             PointFlag::LeftoversRemoved => "leftovers-removed",
+            PointFlag::Vanished => "vanished",
+            PointFlag::SpecialSkipped => "special-skipped",
         }
     }
 
