@@ -302,7 +302,8 @@ fn a_manifest_that_disagrees_with_the_archive_fails_the_drill() {
 
     let path = manifest_path(&env);
     let original = fs::read(&path).unwrap();
-    let edits: [(&str, fn(&mut Value)); 2] = [
+    type Edit = fn(&mut Value);
+    let edits: [(&str, Edit); 2] = [
         ("mode", |e| e["mode"] = 0o644.into()),
         ("mtime", |e| {
             e["mtime"] = (e["mtime"].as_i64().unwrap() - 3600).into();

@@ -498,7 +498,7 @@ impl<'m> Extractor<'m> {
 
 /// Why an archive entry may not be written where it asks to go.
 #[derive(Debug)]
-pub(super) struct Refused(String);
+struct Refused(String);
 
 impl std::fmt::Display for Refused {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -508,11 +508,7 @@ impl std::fmt::Display for Refused {
 
 /// Creates the parent folders of `target`, refusing to go through a symlink
 /// (an archive could otherwise plant a link and write through it).
-pub(super) fn ensure_parents(
-    root: &Path,
-    target: &Path,
-    safe: &mut HashSet<PathBuf>,
-) -> Result<(), Refused> {
+fn ensure_parents(root: &Path, target: &Path, safe: &mut HashSet<PathBuf>) -> Result<(), Refused> {
     let Some(parent) = target.parent() else {
         return Ok(());
     };
