@@ -163,6 +163,16 @@ fn names_that_are_not_utf8_keep_their_bytes_even_when_they_collide() {
     assert!(json.contains(r#""target_hex":"74fe""#), "{json}");
     let back: Manifest = serde_json::from_str(&json).unwrap();
     assert_eq!(back.files, walked.entries);
+    // A UTF-8 name is only its readable string.
+    let link = back.files.iter().find(|e| e.path == "link").unwrap();
+    assert_eq!(
+        (link.path_hex.as_ref(), link.name_bytes()),
+        (None, b"link".as_slice())
+    );
+    assert!(
+        json.contains(r#"{"path":"link","type":"symlink""#),
+        "{json}"
+    );
     let names: Vec<&[u8]> = back.files.iter().map(FileEntry::name_bytes).collect();
     assert!(names.contains(&a) && names.contains(&b), "{names:?}");
 
