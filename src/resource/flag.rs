@@ -16,6 +16,12 @@ pub enum PointFlag {
     Encrypted,
     /// A failed point whose leftovers prune removed.
     LeftoversRemoved,
+    /// Files or folders disappeared between being listed and being read:
+    /// the point holds the rest.
+    Vanished,
+    /// Sockets, FIFOs or devices were skipped: a point holds files,
+    /// folders and links only.
+    SpecialSkipped,
     /// Recorded by `catalog rebuild` from its manifest in a vault: bound
     /// to the vault's files as they were then, its completion time is the
     /// manifest's write time.
@@ -24,11 +30,13 @@ pub enum PointFlag {
 
 impl PointFlag {
     /// Every flag, in the order they were introduced.
-    pub const ALL: [PointFlag; 5] = [
+    pub const ALL: [PointFlag; 7] = [
         PointFlag::Shrunk,
         PointFlag::ChangedWhileRead,
         PointFlag::Encrypted,
         PointFlag::LeftoversRemoved,
+        PointFlag::Vanished,
+        PointFlag::SpecialSkipped,
         PointFlag::Rebuilt,
     ];
 
@@ -40,6 +48,8 @@ impl PointFlag {
             PointFlag::ChangedWhileRead => "changed-while-read",
             PointFlag::Encrypted => "encrypted",
             PointFlag::LeftoversRemoved => "leftovers-removed",
+            PointFlag::Vanished => "vanished",
+            PointFlag::SpecialSkipped => "special-skipped",
             PointFlag::Rebuilt => "rebuilt",
         }
     }

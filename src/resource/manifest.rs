@@ -117,7 +117,8 @@ pub struct ArtifactInfo {
 }
 
 /// What a `path` entry is on disk. Other file types (sockets, FIFOs,
-/// devices) are skipped by the backup and never appear.
+/// devices) are skipped by the backup (with a warning and the point's
+/// `special-skipped` flag) and never appear.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum EntryType {
@@ -125,38 +126,181 @@ pub enum EntryType {
     File,
     /// A folder.
     Dir,
-    /// A symbolic link, stored as a link with its target.
+    /// A symbolic link, stored as a link with its target's exact bytes.
     Symlink,
+    /// A second (or later) name of a regular file of the point: `target`
+    /// is the first name, archived as a file before it; restored as a hard
+    /// link to it.
+    Hardlink,
 }
 
-/// One entry of a `path` point, as archived.
+/// Bytes that are not UTF-8 (a Unix name or link target), kept exactly:
+/// written in JSON as lowercase hex.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RawBytes(pub Vec<u8>);
+
+impl Serialize for RawBytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for RawBytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        hex::decode(&text)
+            .map(RawBytes)
+            .map_err(|e| serde::de::Error::custom(format!("bad hex bytes `{text}`: {e}")))
+    }
+}
+
+/// A range of a sparse file that held no data (a hole), as
+/// `lseek(SEEK_HOLE)` reported it when the file was read.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Hole {
+    /// Offset of the hole's first byte.
+    pub offset: u64,
+    /// Bytes in the hole.
+    pub len: u64,
+}
+
+impl Hole {
+    /// Offset just past the hole.
+    pub fn end(&self) -> u64 {
+        self.offset.saturating_add(self.len)
+    }
+}
+
+/// One entry of a `path` point, as archived. Entries written before
+/// times and owners were recorded (format 1) lack `mtime`, `uid` and
+/// `gid`, and hold names that are not UTF-8 lossily; they still load and
+/// restore (see [`FileEntry::is_legacy`]).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct FileEntry {
     /// The archive name: relative to the resource's path, `/`-separated
-    /// (the file's own name when the resource is a single file). Names
-    /// that are not UTF-8 are stored lossily.
+    /// (the file's own name when the resource is a single file). A name
+    /// that is not UTF-8 is shown here lossily and kept exactly in
+    /// `path_hex`: read it with [`FileEntry::name_bytes`].
     pub path: String,
-    /// File, folder or symlink; the restore refuses an archive entry of
-    /// another type.
+    /// The name's exact bytes, when they are not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_hex: Option<RawBytes>,
+    /// File, folder, symlink or hard link; the restore refuses an archive
+    /// entry of another type.
     #[serde(rename = "type")]
     pub entry_type: EntryType,
-    /// Bytes archived (the size when the file was listed); 0 for folders
-    /// and links.
+    /// Bytes archived; 0 for folders, links and hard links (whose data is
+    /// their first name's).
     #[serde(default)]
     pub size: u64,
-    /// Permission bits (`mode & 0o7777`), restored as recorded.
+    /// Permission bits (`mode & 0o7777`, with setuid, setgid and sticky).
     pub mode: u32,
+    /// Modification time, whole seconds since the Unix epoch (negative
+    /// before 1970).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<i64>,
+    /// Nanoseconds to add to `mtime`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mtime_nsec: u32,
+    /// Owner's user id (applied by a restore running as root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+    /// Owner's group id (applied by a restore running as root).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gid: Option<u32>,
     /// SHA-256 (hex) of the archived bytes; files only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
-    /// A symlink's target, as read (lossily, if not UTF-8).
+    /// A symlink's target, or a hard link's first name; shown lossily if
+    /// not UTF-8 (kept exactly in `target_hex`): read it with
+    /// [`FileEntry::target_bytes`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    /// The file changed size while it was read (GNU tar's "file changed as
-    /// we read it"); the archived bytes are consistent but may be torn.
+    /// The target's exact bytes, when they are not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_hex: Option<RawBytes>,
+    /// A sparse file's holes, in order; restored as holes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holes: Vec<Hole>,
+    /// The file changed while it was read, even after a second read (its
+    /// size, modification or change time moved): the archived bytes may
+    /// mix old and new data.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub changed_while_read: bool,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// `bytes` as a readable string, and the exact bytes when that string is
+/// not them.
+fn split_name(bytes: &[u8]) -> (String, Option<RawBytes>) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => (s.to_string(), None),
+        Err(_) => (
+            String::from_utf8_lossy(bytes).into_owned(),
+            Some(RawBytes(bytes.to_vec())),
+        ),
+    }
+}
+
+impl FileEntry {
+    /// An entry named `name` (exact bytes) of type `entry_type`, with
+    /// nothing else recorded yet.
+    pub fn new(name: &[u8], entry_type: EntryType) -> FileEntry {
+        let (path, path_hex) = split_name(name);
+        FileEntry {
+            path,
+            path_hex,
+            entry_type,
+            size: 0,
+            mode: 0,
+            mtime: None,
+            mtime_nsec: 0,
+            uid: None,
+            gid: None,
+            sha256: None,
+            target: None,
+            target_hex: None,
+            holes: Vec::new(),
+            changed_while_read: false,
+        }
+    }
+
+    /// The entry's name, exactly as on disk (lossy only for a legacy
+    /// entry that recorded no exact bytes).
+    pub fn name_bytes(&self) -> &[u8] {
+        match &self.path_hex {
+            Some(raw) => &raw.0,
+            None => self.path.as_bytes(),
+        }
+    }
+
+    /// Records a symlink's target or a hard link's first name.
+    pub fn set_target(&mut self, target: &[u8]) {
+        let (text, raw) = split_name(target);
+        self.target = Some(text);
+        self.target_hex = raw;
+    }
+
+    /// The symlink's target or hard link's first name, exactly.
+    pub fn target_bytes(&self) -> Option<&[u8]> {
+        match (&self.target_hex, &self.target) {
+            (Some(raw), _) => Some(&raw.0),
+            (None, Some(text)) => Some(text.as_bytes()),
+            (None, None) => None,
+        }
+    }
+
+    /// Written by a build that recorded no times or owners and kept
+    /// names that are not UTF-8 lossily (manifest format 1): a restore
+    /// matches such an entry's name and target loosely.
+    pub fn is_legacy(&self) -> bool {
+        self.mtime.is_none()
+    }
 }
 
 /// A database dump or copy: the uncompressed file's size and hash.

@@ -100,13 +100,30 @@ fn another_points_valid_files_put_in_its_place_fail_the_drill() {
         "{detail}"
     );
 
-    // The same swap of the manifest alone, with an edited identity that
-    // would pass a hash-less check, is refused too.
+    // The drill found the point damaged: the next drill passes on the
+    // older point and says it skipped the damaged one.
+    let new_id = point(&newer, "dr", "files")["id"].as_i64().unwrap();
+    let (drill, code) = env.json(&["drill", "run", "shop", "--json"]);
+    assert_eq!(code, 0, "{drill}");
+    assert!(
+        drill
+            .to_string()
+            .contains(&format!("point {new_id} skipped: damaged")),
+        "{drill}"
+    );
+
+    // The manifest alone swapped, with an edited identity that would pass
+    // a check without the recorded hash, is still not this point's.
     let mut m: Value = serde_json::from_slice(&std::fs::read(&old_manifest).unwrap()).unwrap();
     m["point"]["id"] = point(&newer, "primary", "files")["id"].clone();
     std::fs::write(&new_manifest, serde_json::to_vec(&m).unwrap()).unwrap();
-    let (drill, code) = env.json(&["drill", "run", "shop", "--json"]);
-    assert_eq!(code, 1, "{drill}");
+    let out = env.run(&["verify", "shop"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("not the one the catalog recorded"),
+        "{}",
+        stdout(&out)
+    );
 
     // The untouched older point still restores and passes.
     let id = point(&older, "dr", "files")["id"].as_i64().unwrap();

@@ -12,6 +12,7 @@ mod local_loop;
 mod moto;
 mod notify;
 mod object_lock;
+mod path_fidelity;
 mod pg;
 mod postgres;
 mod rebuild;
