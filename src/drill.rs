@@ -586,11 +586,12 @@ impl<'a> Drill<'a> {
         let record = self.cat.drill(self.id).await?.ok_or_else(|| {
             DrillError::Invalid(format!("drill {} vanished from the catalog", self.id))
         })?;
-        // The verdict stands in the catalog either way; a record that could
-        // not be written shows as a gap in the chain the report verifies.
-        match crate::evidence::write(self.cat, self.plan, &record).await {
-            Ok(key) => info!(drill = self.id, key, "drill evidence written"),
-            Err(e) => warn!(drill = self.id, error = %e, "cannot write drill evidence"),
+        // The verdict stands in the catalog either way; earlier drills
+        // still without their record are written first, and a record that
+        // cannot be written now is retried by the next drill or prune.
+        match crate::evidence::write_pending(self.cat, self.plan, &record.region).await {
+            Ok(keys) => info!(drill = self.id, ?keys, "drill evidence written"),
+            Err(e) => warn!(drill = self.id, error = %e, "cannot write drill evidence; the next drill or prune retries"),
         }
         Ok(record)
     }
@@ -661,6 +662,9 @@ pub async fn clean_up_interrupted(ctx: &Context, plan: &Plan) -> Result<Vec<i64>
             let _ = remove_dir(&dir).await;
         }
     }
+    // Interrupted drills get their record (failed, saying so), as do
+    // earlier drills whose write failed.
+    crate::evidence::write_all_pending(&ctx.catalog, plan).await;
     Ok(stale)
 }
 

@@ -78,6 +78,10 @@ pub async fn run(
     let _backup = PlanLock::try_acquire(&ctx.locks_dir(), &plan.name, "backup")?;
     let _drill = PlanLock::try_acquire(&ctx.locks_dir(), &plan.name, "drill")?;
     let cat = &ctx.catalog;
+    if !dry_run {
+        // Drill evidence records whose write failed are retried here too.
+        crate::evidence::write_all_pending(cat, plan).await;
+    }
     let mut doomed = Vec::new();
     if !dry_run {
         for p in cat.failed_points_with_leftovers(&plan.name).await? {

@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 
-use lifeboat::catalog::Catalog;
+use lifeboat::catalog::{Catalog, Integrity, OpenMode};
 use lifeboat::context::Context;
 use lifeboat::plan::{LoadedPlans, Plan};
 use lifeboat::telemetry::LogFormat;
@@ -49,7 +49,8 @@ pub fn bad_input(message: impl Into<String>) -> anyhow::Error {
     after_help = "Exit codes: 0 success; 1 the operation failed or objectives were breached; 2 bad input."
 )]
 pub struct Cli {
-    /// SQLite catalog (created and migrated on first use).
+    /// SQLite catalog. Created by `backup run`, `daemon` and `demo` when
+    /// missing; every other command needs an existing one.
     #[arg(
         long,
         env = "LIFEBOAT_CATALOG",
@@ -146,9 +147,58 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// How a command uses the catalog, which decides how it is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatalogAccess {
+    /// Starts a catalog: creates it when the file does not exist.
+    Start,
+    /// Writes to an existing catalog: a missing file is bad input.
+    Write,
+    /// Only reads an existing catalog: a missing file is bad input, and
+    /// only the small tables are checked for damage (see
+    /// [`Integrity::Light`]: the full check would take seconds on a large
+    /// catalog, longer than a report may).
+    Read,
+}
+
+impl Command {
+    /// How the command opens the catalog; `None` for commands that never
+    /// touch it. Every command is listed, so a new one must choose.
+    pub fn catalog_access(&self) -> Option<CatalogAccess> {
+        match self {
+            Command::Plan(_) => None,
+            Command::Backup(_) | Command::Daemon(_) | Command::Demo(_) => {
+                Some(CatalogAccess::Start)
+            }
+            Command::Drill(_) | Command::Prune(_) => Some(CatalogAccess::Write),
+            Command::Points(_) | Command::Drills(_) | Command::Status(_) | Command::Report(_) => {
+                Some(CatalogAccess::Read)
+            }
+        }
+    }
+}
+
 impl Cli {
+    /// The catalog, opened as the command needs it (see
+    /// [`Command::catalog_access`]), and the work folder. A path that holds
+    /// no catalog (missing for a command that does not start one, empty,
+    /// not SQLite, another program's) is bad input.
     pub async fn context(&self) -> Result<Context> {
-        let catalog = Catalog::open(&self.catalog).await?;
+        let (mode, integrity) = match self.command.catalog_access() {
+            Some(CatalogAccess::Start) => (OpenMode::Create, Integrity::Full),
+            Some(CatalogAccess::Write) => (OpenMode::Existing, Integrity::Full),
+            Some(CatalogAccess::Read) => (OpenMode::Existing, Integrity::Light),
+            None => anyhow::bail!("this command does not use the catalog"),
+        };
+        let catalog = Catalog::open_with(&self.catalog, mode, integrity)
+            .await
+            .map_err(|e| {
+                if e.is_bad_path() {
+                    bad_input(e.to_string())
+                } else {
+                    e.into()
+                }
+            })?;
         Ok(Context {
             catalog,
             work_dir: self.work_dir(),

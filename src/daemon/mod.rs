@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use crate::catalog::{Catalog, CatalogError};
+use crate::catalog::{Catalog, CatalogError, Integrity, OpenMode};
 use crate::context::Context;
 use crate::notify::{Notifier, RetryPolicy};
 use crate::plan::SecretUrl;
@@ -216,7 +216,9 @@ impl Daemon {
         let notifier = Notifier::new(global, RetryPolicy::default())
             .map_err(|e| DaemonError::Config(e.to_string()))?;
         let (recheck_tx, recheck) = tokio::sync::mpsc::unbounded_channel();
-        let catalog = Catalog::open(&config.catalog).await?;
+        // The daemon starts a catalog, and checks all of it once at start.
+        let catalog =
+            Catalog::open_with(&config.catalog, OpenMode::Create, Integrity::Full).await?;
         let ctx = Context {
             catalog,
             work_dir: config.work_dir.clone(),
