@@ -82,8 +82,27 @@ sql = "SELECT count(*) > 0 FROM orders"
 TOML
 done
 
-# The schema: whatever the binary's migrations make it.
-"$BIN" --catalog "$db" --plans "$root/plans" status >/dev/null
+# The schema: whatever the binary's migrations make it. Only the commands
+# that start a catalog create one: a backup of a plan whose source does not
+# exist, whose failed run and point are then removed.
+mkdir -p "$root/init"
+cat > "$root/init/init.toml" <<TOML
+name = "init"
+owner = "bench@example.com"
+rto = "1h"
+rpo = "1h"
+[backup]
+schedule = "0 * * * *"
+primary_region = "r"
+[regions.r]
+vault = "file://$root/vaults/init"
+[[resources]]
+name = "db"
+kind = "sqlite"
+path = "$root/nonexistent.db"
+TOML
+"$BIN" --catalog "$db" --plans "$root/init" --work-dir "$root/work" backup run init >/dev/null 2>&1 || true
+sqlite3 "$db" "DELETE FROM points; DELETE FROM backup_runs; DELETE FROM sqlite_sequence;"
 
 slots=$((DAYS * 96))
 drills=$((DAYS / 7 < 50 ? DAYS / 7 : 50))

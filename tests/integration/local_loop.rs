@@ -303,6 +303,14 @@ fn a_drill_without_points_fails_clearly() {
     let env = Env::new();
     env.seed(10);
     env.write_plan("shop.toml", &env.local_plan(""));
+    // Without a catalog there is nothing to drill: bad input, and no
+    // catalog is made up.
+    let out = env.run(&["drill", "run", "shop", "--json"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(!env.path("lifeboat.db").exists());
+    // A catalog whose only backup failed: no point to restore.
+    std::fs::remove_dir_all(env.path("data")).unwrap();
+    assert_eq!(env.run(&["backup", "run", "shop"]).status.code(), Some(1));
     let (drill, code) = env.json(&["drill", "run", "shop", "--json"]);
     assert_eq!(code, 1);
     assert_eq!(drill["passed"], false);
