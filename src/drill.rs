@@ -591,7 +591,9 @@ impl<'a> Drill<'a> {
         // cannot be written now is retried by the next drill or prune.
         match crate::evidence::write_pending(self.cat, self.plan, &record.region).await {
             Ok(keys) => info!(drill = self.id, ?keys, "drill evidence written"),
-            Err(e) => warn!(drill = self.id, error = %e, "cannot write drill evidence; the next drill or prune retries"),
+            Err(e) => {
+                warn!(drill = self.id, error = %e, "cannot write drill evidence; the next drill or prune retries")
+            }
         }
         Ok(record)
     }

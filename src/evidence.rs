@@ -468,7 +468,9 @@ async fn check_region(
                 },
             ));
         }
-        let bytes = read(vault, &k).await.map_err(|e| Broken::new(count, e.to_string()))?;
+        let bytes = read(vault, &k)
+            .await
+            .map_err(|e| Broken::new(count, e.to_string()))?;
         let record: StoredRecord = serde_json::from_slice(&bytes)
             .map_err(|e| Broken::new(count, format!("{k} is not an evidence record: {e}")))?;
         let id = agrees_with_catalog(cat, plan, region, &k, &record)
@@ -682,12 +684,18 @@ mod tests {
         let mut edited = current.clone();
         edited["checks"].as_array_mut().unwrap().pop();
         let d = first_difference(&edited, &current, "").unwrap();
-        assert_eq!((d.path.as_str(), d.recorded.as_str()), ("checks", "1 item(s)"));
+        assert_eq!(
+            (d.path.as_str(), d.recorded.as_str()),
+            ("checks", "1 item(s)")
+        );
         // A field the record has and the catalog's view lacks differs; one
         // the view has and an older record lacks is not compared.
         let mut edited = current.clone();
         edited["forged"] = json!(true);
-        assert_eq!(first_difference(&edited, &current, "").unwrap().current, "absent");
+        assert_eq!(
+            first_difference(&edited, &current, "").unwrap().current,
+            "absent"
+        );
         let mut older = current.clone();
         older.as_object_mut().unwrap().remove("rpo_seconds");
         assert_eq!(first_difference(&older, &current, ""), None);

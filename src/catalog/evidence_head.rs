@@ -143,7 +143,11 @@ mod tests {
         let b = cat.start_drill("p", "dr", "test", 2, 1, 1).await.unwrap();
         let other = cat.start_drill("p", "west", "test", 3, 1, 1).await.unwrap();
         // A running drill has nothing to record yet.
-        assert!(cat.drills_without_evidence("p", "dr").await.unwrap().is_empty());
+        assert!(cat
+            .drills_without_evidence("p", "dr")
+            .await
+            .unwrap()
+            .is_empty());
         cat.fail_interrupted_drills("p", 10).await.unwrap();
         let pending: Vec<i64> = cat
             .drills_without_evidence("p", "dr")
@@ -177,7 +181,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(cat.evidence_head("p", "dr").await.unwrap(), Some(next));
-        assert!(cat.drills_without_evidence("p", "dr").await.unwrap().is_empty());
+        assert!(cat
+            .drills_without_evidence("p", "dr")
+            .await
+            .unwrap()
+            .is_empty());
         assert_eq!(cat.regions_missing_evidence("p").await.unwrap(), ["west"]);
         assert_eq!(cat.evidence_regions("p").await.unwrap(), ["dr", "west"]);
         let _ = other;

@@ -24,10 +24,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 pub use alerts::AlertState;
-pub use evidence_head::EvidenceHead;
 pub use drills::{
     CheckRecord, DrillOutcome, DrillPhases, DrillRecord, DrillStatus, DrillView, NewCheck,
 };
+pub use evidence_head::EvidenceHead;
 pub use jobs::{Job, JobKind, JobStatus};
 pub use points::{NewPoint, Point, PointCompletion, PointFilter, UsablePoint};
 pub use rebuild::RebuiltPoint;
@@ -473,7 +473,9 @@ mod tests {
         cat.close().await;
         let header = std::fs::read(&path).unwrap();
         assert_eq!(&header[68..72], APPLICATION_ID.to_be_bytes());
-        let cat = Catalog::open_existing(&path, Integrity::Full).await.unwrap();
+        let cat = Catalog::open_existing(&path, Integrity::Full)
+            .await
+            .unwrap();
         cat.close().await;
         let names: Vec<String> = std::fs::read_dir(path.parent().unwrap())
             .unwrap()
@@ -490,7 +492,10 @@ mod tests {
         let e = Catalog::open_existing(&missing, Integrity::Light)
             .await
             .unwrap_err();
-        assert!(matches!(e, CatalogError::Missing { .. }) && e.is_bad_path(), "{e}");
+        assert!(
+            matches!(e, CatalogError::Missing { .. }) && e.is_bad_path(),
+            "{e}"
+        );
         assert!(!missing.exists());
         let empty = dir.path().join("empty.db");
         std::fs::write(&empty, b"").unwrap();

@@ -746,7 +746,10 @@ fn drills_chain_their_evidence_and_the_report_verifies_it() {
     assert_eq!(chain["intact"], false, "{r}");
     let problem = chain["problem"].as_str().unwrap();
     assert!(
-        problem.starts_with(&format!("the newest record evidence/shop/{} is missing", records[2])),
+        problem.starts_with(&format!(
+            "the newest record evidence/shop/{} is missing",
+            records[2]
+        )),
         "{r}"
     );
 }
