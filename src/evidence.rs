@@ -61,6 +61,13 @@ pub enum EvidenceError {
     /// written.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// The drill's record key already holds a record that is not this
+    /// drill's (left by another catalog, whose drill ids were the same).
+    #[error("{location} already holds a record of another drill (of a catalog lost or replaced?); evidence is never overwritten")]
+    Occupied {
+        /// The record's URL.
+        location: String,
+    },
     /// The record could not be serialised (cannot happen with finite numbers).
     #[error("cannot encode the evidence record: {0}")]
     Encode(#[from] serde_json::Error),
@@ -164,27 +171,27 @@ struct Adopted {
 async fn adopt(
     cat: &Catalog,
     vault: &Vault,
-    plan: &str,
+    plan: &Plan,
     region: &str,
     keys: &[String],
 ) -> Result<Adopted, EvidenceError> {
-    let mut head = cat.evidence_head(plan, region).await?;
+    let name = plan.name.as_str();
+    let mut head = cat.evidence_head(name, region).await?;
     let mut drills = Vec::new();
-    let pending = cat.drills_without_evidence(plan, region).await?;
+    let pending = cat.drills_without_evidence(name, region).await?;
     if head.is_none() {
-        let mut here: HashSet<i64> = cat
-            .drills_with_evidence(plan, region)
-            .await?
-            .into_iter()
-            .collect();
-        here.extend(pending.iter().map(|d| d.id));
         for k in keys {
             let bytes = read(vault, k).await?;
             let Ok(record) = serde_json::from_slice::<StoredRecord>(&bytes) else {
                 break;
             };
             let id = record.drill_id();
-            let ours = id.is_some_and(|id| here.contains(&id) && key(plan, id) == *k);
+            // Only this catalog's own records: a record left by another
+            // catalog (one lost and started again, whose ids restart at 1)
+            // differs from the drill of the same id here.
+            let ours = agrees_with_catalog(cat, plan, region, k, &record)
+                .await
+                .is_ok();
             if !ours || !record.follows(head.as_ref()) {
                 break;
             }
@@ -198,13 +205,18 @@ async fn adopt(
         }
     }
     for d in &pending {
-        let k = key(plan, d.id);
+        let k = key(name, d.id);
         if drills.iter().any(|(id, _)| *id == d.id) || keys.binary_search(&k).is_err() {
             continue;
         }
         let bytes = read(vault, &k).await?;
-        let follows = serde_json::from_slice::<StoredRecord>(&bytes)
-            .is_ok_and(|r| r.drill_id() == Some(d.id) && r.follows(head.as_ref()));
+        let Ok(record) = serde_json::from_slice::<StoredRecord>(&bytes) else {
+            continue;
+        };
+        let follows = record.follows(head.as_ref())
+            && agrees_with_catalog(cat, plan, region, &k, &record)
+                .await
+                .is_ok();
         if follows {
             let next = EvidenceHead {
                 key: k,
@@ -237,7 +249,7 @@ pub async fn write_pending(
     }
     let vault = vault_of(plan, region).await?;
     let keys = keys(&vault, &plan.name).await?;
-    let adopted = adopt(cat, &vault, &plan.name, region, &keys).await?;
+    let adopted = adopt(cat, &vault, plan, region, &keys).await?;
     for (drill, head) in &adopted.drills {
         cat.advance_evidence_head(&plan.name, region, *drill, head, now_ms())
             .await?;
@@ -256,6 +268,13 @@ pub async fn write_pending(
         };
         let bytes = serde_json::to_vec_pretty(&record)?;
         let key = key(&plan.name, drill.id);
+        if keys.binary_search(&key).is_ok() {
+            // Not adopted above, so not this drill's record: evidence is
+            // never overwritten.
+            return Err(EvidenceError::Occupied {
+                location: vault.location(&key),
+            });
+        }
         vault.put(&key, bytes.as_slice()).await?;
         // A crash here leaves a record one past the head that follows it:
         // the next write or verify adopts it (see `adopt`).
@@ -413,7 +432,7 @@ async fn check_region(
 ) -> Result<usize, Broken> {
     let at_start = |e: &dyn std::fmt::Display| Broken::new(0, e.to_string());
     let keys = keys(vault, &plan.name).await.map_err(|e| at_start(&e))?;
-    let adopted = adopt(cat, vault, &plan.name, region, &keys)
+    let adopted = adopt(cat, vault, plan, region, &keys)
         .await
         .map_err(|e| at_start(&e))?;
     let mut written: BTreeSet<i64> = cat

@@ -305,3 +305,29 @@ fn records_of_a_drill_in_another_region_are_verified_there() {
     std::fs::write(&primary_record, serde_json::to_vec_pretty(&edited).unwrap()).unwrap();
     broken(&env, &["region `primary`", "`rpo_seconds`"]);
 }
+
+#[test]
+fn a_new_catalog_never_overwrites_the_evidence_of_a_lost_one() {
+    let env = backed_up(|p| p);
+    let first = drill(&env, &[])["id"].as_i64().unwrap();
+    let (path, _) = record(&env, "dr", first);
+    let old = std::fs::read(&path).unwrap();
+    // The catalog is lost; a new one starts, and its drill ids with it.
+    for f in ["lifeboat.db", "lifeboat.db-wal", "lifeboat.db-shm"] {
+        let _ = std::fs::remove_file(env.path(f));
+    }
+    assert_eq!(env.run(&["backup", "run", "shop"]).status.code(), Some(0));
+    let again = drill(&env, &[])["id"].as_i64().unwrap();
+    assert_eq!(again, first);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        old,
+        "the old record was overwritten"
+    );
+    broken(
+        &env,
+        &[&format!(
+            "{first:012}.json does not start a chain of this catalog's drills"
+        )],
+    );
+}
