@@ -167,10 +167,14 @@ impl Command {
     pub fn catalog_access(&self) -> Option<CatalogAccess> {
         match self {
             Command::Plan(_) => None,
-            Command::Backup(_) | Command::Daemon(_) | Command::Demo(_) => {
+            // `catalog rebuild` starts a catalog when the old one is lost.
+            Command::Backup(_) | Command::Daemon(_) | Command::Demo(_) | Command::Catalog(_) => {
                 Some(CatalogAccess::Start)
             }
-            Command::Drill(_) | Command::Prune(_) => Some(CatalogAccess::Write),
+            // `verify` marks the points it finds damaged.
+            Command::Drill(_) | Command::Prune(_) | Command::Verify(_) => {
+                Some(CatalogAccess::Write)
+            }
             Command::Points(_) | Command::Drills(_) | Command::Status(_) | Command::Report(_) => {
                 Some(CatalogAccess::Read)
             }
