@@ -10,3 +10,9 @@ ALTER TABLE points ADD COLUMN manifest_sha256 TEXT;
 -- the new catalog may not have. NULL otherwise (a copy's origin is its
 -- `source_point_id`, a primary point's its own id).
 ALTER TABLE points ADD COLUMN origin_point_id INTEGER;
+
+-- For a drill recorded again from its evidence record (`catalog rebuild`):
+-- the ids of the points its record names, as JSON, which are the lost
+-- catalog's ids; `drill_points` links only those this catalog holds with
+-- the same identity. NULL for drills this catalog ran.
+ALTER TABLE drills ADD COLUMN recorded_points TEXT;

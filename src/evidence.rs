@@ -316,6 +316,55 @@ pub async fn write_all_pending(cat: &Catalog, plan: &Plan) {
     }
 }
 
+/// One record of a chain as found in a vault, in chain order.
+#[derive(Debug, Clone)]
+pub struct FoundRecord {
+    /// The record's vault key.
+    pub key: String,
+    /// The drill view it holds, as JSON.
+    pub drill: Value,
+    /// The chain's head once this record is in it.
+    pub head: EvidenceHead,
+}
+
+/// The records of `plan`'s chain in `region`'s vault, from its first
+/// record for as long as each follows the one before (key, hash) and
+/// belongs to this plan; with why the walk stopped early, if it did. For
+/// `catalog rebuild`, which records their drills again.
+pub async fn read_chain(
+    plan: &Plan,
+    region: &str,
+) -> Result<(Vec<FoundRecord>, Option<String>), EvidenceError> {
+    let vault = vault_of(plan, region).await?;
+    let mut found: Vec<FoundRecord> = Vec::new();
+    for k in keys(&vault, &plan.name).await? {
+        let bytes = read(&vault, &k).await?;
+        let head = found.last().map(|f| f.head.clone());
+        let head = head.as_ref();
+        let record = match serde_json::from_slice::<StoredRecord>(&bytes) {
+            Ok(r) => r,
+            Err(e) => return Ok((found, Some(format!("{k} is not an evidence record: {e}")))),
+        };
+        let belongs = record.plan == plan.name
+            && record.drill_id().is_some_and(|id| key(&plan.name, id) == k);
+        if !belongs || !record.follows(head) {
+            let after = head.map_or("the start", |h| h.key.as_str());
+            return Ok((found, Some(format!("{k} does not follow {after}"))));
+        }
+        let head = EvidenceHead {
+            key: k.clone(),
+            sha256: sha256_hex(&bytes),
+            length: head.map_or(1, |h| h.length + 1),
+        };
+        found.push(FoundRecord {
+            key: k,
+            drill: record.drill,
+            head,
+        });
+    }
+    Ok((found, None))
+}
+
 /// What the report says about a plan's evidence chains.
 #[derive(Debug, Clone, Serialize)]
 pub struct ChainStatus {

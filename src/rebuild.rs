@@ -9,13 +9,24 @@
 //! manifest's bytes as read, so a later drill or restore checks the vault
 //! against what was rebuilt. RDS points live in RDS, not in a vault: they
 //! are not rebuilt.
+//!
+//! The drills restored from the region come back from their evidence
+//! records in the same vault (see [`crate::evidence`]), each with its own
+//! id, as far as the chain holds together, and the chain's head is
+//! recorded again, so `report` finds the chain intact and new drills
+//! continue it. A rebuilt drill shows the point ids its record names (the
+//! lost catalog's); it is linked to the points this catalog holds under
+//! the same ids in its region.
 
 use std::collections::BTreeMap;
 
 use futures_util::stream::{self, StreamExt};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Catalog, CatalogError, Flags, RebuiltPoint};
+use crate::catalog::{
+    Catalog, CatalogError, DrillStatus, Flags, NewCheck, RebuiltDrill, RebuiltPoint,
+};
+use crate::evidence::{read_chain, EvidenceError};
 use crate::plan::Plan;
 use crate::resource::{region_vault, ArtifactKeys, Location, Manifest, PointFlag, MANIFEST_SUFFIX};
 use crate::time::Millis;
@@ -38,7 +49,7 @@ pub enum RebuildError {
     /// The catalog already records points of the plan in that region:
     /// rebuilding would record them twice.
     #[error(
-        "the catalog already records points of plan `{plan}` in region `{region}`; \
+        "the catalog already records points or drills of plan `{plan}` in region `{region}`; \
          rebuild into a new catalog (--catalog NEW.db)"
     )]
     NotEmpty {
@@ -53,6 +64,9 @@ pub enum RebuildError {
     /// The catalog could not be read or written.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// The evidence records could not be listed or read.
+    #[error(transparent)]
+    Evidence(#[from] EvidenceError),
 }
 
 /// A manifest that was not recorded, and why.
@@ -82,6 +96,11 @@ pub struct Rebuilt {
     pub newest_data_time: Option<Millis>,
     /// Manifests not recorded.
     pub skipped: Vec<Skipped>,
+    /// The ids of the drills recorded again from their evidence records.
+    pub drills: Vec<i64>,
+    /// Why the evidence chain was not read to its end, if it was not: the
+    /// drills after that point are not recorded.
+    pub evidence_problem: Option<String>,
 }
 
 /// Records every point of `plan` whose manifest and data are in the vault
@@ -103,7 +122,8 @@ pub async fn rebuild(cat: &Catalog, plan: &Plan, region: &str) -> Result<Rebuilt
             plan: plan.name.clone(),
             reason: e.to_string(),
         })?;
-    if cat.has_points_in(&plan.name, region).await? {
+    if cat.has_points_in(&plan.name, region).await? || cat.has_drills_in(&plan.name, region).await?
+    {
         return Err(RebuildError::NotEmpty {
             plan: plan.name.clone(),
             region: region.to_string(),
@@ -141,6 +161,7 @@ pub async fn rebuild(cat: &Catalog, plan: &Plan, region: &str) -> Result<Rebuilt
     }
     found.sort_by_key(|p| (p.data_time, p.origin));
     let ids = cat.insert_rebuilt_points(&found).await?;
+    let (drills, evidence_problem) = rebuild_drills(cat, plan, region).await?;
     let mut resources = BTreeMap::new();
     for p in &found {
         *resources.entry(p.resource.clone()).or_insert(0) += 1;
@@ -153,6 +174,122 @@ pub async fn rebuild(cat: &Catalog, plan: &Plan, region: &str) -> Result<Rebuilt
         resources,
         newest_data_time: found.iter().map(|p| p.data_time).max(),
         skipped,
+        drills,
+        evidence_problem,
+    })
+}
+
+/// Records the drills of `plan`'s evidence chain in `region` again, then
+/// the chain's head: the drill ids recorded, and why the chain stopped
+/// early if it did.
+async fn rebuild_drills(
+    cat: &Catalog,
+    plan: &Plan,
+    region: &str,
+) -> Result<(Vec<i64>, Option<String>), RebuildError> {
+    let (chain, mut problem) = read_chain(plan, region).await?;
+    let mut drills = Vec::new();
+    for record in &chain {
+        match drill_of(plan, region, &record.drill) {
+            Ok(d) => drills.push(d),
+            Err(e) => {
+                problem = Some(format!("{}: {e}", record.key));
+                break;
+            }
+        }
+    }
+    cat.insert_rebuilt_drills(&drills).await?;
+    if let Some(last) = drills.last() {
+        let head = &chain[drills.len() - 1].head;
+        cat.advance_evidence_head(&plan.name, region, last.id, head, crate::time::now_ms())
+            .await?;
+    }
+    Ok((drills.iter().map(|d| d.id).collect(), problem))
+}
+
+/// A drill as its evidence record shows it (the fields a drill row needs;
+/// the others are derived from these).
+#[derive(Deserialize)]
+struct RecordedDrill {
+    id: i64,
+    region: String,
+    trigger: String,
+    status: DrillStatus,
+    started_at: String,
+    finished_at: Option<String>,
+    rto_seconds: Option<f64>,
+    rpo_seconds: Option<f64>,
+    rto_objective_seconds: f64,
+    rpo_objective_seconds: f64,
+    points: Vec<i64>,
+    phases: RecordedPhases,
+    checks: Vec<RecordedCheck>,
+    kept_path: Option<String>,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RecordedPhases {
+    choose_seconds: Option<f64>,
+    restore_seconds: Option<f64>,
+    checks_seconds: Option<f64>,
+    cleanup_seconds: Option<f64>,
+}
+
+#[derive(Deserialize)]
+struct RecordedCheck {
+    name: String,
+    resource: String,
+    passed: bool,
+    detail: String,
+    seconds: f64,
+}
+
+/// The drill row an evidence record holds, or why it cannot be one.
+fn drill_of(plan: &Plan, region: &str, view: &serde_json::Value) -> Result<RebuiltDrill, String> {
+    let d = RecordedDrill::deserialize(view).map_err(|e| format!("not a drill record: {e}"))?;
+    if d.region != region || d.status == DrillStatus::Running {
+        return Err(format!(
+            "drill {} is a {} drill of region `{}`",
+            d.id,
+            d.status.as_str(),
+            d.region
+        ));
+    }
+    let time = |t: &str| crate::time::parse_rfc3339(t).map_err(|e| format!("time `{t}`: {e}"));
+    let ms = |s: f64| (s * 1000.0).round() as i64;
+    Ok(RebuiltDrill {
+        id: d.id,
+        plan: plan.name.clone(),
+        region: d.region,
+        trigger: d.trigger,
+        status: d.status,
+        started_at: time(&d.started_at)?,
+        finished_at: d.finished_at.as_deref().map(time).transpose()?,
+        rto_ms: d.rto_seconds.map(ms),
+        rpo_ms: d.rpo_seconds.map(ms),
+        rto_objective_ms: ms(d.rto_objective_seconds),
+        rpo_objective_ms: ms(d.rpo_objective_seconds),
+        phases_ms: [
+            d.phases.choose_seconds.map(ms),
+            d.phases.restore_seconds.map(ms),
+            d.phases.checks_seconds.map(ms),
+            d.phases.cleanup_seconds.map(ms),
+        ],
+        kept_path: d.kept_path,
+        error: d.error,
+        points: d.points,
+        checks: d
+            .checks
+            .into_iter()
+            .map(|c| NewCheck {
+                name: c.name,
+                resource: c.resource,
+                passed: c.passed,
+                detail: c.detail,
+                ms: ms(c.seconds),
+            })
+            .collect(),
     })
 }
 

@@ -9,7 +9,7 @@ use super::{Catalog, CatalogError};
 use crate::time::{serde_ms, Millis};
 
 /// Where a drill stands, stored as its lowercase name in `drills.status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
 #[sqlx(rename_all = "lowercase")]
 pub enum DrillStatus {
@@ -465,8 +465,18 @@ impl Catalog {
         .await?)
     }
 
-    /// The ids of the points a drill restored, ascending.
+    /// The ids of the points a drill restored, ascending: for a drill
+    /// rebuilt from its evidence record, the ids the record names.
     pub async fn drill_point_ids(&self, drill: i64) -> Result<Vec<i64>, CatalogError> {
+        let recorded: Option<String> =
+            sqlx::query_scalar("SELECT recorded_points FROM drills WHERE id = ?")
+                .bind(drill)
+                .fetch_optional(&self.pool)
+                .await?
+                .flatten();
+        if let Some(ids) = recorded.and_then(|text| serde_json::from_str(&text).ok()) {
+            return Ok(ids);
+        }
         Ok(sqlx::query_scalar(
             "SELECT point_id FROM drill_points WHERE drill_id = ? ORDER BY point_id",
         )

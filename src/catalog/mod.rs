@@ -30,7 +30,7 @@ pub use drills::{
 pub use evidence_head::EvidenceHead;
 pub use jobs::{Job, JobKind, JobStatus};
 pub use points::{NewPoint, Point, PointCompletion, PointFilter, UsablePoint};
-pub use rebuild::RebuiltPoint;
+pub use rebuild::{RebuiltDrill, RebuiltPoint};
 pub use runs::BackupRun;
 pub use status::{Flags, PointStatus, RunStatus, UnknownFlag};
 

@@ -1,7 +1,8 @@
-//! Points recorded again from a vault's manifests (`catalog rebuild`).
+//! Points recorded again from a vault's manifests, and drills from their
+//! evidence records (`catalog rebuild`).
 
 use super::status::Flags;
-use super::{Catalog, CatalogError};
+use super::{Catalog, CatalogError, DrillStatus, NewCheck};
 use crate::resource::{Kind, Location};
 use crate::time::Millis;
 
@@ -117,5 +118,123 @@ impl Catalog {
         }
         tx.commit().await?;
         Ok(ids)
+    }
+}
+
+/// A finished drill read back from its evidence record.
+#[derive(Debug, Clone)]
+pub struct RebuiltDrill {
+    /// The drill's id in the lost catalog (kept: the record's key names it).
+    pub id: i64,
+    /// The plan's name.
+    pub plan: String,
+    /// The region it restored from (whose vault holds the record).
+    pub region: String,
+    /// `manual` or `schedule`.
+    pub trigger: String,
+    /// Passed or failed.
+    pub status: DrillStatus,
+    /// Its start.
+    pub started_at: Millis,
+    /// Its end.
+    pub finished_at: Option<Millis>,
+    /// Measured RTO.
+    pub rto_ms: Option<i64>,
+    /// Measured RPO.
+    pub rpo_ms: Option<i64>,
+    /// The RTO objective it was judged against.
+    pub rto_objective_ms: i64,
+    /// The RPO objective it was judged against.
+    pub rpo_objective_ms: i64,
+    /// Phase durations: choose, restore, checks, clean-up.
+    pub phases_ms: [Option<i64>; 4],
+    /// Where the restored data was kept.
+    pub kept_path: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The point ids the record names (the lost catalog's).
+    pub points: Vec<i64>,
+    /// Its checks, in order.
+    pub checks: Vec<NewCheck>,
+}
+
+impl Catalog {
+    /// Whether the catalog records any drill of `plan` in `region`.
+    pub async fn has_drills_in(&self, plan: &str, region: &str) -> Result<bool, CatalogError> {
+        Ok(sqlx::query_scalar::<_, i64>(
+            "SELECT 1 FROM drills WHERE plan = ? AND region = ? LIMIT 1",
+        )
+        .bind(plan)
+        .bind(region)
+        .fetch_optional(&self.pool)
+        .await?
+        .is_some())
+    }
+
+    /// Records drills read back from their evidence records, in one
+    /// transaction, with their own ids, as written (their records are in
+    /// the vault). A drill's point is linked only when this catalog holds
+    /// it under the same id in the drill's region, taken there (not a
+    /// rebuilt copy, whose id is new); the view keeps the record's ids.
+    pub async fn insert_rebuilt_drills(&self, drills: &[RebuiltDrill]) -> Result<(), CatalogError> {
+        let mut tx = self.pool.begin().await?;
+        for d in drills {
+            let points = serde_json::to_string(&d.points).unwrap_or_else(|_| "[]".into());
+            sqlx::query(
+                "INSERT INTO drills (id, plan, region, trigger, status, started_at, finished_at,
+                    rto_ms, rpo_ms, rto_objective_ms, rpo_objective_ms, choose_ms, restore_ms,
+                    checks_ms, cleanup_ms, kept_path, error, evidence_written, recorded_points)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
+            )
+            .bind(d.id)
+            .bind(&d.plan)
+            .bind(&d.region)
+            .bind(&d.trigger)
+            .bind(d.status)
+            .bind(d.started_at)
+            .bind(d.finished_at)
+            .bind(d.rto_ms)
+            .bind(d.rpo_ms)
+            .bind(d.rto_objective_ms)
+            .bind(d.rpo_objective_ms)
+            .bind(d.phases_ms[0])
+            .bind(d.phases_ms[1])
+            .bind(d.phases_ms[2])
+            .bind(d.phases_ms[3])
+            .bind(&d.kept_path)
+            .bind(&d.error)
+            .bind(points)
+            .execute(&mut *tx)
+            .await?;
+            for p in &d.points {
+                sqlx::query(
+                    "INSERT INTO drill_points (drill_id, point_id)
+                     SELECT ?, id FROM points
+                     WHERE id = ? AND plan = ? AND region = ? AND origin_point_id IS NULL",
+                )
+                .bind(d.id)
+                .bind(p)
+                .bind(&d.plan)
+                .bind(&d.region)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for c in &d.checks {
+                sqlx::query(
+                    "INSERT INTO drill_checks (drill_id, name, resource, passed, detail, ms)
+                     VALUES (?, ?, ?, ?, ?, ?)",
+                )
+                .bind(d.id)
+                .bind(&c.name)
+                .bind(&c.resource)
+                .bind(c.passed)
+                .bind(&c.detail)
+                .bind(c.ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
     }
 }

@@ -11,9 +11,10 @@ use lifeboat::time::rfc3339;
 
 #[derive(Debug, Subcommand)]
 pub enum CatalogCommand {
-    /// Record every point whose manifest and data are in a region's vault
-    /// into the catalog (a new one, when the old is lost). RDS points,
-    /// which live in RDS, are not rebuilt.
+    /// Record every point whose manifest and data are in a region's vault,
+    /// and every drill of its evidence chain, into the catalog (a new one,
+    /// when the old is lost). RDS points, which live in RDS, are not
+    /// rebuilt.
     Rebuild {
         /// The region whose vault to read, as the plans name it.
         #[arg(long = "from", value_name = "REGION")]
@@ -51,7 +52,9 @@ pub async fn run(cli: &Cli, cmd: &CatalogCommand) -> Result<ExitCode> {
             Err(e) => return Err(e.into()),
         }
     }
-    let clean = done.iter().all(|r| r.skipped.is_empty());
+    let clean = done
+        .iter()
+        .all(|r| r.skipped.is_empty() && r.evidence_problem.is_none());
     if *json {
         print_json(&serde_json::json!({ "rebuilt": done }))?;
     } else {
@@ -86,5 +89,12 @@ fn print_human(r: &Rebuilt) {
     );
     for s in &r.skipped {
         println!("  not rebuilt: {}: {}", s.manifest, s.reason);
+    }
+    println!(
+        "  {} drill(s) recorded again from their evidence records",
+        r.drills.len()
+    );
+    if let Some(problem) = &r.evidence_problem {
+        println!("  evidence chain not read to its end: {problem}; later drills not recorded");
     }
 }

@@ -44,6 +44,11 @@ fn a_lost_catalog_is_rebuilt_from_the_dr_vault_and_drills_pass() {
         let (b, code) = env.json(&["backup", "run", "shop", "--json"]);
         assert_eq!(code, 0, "{b}");
     }
+    for _ in 0..2 {
+        let (d, code) = env.json(&["drill", "run", "shop", "--json"]);
+        assert_eq!(code, 0, "{d}");
+    }
+    let (drills_before, _) = env.json(&["drills", "list", "--plan", "shop", "--json"]);
     let before_dr = points(&env, "dr");
     let before_primary = points(&env, "primary");
     assert_eq!(before_dr.len(), 4);
@@ -57,6 +62,17 @@ fn a_lost_catalog_is_rebuilt_from_the_dr_vault_and_drills_pass() {
     assert_eq!(r["resources"]["files"], 2);
     assert_eq!(r["resources"]["db"], 2);
     assert!(r["skipped"].as_array().unwrap().is_empty());
+
+    assert_eq!(r["drills"], serde_json::json!([1, 2]), "{rebuilt}");
+    assert!(r["evidence_problem"].is_null(), "{rebuilt}");
+    // The drills come back as their evidence records hold them, and the
+    // chain they are in reads as intact.
+    let (drills_after, _) = env.json(&["drills", "list", "--plan", "shop", "--json"]);
+    assert_eq!(drills_after, drills_before);
+    let (report, _) = env.json(&["report", "--format", "json"]);
+    let chain = &report["plans"][0]["evidence"];
+    assert_eq!(chain["intact"], true, "{chain}");
+    assert_eq!(chain["records"], 2, "{chain}");
 
     let after_dr = points(&env, "dr");
     assert_eq!(identity(&after_dr), identity(&before_dr));
@@ -72,9 +88,18 @@ fn a_lost_catalog_is_rebuilt_from_the_dr_vault_and_drills_pass() {
         assert!(completed >= p["data_time"].as_str().unwrap(), "{p}");
     }
 
-    // Drills restore from dr, as before the loss, bound to what was rebuilt.
+    // Drills restore from dr, as before the loss, bound to what was
+    // rebuilt, and continue the chain.
     let (drill, code) = env.json(&["drill", "run", "shop", "--json"]);
     assert_eq!(code, 0, "{drill}");
+    assert_eq!(drill["id"], 3, "{drill}");
+    let (report, _) = env.json(&["report", "--format", "json"]);
+    let chain = &report["plans"][0]["evidence"];
+    assert_eq!(
+        (chain["intact"].as_bool(), chain["records"].as_u64()),
+        (Some(true), Some(3)),
+        "{chain}"
+    );
     let details: Vec<&str> = drill["checks"]
         .as_array()
         .unwrap()
