@@ -5,10 +5,9 @@
 //!
 //! A verify job and a prune job of one plan never run at once: both take
 //! the plan's `verify` lock (prune deletes points a verify would otherwise
-//! find missing). The catalog only marks a point damaged while it is
-//! complete or damaged, and a verify job counts only the points still
-//! damaged once it is done, for a `lifeboat prune` by hand, which takes
-//! no such lock.
+//! find missing). `lifeboat prune` by hand takes no such lock; for it, the
+//! catalog marks a point damaged only while it is complete (or damaged),
+//! and a verify job counts only the points still damaged once it is done.
 
 use std::time::Duration;
 
@@ -168,9 +167,9 @@ const MAX_POINTS_NAMED: usize = 5;
 async fn verify(shared: &Shared, job: &Job) -> Outcome {
     let (ctx, plan) = (&shared.ctx, &job.plan);
     let Some(spec) = &plan.verify else {
-        // Reloads drop the track of a plan that lost its [verify]; a job
-        // already queued may still get here.
-        return Outcome::missed("the plan has no [verify] schedule any more");
+        // Only plans with [verify] have a verify track: not reached, but
+        // recorded rather than a panic.
+        return Outcome::failed("the plan has no [verify] table");
     };
     let _lock = match PlanLock::try_acquire(&ctx.locks_dir(), &plan.name, "verify") {
         Ok(lock) => lock,
@@ -285,6 +284,12 @@ fn named(points: &[&Checked], why: impl Fn(&Checked) -> String) -> String {
 
 #[cfg(test)]
 mod tests {
+    use crate::catalog::{Catalog, JobStatus};
+    use crate::plan::NotifyEvent;
+    use crate::resource::Kind;
+    use crate::time::rfc3339;
+    use crate::verify::{Checked, Verdict};
+
     /// The daemon spawns these futures: they must be `Send` for any
     /// lifetime (sqlx's PostgreSQL executor calls written as
     /// `raw_sql(..).execute(&mut conn)` once broke this).
@@ -304,12 +309,6 @@ mod tests {
         };
         is_send(async move { crate::verify::run(ctx, plan, &opts, |_| {}).await });
     }
-
-    use crate::catalog::{Catalog, JobStatus};
-    use crate::plan::NotifyEvent;
-    use crate::resource::Kind;
-    use crate::time::rfc3339;
-    use crate::verify::{Checked, Verdict};
 
     /// A point of `files` in `dr`, in `status`; returns its id.
     async fn point(cat: &Catalog, status: &str) -> i64 {
