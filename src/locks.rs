@@ -11,7 +11,7 @@ pub enum LockError {
     /// Another process (or task) holds it; nothing waits for it.
     #[error("a {what} of plan `{plan}` is already running (lock {path})")]
     Busy {
-        /// Which lock: `backup` or `drill`.
+        /// Which lock: `backup`, `drill` or `verify`.
         what: &'static str,
         /// The plan's name.
         plan: String,
@@ -36,7 +36,8 @@ pub struct PlanLock {
 }
 
 impl PlanLock {
-    /// Takes the `what` (backup, drill) lock of `plan`, without waiting.
+    /// Takes the `what` (backup, drill, verify) lock of `plan`, without
+    /// waiting.
     pub fn try_acquire(dir: &Path, plan: &str, what: &'static str) -> Result<PlanLock, LockError> {
         let path = dir.join(format!("{plan}.{what}.lock"));
         let io = |source| LockError::Io {

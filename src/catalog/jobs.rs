@@ -1,7 +1,7 @@
 //! Daemon jobs: one row per (plan, kind, slot), whatever became of it.
 //!
 //! A job's kind and status are enums stored as the TEXT values the schema
-//! documents (`backup | drill | prune`, `running | succeeded | failed |
+//! documents (`backup | drill | prune | verify`, `running | succeeded | failed |
 //! missed`), so the rest of the program never compares strings.
 
 use serde::Serialize;
@@ -23,11 +23,20 @@ pub enum JobKind {
     /// Deletes the points retention no longer keeps, in every region. Not
     /// in the plan: hourly for every plan, jittered over ten minutes.
     Prune,
+    /// Verifies every point of the plan where it is kept, in every region,
+    /// and marks the damaged ones. Follows `[verify]`'s schedule; a plan
+    /// without one has no verify jobs.
+    Verify,
 }
 
 impl JobKind {
     /// Every kind, in the order the daemon builds its tracks.
-    pub const ALL: [JobKind; 3] = [JobKind::Backup, JobKind::Drill, JobKind::Prune];
+    pub const ALL: [JobKind; 4] = [
+        JobKind::Backup,
+        JobKind::Drill,
+        JobKind::Prune,
+        JobKind::Verify,
+    ];
 
     /// As stored in the catalog and shown in logs and metrics.
     pub fn as_str(self) -> &'static str {
@@ -35,6 +44,7 @@ impl JobKind {
             JobKind::Backup => "backup",
             JobKind::Drill => "drill",
             JobKind::Prune => "prune",
+            JobKind::Verify => "verify",
         }
     }
 }
@@ -223,6 +233,28 @@ impl Catalog {
         .await?)
     }
 
+    /// How many jobs of a plan's kind ran (succeeded or failed: claimed,
+    /// not missed) for slots before `slot`: a verify job's place in its
+    /// rotation through the parts of `read_data_subset`, so a missed slot
+    /// does not skip a part.
+    pub async fn jobs_ran_before(
+        &self,
+        plan: &str,
+        kind: JobKind,
+        slot: Millis,
+    ) -> Result<i64, CatalogError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE plan = ? AND kind = ? AND slot < ? AND status IN (?, ?)",
+        )
+        .bind(plan)
+        .bind(kind)
+        .bind(slot)
+        .bind(JobStatus::Succeeded)
+        .bind(JobStatus::Failed)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     /// Every job of a plan (or of all plans), in slot order.
     pub async fn jobs(&self, plan: Option<&str>) -> Result<Vec<Job>, CatalogError> {
         Ok(sqlx::query_as::<_, Job>(
@@ -344,5 +376,47 @@ mod tests {
             cat.last_job_slot("shop", JobKind::Backup).await.unwrap(),
             None
         );
+    }
+
+    #[tokio::test]
+    async fn a_verify_job_s_place_in_its_rotation_counts_the_jobs_that_ran_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = Catalog::open(&dir.path().join("lifeboat.db"))
+            .await
+            .unwrap();
+        for (slot, status) in [
+            (1_000, JobStatus::Succeeded),
+            (2_000, JobStatus::Failed),
+            (4_000, JobStatus::Succeeded),
+        ] {
+            let id = cat
+                .claim_job("shop", JobKind::Verify, slot, slot, slot)
+                .await
+                .unwrap()
+                .unwrap();
+            cat.finish_job(id, status, None, None, None, slot + 1)
+                .await
+                .unwrap();
+        }
+        // A missed slot, another plan's verify and this plan's prune do
+        // not count.
+        cat.record_missed("shop", JobKind::Verify, 3_000, 3_000, "why", 3_001)
+            .await
+            .unwrap();
+        cat.claim_job("web", JobKind::Verify, 1_500, 1_500, 1_500)
+            .await
+            .unwrap();
+        cat.claim_job("shop", JobKind::Prune, 1_500, 1_500, 1_500)
+            .await
+            .unwrap();
+        let ran = |slot| cat.jobs_ran_before("shop", JobKind::Verify, slot);
+        assert_eq!(ran(1_000).await.unwrap(), 0);
+        assert_eq!(ran(3_500).await.unwrap(), 2);
+        assert_eq!(ran(5_000).await.unwrap(), 3);
+        let raw: String = sqlx::query_scalar("SELECT kind FROM jobs WHERE slot = 4000")
+            .fetch_one(cat.pool())
+            .await
+            .unwrap();
+        assert_eq!(raw, "verify");
     }
 }

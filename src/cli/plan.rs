@@ -9,7 +9,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::{bad_input, print_json, Cli};
-use lifeboat::plan::load_file;
+use lifeboat::plan::{load_file, VerifyDepth};
 use lifeboat::schedule::{collisions, PlannedRun, Timing};
 
 #[derive(Debug, Subcommand)]
@@ -19,8 +19,8 @@ pub enum PlanCommand {
         /// Plan files [default: every *.toml in the plans folder].
         paths: Vec<PathBuf>,
     },
-    /// The next backup and drill times of a plan, jitter applied (--all:
-    /// every plan's, with collisions flagged).
+    /// The next backup, drill and verify times of a plan, jitter applied
+    /// (--all: every plan's, with collisions flagged).
     Show {
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         name: Option<String>,
@@ -133,11 +133,17 @@ fn show(cli: &Cli, name: &str, next: usize, json_out: bool) -> Result<ExitCode> 
         .as_ref()
         .map(|t| upcoming(t, "drill"))
         .unwrap_or_default();
+    let verifies = plan
+        .verify
+        .as_ref()
+        .map(|v| upcoming(&v.timing, "verify"))
+        .unwrap_or_default();
     let fmt = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     if json_out {
         print_json(&json!({
             "backup": backups.iter().map(|r| fmt(r.start)).collect::<Vec<_>>(),
             "drill": drills.iter().map(|r| fmt(r.start)).collect::<Vec<_>>(),
+            "verify": verifies.iter().map(|r| fmt(r.start)).collect::<Vec<_>>(),
         }))?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -178,6 +184,29 @@ fn show(cli: &Cli, name: &str, next: usize, json_out: bool) -> Result<ExitCode> 
             plan.name
         ),
     }
+    match &plan.verify {
+        Some(v) => {
+            let depth = match v.depth {
+                VerifyDepth::Presence => "presence and size".to_string(),
+                VerifyDepth::ReadData => "every byte read".to_string(),
+                VerifyDepth::ReadDataSubset { parts } => {
+                    format!("a 1/{parts} part read in full, the next at each run")
+                }
+            };
+            println!(
+                "\nnext verifies, every region, {depth} ({}):",
+                describe(&v.timing)
+            );
+            for r in &verifies {
+                let offset = (r.start - r.slot).num_milliseconds() as f64 / 1000.0;
+                println!("  {}  (slot {} + {offset}s)", fmt(r.start), fmt(r.slot));
+            }
+        }
+        None => println!(
+            "\nno verify schedule: points are verified only by hand (lifeboat verify {})",
+            plan.name
+        ),
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -205,6 +234,11 @@ fn show_all(
         add(&plan.backup.timing, "backup", &plan.backup.primary_region);
         if let Some(t) = &plan.drill.timing {
             add(t, "drill", &plan.drill.region);
+        }
+        // A verify reads every region; the daemon counts it against the
+        // primary's concurrency limit, as it does a prune.
+        if let Some(v) = &plan.verify {
+            add(&v.timing, "verify", &plan.backup.primary_region);
         }
     }
     runs.sort_by(|a, b| a.start.cmp(&b.start).then(a.plan.cmp(&b.plan)));

@@ -175,6 +175,25 @@ pub(super) async fn render(shared: &Shared) -> Result<String, crate::catalog::Ca
     let _ = write!(s, "# HELP lifeboat_last_drill_rto_seconds RTO measured by the last passing drill.\n# TYPE lifeboat_last_drill_rto_seconds gauge\n{rto}");
     let _ = write!(s, "# HELP lifeboat_last_drill_rpo_seconds RPO measured by the last drill.\n# TYPE lifeboat_last_drill_rpo_seconds gauge\n{rpo}");
 
+    let _ = writeln!(s, "# HELP lifeboat_damaged_points Points found damaged (by verify or a drill) and not pruned yet, per plan and region: not used by drills, status or the report.\n# TYPE lifeboat_damaged_points gauge");
+    for plan in &plans {
+        for region in plan.point_regions() {
+            let mut damaged = 0;
+            for res in &plan.resources {
+                damaged += cat
+                    .damaged_points(&plan.name, &res.name, region)
+                    .await?
+                    .len();
+            }
+            let _ = writeln!(
+                s,
+                "lifeboat_damaged_points{{plan=\"{}\",region=\"{}\"}} {damaged}",
+                esc(&plan.name),
+                esc(region)
+            );
+        }
+    }
+
     let _ = writeln!(s, "# HELP lifeboat_breaker_open 1 when a circuit breaker is open or half-open.\n# TYPE lifeboat_breaker_open gauge");
     for (key, state, failures) in shared.breakers.snapshot() {
         let open = !matches!(state, BreakerState::Closed);

@@ -50,11 +50,12 @@ pub(crate) struct Job {
 
 impl Job {
     /// Where the job puts its load: the drill region for drills, the
-    /// primary region for backups and prunes.
+    /// primary region for backups, and for prunes and verifies (which
+    /// touch every region, the primary always).
     pub fn region(&self) -> &str {
         match self.kind {
             JobKind::Drill => &self.plan.drill.region,
-            JobKind::Backup | JobKind::Prune => &self.plan.backup.primary_region,
+            JobKind::Backup | JobKind::Prune | JobKind::Verify => &self.plan.backup.primary_region,
         }
     }
 
@@ -121,7 +122,8 @@ impl Outcome {
     }
 }
 
-/// The work of a job once it may start: a backup, a drill or a prune.
+/// The work of a job once it may start: a backup, a drill, a prune or a
+/// verify.
 /// The daemon's is `work::Orchestrators`; the scheduler's tests put in one
 /// that records what started when.
 pub(crate) trait Work: Send + Sync {
@@ -249,8 +251,8 @@ async fn record(shared: &Shared, job: &Job, id: i64, outcome: &Outcome) {
     if let Some(n) = &outcome.notification {
         shared.notifier.notify(&job.plan, n);
     }
-    // New or pruned points change the RPO exposure.
-    if matches!(job.kind, JobKind::Backup | JobKind::Prune) {
+    // New, pruned, damaged or repaired points change the RPO exposure.
+    if matches!(job.kind, JobKind::Backup | JobKind::Prune | JobKind::Verify) {
         shared.recheck(&job.plan.name);
     }
 }

@@ -1,6 +1,6 @@
-//! The scheduler: for every plan, a backup, a drill and a prune track; each
-//! slot starts at slot + its stable jitter offset, within the start window
-//! that follows (see [`Run::window_end`]), or is recorded as missed
+//! The scheduler: for every plan, a backup, a drill, a prune and a verify
+//! track; each slot starts at slot + its stable jitter offset, within the
+//! start window that follows (see [`Run::window_end`]), or is recorded as missed
 //! (DESIGN.md's missed slot). After downtime the
 //! slots whose window closed are recorded as missed and only the newest
 //! slot still inside its window runs: no catch-up storm.
@@ -112,12 +112,13 @@ pub(crate) struct Track {
 
 impl Track {
     /// The plan's track for `kind`; `None` when the plan does not schedule
-    /// it (a drill without a schedule). Not positioned: see [`Track::resume`].
+    /// it (a drill without a schedule, a plan without `[verify]`). Not positioned: see [`Track::resume`].
     pub fn new(plan: &Plan, kind: JobKind) -> Option<Track> {
         let timing = match kind {
             JobKind::Backup => plan.backup.timing.clone(),
             JobKind::Drill => plan.drill.timing.clone()?,
             JobKind::Prune => prune_timing(),
+            JobKind::Verify => plan.verify.as_ref()?.timing.clone(),
         };
         Some(Track {
             plan: plan.clone(),

@@ -13,7 +13,7 @@ pub struct Notification {
     /// One line for people (Slack shows this).
     pub text: String,
     /// What happened, sent as its plan-file name (`backup-failed`,
-    /// `drill-failed`, `rpo-breach`, `rpo-recovered`).
+    /// `drill-failed`, `verify-failed`, `rpo-breach`, `rpo-recovered`).
     #[serde(serialize_with = "event_name")]
     pub event: NotifyEvent,
     /// The plan's name.
@@ -40,6 +40,12 @@ pub struct Notification {
     /// The names of the drill's failing checks.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub failed_checks: Vec<String>,
+    /// The points a verify found damaged (`verify-failed`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub damaged_points: Vec<i64>,
+    /// The points a verify could not check (`verify-failed`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unchecked_points: Vec<i64>,
     /// The region's RPO exposure when the message was built, in seconds
     /// (`rpo-breach`, `rpo-recovered`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -95,6 +101,8 @@ impl Notification {
             drill_id: None,
             status: None,
             failed_checks: Vec::new(),
+            damaged_points: Vec::new(),
+            unchecked_points: Vec::new(),
             exposure_seconds: None,
             rpo_objective_seconds: None,
             breach_started_at: None,
@@ -220,6 +228,31 @@ impl Notification {
         );
         let mut n = Self::base(plan, NotifyEvent::DrillFailed, at, text, error.to_string());
         n.region = Some(region.to_string());
+        n
+    }
+
+    /// A scheduled verify of the plan found `damaged` points, or could not
+    /// check `unchecked` ones; `detail` says which and why.
+    pub fn verify_failed(
+        plan: &Plan,
+        damaged: Vec<i64>,
+        unchecked: Vec<i64>,
+        detail: &str,
+        at: Millis,
+    ) -> Self {
+        let text = format!(
+            ":x: lifeboat: verify of plan {} FAILED: {detail}",
+            plan.name
+        );
+        let mut n = Self::base(
+            plan,
+            NotifyEvent::VerifyFailed,
+            at,
+            text,
+            detail.to_string(),
+        );
+        n.damaged_points = damaged;
+        n.unchecked_points = unchecked;
         n
     }
 

@@ -1,5 +1,6 @@
-//! Notifications: webhooks told when a backup fails, a drill fails, or a
-//! region's RPO exposure goes over its objective and back.
+//! Notifications: webhooks told when a backup fails, a drill fails, a
+//! scheduled verify finds damage, or a region's RPO exposure goes over its
+//! objective and back.
 //!
 //! [`Notifier::notify`] never waits: it picks the plan's webhooks that want
 //! the event (plus the global `--notify-url`) and hands each delivery to a

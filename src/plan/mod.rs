@@ -45,6 +45,9 @@ pub struct Plan {
     pub resources: Vec<Resource>,
     /// `[drill]`, with defaults filled in when the table is missing.
     pub drill: DrillSpec,
+    /// `[verify]`: when the daemon verifies the plan's points; `None`
+    /// without the table (`lifeboat verify` by hand only).
+    pub verify: Option<VerifySpec>,
     /// `[aws]`, when present.
     pub aws: Option<AwsSpec>,
     /// Webhooks told about failures and RPO breaches (`[[notify]]`).
@@ -333,6 +336,33 @@ pub struct DrillSpec {
     pub checks: Vec<SqlCheck>,
 }
 
+/// `[verify]`, validated: the daemon runs `lifeboat verify` on the plan
+/// (every region, the primary included) on this schedule.
+#[derive(Debug, Clone)]
+pub struct VerifySpec {
+    /// Cron schedule, time zone (default the backup's) and jitter.
+    pub timing: Timing,
+    /// How much of the data each run reads.
+    pub depth: VerifyDepth,
+}
+
+/// How deep the daemon's verify runs check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerifyDepth {
+    /// The data is there with the recorded size, and the manifest is the
+    /// one the catalog recorded (the default: cheap).
+    Presence,
+    /// `read_data = true`: every byte of every point read again and hashed.
+    ReadData,
+    /// `read_data_subset = "1/M"`: every point's presence, and one part in
+    /// `parts` read in full, the next part at each run, so `parts`
+    /// consecutive runs read every point.
+    ReadDataSubset {
+        /// How many parts (M, at least 1).
+        parts: u64,
+    },
+}
+
 /// A SQL check run against a restored database.
 #[derive(Debug, Clone)]
 pub struct SqlCheck {
@@ -383,6 +413,8 @@ pub enum NotifyEvent {
     BackupFailed,
     /// A drill failed: a restore or a check failed.
     DrillFailed,
+    /// A scheduled verify found damaged points, or could not check some.
+    VerifyFailed,
     /// A region's RPO exposure went over the objective.
     RpoBreach,
     /// A region's RPO exposure came back within the objective.
@@ -391,9 +423,10 @@ pub enum NotifyEvent {
 
 impl NotifyEvent {
     /// Every event: what a webhook without `events` is told about.
-    pub const ALL: [NotifyEvent; 4] = [
+    pub const ALL: [NotifyEvent; 5] = [
         NotifyEvent::BackupFailed,
         NotifyEvent::DrillFailed,
+        NotifyEvent::VerifyFailed,
         NotifyEvent::RpoBreach,
         NotifyEvent::RpoRecovered,
     ];
@@ -403,6 +436,7 @@ impl NotifyEvent {
         match self {
             NotifyEvent::BackupFailed => "backup-failed",
             NotifyEvent::DrillFailed => "drill-failed",
+            NotifyEvent::VerifyFailed => "verify-failed",
             NotifyEvent::RpoBreach => "rpo-breach",
             NotifyEvent::RpoRecovered => "rpo-recovered",
         }

@@ -25,6 +25,7 @@ pub struct RawPlan {
     pub regions: S<BTreeMap<S<String>, S<RawRegion>>>,
     pub resources: S<Vec<S<RawResource>>>,
     pub drill: Option<S<RawDrill>>,
+    pub verify: Option<S<RawVerify>>,
     pub aws: Option<S<RawAws>>,
     pub notify: Option<S<Vec<S<RawNotify>>>>,
 }
@@ -210,6 +211,18 @@ pub struct RawCheck {
     pub sql: S<String>,
     pub expect: Option<S<toml::Value>>,
     pub timeout: Option<S<String>>,
+}
+
+/// `[verify]`: when the daemon runs `lifeboat verify` on the plan, and how
+/// deep.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVerify {
+    pub schedule: S<String>,
+    pub timezone: Option<S<String>>,
+    pub jitter: Option<S<String>>,
+    pub read_data: Option<S<bool>>,
+    pub read_data_subset: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -544,3 +544,153 @@ fn the_heartbeat_is_pinged_after_successful_jobs_and_its_token_never_logged() {
         "the heartbeat token leaked into the log"
     );
 }
+
+/// A webhook on a free loopback port that keeps every JSON body it gets.
+fn capture_webhook() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+) {
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let keep = bodies.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(s) = stream else { continue };
+            let mut reader = BufReader::new(s);
+            let mut length = 0;
+            let mut line = String::new();
+            // Headers up to the blank line; the body is Content-Length bytes.
+            while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+                line.clear();
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_ok() {
+                if let Ok(v) = serde_json::from_slice(&body) {
+                    keep.lock().unwrap().push(v);
+                }
+            }
+            let _ = reader
+                .get_mut()
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (url, bodies)
+}
+
+#[test]
+fn a_scheduled_verify_marks_damage_fails_its_job_notifies_and_exports_the_count() {
+    let env = Env::new();
+    env.seed(20);
+    // Backups only by hand (a yearly slot), no drill schedule: the daemon
+    // only verifies, every 2 s.
+    let plan = env
+        .local_plan("\n[verify]\nschedule = \"*/2 * * * * *\"\njitter = \"1s\"\n")
+        .replace(
+            "schedule = \"*/15 * * * *\"",
+            "schedule = \"0 0 1 1 *\"\nstart_window = \"5s\"",
+        );
+    env.write_plan("shop.toml", &plan);
+    let (backup, code) = env.json(&["backup", "run", "shop", "--json"]);
+    assert_eq!(code, 0, "{backup}");
+    let points = backup["points"].as_array().unwrap();
+    let files_dr = points
+        .iter()
+        .find(|p| p["resource"] == "files" && p["region"] == "dr")
+        .unwrap();
+    let id = files_dr["id"].as_i64().unwrap();
+    let artifact = files_dr["location"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("file://")
+        .unwrap()
+        .to_string();
+
+    let (hook, bodies) = capture_webhook();
+    let d = Daemon::start(&env, &["--notify-url", &hook]);
+    let verify_jobs = |status: &str| {
+        jobs(&env)
+            .into_iter()
+            .filter(|j| j.kind == "verify" && j.status == status)
+            .collect::<Vec<_>>()
+    };
+    wait_for("a verify job to pass", Duration::from_secs(30), || {
+        !verify_jobs("succeeded").is_empty()
+    });
+    assert!(verify_jobs("failed").is_empty());
+
+    // The point's artifact goes: the next verify finds it.
+    std::fs::remove_file(&artifact).unwrap();
+    wait_for("a verify job to fail", Duration::from_secs(30), || {
+        !verify_jobs("failed").is_empty()
+    });
+    let failed = &verify_jobs("failed")[0];
+    let expected = format!("1 point(s) damaged: files dr point {id} (artifact missing at ");
+    assert!(failed.error.starts_with(&expected), "{failed:?}");
+    let (list, _) = env.json(&["points", "list", "--json"]);
+    let row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == id)
+        .unwrap_or_else(|| panic!("point {id} not in {list}"))
+        .clone();
+    assert_eq!(row["status"], "damaged", "{row}");
+    assert!(
+        row["damage"].as_str().unwrap().contains("artifact missing"),
+        "{row}"
+    );
+    let (_, metrics) = d.get("/metrics");
+    for line in [
+        "lifeboat_damaged_points{plan=\"shop\",region=\"dr\"} 1",
+        "lifeboat_damaged_points{plan=\"shop\",region=\"primary\"} 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in\n{metrics}"
+        );
+    }
+    assert!(
+        metrics.contains("lifeboat_jobs_total{plan=\"shop\",kind=\"verify\",status=\"failed\"}"),
+        "{metrics}"
+    );
+    wait_for("the verify-failed webhook", Duration::from_secs(20), || {
+        bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|b| b["event"] == "verify-failed")
+    });
+    let sent = bodies
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|b| b["event"] == "verify-failed")
+        .cloned()
+        .unwrap();
+    assert_eq!(sent["plan"], "shop", "{sent}");
+    assert_eq!(sent["damaged_points"], serde_json::json!([id]), "{sent}");
+    assert!(
+        sent["text"]
+            .as_str()
+            .unwrap()
+            .contains("verify of plan shop FAILED"),
+        "{sent}"
+    );
+    let (code, _) = d.stop();
+    assert_eq!(code, 0);
+    // Only the damaged point is marked: the other three stay complete.
+    let (list, _) = env.json(&["points", "list", "--json"]);
+    let damaged = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["status"] == "damaged")
+        .count();
+    assert_eq!(damaged, 1, "{list}");
+}

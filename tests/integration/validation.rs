@@ -61,7 +61,7 @@ fn the_base_plan_is_valid_without_warnings() {
     "rto = \"1h",
     "p.toml:3:10: invalid basic string, expected `\"`"
 )]
-#[case::unknown_top_key("rto = \"1h\"", "rto = \"1h\"\ncolour = \"red\"", "p.toml:4:1: unknown key `colour`, expected one of `name`, `owner`, `rto`, `rpo`, `backup`, `retention`, `regions`, `resources`, `drill`, `aws`, `notify`")]
+#[case::unknown_top_key("rto = \"1h\"", "rto = \"1h\"\ncolour = \"red\"", "p.toml:4:1: unknown key `colour`, expected one of `name`, `owner`, `rto`, `rpo`, `backup`, `retention`, `regions`, `resources`, `drill`, `verify`, `aws`, `notify`")]
 #[case::unknown_nested_key("jitter = \"2m\"", "jitter = \"2m\"\nfrequency = 3", "p.toml:10:1: unknown key `frequency`, expected one of `schedule`, `timezone`, `jitter`, `start_window`, `completion_window`, `primary_region`, `copy_to`")]
 #[case::missing_key(
     "owner = \"payments@example.com\"\n",
@@ -212,7 +212,7 @@ fn the_base_plan_is_valid_without_warnings() {
 #[case::notify_unknown_event(
     "sql = \"SELECT 1\"\n",
     "sql = \"SELECT 1\"\n\n[[notify]]\nurl = \"https://h.example.com/x\"\nevents = [\"drill-failed\", \"backup-succeeded\"]\n",
-    "p.toml:34:27: unknown event `backup-succeeded`; expected one of backup-failed, drill-failed, rpo-breach, rpo-recovered"
+    "p.toml:34:27: unknown event `backup-succeeded`; expected one of backup-failed, drill-failed, verify-failed, rpo-breach, rpo-recovered"
 )]
 #[case::notify_no_events(
     "sql = \"SELECT 1\"\n",
@@ -228,6 +228,51 @@ fn the_base_plan_is_valid_without_warnings() {
     "sql = \"SELECT 1\"\n",
     "sql = \"SELECT 1\"\n\n[[notify]]\nurl = \"https://h.example.com/x\"\nchannel = \"#ops\"\n",
     "p.toml:34:1: unknown key `channel`, expected one of `url`, `url_env`, `events`"
+)]
+#[case::verify_without_schedule(
+    "sql = \"SELECT 1\"\n",
+    "sql = \"SELECT 1\"\n\n[verify]\nread_data = true\n",
+    "p.toml:32:1: missing key `schedule`"
+)]
+#[case::verify_bad_cron(
+    "sql = \"SELECT 1\"\n",
+    "sql = \"SELECT 1\"\n\n[verify]\nschedule = \"0 25 * * *\"\n",
+    "p.toml:33:12: invalid cron expression `0 25 * * *`: Hours must be less than 23. ('25' specified.)"
+)]
+#[case::verify_bad_timezone(
+    "sql = \"SELECT 1\"\n",
+    "sql = \"SELECT 1\"\n\n[verify]\nschedule = \"0 5 * * *\"\ntimezone = \"Moon/Base\"\n",
+    "p.toml:34:12: unknown time zone `Moon/Base`; use an IANA name such as \"UTC\" or \"Europe/Paris\""
+)]
+#[case::verify_jitter_too_long(
+    "sql = \"SELECT 1\"\n",
+    "sql = \"SELECT 1\"\n\n[verify]\nschedule = \"*/15 * * * *\"\njitter = \"20m\"\n",
+    "p.toml:34:10: jitter 20m is not shorter than the schedule's interval 15m"
+)]
+#[case::verify_read_data_twice(
+    "sql = \"SELECT 1\"\n",
+    "sql = \"SELECT 1\"\n\n[verify]\nschedule = \"0 5 * * *\"\nread_data = true\nread_data_subset = \"1/10\"\n",
+    "p.toml:35:20: give `read_data = true` (every byte at every run) or `read_data_subset` (a part at each run), not both"
+)]
+#[case::verify_subset_not_first_part(
+    "sql = \"SELECT 1\"\n",
+    "sql = \"SELECT 1\"\n\n[verify]\nschedule = \"0 5 * * *\"\nread_data_subset = \"3/10\"\n",
+    "p.toml:34:20: `read_data_subset` is the share each run reads, written 1/M: the daemon moves to the next part at each run by itself; write \"1/10\" (got `3/10`)"
+)]
+#[case::verify_subset_not_a_fraction(
+    "sql = \"SELECT 1\"\n",
+    "sql = \"SELECT 1\"\n\n[verify]\nschedule = \"0 5 * * *\"\nread_data_subset = \"1/0\"\n",
+    "p.toml:34:20: `read_data_subset` must be 1/M with M a whole number from 1, e.g. \"1/10\": each run reads the next tenth of the points (got `1/0`)"
+)]
+#[case::verify_read_data_not_a_bool(
+    "sql = \"SELECT 1\"\n",
+    "sql = \"SELECT 1\"\n\n[verify]\nschedule = \"0 5 * * *\"\nread_data = \"yes\"\n",
+    "p.toml:34:13: invalid type: string \"yes\", expected a boolean"
+)]
+#[case::verify_unknown_key(
+    "sql = \"SELECT 1\"\n",
+    "sql = \"SELECT 1\"\n\n[verify]\nschedule = \"0 5 * * *\"\nregion = \"us-west-2\"\n",
+    "p.toml:34:1: unknown key `region`, expected one of `schedule`, `timezone`, `jitter`, `read_data`, `read_data_subset`"
 )]
 #[case::object_lock_on_a_file_vault(
     "vault = \"file:///tmp/b\"",
@@ -651,6 +696,70 @@ fn the_shipped_plans_are_valid() {
         assert!(problems.is_empty(), "{problems:?}");
         assert!(!loaded.plans.is_empty());
     }
+}
+
+#[test]
+fn verify_schedules_the_daemon_s_verify_runs_and_how_deep_they_read() {
+    use lifeboat::plan::VerifyDepth;
+    let parse = |verify: &str| {
+        let text = format!("{BASE}\n[verify]\n{verify}\n");
+        let (plan, warnings) =
+            lifeboat::plan::parse_plan(Path::new("p.toml"), &text).expect("valid");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        plan.verify.expect("a [verify] schedule")
+    };
+    let v = parse("schedule = \"30 4 * * *\"");
+    assert_eq!(v.depth, VerifyDepth::Presence);
+    assert_eq!(v.timing.cron.source(), "30 4 * * *");
+    assert_eq!(v.timing.jitter, Duration::ZERO);
+    assert_eq!(v.timing.timezone, chrono_tz::UTC);
+    let v = parse("schedule = \"30 4 * * *\"\ntimezone = \"Europe/Paris\"\njitter = \"20m\"\nread_data = true");
+    assert_eq!(v.depth, VerifyDepth::ReadData);
+    assert_eq!(v.timing.timezone, chrono_tz::Europe::Paris);
+    assert_eq!(v.timing.jitter, Duration::from_secs(1200));
+    let v = parse("schedule = \"30 4 * * *\"\nread_data = false\nread_data_subset = \"1/10\"");
+    assert_eq!(v.depth, VerifyDepth::ReadDataSubset { parts: 10 });
+    // Without the table, only `lifeboat verify` by hand.
+    let (plan, _) = lifeboat::plan::parse_plan(Path::new("p.toml"), BASE).unwrap();
+    assert!(plan.verify.is_none());
+}
+
+#[test]
+fn plan_show_lists_the_next_verify_runs() {
+    let env = Env::new();
+    let text = format!("{BASE}\n[verify]\nschedule = \"30 4 * * *\"\nread_data_subset = \"1/7\"\n");
+    env.write_plan("orders.toml", &text);
+    let (v, code) = env.json(&["plan", "show", "orders", "--next", "3", "--json"]);
+    assert_eq!(code, 0, "{v}");
+    let runs = v["verify"].as_array().unwrap();
+    assert_eq!(runs.len(), 3, "{v}");
+    assert!(
+        runs.iter()
+            .all(|r| r.as_str().unwrap().ends_with("T04:30:00Z")),
+        "{v}"
+    );
+    let out = stdout(&env.run(&["plan", "show", "orders"]));
+    assert!(
+        out.contains("next verifies, every region, a 1/7 part read in full, the next at each run (\"30 4 * * *\" in UTC"),
+        "{out}"
+    );
+    let (all, _) = env.json(&["plan", "show", "--all", "--next", "1", "--json"]);
+    let kinds: Vec<&str> = all["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"verify"), "{all}");
+    // Without [verify], the plan says how to verify by hand.
+    env.write_plan("orders.toml", BASE);
+    let out = stdout(&env.run(&["plan", "show", "orders"]));
+    assert!(
+        out.contains(
+            "no verify schedule: points are verified only by hand (lifeboat verify orders)"
+        ),
+        "{out}"
+    );
 }
 
 #[test]

@@ -104,6 +104,15 @@ fn shop() -> String {
     )
 }
 
+/// `shop`, verified daily at 05:00 (15 min jitter), a third of its points
+/// read in full at each run.
+fn verified_shop() -> String {
+    format!(
+        "{}\n[verify]\nschedule = \"0 5 * * *\"\njitter = \"15m\"\nread_data_subset = \"1/3\"\n",
+        shop()
+    )
+}
+
 fn parse(text: &str) -> Plan {
     match crate::plan::parse_plan(Path::new("plan.toml"), text) {
         Ok((plan, _)) => plan,
@@ -235,6 +244,36 @@ fn drills_and_prunes_have_their_own_tracks() {
     assert!(Track::new(&no_drill, JobKind::Drill).is_none());
 }
 
+#[test]
+fn verifies_follow_their_own_schedule_and_a_plan_without_verify_has_none() {
+    let mut t = track(&verified_shop(), JobKind::Verify);
+    assert_eq!(t.resume(None, utc(2, 56, 0)), Downtime::default());
+    let run = jittered("shop", JobKind::Verify, utc(5, 0, 0), 15);
+    assert_eq!(t.next, Some(run));
+    assert_eq!(t.due(run.start - MS), vec![]);
+    assert_eq!(t.due(run.start), vec![Decision::Start(run)]);
+    let tomorrow = utc(5, 0, 0) + TimeDelta::days(1);
+    assert_eq!(
+        t.next,
+        Some(jittered("shop", JobKind::Verify, tomorrow, 15))
+    );
+    // Jittered by its own kind: not at the drill's offset.
+    let drill_offset = jitter_offset("shop", "drill", utc(5, 0, 0), Duration::from_secs(900));
+    assert_ne!(
+        run.start - run.slot,
+        TimeDelta::from_std(drill_offset).unwrap()
+    );
+    // Seen after its start window closed: missed, like any other slot.
+    let mut late = track(&verified_shop(), JobKind::Verify);
+    late.resume(None, utc(2, 56, 0));
+    let window = Missed::WindowClosed(Duration::from_secs(600));
+    assert_eq!(
+        late.due(run.start + TimeDelta::minutes(10) + MS),
+        vec![Decision::Miss(run, window)]
+    );
+    assert!(Track::new(&parse(&shop()), JobKind::Verify).is_none());
+}
+
 // ---- Scheduler and loop: the catalog, on tokio's paused clock ----
 
 /// Keeps tokio's paused clock still until a test advances it. Tokio moves
@@ -297,7 +336,7 @@ impl Work for Recorder {
                     vault_ok: Some(true),
                     ..Outcome::succeeded()
                 },
-                JobKind::Drill | JobKind::Prune => Outcome::succeeded(),
+                JobKind::Drill | JobKind::Prune | JobKind::Verify => Outcome::succeeded(),
             }
         }
         .boxed()
@@ -326,6 +365,23 @@ impl Harness {
         recorder: Recorder,
         configure: impl FnOnce(&mut DaemonConfig),
     ) -> Harness {
+        let work = Box::new(recorder.clone());
+        Harness::with_work(start, plans, recorder, work, configure).await
+    }
+
+    /// A daemon whose jobs do the real work (the recorder records nothing).
+    async fn with_orchestrators(start: DateTime<Utc>, plans: &[(&str, &str)]) -> Harness {
+        let work = Box::new(crate::daemon::work::Orchestrators);
+        Harness::with_work(start, plans, Recorder::default(), work, |_| {}).await
+    }
+
+    async fn with_work(
+        start: DateTime<Utc>,
+        plans: &[(&str, &str)],
+        recorder: Recorder,
+        work: Box<dyn Work>,
+        configure: impl FnOnce(&mut DaemonConfig),
+    ) -> Harness {
         let hold = Hold::new();
         let dir = tempfile::tempdir().unwrap();
         let plans_dir = dir.path().join("plans");
@@ -348,7 +404,7 @@ impl Harness {
             notify_url: None,
         };
         configure(&mut config);
-        let daemon = Daemon::build_with(config, Clock::tokio_at(start), Box::new(recorder.clone()))
+        let daemon = Daemon::build_with(config, Clock::tokio_at(start), work)
             .await
             .unwrap();
         Harness {
@@ -841,4 +897,126 @@ async fn failing_backups_open_the_vault_breaker_and_later_slots_are_missed() {
     ] {
         assert!(metrics.lines().any(|l| l == line), "{line} not in\n{metrics}");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn verify_jobs_run_on_their_slots_and_are_recorded_missed_after_downtime() {
+    let h = Harness::new(utc(2, 56, 0), &[("shop.toml", &verified_shop())]).await;
+    let mut s = h.scheduler().await;
+    let run = jittered("shop", JobKind::Verify, utc(5, 0, 0), 15);
+    h.step_until(&mut s, run.start + TimeDelta::minutes(1))
+        .await;
+    let verifies: Vec<Started> = h
+        .started()
+        .into_iter()
+        .filter(|s| s.kind == JobKind::Verify)
+        .collect();
+    assert_eq!(
+        verifies,
+        vec![started(JobKind::Verify, run, Trigger::Schedule, run.start)]
+    );
+    let jobs = h.jobs(JobKind::Verify).await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0].status, JobStatus::Succeeded);
+    assert_eq!(
+        (jobs[0].slot, jobs[0].scheduled_start),
+        (ms(run.slot), ms(run.start))
+    );
+    let metrics = http::render(h.shared()).await.unwrap();
+    for line in [
+        "lifeboat_jobs_total{plan=\"shop\",kind=\"verify\",status=\"succeeded\"} 1",
+        "lifeboat_damaged_points{plan=\"shop\",region=\"primary\"} 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in\n{metrics}"
+        );
+    }
+
+    // Down for two days: the two slots whose windows closed meanwhile are
+    // recorded missed, and the next one is tomorrow's.
+    let back = run.start + TimeDelta::days(2) + TimeDelta::minutes(30);
+    h.at(back).await;
+    let restarted = h.scheduler().await;
+    h.settle().await;
+    let missed: Vec<(i64, Option<String>)> = h
+        .jobs(JobKind::Verify)
+        .await
+        .into_iter()
+        .filter(|j| j.status == JobStatus::Missed)
+        .map(|j| (j.slot, j.error))
+        .collect();
+    let why = Some(Missed::DaemonDown.to_string());
+    let day = |n| ms(utc(5, 0, 0) + TimeDelta::days(n));
+    assert_eq!(missed, vec![(day(1), why.clone()), (day(2), why)]);
+    let next = restarted.next_runs()[&("shop".to_string(), JobKind::Verify)];
+    assert_eq!(
+        next,
+        Some(jittered(
+            "shop",
+            JobKind::Verify,
+            utc(5, 0, 0) + TimeDelta::days(3),
+            15
+        ))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_verify_and_a_prune_of_one_plan_never_run_at_once() {
+    let t0 = utc(2, 56, 0);
+    let h = Harness::with_orchestrators(t0, &[("shop.toml", &verified_shop())]).await;
+    let plan = h.shared().plans.read().await.get("shop").unwrap().clone();
+    let spawn = |kind, minute| {
+        let slot = t0 + TimeDelta::minutes(minute);
+        let run = Run { slot, start: t0 };
+        let job = Job {
+            plan: plan.clone(),
+            kind,
+            run,
+            trigger: Trigger::Schedule,
+        };
+        job::spawn(h.shared(), &h.tracker, &h.token, job);
+    };
+    let outcome = |jobs: Vec<JobRow>, minute| {
+        let slot = ms(t0 + TimeDelta::minutes(minute));
+        let j = jobs.into_iter().find(|j| j.slot == slot).unwrap();
+        (j.status, j.error)
+    };
+    // A verify holds the plan's verify lock (as the daemon's does while it
+    // reads points): the prune waits for its next slot, and so does
+    // another verify.
+    let lock =
+        crate::locks::PlanLock::try_acquire(&h.shared().ctx.locks_dir(), "shop", "verify").unwrap();
+    spawn(JobKind::Prune, 1);
+    spawn(JobKind::Verify, 1);
+    h.settle().await;
+    assert_eq!(
+        outcome(h.jobs(JobKind::Prune).await, 1),
+        (
+            JobStatus::Missed,
+            Some("a verify of this plan was running".into())
+        )
+    );
+    assert_eq!(
+        outcome(h.jobs(JobKind::Verify).await, 1),
+        (
+            JobStatus::Missed,
+            Some("a prune or another verify of this plan was running".into())
+        )
+    );
+    // Released: both run (the plan has no points: nothing to delete or
+    // check), one after the other: at once, one of them would be missed.
+    drop(lock);
+    spawn(JobKind::Prune, 2);
+    h.settle().await;
+    spawn(JobKind::Verify, 3);
+    h.settle().await;
+    assert_eq!(
+        outcome(h.jobs(JobKind::Prune).await, 2),
+        (JobStatus::Succeeded, None)
+    );
+    assert_eq!(
+        outcome(h.jobs(JobKind::Verify).await, 3),
+        (JobStatus::Succeeded, None)
+    );
 }

@@ -12,6 +12,7 @@ mod regions;
 mod resources;
 mod retention;
 mod structure;
+mod verify;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -85,6 +86,7 @@ impl Validator<'_> {
         let resources = self.resources(&raw.resources, &base_dir);
         self.check_vaults_of_resources(&resources, raw.backup.get_ref(), &regions, &backup);
         let drill = self.drill(raw.drill.as_ref(), &regions, &backup, &resources);
+        let verify = self.verify(raw.verify.as_ref(), backup.tz);
         let aws = self.aws(raw.aws.as_ref());
         let notify = self.notify(raw.notify.as_ref());
         self.check_rpo(&raw.rpo, rpo, &backup);
@@ -102,6 +104,7 @@ impl Validator<'_> {
             regions: regions::into_plan(regions),
             resources,
             drill: drill?,
+            verify,
             aws,
             notify,
             source: self.file.to_path_buf(),
