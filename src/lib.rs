@@ -48,5 +48,6 @@ pub mod retention;
 pub mod schedule;
 pub mod telemetry;
 pub mod time;
+pub mod units;
 pub mod vault;
 pub mod verify;

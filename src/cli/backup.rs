@@ -78,20 +78,9 @@ pub fn print_points(points: &[Point]) {
     }
 }
 
+/// A byte count from the catalog, for people.
 pub fn human_bytes(n: i64) -> String {
-    let n = n as f64;
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n;
-    let mut u = 0;
-    while v >= 1024.0 && u < units.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", units[u])
-    }
+    lifeboat::units::size(n.max(0) as u64)
 }
 
 #[derive(Debug, clap::Args)]

@@ -169,7 +169,8 @@ pub async fn artifact(
     if !read_data {
         return Ok(Verified {
             detail: format!(
-                "artifact present with its recorded {size} bytes; manifest is the one recorded"
+                "artifact present with its recorded {}; manifest is the one recorded",
+                crate::units::size(size)
             ),
             bytes_read: 0,
         });
@@ -186,7 +187,10 @@ pub async fn artifact(
         ));
     }
     Ok(Verified {
-        detail: format!("{read} bytes read, sha256 matches the recorded manifest's"),
+        detail: format!(
+            "{} read, sha256 matches the recorded manifest's",
+            crate::units::size(read)
+        ),
         bytes_read: read,
     })
 }

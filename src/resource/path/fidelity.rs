@@ -58,8 +58,8 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut parts = vec![format!(
             "{} ({})",
-            names::things(self.files, "file", "files"),
-            names::size(self.bytes)
+            crate::units::things(self.files, "file", "files"),
+            crate::units::size(self.bytes)
         )];
         for (n, one, many) in [
             (self.dirs, "folder", "folders"),
@@ -68,7 +68,7 @@ impl fmt::Display for Summary {
             (self.sparse, "sparse file", "sparse files"),
         ] {
             if n > 0 {
-                parts.push(names::things(n, one, many));
+                parts.push(crate::units::things(n, one, many));
             }
         }
         write!(f, "{}: ", parts.join(", "))?;
@@ -89,7 +89,7 @@ impl fmt::Display for Summary {
             write!(
                 f,
                 "; the holes of {} could not be checked (the restore folder's filesystem does not report holes)",
-                names::things(self.holes_unchecked, "sparse file", "sparse files")
+                crate::units::things(self.holes_unchecked, "sparse file", "sparse files")
             )?;
         }
         Ok(())
