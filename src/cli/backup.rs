@@ -34,9 +34,11 @@ pub async fn run(cli: &Cli, cmd: &BackupCommand) -> Result<ExitCode> {
             "points": outcome.points,
         }))?;
     } else {
-        println!(
+        outln!(
             "backup run {} of plan {}: {}",
-            outcome.run_id, plan.name, outcome.status
+            outcome.run_id,
+            plan.name,
+            outcome.status
         );
         print_points(&outcome.points);
     }
@@ -49,12 +51,19 @@ pub async fn run(cli: &Cli, cmd: &BackupCommand) -> Result<ExitCode> {
 }
 
 pub fn print_points(points: &[Point]) {
-    println!(
+    outln!(
         "{:>5}  {:<14} {:<14} {:<8} {:<10} {:<9} {:<24} {:>10}  flags",
-        "id", "plan", "resource", "kind", "region", "status", "data_time", "size"
+        "id",
+        "plan",
+        "resource",
+        "kind",
+        "region",
+        "status",
+        "data_time",
+        "size"
     );
     for p in points {
-        println!(
+        outln!(
             "{:>5}  {:<14} {:<14} {:<8} {:<10} {:<9} {:<24} {:>10}  {}",
             p.id,
             p.plan,
@@ -67,13 +76,13 @@ pub fn print_points(points: &[Point]) {
             p.flag_list().join(",")
         );
         if let Some(until) = p.locked_until.filter(|t| *t > lifeboat::time::now_ms()) {
-            println!("       S3 Object Lock until {}", rfc3339(until));
+            outln!("       S3 Object Lock until {}", rfc3339(until));
         }
         if let Some(e) = &p.error {
-            println!("       error: {e}");
+            outln!("       error: {e}");
         }
         if p.status == lifeboat::catalog::PointStatus::Damaged {
-            println!("       {}", lifeboat::verify::damaged_note(p));
+            outln!("       {}", lifeboat::verify::damaged_note(p));
         }
     }
 }
@@ -99,17 +108,17 @@ pub async fn demo(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
         .await
         .map_err(anyhow::Error::msg)?
     {
-        println!("created {created}");
+        outln!("created {created}");
     }
     if !args.once {
         return super::daemon::run(cli, &args.daemon).await;
     }
     let ctx = cli.context().await?;
-    println!("\n== backup ==");
+    outln!("\n== backup ==");
     let outcome = lifeboat::backup::run(&ctx, &plan, "manual", None).await?;
-    println!("backup run {}: {}", outcome.run_id, outcome.status);
+    outln!("backup run {}: {}", outcome.run_id, outcome.status);
     print_points(&outcome.points);
-    println!("\n== drill ==");
+    outln!("\n== drill ==");
     let drill = lifeboat::drill::run(
         &ctx,
         &plan,
@@ -123,7 +132,7 @@ pub async fn demo(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
     .await?;
     let view = ctx.catalog.drill_view(&drill.record).await?;
     super::drill::print_drill(&view, &drill.kept_databases);
-    println!("\n== report ==");
+    outln!("\n== report ==");
     let now = lifeboat::time::now_ms();
     let plans = [plan];
     let inputs = super::report::verified_inputs(&ctx.catalog, &plans).await;
@@ -136,8 +145,8 @@ pub async fn demo(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
         false,
     )
     .await?;
-    print!("{}", lifeboat::report::render_markdown(&report));
-    println!(
+    out!("{}", lifeboat::report::render_markdown(&report));
+    outln!(
         "\nCatalog: {}. Try: lifeboat status · lifeboat points list · lifeboat drill run demo --keep · lifeboat report --format json",
         ctx.catalog.path().display()
     );

@@ -75,7 +75,7 @@ fn print_human(r: &Rebuilt) {
         .newest_data_time
         .map(|t| format!(", newest data {}", rfc3339(t)))
         .unwrap_or_default();
-    println!(
+    outln!(
         "plan {}, region {} ({}): {} point(s) rebuilt{}{newest}",
         r.plan,
         r.region,
@@ -88,13 +88,13 @@ fn print_human(r: &Rebuilt) {
         },
     );
     for s in &r.skipped {
-        println!("  not rebuilt: {}: {}", s.manifest, s.reason);
+        outln!("  not rebuilt: {}: {}", s.manifest, s.reason);
     }
-    println!(
+    outln!(
         "  {} drill(s) recorded again from their evidence records",
         r.drills.len()
     );
     if let Some(problem) = &r.evidence_problem {
-        println!("  evidence chain not read to its end: {problem}; later drills not recorded");
+        outln!("  evidence chain not read to its end: {problem}; later drills not recorded");
     }
 }

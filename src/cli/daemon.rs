@@ -18,22 +18,22 @@ pub struct DaemonArgs {
     #[arg(long, default_value = "127.0.0.1:9464")]
     pub listen: SocketAddr,
     /// Jobs running at once.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = super::count_option(1024))]
     pub max_jobs: usize,
     /// Jobs running at once in one region.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = super::count_option(1024))]
     pub max_jobs_per_region: usize,
     /// Consecutive failed backups that open a region's circuit breaker.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub breaker_threshold: u32,
     /// Cool-down before an open breaker lets a probe through (doubles on failure).
-    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "5m", value_parser = super::duration_option)]
     pub breaker_cooldown: Duration,
     /// Time running jobs get to finish after SIGTERM.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = super::duration_option)]
     pub grace: Duration,
     /// How often the plans folder is checked for edits.
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "2s", value_parser = super::duration_option)]
     pub watch_interval: Duration,
     /// Pinged (GET) after each successful job: a dead man's switch such as a
     /// healthchecks URL. Only its host is ever logged.
@@ -70,20 +70,20 @@ pub async fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
     };
     let daemon = Daemon::build(config).await?;
     let addr = daemon.local_addr()?;
-    println!(
+    outln!(
         "lifeboat daemon: {} plan(s) from {}, catalog {}",
         daemon.plan_count().await,
         cli.plans.display(),
         cli.catalog.display()
     );
-    println!("  health:  http://{addr}/healthz   ready: http://{addr}/readyz");
-    println!("  metrics: http://{addr}/metrics");
-    println!(
+    outln!("  health:  http://{addr}/healthz   ready: http://{addr}/readyz");
+    outln!("  metrics: http://{addr}/metrics");
+    outln!(
         "  status:  lifeboat --catalog {} --plans {} status",
         cli.catalog.display(),
         cli.plans.display()
     );
-    println!("  stop with Ctrl-C (SIGINT) or SIGTERM; reload plans with SIGHUP (edits are also picked up by themselves)");
+    outln!("  stop with Ctrl-C (SIGINT) or SIGTERM; reload plans with SIGHUP (edits are also picked up by themselves)");
 
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
@@ -102,6 +102,6 @@ pub async fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
         }
     };
     daemon.run_until_stopped(shutdown).await?;
-    println!("lifeboat daemon stopped");
+    outln!("lifeboat daemon stopped");
     Ok(ExitCode::SUCCESS)
 }

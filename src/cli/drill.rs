@@ -89,7 +89,7 @@ fn secs(v: Option<f64>) -> String {
 
 /// The human summary of a drill, and of the scratch databases it kept.
 pub fn print_drill(d: &DrillView, kept_databases: &[String]) {
-    println!(
+    outln!(
         "drill {} of plan {} in region {}: {}",
         d.id,
         d.plan,
@@ -103,7 +103,7 @@ pub fn print_drill(d: &DrillView, kept_databases: &[String]) {
         (true, true) => "met",
         (true, false) => "MISSED",
     };
-    println!(
+    outln!(
         "  RTO {} (objective {}, {})   RPO {} (objective {}, {})",
         secs(d.rto_seconds),
         secs(Some(d.rto_objective_seconds)),
@@ -113,7 +113,7 @@ pub fn print_drill(d: &DrillView, kept_databases: &[String]) {
         mark(d.met_rpo),
     );
     let p = &d.phases;
-    println!(
+    outln!(
         "  phases: choose {} · restore {} · checks {} · cleanup {}",
         secs(p.choose_seconds),
         secs(p.restore_seconds),
@@ -121,7 +121,7 @@ pub fn print_drill(d: &DrillView, kept_databases: &[String]) {
         secs(p.cleanup_seconds)
     );
     let points: Vec<String> = d.points.iter().map(i64::to_string).collect();
-    println!(
+    outln!(
         "  points restored: {}",
         if points.is_empty() {
             "none".into()
@@ -129,9 +129,9 @@ pub fn print_drill(d: &DrillView, kept_databases: &[String]) {
             points.join(", ")
         }
     );
-    println!("  checks:");
+    outln!("  checks:");
     for c in &d.checks {
-        println!(
+        outln!(
             "    {} {:<18} {:<14} {}",
             if c.passed { "pass" } else { "FAIL" },
             c.name,
@@ -140,9 +140,9 @@ pub fn print_drill(d: &DrillView, kept_databases: &[String]) {
         );
     }
     if let Some(k) = &d.kept_path {
-        println!("  restored data kept in {k}");
+        outln!("  restored data kept in {k}");
     }
     for db in kept_databases {
-        println!("  restored database kept: {db} (drop it when done)");
+        outln!("  restored database kept: {db} (drop it when done)");
     }
 }

@@ -63,7 +63,7 @@ pub async fn points(cli: &Cli, cmd: &PointsCommand) -> Result<ExitCode> {
     if *json {
         print_json(&points)?;
     } else if points.is_empty() {
-        println!("no points");
+        outln!("no points");
     } else {
         super::backup::print_points(&points);
     }
@@ -86,11 +86,11 @@ pub async fn drills(cli: &Cli, cmd: &DrillsCommand) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if views.is_empty() {
-        println!("no drills");
+        outln!("no drills");
     }
     let dur = |v: Option<f64>| v.map(human_duration_secs).unwrap_or_else(|| "—".into());
     for d in &views {
-        println!(
+        outln!(
             "{:>4}  {:<14} {:<10} {:<24} {:<7} RTO {:<10} RPO {:<10} {}",
             d.id,
             d.plan,
@@ -115,11 +115,11 @@ pub async fn status(cli: &Cli, args: &StatusArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if status.is_empty() {
-        println!("no valid plan in {}", cli.plans.display());
+        outln!("no valid plan in {}", cli.plans.display());
     }
     // Colour only for a person at a terminal; NO_COLOR (no-color.org) opts out.
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    print!(
+    out!(
         "{}",
         lifeboat::report::status::render_table(&status, now, colour)
     );

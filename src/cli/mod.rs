@@ -4,11 +4,29 @@
 //! Errors: [`BadInput`] (usage, invalid plan, unknown plan or point) exits
 //! 2; any other error, or a failed operation, exits 1.
 
+/// `print!` to stdout, without panicking when the reader has gone.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::out::write(format_args!($($arg)*))
+    };
+}
+
+/// `println!` to stdout, without panicking when the reader has gone.
+macro_rules! outln {
+    () => {
+        $crate::cli::out::write(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::out::write(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod backup;
 mod catalog;
 mod daemon;
 mod drill;
 mod lists;
+mod out;
 mod plan;
 mod prune;
 mod report;
@@ -278,6 +296,26 @@ impl Cli {
     }
 }
 
+/// The longest duration an option takes: beyond it a timer or a date
+/// computed from it would overflow, and no setting needs more.
+const MAX_OPTION_DURATION: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
+/// A duration option (`30s`, `5m`, `2h`): at most 30 days.
+pub fn duration_option(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d > MAX_OPTION_DURATION {
+        return Err(format!(
+            "{text} is longer than the 30 days an option may be"
+        ));
+    }
+    Ok(d)
+}
+
+/// A count option between 1 and `max`.
+pub fn count_option(max: u64) -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..=max)
+}
+
 /// How long a command waits for its notifications to go out.
 const NOTIFY_BUDGET: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -313,7 +351,7 @@ impl Cli {
 
 /// Prints a JSON value on stdout.
 pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    outln!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 

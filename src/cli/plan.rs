@@ -28,10 +28,11 @@ pub enum PlanCommand {
         /// plans on the same region that start close together.
         #[arg(long)]
         all: bool,
-        #[arg(long, default_value_t = 5)]
+        /// How many coming runs to show per kind (at most 1000).
+        #[arg(long, default_value_t = 5, value_parser = super::count_option(1000))]
         next: usize,
         /// How close two runs on one region must be to count as a collision.
-        #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "1m", value_parser = super::duration_option)]
         collision_window: std::time::Duration,
         #[arg(long)]
         json: bool,
@@ -98,7 +99,7 @@ fn validate(cli: &Cli, paths: &[PathBuf]) -> Result<ExitCode> {
                     continue;
                 }
                 names.insert(plan.name.clone(), file.clone());
-                println!("ok {} (plan {})", file.display(), plan.name);
+                outln!("ok {} (plan {})", file.display(), plan.name);
             }
             Err(e) => {
                 invalid += 1;
@@ -147,7 +148,7 @@ fn show(cli: &Cli, name: &str, next: usize, json_out: bool) -> Result<ExitCode> 
         }))?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "plan {} — owner {}, RTO {}, RPO {}",
         plan.name,
         plan.owner,
@@ -162,24 +163,24 @@ fn show(cli: &Cli, name: &str, next: usize, json_out: bool) -> Result<ExitCode> 
             humantime::format_duration(t.jitter)
         )
     };
-    println!("\nnext backups ({}):", describe(&plan.backup.timing));
+    outln!("\nnext backups ({}):", describe(&plan.backup.timing));
     for r in &backups {
         let offset = (r.start - r.slot).num_milliseconds() as f64 / 1000.0;
-        println!("  {}  (slot {} + {offset}s)", fmt(r.start), fmt(r.slot));
+        outln!("  {}  (slot {} + {offset}s)", fmt(r.start), fmt(r.slot));
     }
     match &plan.drill.timing {
         Some(t) => {
-            println!(
+            outln!(
                 "\nnext drills in region {} ({}):",
                 plan.drill.region,
                 describe(t)
             );
             for r in &drills {
                 let offset = (r.start - r.slot).num_milliseconds() as f64 / 1000.0;
-                println!("  {}  (slot {} + {offset}s)", fmt(r.start), fmt(r.slot));
+                outln!("  {}  (slot {} + {offset}s)", fmt(r.start), fmt(r.slot));
             }
         }
-        None => println!(
+        None => outln!(
             "\nno drill schedule: drills run only by hand (lifeboat drill run {})",
             plan.name
         ),
@@ -193,16 +194,16 @@ fn show(cli: &Cli, name: &str, next: usize, json_out: bool) -> Result<ExitCode> 
                     format!("a 1/{parts} part read in full, the next at each run")
                 }
             };
-            println!(
+            outln!(
                 "\nnext verifies, every region, {depth} ({}):",
                 describe(&v.timing)
             );
             for r in &verifies {
                 let offset = (r.start - r.slot).num_milliseconds() as f64 / 1000.0;
-                println!("  {}  (slot {} + {offset}s)", fmt(r.start), fmt(r.slot));
+                outln!("  {}  (slot {} + {offset}s)", fmt(r.start), fmt(r.slot));
             }
         }
-        None => println!(
+        None => outln!(
             "\nno verify schedule: points are verified only by hand (lifeboat verify {})",
             plan.name
         ),
@@ -282,10 +283,10 @@ fn show_all(
                 .collect();
             line.push_str(&format!("  COLLIDES with {}", others.join(", ")));
         }
-        println!("{}", line.trim_end());
+        outln!("{}", line.trim_end());
     }
     if !pairs.is_empty() {
-        println!(
+        outln!(
             "\n{} collision(s): runs of different plans on one region less than {} apart; spread them with jitter or other minutes",
             pairs.len(),
             humantime::format_duration(window)

@@ -33,7 +33,7 @@ pub async fn run(cli: &Cli, args: &PruneArgs) -> Result<ExitCode> {
                 p.point.data_time.map(rfc3339).unwrap_or_default(),
             );
             if let Some(until) = p.locked_until {
-                println!(
+                outln!(
                     "kept {what}: object lock until {}; to delete then: {}",
                     rfc3339(until),
                     p.reason
@@ -45,7 +45,7 @@ pub async fn run(cli: &Cli, args: &PruneArgs) -> Result<ExitCode> {
                 (Ok(()), false) => "deleted",
                 (Err(_), false) => "FAILED to delete",
             };
-            println!("{verb} {what}: {}", p.reason);
+            outln!("{verb} {what}: {}", p.reason);
             if let Err(e) = &p.result {
                 eprintln!(
                     "error: point {}: {e}; it will be retried by the next prune",
@@ -55,7 +55,7 @@ pub async fn run(cli: &Cli, args: &PruneArgs) -> Result<ExitCode> {
             }
         }
         if pruned.is_empty() {
-            println!("plan {}: nothing to prune", plan.name);
+            outln!("plan {}: nothing to prune", plan.name);
         }
     }
     Ok(exit(failures == 0))

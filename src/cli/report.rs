@@ -80,7 +80,7 @@ pub async fn run(cli: &Cli, args: &ReportArgs) -> Result<ExitCode> {
     match &args.out {
         Some(path) => std::fs::write(path, text)
             .with_context(|| format!("cannot write report to {}", path.display()))?,
-        None => print!("{text}"),
+        None => out!("{text}"),
     }
     Ok(if args.fail_on_breach && breached {
         ExitCode::from(1)

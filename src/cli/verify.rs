@@ -125,7 +125,7 @@ fn print_line(c: &Checked) {
         .map(lifeboat::time::rfc3339)
         .unwrap_or_else(|| "-".into());
     let size = c.size_bytes.map(human_bytes).unwrap_or_else(|| "-".into());
-    println!(
+    outln!(
         "{:<15} {:<14} {:<10} {:<14} point {:<6} data {:<24} {:>10}  {}",
         c.verdict.as_str(),
         c.plan,
@@ -140,7 +140,7 @@ fn print_line(c: &Checked) {
 
 fn print_summary(s: &Summary) {
     if s.points == 0 {
-        println!("no points to verify");
+        outln!("no points to verify");
         return;
     }
     let mut parts = vec![format!("{} ok", s.ok)];
@@ -149,7 +149,7 @@ fn print_summary(s: &Summary) {
     }
     parts.push(format!("{} damaged", s.damaged));
     parts.push(format!("{} could not be checked", s.unchecked));
-    println!(
+    outln!(
         "verified {} point(s): {}; {} read in {}",
         s.points,
         parts.join(", "),
@@ -157,7 +157,7 @@ fn print_summary(s: &Summary) {
         lifeboat::time::human_duration_secs(s.seconds)
     );
     if s.damaged > 0 {
-        println!(
+        outln!(
             "damaged points are no longer used by drills, status or the report; a later verify makes them complete again if their data comes back"
         );
     }
