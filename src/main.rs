@@ -31,6 +31,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    private_files(cli.group_readable);
     // The daemon's log is its story: info by default.
     let verbosity = if cli.command.is_long_running() {
         cli.verbose.max(1)
@@ -59,6 +60,21 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         }
+    }
+}
+
+/// Everything Lifeboat creates (vault artifacts and manifests, the
+/// catalog, the work folder, what a drill restores before it applies the
+/// recorded modes) is for its own user, or its group when asked: a 0600
+/// source file must not become readable by every local user through a
+/// vault. The umask is the one place every file and folder, ours or a
+/// child's (pg_dump), is created through. Set before any thread starts.
+fn private_files(group_readable: bool) {
+    let mask = if group_readable { 0o027 } else { 0o077 };
+    // SAFETY: umask only swaps the process's file creation mask; no
+    // memory is involved, and no other thread exists yet.
+    unsafe {
+        libc::umask(mask);
     }
 }
 

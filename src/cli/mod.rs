@@ -97,6 +97,11 @@ pub struct Cli {
     /// More logs on stderr (-v info, -vv debug).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Let the owner's group read what Lifeboat writes (vault files, the
+    /// catalog, the work folder): 0640 files and 0750 folders instead of
+    /// 0600 and 0700.
+    #[arg(long, env = "LIFEBOAT_GROUP_READABLE", global = true)]
+    pub group_readable: bool,
     #[command(subcommand)]
     pub command: Command,
 }

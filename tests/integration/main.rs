@@ -16,6 +16,7 @@ mod moto;
 mod notify;
 mod object_lock;
 mod path_fidelity;
+mod permissions;
 mod pg;
 mod postgres;
 mod rebuild;
