@@ -279,6 +279,11 @@ fn the_base_plan_is_valid_without_warnings() {
     "vault = \"file:///tmp/b\"\nobject_lock = { mode = \"governance\", retain = \"30d\" }",
     "p.toml:17:15: `object_lock` is S3 Object Lock and needs an s3:// vault; region `us-west-2` keeps its points in `file:///tmp/b`"
 )]
+#[case::kms_key_on_a_file_vault(
+    "vault = \"file:///tmp/b\"",
+    "vault = \"file:///tmp/b\"\nkms_key = \"alias/backups\"",
+    "p.toml:17:11: `kms_key` encrypts objects in S3 (SSE-KMS); region `us-west-2`'s vault is a file:// folder, which it cannot encrypt: remove `kms_key`, or use an s3:// vault"
+)]
 #[case::object_lock_unknown_mode(
     "vault = \"file:///tmp/b\"",
     "vault = \"s3://b/x\"\nobject_lock = { mode = \"legal-hold\", retain = \"30d\" }",

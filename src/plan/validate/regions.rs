@@ -44,6 +44,16 @@ impl Validator<'_> {
                 self.error(vault.span(), e.to_string());
             }
         }
+        // A key that would silently do nothing is worse than none: the
+        // operator would believe the vault encrypted.
+        if let (Some(kms), Some(vault)) = (&r.kms_key, &r.vault) {
+            if vault.get_ref().starts_with("file://") {
+                self.error(
+                    kms.span(),
+                    format!("`kms_key` encrypts objects in S3 (SSE-KMS); region `{name}`'s vault is a file:// folder, which it cannot encrypt: remove `kms_key`, or use an s3:// vault"),
+                );
+            }
+        }
         let retention = self.retention(r.retention.as_ref());
         let object_lock = r.object_lock.as_ref().and_then(|l| self.object_lock(l));
         Region {
