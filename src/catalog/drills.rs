@@ -95,6 +95,10 @@ pub struct DrillRecord {
     /// failing check. On a drill that passed, why its clean-up failed (the
     /// verdict stands). `None` when nothing went wrong.
     pub error: Option<String>,
+    /// For a drill recorded again from its evidence record (`catalog
+    /// rebuild`): the point ids the record names, as JSON. `None` for the
+    /// drills this catalog ran.
+    pub recorded_points: Option<String>,
 }
 
 impl DrillRecord {
@@ -403,8 +407,18 @@ impl Catalog {
     }
 
     /// The full record of drill `d`: its row, its points and its checks.
+    /// A drill rebuilt from its evidence record shows the point ids the
+    /// record names (the lost catalog's), which `drill_points` links only
+    /// in part.
     pub async fn drill_view(&self, d: &DrillRecord) -> Result<DrillView, CatalogError> {
-        let points = self.drill_point_ids(d.id).await?;
+        let recorded = d
+            .recorded_points
+            .as_deref()
+            .and_then(|text| serde_json::from_str(text).ok());
+        let points = match recorded {
+            Some(ids) => ids,
+            None => self.drill_point_ids(d.id).await?,
+        };
         let checks = self.drill_checks(d.id).await?;
         Ok(DrillView::new(d, points, checks))
     }
@@ -465,18 +479,8 @@ impl Catalog {
         .await?)
     }
 
-    /// The ids of the points a drill restored, ascending: for a drill
-    /// rebuilt from its evidence record, the ids the record names.
+    /// The ids of the points a drill restored, ascending.
     pub async fn drill_point_ids(&self, drill: i64) -> Result<Vec<i64>, CatalogError> {
-        let recorded: Option<String> =
-            sqlx::query_scalar("SELECT recorded_points FROM drills WHERE id = ?")
-                .bind(drill)
-                .fetch_optional(&self.pool)
-                .await?
-                .flatten();
-        if let Some(ids) = recorded.and_then(|text| serde_json::from_str(&text).ok()) {
-            return Ok(ids);
-        }
         Ok(sqlx::query_scalar(
             "SELECT point_id FROM drill_points WHERE drill_id = ? ORDER BY point_id",
         )
