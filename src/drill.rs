@@ -14,7 +14,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use rand::seq::IndexedRandom;
 use tracing::{info, instrument, warn};
 
 use crate::catalog::{
@@ -23,7 +22,9 @@ use crate::catalog::{
 use crate::context::Context;
 use crate::locks::{LockError, PlanLock};
 use crate::plan::{Cleanup, Plan, PointChoice, Resource};
-use crate::resource::{self, Kind, Place, ResourceError, Restored, Scratch};
+use crate::resource::{self, Place, Scratch, ScratchFor};
+use crate::restore::choose::{Candidates, Moment};
+use crate::restore::steps::{self, RestoredResource};
 use crate::time::{now_ms, Millis};
 
 /// Which points to restore.
@@ -239,7 +240,7 @@ struct Drill<'a> {
     /// Per resource chosen, the damaged points the choice passed over,
     /// said in its `restore` check (`point 12 skipped: damaged …`).
     skipped: Vec<String>,
-    restored: Vec<(&'a Resource, Restored)>,
+    restored: Vec<RestoredResource<'a>>,
     checks: Vec<NewCheck>,
     phase_ms: [i64; 3],
 }
@@ -307,27 +308,34 @@ impl<'a> Drill<'a> {
         Ok(measured)
     }
 
-    /// Per resource: the pinned point, or the plan's choice among the
-    /// points complete in the drill's region at drill start.
+    /// Per resource, among the points complete in the drill's region at
+    /// drill start: the plan's choice (or the pinned point and the rest of
+    /// its moment), the way a restore chooses (`restore::choose`).
     async fn choose(
         &mut self,
         choice: PointChoice,
         pinned: Option<&Point>,
     ) -> Result<(), CatalogError> {
+        let mut candidates = Vec::new();
         for res in &self.plan.resources {
-            let point = match pinned {
-                Some(p) if p.resource == res.name => Some(p.clone()),
-                _ => {
-                    let candidates: Vec<Point> = self
-                        .cat
-                        .complete_points(&self.plan.name, &res.name, self.place.region)
-                        .await?
-                        .into_iter()
-                        .filter(|p| p.completed_at.is_some_and(|c| c <= self.started_at))
-                        .collect();
-                    pick(&candidates, choice)
-                }
-            };
+            let points: Vec<Point> = self
+                .cat
+                .complete_points(&self.plan.name, &res.name, self.place.region)
+                .await?
+                .into_iter()
+                .filter(|p| p.completed_at.is_some_and(|c| c <= self.started_at))
+                .collect();
+            candidates.push(Candidates {
+                resource: res.name.clone(),
+                points,
+            });
+        }
+        let moment = match pinned {
+            Some(p) => Moment::Pinned(Box::new(p.clone())),
+            None => Moment::Choice(choice),
+        };
+        let chosen = crate::restore::choose::choose(&candidates, &moment);
+        for (res, point) in self.plan.resources.iter().zip(chosen.points) {
             if let Some(p) = &point {
                 self.cat.add_drill_point(self.id, p.id).await?;
             }
@@ -378,15 +386,10 @@ impl<'a> Drill<'a> {
                     "no complete point of `{}` in region `{}` at drill start",
                     res.name, self.place.region
                 )),
-                Some(p) => match self.restore_point(res, p).await {
-                    Ok(r) => Ok(r),
-                    // Found corrupt: marked damaged where the failed check
-                    // is recorded, so later drills and `status` skip it.
-                    Err(e) => Err(match crate::verify::mark_if_damage(self.cat, p, &e).await {
-                        Some(_) => format!("{e}; the point is now marked damaged"),
-                        None => e.to_string(),
-                    }),
-                },
+                Some(p) => {
+                    let scratch = self.scratch(res);
+                    steps::restore_point(self.cat, res, p, self.place, &scratch).await
+                }
             };
             let mut prefix = point
                 .as_ref()
@@ -405,60 +408,27 @@ impl<'a> Drill<'a> {
                 },
                 ms: t.elapsed().as_millis() as i64,
             });
-            if let Ok(r) = outcome {
-                self.restored.push((res, r));
-            }
-        }
-    }
-
-    async fn restore_point(&self, res: &Resource, p: &Point) -> Result<Restored, ResourceError> {
-        let Some(stored) = &p.stored else {
-            return Err(ResourceError::Other(format!(
-                "point {} records no location",
-                p.id
-            )));
-        };
-        if p.kind != Kind::of(&res.spec) {
-            return Err(ResourceError::Mismatch(format!(
-                "point {} is of kind {}; the plan's `{}` is now of kind {}",
-                p.id,
-                p.kind,
-                res.name,
-                res.spec.kind()
-            )));
-        }
-        let scratch = self.scratch(res);
-        resource::restore(&res.spec, self.place, stored, &p.binding(), &scratch).await
-    }
-
-    /// The kinds' built-in checks on each restore, then the plan's SQL
-    /// checks.
-    async fn check(&mut self) {
-        for (res, r) in &self.restored {
-            for c in resource::check(r, self.place, &self.scratch(res)).await {
-                self.checks.push(NewCheck {
-                    name: c.name.into(),
-                    resource: res.name.clone(),
-                    passed: c.verdict.is_ok(),
-                    detail: c.verdict.unwrap_or_else(|e| e.0),
-                    ms: c.elapsed.as_millis() as i64,
+            if let Ok(restored) = outcome {
+                self.restored.push(RestoredResource {
+                    resource: res,
+                    restored,
+                    scratch: self.scratch(res),
                 });
             }
         }
-        for check in &self.plan.drill.checks {
-            let t = Instant::now();
-            let verdict = match self.restored.iter().find(|(r, _)| r.name == check.resource) {
-                Some((_, r)) => resource::sql_check(r, check).await,
-                None => Err(format!("not run: `{}` was not restored", check.resource).into()),
-            };
-            self.checks.push(NewCheck {
-                name: check.name.clone(),
-                resource: check.resource.clone(),
-                passed: verdict.is_ok(),
-                detail: verdict.unwrap_or_else(|e| e.0),
-                ms: t.elapsed().as_millis() as i64,
-            });
-        }
+    }
+
+    /// The kinds' built-in checks on each restore, then the plan's SQL
+    /// checks: the same as a restore runs.
+    async fn check(&mut self) {
+        let chosen: Vec<&str> = self
+            .plan
+            .resources
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
+        let checks = steps::run_checks(self.plan, self.place, &self.restored, &chosen).await;
+        self.checks.extend(checks);
     }
 
     /// RTO ends when the last check passed: now, before the clean-up. RPO
@@ -487,8 +457,8 @@ impl<'a> Drill<'a> {
         let mut cleaned = Cleaned::default();
         if keep {
             cleaned.kept = self.dir.exists().then(|| self.dir.clone());
-            for (_, r) in &self.restored {
-                if let Some(db) = r.database() {
+            for r in &self.restored {
+                if let Some(db) = r.restored.database() {
                     info!(drill = self.id, database = %db, "scratch database kept");
                     cleaned.kept_databases.push(db.to_string());
                 }
@@ -627,6 +597,8 @@ fn scratch_of(plan: &Plan, drill_id: i64, dir: &Path, res: &Resource) -> Scratch
         plan: plan.name.clone(),
         drill_id,
         resource: res.name.clone(),
+        purpose: ScratchFor::Drill,
+        server: None,
     }
 }
 
@@ -675,15 +647,6 @@ pub async fn clean_up_interrupted(ctx: &Context, plan: &Plan) -> Result<Vec<i64>
 pub async fn recover(ctx: &Context, plan: &Plan) -> Result<Vec<i64>, DrillError> {
     let _lock = PlanLock::try_acquire(&ctx.locks_dir(), &plan.name, "drill")?;
     Ok(clean_up_interrupted(ctx, plan).await?)
-}
-
-/// Candidates are newest first.
-fn pick(candidates: &[Point], choice: PointChoice) -> Option<Point> {
-    match choice {
-        PointChoice::Latest => candidates.first().cloned(),
-        PointChoice::Oldest => candidates.last().cloned(),
-        PointChoice::Random => candidates.choose(&mut rand::rng()).cloned(),
-    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ mod evidence_head;
 mod jobs;
 mod points;
 mod rebuild;
+mod restores;
 mod runs;
 mod status;
 
@@ -31,6 +32,7 @@ pub use evidence_head::EvidenceHead;
 pub use jobs::{Job, JobKind, JobStatus};
 pub use points::{NewPoint, Point, PointCompletion, PointFilter, UsablePoint};
 pub use rebuild::{RebuiltDrill, RebuiltPoint};
+pub use restores::{NewRestore, RestorePoint, RestoreRecord, RestoreStatus};
 pub use runs::BackupRun;
 pub use status::{Flags, PointStatus, RunStatus, UnknownFlag};
 

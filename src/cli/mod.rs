@@ -30,6 +30,7 @@ mod out;
 mod plan;
 mod prune;
 mod report;
+mod restore;
 mod verify;
 
 use std::path::PathBuf;
@@ -137,6 +138,12 @@ pub enum Command {
     /// The catalog itself: rebuild it from a vault when it is lost.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
+    /// Put a plan's points back: into a folder, a file or a database you
+    /// name, verified and checked before anything is replaced.
+    Restore(Box<restore::RestoreArgs>),
+    /// Restores in the catalog.
+    #[command(subcommand)]
+    Restores(restore::RestoresCommand),
     /// The embedded default: create the demo's sample data, then run the
     /// daemon on it (--once: one backup, one drill and a report instead).
     Demo(backup::DemoArgs),
@@ -167,6 +174,8 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Daemon(args) => daemon::run(&cli, args).await,
         Command::Demo(args) => backup::demo(&cli, args).await,
         Command::Catalog(cmd) => catalog::run(&cli, cmd).await,
+        Command::Restore(args) => restore::run(&cli, args).await,
+        Command::Restores(cmd) => restore::list(&cli, cmd).await,
     }
 }
 
@@ -195,12 +204,14 @@ impl Command {
                 Some(CatalogAccess::Start)
             }
             // `verify` marks the points it finds damaged.
-            Command::Drill(_) | Command::Prune(_) | Command::Verify(_) => {
+            Command::Drill(_) | Command::Prune(_) | Command::Verify(_) | Command::Restore(_) => {
                 Some(CatalogAccess::Write)
             }
-            Command::Points(_) | Command::Drills(_) | Command::Status(_) | Command::Report(_) => {
-                Some(CatalogAccess::Read)
-            }
+            Command::Points(_)
+            | Command::Drills(_)
+            | Command::Status(_)
+            | Command::Report(_)
+            | Command::Restores(_) => Some(CatalogAccess::Read),
         }
     }
 }

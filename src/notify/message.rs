@@ -34,7 +34,11 @@ pub struct Notification {
     /// run at all.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub drill_id: Option<i64>,
-    /// The backup run's status (`failed` | `partial`).
+    /// The restore (`restore-finished`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore_id: Option<i64>,
+    /// The backup run's status (`failed` | `partial`); the restore's
+    /// (`succeeded` | `failed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// The names of the drill's failing checks.
@@ -99,6 +103,7 @@ impl Notification {
             detail: clip(&detail),
             run_id: None,
             drill_id: None,
+            restore_id: None,
             status: None,
             failed_checks: Vec::new(),
             damaged_points: Vec::new(),
@@ -170,6 +175,49 @@ impl Notification {
             &detail,
             at,
         ))
+    }
+
+    /// A finished restore, restored or not: a restore is rare and
+    /// consequential, so stakeholders hear of every one.
+    pub fn from_restore(plan: &Plan, run: &crate::restore::RestoreRun) -> Option<Self> {
+        let rec = &run.record;
+        let targets: Vec<String> = run
+            .items
+            .iter()
+            .map(|i| format!("{} point {} → {}", i.resource, i.point, i.target))
+            .collect();
+        let (icon, what, detail) = if run.succeeded() {
+            (":recycle:", "RESTORED and verified", targets.join("; "))
+        } else {
+            let why = rec
+                .error
+                .clone()
+                .unwrap_or_else(|| "the restore failed".into());
+            (":x:", "FAILED", format!("{why}; {}", targets.join("; ")))
+        };
+        let text = format!(
+            "{icon} lifeboat: restore {} of plan {} from region {} by {} {what}",
+            rec.id, plan.name, rec.region, rec.by_whom
+        );
+        let at = rec.finished_at.unwrap_or(rec.started_at);
+        let mut n = Self::base(plan, NotifyEvent::RestoreFinished, at, text, detail);
+        n.region = Some(rec.region.clone());
+        n.restore_id = Some(rec.id);
+        n.status = Some(
+            if run.succeeded() {
+                "succeeded"
+            } else {
+                "failed"
+            }
+            .into(),
+        );
+        n.failed_checks = run
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name.clone())
+            .collect();
+        Some(n)
     }
 
     /// A finished drill that failed (reading its failing checks); `None`

@@ -419,16 +419,19 @@ pub enum NotifyEvent {
     RpoBreach,
     /// A region's RPO exposure came back within the objective.
     RpoRecovered,
+    /// An operator's `lifeboat restore` finished, restored or failed.
+    RestoreFinished,
 }
 
 impl NotifyEvent {
     /// Every event: what a webhook without `events` is told about.
-    pub const ALL: [NotifyEvent; 5] = [
+    pub const ALL: [NotifyEvent; 6] = [
         NotifyEvent::BackupFailed,
         NotifyEvent::DrillFailed,
         NotifyEvent::VerifyFailed,
         NotifyEvent::RpoBreach,
         NotifyEvent::RpoRecovered,
+        NotifyEvent::RestoreFinished,
     ];
 
     /// The name written in plans and sent in messages.
@@ -439,6 +442,7 @@ impl NotifyEvent {
             NotifyEvent::VerifyFailed => "verify-failed",
             NotifyEvent::RpoBreach => "rpo-breach",
             NotifyEvent::RpoRecovered => "rpo-recovered",
+            NotifyEvent::RestoreFinished => "restore-finished",
         }
     }
 

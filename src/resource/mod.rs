@@ -34,6 +34,7 @@ pub mod s3;
 mod scratch;
 mod sql;
 mod sqlite;
+pub mod target;
 mod verify;
 
 use std::path::{Path, PathBuf};
@@ -46,7 +47,8 @@ pub use location::{ArtifactKeys, Location, MANIFEST_SUFFIX};
 pub use manifest::{Manifest, PointIdentity};
 pub use path::remove_scratch;
 pub use place::{region_vault, Place, RegionVaultError};
-pub use scratch::{Scratch, SCRATCH_DATABASE_PREFIX};
+pub use postgres::promote as postgres_promote;
+pub use scratch::{Scratch, ScratchFor, RESTORE_DATABASE_PREFIX, SCRATCH_DATABASE_PREFIX};
 pub use verify::{reachable, Verified};
 
 use crate::plan::{Resource, ResourceSpec, SqlCheck};
@@ -441,7 +443,8 @@ pub async fn restore(
         ResourceSpec::Postgres { url, drill_url } => {
             let (vault, keys) = (place.vault().await?, keys_of(kind, at)?);
             let (manifest, note) = bound.load(vault, &keys).await?;
-            let drill_url = drill_url.as_deref();
+            // A restore stages on its target's server.
+            let drill_url = scratch.server.as_deref().or(drill_url.as_deref());
             let restored =
                 postgres::restore(url, drill_url, vault, &keys, &manifest, scratch, label).await?;
             Ok(restored.noting(note))
@@ -555,7 +558,8 @@ pub async fn discard(
     match spec {
         ResourceSpec::Path { .. } | ResourceSpec::Sqlite { .. } => Ok(None),
         ResourceSpec::Postgres { url, drill_url } => {
-            postgres::discard(url, drill_url.as_deref(), scratch).await
+            let drill_url = scratch.server.as_deref().or(drill_url.as_deref());
+            postgres::discard(url, drill_url, scratch).await
         }
         ResourceSpec::S3 { .. } => s3::discard(place.vault().await?, scratch).await,
         ResourceSpec::RdsInstance { .. } | ResourceSpec::RdsCluster { .. } => {

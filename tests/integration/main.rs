@@ -21,6 +21,7 @@ mod pg;
 mod postgres;
 mod rebuild;
 mod report;
+mod restore;
 mod validation;
 mod vault_conformance;
 mod verify;

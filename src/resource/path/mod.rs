@@ -10,6 +10,7 @@
 //! restores metadata and holes, then compares the restored tree with the
 //! manifest (`fidelity`).
 
+pub mod commit;
 mod extract;
 mod fidelity;
 mod holes;

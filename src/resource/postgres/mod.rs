@@ -21,6 +21,7 @@
 //! (still a lower bound, looser by pg_dump's connection time).
 
 mod checks;
+pub mod promote;
 mod target;
 mod tools;
 
@@ -363,8 +364,11 @@ async fn drop_database(
     db: &str,
     server_num: i64,
 ) -> Result<bool, ResourceError> {
-    // Never drop anything but a drill's scratch database.
-    if !db.starts_with(super::SCRATCH_DATABASE_PREFIX) {
+    // Never drop anything but a drill's scratch database or a restore's
+    // staging one.
+    if !(db.starts_with(super::SCRATCH_DATABASE_PREFIX)
+        || db.starts_with(super::RESTORE_DATABASE_PREFIX))
+    {
         return Err(ResourceError::Other(format!(
             "refusing to drop `{db}`: not a drill's scratch database"
         )));

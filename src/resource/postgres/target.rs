@@ -108,7 +108,7 @@ fn redact(url: &str) -> String {
 
 /// `url` naming `database` instead of its own (any `dbname` query parameter,
 /// which libpq would let override the path, is removed).
-fn url_with_database(url: &str, database: &str) -> Result<String, ResourceError> {
+pub(super) fn url_with_database(url: &str, database: &str) -> Result<String, ResourceError> {
     let (scheme, rest) = url
         .split_once("://")
         .ok_or_else(|| ResourceError::Source(format!("`{}` is not a URL", redact(url))))?;
