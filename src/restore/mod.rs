@@ -385,7 +385,8 @@ pub async fn run(
     let passed = all_restored && checks.iter().all(|c| c.passed);
 
     // Put in place, or throw away.
-    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S").to_string();
+    // Digits only: an unquoted name in psql stays as written.
+    let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S").to_string();
     let mut items = Vec::new();
     let mut error = checks.iter().find(|c| !c.passed).map(|c| {
         format!(

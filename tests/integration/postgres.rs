@@ -448,3 +448,120 @@ fn a_failing_pg_restore_is_reported_and_its_database_dropped() {
         "a failed restore's database is dropped"
     );
 }
+
+/// Databases on the test server whose name starts with `prefix`.
+fn databases_like(pg: &pg::PgServer, prefix: &str) -> Vec<String> {
+    pg.admin_sql("postgres", "SELECT datname FROM pg_database ORDER BY 1")
+        .lines()
+        .filter(|d| d.starts_with(prefix))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn restore_puts_a_database_back_under_a_new_name_and_renames_an_old_one_aside() {
+    let pg = server();
+    let env = Env::new();
+    let plan = "pg-restore";
+    pg.create_shop("pg_restore_src", 1000);
+    // A check that fails on this data: a restore that fails its checks
+    // puts nothing in place.
+    let checks = r#"
+[[drill.checks]]
+name = "too-many-orders"
+resource = "db"
+sql = "SELECT count(*) FROM orders"
+expect = 5
+"#;
+    env.write_plan(
+        "pg.toml",
+        &pg_plan(&env, plan, &pg.url("pg_restore_src"), checks),
+    );
+    let (backup, code) = json_pg(&env, &["backup", "run", plan, "--json"], PASSWORD);
+    assert_eq!(code, 0, "{backup}");
+    for db in databases_like(pg, "pg_restored") {
+        pg.admin_sql("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
+    }
+
+    let (failed, code) = json_pg(
+        &env,
+        &["restore", plan, "--to-db", "pg_restored", "--json"],
+        PASSWORD,
+    );
+    assert_eq!(code, 1, "{failed:#}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("too-many-orders"),
+        "{failed:#}"
+    );
+    assert!(
+        databases_like(pg, "pg_restored").is_empty(),
+        "nothing put in place"
+    );
+    assert!(
+        databases_like(pg, "lifeboat_restore_").is_empty(),
+        "staging dropped"
+    );
+
+    let (done, code) = json_pg(
+        &env,
+        &[
+            "restore",
+            plan,
+            "--to-db",
+            "pg_restored",
+            "--no-checks",
+            "--json",
+        ],
+        PASSWORD,
+    );
+    assert_eq!(code, 0, "{done:#}");
+    assert_eq!(pg.sql("pg_restored", "SELECT count(*) FROM orders"), "1000");
+    assert_eq!(
+        pg.sql("pg_restored", "SELECT last_value FROM invoice_numbers"),
+        "1234"
+    );
+    assert!(databases_like(pg, "lifeboat_restore_").is_empty());
+
+    // An existing database is refused, then renamed aside with --overwrite.
+    let out = run_pg(
+        &env,
+        &["restore", plan, "--to-db", "pg_restored", "--no-checks"],
+        PASSWORD,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("database pg_restored exists"),
+        "{}",
+        stderr(&out)
+    );
+    pg.sql("pg_restored", "DELETE FROM orders WHERE id > 10");
+    let (over, code) = json_pg(
+        &env,
+        &[
+            "restore",
+            plan,
+            "--to-db",
+            "pg_restored",
+            "--no-checks",
+            "--overwrite",
+            "--json",
+        ],
+        PASSWORD,
+    );
+    assert_eq!(code, 0, "{over:#}");
+    assert_eq!(pg.sql("pg_restored", "SELECT count(*) FROM orders"), "1000");
+    let aside = databases_like(pg, "pg_restored_replaced_");
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    assert_eq!(pg.sql(&aside[0], "SELECT count(*) FROM orders"), "10");
+    let detail = over["resources"][0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains(&aside[0]),
+        "the output names where the old one went: {detail}"
+    );
+    for db in databases_like(pg, "pg_restored") {
+        pg.admin_sql("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
+    }
+}

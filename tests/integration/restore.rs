@@ -354,3 +354,86 @@ fn a_resource_without_a_target_is_bad_input() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_restore_killed_midway_leaves_no_target_and_the_next_one_cleans_up_and_succeeds() {
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let env = Env::new();
+    env.seed(10);
+    // Enough data that the restore is still writing when it is killed.
+    let big = env.path("data/files/big");
+    std::fs::create_dir_all(&big).unwrap();
+    for i in 0..6 {
+        std::fs::write(
+            big.join(format!("blob-{i}.bin")),
+            pseudo_random(32 << 20, i),
+        )
+        .unwrap();
+    }
+    env.write_plan("shop.toml", &env.local_plan(""));
+    let out = env.run(&["backup", "run", "shop"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let parent = env.path("restored");
+    std::fs::create_dir_all(&parent).unwrap();
+    let to = parent.join("files");
+    let mut child = env
+        .command(&[
+            "restore",
+            "shop",
+            "--resource",
+            "files",
+            "--to",
+            to.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let staging = loop {
+        let found = std::fs::read_dir(&parent)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .find(|e| e.file_name().to_string_lossy().contains("lifeboat-restore"))
+            .map(|e| e.path());
+        // Wait until the staged tree holds a part of the big files.
+        if let Some(s) = found.filter(|s| s.join("big").is_dir()) {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restore never started writing"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the restore finished before it could be killed; make the data bigger"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(!to.exists(), "a killed restore puts nothing at the target");
+    assert!(staging.exists());
+
+    let (v, code) = restore_json(&env, &["--resource", "files", "--to", to.to_str().unwrap()]);
+    assert_eq!(code, 0, "{v:#}");
+    assert!(
+        !staging.exists(),
+        "the next restore removes what the killed one staged"
+    );
+    assert_eq!(
+        std::fs::read(to.join("big/blob-5.bin")).unwrap(),
+        std::fs::read(big.join("blob-5.bin")).unwrap()
+    );
+    let (listed, _) = env.json(&["restores", "list", "--json"]);
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[1]["status"], "failed");
+    assert!(
+        listed[1]["error"].as_str().unwrap().contains("interrupted"),
+        "{:#}",
+        listed[1]
+    );
+}

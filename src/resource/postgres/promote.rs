@@ -142,11 +142,11 @@ mod tests {
     #[test]
     fn aside_names_fit_postgres() {
         assert_eq!(
-            aside_name("shop", "20261202T101500"),
-            "shop_replaced_20261202T101500"
+            aside_name("shop", "20261202101500"),
+            "shop_replaced_20261202101500"
         );
         let long = "x".repeat(80);
-        assert_eq!(aside_name(&long, "20261202T101500").len(), 63);
+        assert_eq!(aside_name(&long, "20261202101500").len(), 63);
     }
 
     #[test]
