@@ -35,7 +35,7 @@ pub mod daemon;
 pub mod demo;
 pub mod drill;
 pub mod evidence;
-pub mod locks;
+pub mod lease;
 pub mod notify;
 pub mod pipe;
 pub mod plan;

@@ -12,6 +12,7 @@ mod alerts;
 mod drills;
 mod evidence_head;
 mod jobs;
+mod leases;
 mod points;
 mod rebuild;
 mod runs;
@@ -29,6 +30,7 @@ pub use drills::{
 };
 pub use evidence_head::EvidenceHead;
 pub use jobs::{Job, JobKind, JobStatus};
+pub use leases::{LeaseRecord, NewLease};
 pub use points::{NewPoint, Point, PointCompletion, PointFilter, UsablePoint};
 pub use rebuild::{RebuiltDrill, RebuiltPoint};
 pub use runs::BackupRun;
@@ -89,6 +91,7 @@ const SMALL_TABLES: &[&str] = &[
     "drill_checks",
     "evidence_heads",
     "rpo_alerts",
+    "leases",
 ];
 
 /// Why the catalog could not be opened, read or written.

@@ -154,7 +154,7 @@ impl Command {
 }
 
 pub async fn run(cli: Cli) -> Result<ExitCode> {
-    match &cli.command {
+    let result = match &cli.command {
         Command::Plan(cmd) => plan::run(&cli, cmd).await,
         Command::Backup(cmd) => backup::run(&cli, cmd).await,
         Command::Drill(cmd) => drill::run(&cli, cmd).await,
@@ -167,7 +167,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Daemon(args) => daemon::run(&cli, args).await,
         Command::Demo(args) => backup::demo(&cli, args).await,
         Command::Catalog(cmd) => catalog::run(&cli, cmd).await,
-    }
+    };
+    // Leases the command dropped are released before the process exits.
+    lifeboat::lease::settle().await;
+    result
 }
 
 /// How a command uses the catalog, which decides how it is opened.

@@ -982,11 +982,12 @@ async fn a_verify_and_a_prune_of_one_plan_never_run_at_once() {
         let j = jobs.into_iter().find(|j| j.slot == slot).unwrap();
         (j.status, j.error)
     };
-    // A verify holds the plan's verify lock (as the daemon's does while it
+    // A verify holds the plan's verify lease (as the daemon's does while it
     // reads points): the prune waits for its next slot, and so does
     // another verify.
-    let lock =
-        crate::locks::PlanLock::try_acquire(&h.shared().ctx.locks_dir(), "shop", "verify").unwrap();
+    let lease = crate::lease::Lease::acquire(&h.shared().ctx.catalog, "shop", crate::lease::VERIFY)
+        .await
+        .unwrap();
     spawn(JobKind::Prune, 1);
     spawn(JobKind::Verify, 1);
     h.settle().await;
@@ -1006,7 +1007,7 @@ async fn a_verify_and_a_prune_of_one_plan_never_run_at_once() {
     );
     // Released: both run (the plan has no points: nothing to delete or
     // check), one after the other: at once, one of them would be missed.
-    drop(lock);
+    lease.release().await;
     spawn(JobKind::Prune, 2);
     h.settle().await;
     spawn(JobKind::Verify, 3);
