@@ -247,11 +247,14 @@ impl Lease {
             };
             let dead_owner = dead.as_ref().map(|(h, _)| h.owner.as_str());
             if catalog.take_lease(&new, dead_owner).await? {
-                if let Some((h, why)) = &dead {
-                    warn!(
+                match &dead {
+                    // Our own dropped lease whose release is on its way.
+                    Some((h, why)) if h.pid == me.pid => debug!(plan, kind, "took over {why}"),
+                    Some((h, why)) => warn!(
                         plan, kind, pid = h.pid, host = %h.host, since = %rfc3339(h.acquired_at),
                         "took over a stale lease: {why}"
-                    );
+                    ),
+                    None => {}
                 }
                 registered.0 = None;
                 return Ok(Lease::start(catalog, plan, kind, owner, ttl, ttl_ms));
@@ -377,7 +380,7 @@ async fn heartbeat(
     ttl_ms: Millis,
     lost: CancellationToken,
 ) {
-    let period = ttl / 3;
+    let period = (ttl / 3).max(Duration::from_millis(10));
     loop {
         tokio::time::sleep(period).await;
         let now = now_ms();

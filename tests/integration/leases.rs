@@ -242,3 +242,45 @@ fn another_hosts_lease_blocks_a_backup_until_it_expires() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_dead_process_s_lease_on_this_machine_is_taken_over_at_once_and_said() {
+    let env = Env::new();
+    env.seed(10);
+    env.write_plan("shop.toml", &env.local_plan(""));
+    // What this machine's processes write as their node (boot id and pid
+    // namespace), read from a running daemon's lease.
+    let daemon = Daemon::start(&env, &[]);
+    let node = sqlite(
+        &env.path("lifeboat.db"),
+        "SELECT node FROM leases WHERE kind = 'daemon'",
+    );
+    assert!(!node.is_empty());
+    let (code, _) = daemon.stop();
+    assert_eq!(code, 0);
+    // A backup of this machine that was killed: its pid is gone, its lease
+    // would still hold for ten minutes.
+    let mut gone = Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    let now = now_ms();
+    sqlite(
+        &env.path("lifeboat.db"),
+        &format!(
+            "INSERT INTO leases (plan, kind, owner, pid, host, node, acquired_at, heartbeat_at, expires_at)
+             VALUES ('shop', 'backup', 'killed', {pid}, 'here', '{node}', {now}, {now}, {})",
+            now + 600_000
+        ),
+    );
+    let out = env.run(&["backup", "run", "shop"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("took over a stale lease: its process no longer exists"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        sqlite(&env.path("lifeboat.db"), "SELECT count(*) FROM leases"),
+        "0"
+    );
+}
