@@ -334,8 +334,8 @@ impl<'a> Run<'a> {
 }
 
 /// Records the plan's `running` backups and points as failed
-/// (interrupted): call holding the plan's backup lock, when anything still
-/// running belongs to a process that stopped. A point of a locked region
+/// (interrupted): call holding the plan's backup lease, when anything still
+/// running belongs to a holder that is gone. A point of a locked region
 /// may have written locked objects before it died, each locked until at
 /// most now + retain: that bound is recorded first, so prune waits for it
 /// before removing what the point left. Returns how many points failed.
