@@ -12,7 +12,7 @@ use tracing::{info, instrument, warn};
 
 use crate::catalog::{Catalog, CatalogError, Flags, NewPoint, Point, PointCompletion, RunStatus};
 use crate::context::Context;
-use crate::locks::{LockError, PlanLock};
+use crate::lease::{self, Lease, LeaseError};
 use crate::plan::{Plan, Resource};
 use crate::resource::{self, Kind, Location, Place, PointFlag, ResourceError};
 use crate::time::{now_ms, Millis};
@@ -21,9 +21,9 @@ use crate::time::{now_ms, Millis};
 /// not an error of the run: it is recorded failed and the run goes on.
 #[derive(Debug, thiserror::Error)]
 pub enum BackupError {
-    /// Another backup of the plan holds its lock (nothing was recorded).
+    /// Another backup of the plan holds its lease (nothing was recorded).
     #[error(transparent)]
-    Lock(#[from] LockError),
+    Lock(#[from] LeaseError),
     /// The catalog could not be read or written; the run stops there and
     /// what it left `running` is failed by the plan's next backup (or the
     /// daemon at start-up).
@@ -55,7 +55,7 @@ const SHRINK_MIN_FILES: i64 = 10;
 /// Runs one backup of `plan`. `slot` is the cron slot a scheduled run
 /// belongs to (recorded with the run; RDS snapshots are named from it).
 /// `trigger` says what started it (`manual`, `schedule`) and is
-/// recorded with the run. Holds the plan's backup lock throughout, and
+/// recorded with the run. Holds the plan's backup lease throughout, and
 /// first fails what an interrupted earlier run left `running`.
 #[instrument(skip_all, fields(plan = %plan.name))]
 pub async fn run(
@@ -64,7 +64,7 @@ pub async fn run(
     trigger: &str,
     slot: Option<Millis>,
 ) -> Result<BackupOutcome, BackupError> {
-    let _lock = PlanLock::try_acquire(&ctx.locks_dir(), &plan.name, "backup")?;
+    let _lease = Lease::acquire(&ctx.catalog, &plan.name, lease::BACKUP).await?;
     let interrupted = fail_interrupted(&ctx.catalog, plan).await?;
     if interrupted > 0 {
         warn!(
@@ -334,8 +334,8 @@ impl<'a> Run<'a> {
 }
 
 /// Records the plan's `running` backups and points as failed
-/// (interrupted): call holding the plan's backup lock, when anything still
-/// running belongs to a process that stopped. A point of a locked region
+/// (interrupted): call holding the plan's backup lease, when anything still
+/// running belongs to a holder that is gone. A point of a locked region
 /// may have written locked objects before it died, each locked until at
 /// most now + retain: that bound is recorded first, so prune waits for it
 /// before removing what the point left. Returns how many points failed.

@@ -10,17 +10,13 @@ use crate::catalog::Catalog;
 pub struct Context {
     /// Where every run, point and drill is recorded.
     pub catalog: Catalog,
-    /// Scratch space: drill restores, temporary copies, locks.
+    /// Scratch space: drill restores, temporary copies. Exclusion is not
+    /// kept here but in the catalog (`crate::lease`): processes with
+    /// different work folders still exclude each other.
     pub work_dir: PathBuf,
 }
 
 impl Context {
-    /// `WORK/locks`: the per-plan lock files. Processes exclude each other
-    /// only if they share this folder (same host, same work folder).
-    pub fn locks_dir(&self) -> PathBuf {
-        self.work_dir.join("locks")
-    }
-
     /// `WORK/drills`: one `ID/RESOURCE` scratch folder per drill and
     /// resource, removed by the drill's clean-up unless kept.
     pub fn drills_dir(&self) -> PathBuf {

@@ -20,7 +20,7 @@ use crate::catalog::{
     Catalog, CatalogError, DrillOutcome, DrillRecord, DrillStatus, NewCheck, Point,
 };
 use crate::context::Context;
-use crate::locks::{LockError, PlanLock};
+use crate::lease::{self, Lease, LeaseError};
 use crate::plan::{Cleanup, Plan, PointChoice, Resource};
 use crate::resource::{self, Place, Scratch, ScratchFor};
 use crate::restore::choose::{Candidates, Moment};
@@ -80,7 +80,7 @@ pub enum DrillError {
     Invalid(String),
     /// Another drill of the plan holds its lock (nothing was recorded).
     #[error(transparent)]
-    Lock(#[from] LockError),
+    Lock(#[from] LeaseError),
     /// The catalog could not be read or written. Once the drill was
     /// recorded as started it is still cleaned up, and recorded failed
     /// if the catalog allows.
@@ -131,7 +131,7 @@ pub async fn run(ctx: &Context, plan: &Plan, opts: &DrillOptions) -> Result<Dril
         Some(PointSelector::Choice(c)) => c,
         _ => plan.drill.point,
     };
-    let _lock = PlanLock::try_acquire(&ctx.locks_dir(), &plan.name, "drill")?;
+    let _lease = Lease::acquire(&ctx.catalog, &plan.name, lease::DRILL).await?;
     clean_up_interrupted(ctx, plan).await?;
 
     let place = Place::reading(plan, &region);
@@ -645,7 +645,7 @@ pub async fn clean_up_interrupted(ctx: &Context, plan: &Plan) -> Result<Vec<i64>
 /// Takes the plan's drill lock and cleans up after interrupted drills
 /// (the daemon does this at start-up).
 pub async fn recover(ctx: &Context, plan: &Plan) -> Result<Vec<i64>, DrillError> {
-    let _lock = PlanLock::try_acquire(&ctx.locks_dir(), &plan.name, "drill")?;
+    let _lease = Lease::acquire(&ctx.catalog, &plan.name, lease::DRILL).await?;
     Ok(clean_up_interrupted(ctx, plan).await?)
 }
 

@@ -36,7 +36,7 @@ pub mod demo;
 pub mod drill;
 pub mod evidence;
 pub mod host;
-pub mod locks;
+pub mod lease;
 pub mod notify;
 pub mod pipe;
 pub mod plan;

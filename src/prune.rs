@@ -4,8 +4,8 @@
 //! usable) first, then its data is deleted, then it is marked `deleted`. A
 //! crash leaves at worst an orphan object, never a `complete` point without
 //! its data; `deleting` points are retried on the next prune. The plan's
-//! backup and drill locks are held, so a prune never deletes a point a
-//! running drill restores or a backup copies.
+//! backup, drill and restore leases are held, so a prune never deletes a
+//! point a running drill or restore restores or a backup copies.
 //!
 //! A point whose objects are under S3 Object Lock (`locked_until` in the
 //! future) is not deleted: S3 would refuse. It is kept, and said so, and
@@ -19,7 +19,7 @@ use tracing::{info, warn};
 
 use crate::catalog::{Catalog, CatalogError, Point};
 use crate::context::Context;
-use crate::locks::{LockError, PlanLock};
+use crate::lease::{self, Lease, LeaseError};
 use crate::plan::Plan;
 use crate::resource::{self, Place, PointFlag, ResourceError};
 use crate::retention::{decide, Candidate};
@@ -29,9 +29,10 @@ use crate::time::{now_ms, Millis};
 /// not an error of the prune: it is reported in [`Pruned::result`].
 #[derive(Debug, thiserror::Error)]
 pub enum PruneError {
-    /// A backup or drill of the plan holds its lock: prune waits its turn.
+    /// A backup, drill or restore of the plan holds its lease: prune waits
+    /// its turn.
     #[error(transparent)]
-    Lock(#[from] LockError),
+    Lock(#[from] LeaseError),
     /// The catalog could not be read or written; points already marked
     /// `deleting` are retried by the next prune.
     #[error(transparent)]
@@ -66,7 +67,7 @@ fn still_locked(point: &Point, now: Millis) -> Option<Millis> {
     point.locked_until.filter(|until| *until > now)
 }
 
-/// Prunes `plan` as of `now`, holding its backup and drill locks;
+/// Prunes `plan` as of `now`, holding its backup, drill and restore leases;
 /// `dry_run` only says what retention would drop (interrupted prunes and
 /// failed backups' leftovers are not listed) and changes nothing.
 pub async fn run(
@@ -75,8 +76,9 @@ pub async fn run(
     now: Millis,
     dry_run: bool,
 ) -> Result<Vec<Pruned>, PruneError> {
-    let _backup = PlanLock::try_acquire(&ctx.locks_dir(), &plan.name, "backup")?;
-    let _drill = PlanLock::try_acquire(&ctx.locks_dir(), &plan.name, "drill")?;
+    let _backup = Lease::acquire(&ctx.catalog, &plan.name, lease::BACKUP).await?;
+    let _drill = Lease::acquire(&ctx.catalog, &plan.name, lease::DRILL).await?;
+    let _restore = Lease::acquire(&ctx.catalog, &plan.name, lease::RESTORE).await?;
     let cat = &ctx.catalog;
     if !dry_run {
         // Drill evidence records whose write failed are retried here too.

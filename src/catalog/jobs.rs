@@ -200,7 +200,7 @@ impl Catalog {
     }
 
     /// Marks every `running` job failed: called by a daemon at start-up,
-    /// holding the catalog's daemon lock, so they belong to a dead process.
+    /// holding the catalog's daemon lease, so they belong to a daemon gone.
     pub async fn fail_interrupted_jobs(&self, now: Millis) -> Result<Vec<Job>, CatalogError> {
         let jobs = sqlx::query_as::<_, Job>("SELECT * FROM jobs WHERE status = ?")
             .bind(JobStatus::Running)

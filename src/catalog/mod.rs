@@ -12,6 +12,7 @@ mod alerts;
 mod drills;
 mod evidence_head;
 mod jobs;
+mod leases;
 mod points;
 mod rebuild;
 mod restores;
@@ -30,6 +31,7 @@ pub use drills::{
 };
 pub use evidence_head::EvidenceHead;
 pub use jobs::{Job, JobKind, JobStatus};
+pub use leases::{LeaseRecord, NewLease};
 pub use points::{NewPoint, Point, PointCompletion, PointFilter, UsablePoint};
 pub use rebuild::{RebuiltDrill, RebuiltPoint};
 pub use restores::{NewRestore, RestorePoint, RestoreRecord, RestoreStatus};
@@ -91,6 +93,7 @@ const SMALL_TABLES: &[&str] = &[
     "drill_checks",
     "evidence_heads",
     "rpo_alerts",
+    "leases",
 ];
 
 /// Why the catalog could not be opened, read or written.

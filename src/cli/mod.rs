@@ -161,7 +161,7 @@ impl Command {
 }
 
 pub async fn run(cli: Cli) -> Result<ExitCode> {
-    match &cli.command {
+    let result = match &cli.command {
         Command::Plan(cmd) => plan::run(&cli, cmd).await,
         Command::Backup(cmd) => backup::run(&cli, cmd).await,
         Command::Drill(cmd) => drill::run(&cli, cmd).await,
@@ -176,7 +176,10 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Catalog(cmd) => catalog::run(&cli, cmd).await,
         Command::Restore(args) => restore::run(&cli, args).await,
         Command::Restores(cmd) => restore::list(&cli, cmd).await,
-    }
+    };
+    // Leases the command dropped are released before the process exits.
+    lifeboat::lease::settle().await;
+    result
 }
 
 /// How a command uses the catalog, which decides how it is opened.

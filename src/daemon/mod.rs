@@ -2,7 +2,7 @@
 //! jittered schedules, unattended, surviving crashes, outages and bad edits.
 //!
 //! Built separately from run (`Daemon::build` binds the listener and takes
-//! the catalog's daemon lock; `run_until_stopped` takes the shutdown trigger
+//! the catalog's daemon lease; `run_until_stopped` takes the shutdown trigger
 //! as a future) so tests can start it on port 0 and stop it without signals.
 //! Shutdown is two-phase: a `CancellationToken` stops new work, then a
 //! `TaskTracker` waits for running jobs, up to a grace period.
@@ -30,6 +30,7 @@ use tracing::{error, info, warn};
 
 use crate::catalog::{Catalog, CatalogError, Integrity, OpenMode};
 use crate::context::Context;
+use crate::lease::{self, Lease, LeaseError};
 use crate::notify::{Notifier, RetryPolicy};
 use crate::plan::SecretUrl;
 use crate::time::Clock;
@@ -40,13 +41,14 @@ pub use plans::PlanSet;
 /// How the daemon runs: its catalog, folders, listener and limits.
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
-    /// The catalog's SQLite file. The daemon lock is the file beside it
-    /// named `CATALOG.daemon.lock`: one daemon per catalog.
+    /// The catalog's SQLite file. One daemon per catalog: it holds the
+    /// catalog's `daemon` lease (in the catalog, so whatever the path
+    /// spelling).
     pub catalog: PathBuf,
     /// The plans folder: every `*.toml` directly inside is a plan, re-read
     /// on a reload request or when a file there changes.
     pub plans_dir: PathBuf,
-    /// Scratch space: drill restores, temporary copies, plan locks (see
+    /// Scratch space: drill restores, temporary copies (see
     /// [`Context`]).
     pub work_dir: PathBuf,
     /// Address of `/healthz`, `/readyz` and `/metrics`; port 0 picks a free
@@ -84,15 +86,20 @@ const NOTIFY_DRAIN: Duration = Duration::from_secs(5);
 /// Why the daemon could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    /// Another process holds the catalog's daemon lock: the catalog, then
-    /// the lock file.
+    /// Another daemon holds the catalog's daemon lease: the catalog, then
+    /// who holds it (host, pid, since when, last heartbeat).
     #[error(
-        "another lifeboat daemon is already running on catalog {0} (lock {1}); refusing to start"
+        "another lifeboat daemon is already running on catalog {0}, on {1}; refusing to start"
     )]
-    AlreadyRunning(PathBuf, PathBuf),
-    /// The lock file (given) could not be created, opened or locked.
-    #[error("cannot take the daemon lock {0}: {1}")]
-    Lock(PathBuf, std::io::Error),
+    AlreadyRunning(PathBuf, String),
+    /// The daemon lease could not be taken (the catalog failed, or
+    /// `LIFEBOAT_LEASE_TTL` is wrong).
+    #[error("cannot take the catalog's daemon lease: {0}")]
+    Lease(LeaseError),
+    /// The daemon's lease expired without a heartbeat and was lost: another
+    /// daemon may have started on the catalog, so this one stopped.
+    #[error("the daemon lost its lease on catalog {0} (no heartbeat reached the catalog in time); stopped so that two daemons never run at once")]
+    LeaseLost(PathBuf),
     /// The HTTP listener could not bind the address (given).
     #[error("cannot listen on {0}: {1}")]
     Listen(SocketAddr, std::io::Error),
@@ -155,11 +162,11 @@ pub struct Daemon {
     shared: Arc<Shared>,
     recheck: UnboundedReceiver<String>,
     listener: tokio::net::TcpListener,
-    _lock: std::fs::File,
+    lease: Lease,
 }
 
 impl Daemon {
-    /// Takes the daemon lock, opens the catalog, loads the plans and binds
+    /// Opens the catalog, takes its daemon lease, loads the plans and binds
     /// the HTTP listener (port 0 picks a free one).
     pub async fn build(config: DaemonConfig) -> Result<Daemon, DaemonError> {
         Daemon::build_with(config, Clock::System, Box::new(work::Orchestrators)).await
@@ -172,26 +179,6 @@ impl Daemon {
         clock: Clock,
         work: Box<dyn job::Work>,
     ) -> Result<Daemon, DaemonError> {
-        let lock_path = PathBuf::from(format!("{}.daemon.lock", config.catalog.display()));
-        if let Some(parent) = lock_path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| DaemonError::Lock(lock_path.clone(), e))?;
-        }
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| DaemonError::Lock(lock_path.clone(), e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(DaemonError::AlreadyRunning(
-                    config.catalog.clone(),
-                    lock_path,
-                ))
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(DaemonError::Lock(lock_path, e)),
-        }
         let heartbeat = config
             .heartbeat_url
             .as_deref()
@@ -219,6 +206,16 @@ impl Daemon {
         // The daemon starts a catalog, and checks all of it once at start.
         let catalog =
             Catalog::open_with(&config.catalog, OpenMode::Create, Integrity::Full).await?;
+        let lease = match Lease::acquire(&catalog, lease::CATALOG_WIDE, lease::DAEMON).await {
+            Ok(lease) => lease,
+            Err(e) => {
+                catalog.close().await;
+                return Err(match e.holder() {
+                    Some(holder) => DaemonError::AlreadyRunning(config.catalog.clone(), holder),
+                    None => DaemonError::Lease(e),
+                });
+            }
+        };
         let ctx = Context {
             catalog,
             work_dir: config.work_dir.clone(),
@@ -253,7 +250,7 @@ impl Daemon {
             shared,
             recheck,
             listener,
-            _lock: lock,
+            lease,
         })
     }
 
@@ -284,7 +281,7 @@ impl Daemon {
         let shared = self.shared.clone();
 
         // Clean up what a previous daemon left: jobs, points and drills it
-        // was running (it is dead: we hold the daemon lock).
+        // was running (it is gone: we hold the daemon lease).
         let interrupted = shared
             .ctx
             .catalog
@@ -306,14 +303,14 @@ impl Daemon {
             .cloned()
             .collect();
         for plan in &plans {
-            // Only when no `lifeboat backup run` of the plan holds its lock.
-            match crate::locks::PlanLock::try_acquire(&shared.ctx.locks_dir(), &plan.name, "backup")
-            {
-                Ok(_lock) => {
+            // Only when no `lifeboat backup run` of the plan holds its lease.
+            match Lease::acquire(&shared.ctx.catalog, &plan.name, lease::BACKUP).await {
+                Ok(lease) => {
                     if let Err(e) = crate::backup::fail_interrupted(&shared.ctx.catalog, plan).await
                     {
                         warn!(plan = %plan.name, error = %e, "cannot record interrupted backups");
                     }
+                    lease.release().await;
                 }
                 Err(e) => {
                     warn!(plan = %plan.name, error = %e, "not touching its running backup rows")
@@ -352,7 +349,13 @@ impl Daemon {
         shared.ready.store(true, Ordering::SeqCst);
         info!("daemon running");
 
-        shutdown.await;
+        // Stop as for SIGTERM if the daemon lease is lost: another daemon
+        // may have taken the catalog. Jobs running hold leases of their own.
+        let lost = self.lease.lost();
+        let lease_lost = tokio::select! {
+            _ = shutdown => false,
+            _ = lost.cancelled() => true,
+        };
         info!(grace = ?shared.config.grace, "stopping: no new work; waiting for running jobs");
         shared.ready.store(false, Ordering::SeqCst);
         token.cancel();
@@ -367,7 +370,14 @@ impl Daemon {
         }
         shared.notifier.drain(NOTIFY_DRAIN).await;
         drop(http);
+        // Leases of jobs that ended are released before the catalog closes;
+        // an abandoned job's lease is found dead by the next start.
+        lease::settle().await;
+        self.lease.release().await;
         shared.ctx.catalog.close().await;
+        if lease_lost {
+            return Err(DaemonError::LeaseLost(shared.config.catalog.clone()));
+        }
         Ok(())
     }
 }

@@ -4,8 +4,8 @@
 //! one place the daemon depends on their signatures.
 //!
 //! A verify job and a prune job of one plan never run at once: both take
-//! the plan's `verify` lock (prune deletes points a verify would otherwise
-//! find missing). `lifeboat prune` by hand takes no such lock; for it, the
+//! the plan's `verify` lease (prune deletes points a verify would otherwise
+//! find missing). `lifeboat prune` by hand takes no such lease; for it, the
 //! catalog marks a point damaged only while it is complete (or damaged),
 //! and a verify job counts only the points still damaged once it is done.
 
@@ -20,7 +20,7 @@ use crate::backup::BackupError;
 use crate::catalog::{Catalog, PointStatus};
 use crate::catalog::{JobKind, JobStatus, RunStatus};
 use crate::drill::{DrillError, DrillOptions};
-use crate::locks::{LockError, PlanLock};
+use crate::lease::{self, Lease, LeaseError};
 use crate::notify::Notification;
 use crate::plan::{Plan, VerifyDepth};
 use crate::time::{rfc3339, Millis};
@@ -75,7 +75,7 @@ async fn backup(shared: &Shared, job: &Job) -> Outcome {
                 vault_ok: Some(outcome.status != RunStatus::Failed),
             }
         }
-        Ok(Err(BackupError::Lock(LockError::Busy { .. }))) => {
+        Ok(Err(BackupError::Lock(LeaseError::Busy { .. }))) => {
             Outcome::missed("another backup of this plan was still running")
         }
         Ok(Err(e)) => Outcome::failed_notified(
@@ -90,10 +90,9 @@ async fn backup(shared: &Shared, job: &Job) -> Outcome {
         ),
         Err(_) => {
             // The run was cancelled by dropping it; record its points failed.
-            if let Ok(_lock) =
-                crate::locks::PlanLock::try_acquire(&ctx.locks_dir(), &plan.name, "backup")
-            {
+            if let Ok(lease) = Lease::acquire(&ctx.catalog, &plan.name, lease::BACKUP).await {
                 let _ = crate::backup::fail_interrupted(&ctx.catalog, plan).await;
+                lease.release().await;
             }
             let reason = over_completion_window(limit);
             let n =
@@ -127,7 +126,7 @@ async fn drill(shared: &Shared, job: &Job) -> Outcome {
             notification: Notification::from_drill(&ctx.catalog, plan, &d.record).await,
             ..Outcome::succeeded()
         },
-        Ok(Err(DrillError::Lock(LockError::Busy { .. }))) => {
+        Ok(Err(DrillError::Lock(LeaseError::Busy { .. }))) => {
             Outcome::missed("another drill of this plan was still running")
         }
         Ok(Err(e)) => Outcome::failed_notified(
@@ -144,9 +143,11 @@ async fn drill(shared: &Shared, job: &Job) -> Outcome {
 }
 
 async fn prune(shared: &Shared, job: &Job) -> Outcome {
-    let _verify = match PlanLock::try_acquire(&shared.ctx.locks_dir(), &job.plan.name, "verify") {
-        Ok(lock) => lock,
-        Err(LockError::Busy { .. }) => return Outcome::missed("a verify of this plan was running"),
+    let _verify = match Lease::acquire(&shared.ctx.catalog, &job.plan.name, lease::VERIFY).await {
+        Ok(lease) => lease,
+        Err(LeaseError::Busy { .. }) => {
+            return Outcome::missed("a verify of this plan was running")
+        }
         Err(e) => return Outcome::failed(e.to_string()),
     };
     match crate::prune::run(&shared.ctx, &job.plan, shared.clock.now_ms(), false).await {
@@ -154,8 +155,8 @@ async fn prune(shared: &Shared, job: &Job) -> Outcome {
             0 => Outcome::succeeded(),
             failed => Outcome::failed(format!("{failed} point(s) could not be deleted")),
         },
-        Err(crate::prune::PruneError::Lock(LockError::Busy { .. })) => {
-            Outcome::missed("a backup or drill of this plan was running")
+        Err(crate::prune::PruneError::Lock(LeaseError::Busy { .. })) => {
+            Outcome::missed("a backup, drill or restore of this plan was running")
         }
         Err(e) => Outcome::failed(e.to_string()),
     }
@@ -171,9 +172,9 @@ async fn verify(shared: &Shared, job: &Job) -> Outcome {
         // recorded rather than a panic.
         return Outcome::failed("the plan has no [verify] table");
     };
-    let _lock = match PlanLock::try_acquire(&ctx.locks_dir(), &plan.name, "verify") {
-        Ok(lock) => lock,
-        Err(LockError::Busy { .. }) => {
+    let _lease = match Lease::acquire(&ctx.catalog, &plan.name, lease::VERIFY).await {
+        Ok(lease) => lease,
+        Err(LeaseError::Busy { .. }) => {
             return Outcome::missed("a prune or another verify of this plan was running")
         }
         Err(e) => return Outcome::failed(e.to_string()),

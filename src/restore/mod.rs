@@ -22,7 +22,7 @@ use crate::catalog::{
     Catalog, CatalogError, NewCheck, NewRestore, Point, PointStatus, RestoreRecord, RestoreStatus,
 };
 use crate::context::Context;
-use crate::locks::{LockError, PlanLock};
+use crate::lease::{self, Lease, LeaseError};
 use crate::plan::{Plan, PointChoice, Resource, ResourceSpec};
 use crate::resource::target::Target;
 use crate::resource::{self, Place, Scratch, ScratchFor};
@@ -82,7 +82,7 @@ pub enum RestoreError {
     Invalid(String),
     /// Another restore of the plan is running, or a prune.
     #[error(transparent)]
-    Lock(#[from] LockError),
+    Lock(#[from] LeaseError),
     /// The catalog could not be read or written.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
@@ -309,7 +309,7 @@ pub async fn run(
     prepared: &Prepared<'_>,
     opts: &RestoreOptions,
 ) -> Result<RestoreRun, RestoreError> {
-    let _lock = PlanLock::try_acquire(&ctx.locks_dir(), &plan.name, "restore")?;
+    let _lease = Lease::acquire(&ctx.catalog, &plan.name, lease::RESTORE).await?;
     clean_up_interrupted(ctx, plan).await?;
     let cat = &ctx.catalog;
     let started_at = now_ms();

@@ -496,11 +496,16 @@ fn only_one_drill_of_a_plan_runs_at_a_time() {
     env.seed(10);
     env.write_plan("shop.toml", &env.local_plan(""));
     assert_eq!(env.run(&["backup", "run", "shop"]).status.code(), Some(0));
-    // Hold the plan's drill lock as a running drill would.
-    let locks = env.path("work/locks");
-    std::fs::create_dir_all(&locks).unwrap();
-    let lock = std::fs::File::create(locks.join("shop.drill.lock")).unwrap();
-    lock.try_lock().unwrap();
+    // Hold the plan's drill lease as a running drill of another host would.
+    let now = now_ms();
+    sqlite(
+        &env.path("lifeboat.db"),
+        &format!(
+            "INSERT INTO leases (plan, kind, owner, pid, host, node, acquired_at, heartbeat_at, expires_at)
+             VALUES ('shop', 'drill', 'theirs', 4242, 'db-2', 'db-2', {now}, {now}, {})",
+            now + 60_000
+        ),
+    );
     let out = env.run(&["drill", "run", "shop"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -508,7 +513,7 @@ fn only_one_drill_of_a_plan_runs_at_a_time() {
         "{}",
         stderr(&out)
     );
-    drop(lock);
+    sqlite(&env.path("lifeboat.db"), "DELETE FROM leases");
     assert_eq!(env.run(&["drill", "run", "shop"]).status.code(), Some(0));
 }
 

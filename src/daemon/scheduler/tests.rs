@@ -982,11 +982,12 @@ async fn a_verify_and_a_prune_of_one_plan_never_run_at_once() {
         let j = jobs.into_iter().find(|j| j.slot == slot).unwrap();
         (j.status, j.error)
     };
-    // A verify holds the plan's verify lock (as the daemon's does while it
+    // A verify holds the plan's verify lease (as the daemon's does while it
     // reads points): the prune waits for its next slot, and so does
     // another verify.
-    let lock =
-        crate::locks::PlanLock::try_acquire(&h.shared().ctx.locks_dir(), "shop", "verify").unwrap();
+    let lease = crate::lease::Lease::acquire(&h.shared().ctx.catalog, "shop", crate::lease::VERIFY)
+        .await
+        .unwrap();
     spawn(JobKind::Prune, 1);
     spawn(JobKind::Verify, 1);
     h.settle().await;
@@ -1006,7 +1007,7 @@ async fn a_verify_and_a_prune_of_one_plan_never_run_at_once() {
     );
     // Released: both run (the plan has no points: nothing to delete or
     // check), one after the other: at once, one of them would be missed.
-    drop(lock);
+    lease.release().await;
     spawn(JobKind::Prune, 2);
     h.settle().await;
     spawn(JobKind::Verify, 3);
@@ -1019,4 +1020,39 @@ async fn a_verify_and_a_prune_of_one_plan_never_run_at_once() {
         outcome(h.jobs(JobKind::Verify).await, 3),
         (JobStatus::Succeeded, None)
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_daemon_that_loses_its_catalog_lease_stops() {
+    let h = Harness::new(utc(3, 0, 0), &[("shop.toml", &shop())]).await;
+    let catalog = h.shared().ctx.catalog.clone();
+    let Harness {
+        daemon,
+        _dir,
+        _hold,
+        ..
+    } = h;
+    let run = tokio::spawn(daemon.run_until_stopped(std::future::pending()));
+    // Another daemon took the catalog over (as after this one stalled
+    // past its lease's expiry): the next heartbeat finds it gone.
+    let taken = sqlx::query("UPDATE leases SET owner = 'another daemon' WHERE kind = 'daemon'")
+        .execute(catalog.pool())
+        .await
+        .unwrap();
+    assert_eq!(taken.rows_affected(), 1);
+    // A minute of the paused clock, a second at a time, each with real time
+    // for the catalog's thread to answer.
+    for _ in 0..60 {
+        if run.is_finished() {
+            break;
+        }
+        tokio::time::advance(Duration::from_secs(1)).await;
+        tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(20)))
+            .await
+            .unwrap();
+    }
+    assert!(run.is_finished(), "the daemon still runs without its lease");
+    let e = run.await.unwrap().unwrap_err();
+    assert!(matches!(e, crate::daemon::DaemonError::LeaseLost(_)), "{e}");
+    assert!(e.to_string().contains("lost its lease"), "{e}");
 }
