@@ -25,6 +25,7 @@ mod backup;
 mod catalog;
 mod daemon;
 mod drill;
+mod key;
 mod lists;
 mod out;
 mod plan;
@@ -137,6 +138,9 @@ pub enum Command {
     /// The catalog itself: rebuild it from a vault when it is lost.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
+    /// Keys for regions' client-side encryption (`encryption = { key_file }`).
+    #[command(subcommand)]
+    Key(key::KeyCommand),
     /// The embedded default: create the demo's sample data, then run the
     /// daemon on it (--once: one backup, one drill and a report instead).
     Demo(backup::DemoArgs),
@@ -167,6 +171,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Daemon(args) => daemon::run(&cli, args).await,
         Command::Demo(args) => backup::demo(&cli, args).await,
         Command::Catalog(cmd) => catalog::run(&cli, cmd).await,
+        Command::Key(cmd) => key::run(cmd).await,
     }
 }
 
@@ -189,7 +194,7 @@ impl Command {
     /// touch it. Every command is listed, so a new one must choose.
     pub fn catalog_access(&self) -> Option<CatalogAccess> {
         match self {
-            Command::Plan(_) => None,
+            Command::Plan(_) | Command::Key(_) => None,
             // `catalog rebuild` starts a catalog when the old one is lost.
             Command::Backup(_) | Command::Daemon(_) | Command::Demo(_) | Command::Catalog(_) => {
                 Some(CatalogAccess::Start)

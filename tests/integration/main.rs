@@ -10,6 +10,7 @@ mod closed_stdout;
 mod common;
 mod crash;
 mod daemon;
+mod encryption;
 mod evidence_chain;
 mod local_loop;
 mod moto;
