@@ -37,7 +37,16 @@ async fn objects_round_trip_stored_as_age_files_of_any_size() {
     let k = key();
     let (plain, enc) = vaults(dir.path(), &k);
     let chunk = CHUNK as usize;
-    for len in [0, 1, 1000, chunk - 1, chunk, chunk + 1, 3 * chunk, 3 * chunk + 5] {
+    for len in [
+        0,
+        1,
+        1000,
+        chunk - 1,
+        chunk,
+        chunk + 1,
+        3 * chunk,
+        3 * chunk + 5,
+    ] {
         let name = format!("o/{len}");
         let bytes = data(len);
         let put = enc.put(&name, &bytes[..]).await.unwrap();
@@ -79,7 +88,9 @@ async fn another_key_is_a_clear_error_naming_where_the_key_came_from() {
             panic!("{err:?}")
         };
         assert!(
-            msg.contains("with the key in /keys/other: it is not the key this region was encrypted with"),
+            msg.contains(
+                "with the key in /keys/other: it is not the key this region was encrypted with"
+            ),
             "{msg}"
         );
         assert!(!msg.contains("AGE-SECRET-KEY"), "{msg}");
@@ -135,7 +146,10 @@ async fn a_stream_cut_short_is_damage_wherever_it_is_cut() {
     }
     // Cut at a boundary, the size alone no longer adds up either.
     let header = stored.len() - 2 * whole_chunk - 116;
-    plain.put("a", &stored[..header + whole_chunk + 3]).await.unwrap();
+    plain
+        .put("a", &stored[..header + whole_chunk + 3])
+        .await
+        .unwrap();
     assert!(matches!(
         enc.size("a").await,
         Err(VaultError::Corrupt { .. })
@@ -258,7 +272,10 @@ async fn a_missing_key_is_a_clear_error() {
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("LIFEBOAT_TEST_NO_SUCH_KEY") && err.contains("is not set"), "{err}");
+    assert!(
+        err.contains("LIFEBOAT_TEST_NO_SUCH_KEY") && err.contains("is not set"),
+        "{err}"
+    );
 }
 
 #[test]
