@@ -346,3 +346,117 @@ fn a_lost_catalog_is_rebuilt_from_an_encrypted_vault() {
     let (drill, code) = e.json(&["drill", "run", "shop", "--json"]);
     assert_eq!(code, 0, "{drill}");
 }
+
+/// On S3 (moto): both regions encrypted with one key, so copies go
+/// server-side as ciphertext and their size is read back from the copy's
+/// header; every object in both buckets is an age file.
+#[test]
+fn s3_vaults_with_one_key_copy_ciphertext_inside_s3_and_drill() {
+    let tag = "encs3";
+    let m = crate::moto::moto();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (east, west) = rt.block_on(async {
+        m.bucket(&format!("{tag}-east"), "us-east-1").await;
+        m.bucket(&format!("{tag}-west"), "us-west-2").await;
+        (
+            lifeboat::vault::s3_client("us-east-1", Some(&m.aws())).await,
+            lifeboat::vault::s3_client("us-west-2", Some(&m.aws())).await,
+        )
+    });
+    let env = Env::new();
+    env.seed(30);
+    std::fs::write(
+        env.path("data/files").join(MARKER_NAME),
+        format!("{MARKER_TEXT}\n"),
+    )
+    .unwrap();
+    let key = env.path("shared.key");
+    let out = env.run(&["key", "generate", "-o", key.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let plan = env
+        .local_plan("")
+        .replace(
+            &format!("file://{}/primary\"", env.path("vaults").display()),
+            &format!(
+                "s3://{tag}-east/lb\"\nencryption = {{ key_file = \"{}\" }}",
+                key.display()
+            ),
+        )
+        .replace(
+            &format!("file://{}/dr\"", env.path("vaults").display()),
+            &format!(
+                "s3://{tag}-west/lb\"\nencryption = {{ key_file = \"{}\" }}",
+                key.display()
+            ),
+        )
+        .replace("[regions.primary]", "[regions.us-east-1]")
+        .replace("[regions.dr]", "[regions.us-west-2]")
+        .replace(
+            "primary_region = \"primary\"",
+            "primary_region = \"us-east-1\"",
+        )
+        .replace("copy_to = [\"dr\"]", "copy_to = [\"us-west-2\"]")
+        .replace("region = \"dr\"", "region = \"us-west-2\"")
+        + &format!("\n[aws]\nendpoint_url = \"{}\"\n", m.endpoint);
+    assert_eq!(plan.matches("encryption = ").count(), 2, "{plan}");
+    env.write_plan("shop.toml", &plan);
+
+    let (backup, code) = env.json(&["backup", "run", "shop", "--json"]);
+    assert_eq!(code, 0, "{backup}");
+    let points = backup["points"].as_array().unwrap();
+    assert_eq!(points.len(), 4, "{backup}");
+    for p in points {
+        assert_eq!(p["status"], "complete", "{p}");
+    }
+    let copy = point(points, "files", "us-west-2");
+    let source = point(points, "files", "us-east-1");
+    assert_eq!(copy["size_bytes"], source["size_bytes"], "{backup}");
+
+    for (client, bucket) in [
+        (&east, format!("{tag}-east")),
+        (&west, format!("{tag}-west")),
+    ] {
+        let keys: Vec<String> = rt.block_on(async {
+            client
+                .list_objects_v2()
+                .bucket(&bucket)
+                .send()
+                .await
+                .unwrap()
+                .contents()
+                .iter()
+                .filter_map(|o| o.key().map(String::from))
+                .collect()
+        });
+        assert!(keys.len() >= 4, "{bucket}: {keys:?}");
+        for k in keys {
+            let body = rt.block_on(async {
+                client
+                    .get_object()
+                    .bucket(&bucket)
+                    .key(&k)
+                    .send()
+                    .await
+                    .unwrap()
+                    .body
+                    .collect()
+                    .await
+                    .unwrap()
+                    .into_bytes()
+            });
+            assert!(body.starts_with(b"age-encryption.org/v1\n"), "{bucket}/{k}");
+            assert!(
+                !body
+                    .windows(MARKER_NAME.len())
+                    .any(|w| w == MARKER_NAME.as_bytes()),
+                "{bucket}/{k} holds the marker in plaintext"
+            );
+        }
+    }
+
+    let (drill, code) = env.json(&["drill", "run", "shop", "--json"]);
+    assert_eq!(code, 0, "{drill}");
+    let (v, code) = env.json(&["verify", "--read-data", "--json"]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["summary"]["ok"], 4, "{v}");
+}
