@@ -13,6 +13,8 @@ need=()
 command -v zstd >/dev/null || need+=(zstd)
 command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v chromium >/dev/null || need+=(chromium)
+# age: the encryption tests decrypt vault objects without Lifeboat.
+command -v age >/dev/null || need+=(age)
 pg_server_bin() {
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null ||
     { command -v initdb >/dev/null && command -v pg_ctl >/dev/null; }

@@ -130,7 +130,7 @@ pub async fn rebuild(cat: &Catalog, plan: &Plan, region: &str) -> Result<Rebuilt
         });
     }
     let prefix = format!("{}/", plan.name);
-    let listed = vault.list(&prefix).await?;
+    let listed = vault.with_own_sizes(vault.list(&prefix).await?).await?;
     let sizes: BTreeMap<&str, &ObjectInfo> = listed.iter().map(|o| (o.key.as_str(), o)).collect();
     let manifests = listed
         .iter()

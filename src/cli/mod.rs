@@ -25,6 +25,7 @@ mod backup;
 mod catalog;
 mod daemon;
 mod drill;
+mod key;
 mod lists;
 mod out;
 mod plan;
@@ -144,6 +145,9 @@ pub enum Command {
     /// Restores in the catalog.
     #[command(subcommand)]
     Restores(restore::RestoresCommand),
+    /// Keys for regions' client-side encryption (`encryption = { key_file }`).
+    #[command(subcommand)]
+    Key(key::KeyCommand),
     /// The embedded default: create the demo's sample data, then run the
     /// daemon on it (--once: one backup, one drill and a report instead).
     Demo(backup::DemoArgs),
@@ -176,6 +180,7 @@ pub async fn run(cli: Cli) -> Result<ExitCode> {
         Command::Catalog(cmd) => catalog::run(&cli, cmd).await,
         Command::Restore(args) => restore::run(&cli, args).await,
         Command::Restores(cmd) => restore::list(&cli, cmd).await,
+        Command::Key(cmd) => key::run(cmd).await,
     };
     // Leases the command dropped are released before the process exits.
     lifeboat::lease::settle().await;
@@ -201,7 +206,7 @@ impl Command {
     /// touch it. Every command is listed, so a new one must choose.
     pub fn catalog_access(&self) -> Option<CatalogAccess> {
         match self {
-            Command::Plan(_) => None,
+            Command::Plan(_) | Command::Key(_) => None,
             // `catalog rebuild` starts a catalog when the old one is lost.
             Command::Backup(_) | Command::Daemon(_) | Command::Demo(_) | Command::Catalog(_) => {
                 Some(CatalogAccess::Start)

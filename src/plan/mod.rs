@@ -120,6 +120,32 @@ pub struct Region {
     /// S3 Object Lock on every object Lifeboat writes into the region's
     /// (`s3://`) vault.
     pub object_lock: Option<ObjectLock>,
+    /// Client-side encryption of every object Lifeboat writes into the
+    /// region's vault (`encryption = { key_file | key_env }`): where the
+    /// region's age key is read from, when the vault is opened.
+    pub encryption: Option<KeySource>,
+}
+
+/// Where a region's encryption key comes from, as the plan says. The key
+/// itself is read only when the region's vault is opened, never by
+/// validation, and never shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// `key_file`: an age identity file (`age-keygen` format, as
+    /// `lifeboat key generate` writes it); relative to the plan's folder.
+    File(PathBuf),
+    /// `key_env`: an environment variable holding the identity (its
+    /// `AGE-SECRET-KEY-1…` line, or a whole identity file).
+    Env(String),
+}
+
+impl std::fmt::Display for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeySource::File(path) => write!(f, "{}", path.display()),
+            KeySource::Env(name) => write!(f, "${name}"),
+        }
+    }
 }
 
 /// S3 Object Lock retention put on vault objects as they are written.

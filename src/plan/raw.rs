@@ -60,6 +60,15 @@ pub struct RawRegion {
     pub kms_key: Option<S<String>>,
     pub retention: Option<S<RawRetention>>,
     pub object_lock: Option<S<RawObjectLock>>,
+    pub encryption: Option<S<RawEncryption>>,
+}
+
+/// `encryption = { key_file = "…" }` or `{ key_env = "…" }` of a region.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEncryption {
+    pub key_file: Option<S<String>>,
+    pub key_env: Option<S<String>>,
 }
 
 /// `object_lock = { mode = "governance", retain = "30d" }` of a region.

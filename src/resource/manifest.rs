@@ -374,14 +374,8 @@ impl Manifest {
             .read_to_end(&mut bytes)
             .await
             // A read that fails says nothing of the bytes not read: the
-            // vault's fault, not damage.
-            .map_err(|source| {
-                ResourceError::Vault(crate::vault::VaultError::Io {
-                    op: "read",
-                    location: location.clone(),
-                    source,
-                })
-            })?;
+            // vault's fault, not damage (unless decryption found damage).
+            .map_err(|source| crate::vault::VaultError::reading(location.clone(), source))?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let manifest = serde_json::from_slice(&bytes).map_err(|e| ResourceError::Corrupt {
             location,

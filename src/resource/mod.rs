@@ -64,7 +64,7 @@ pub enum ResourceError {
     Source(String),
     /// A vault operation failed; the only variant that may be retryable.
     #[error(transparent)]
-    Vault(#[from] VaultError),
+    Vault(VaultError),
     /// The region has no vault this step can use.
     #[error("{0}")]
     NoVault(String),
@@ -98,6 +98,17 @@ pub enum ResourceError {
     /// stopped, a kind asked of a step it has not.
     #[error("{0}")]
     Other(String),
+}
+
+/// An encrypted object that does not authenticate is damage, like any
+/// other data that is not what was written.
+impl From<VaultError> for ResourceError {
+    fn from(e: VaultError) -> Self {
+        match e {
+            VaultError::Corrupt { location, detail } => ResourceError::Corrupt { location, detail },
+            other => ResourceError::Vault(other),
+        }
+    }
 }
 
 impl ResourceError {

@@ -10,7 +10,7 @@ use super::rds::RdsPlace;
 use super::ResourceError;
 use crate::plan::Plan;
 use crate::time::Millis;
-use crate::vault::{Vault, VaultTarget};
+use crate::vault::{Key, Vault, VaultTarget};
 
 /// One region of one plan, for reading points or for writing them.
 #[derive(Debug)]
@@ -126,12 +126,19 @@ pub async fn region_vault(plan: &Plan, region: &str) -> Result<Vault, RegionVaul
         .vault
         .as_deref()
         .ok_or_else(|| RegionVaultError::NoVault(region.to_string()))?;
-    Ok(Vault::open(VaultTarget {
+    let vault = Vault::open(VaultTarget {
         url,
         region,
         aws: plan.aws.as_ref(),
         kms_key: r.kms_key.as_deref(),
         object_lock: r.object_lock,
     })
-    .await?)
+    .await?;
+    // Every reader and writer of the region (backup, copy, restore,
+    // verify, rebuild, evidence) opens its vault here: with `encryption`,
+    // all of them go through the region's key.
+    Ok(match &r.encryption {
+        Some(source) => vault.encrypted(std::sync::Arc::new(Key::load(source, region).await?)),
+        None => vault,
+    })
 }

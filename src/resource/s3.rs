@@ -37,6 +37,12 @@ fn s3_vault<'a>(vault: &'a Vault, what: &str) -> Result<&'a S3Vault, ResourceErr
             "{what}: points of kind s3 live in s3:// vaults (objects are copied inside S3), not in {}",
             vault.location("")
         ))),
+        // Plan validation refuses this: server-side copies would land in
+        // plaintext in a region that promises encryption.
+        Vault::Encrypted(_) => Err(ResourceError::Other(format!(
+            "{what}: points of kind s3 are copied inside S3 and cannot be encrypted by Lifeboat; {} has `encryption`",
+            vault.location("")
+        ))),
     }
 }
 
@@ -402,12 +408,12 @@ pub async fn discard(vault: &Vault, scratch: &Scratch) -> Result<Option<String>,
 /// vault holding a manifest always holds every object it lists.
 pub async fn delete(vault: &Vault, keys: &ArtifactKeys) -> Result<(), VaultError> {
     vault.delete(&keys.manifest).await?;
-    match vault {
+    match vault.store().as_ref() {
         Vault::S3(v) => v
             .delete_prefix(&format!("{}/", keys.artifact))
             .await
             .map(|_| ()),
-        Vault::File(_) => Ok(()),
+        Vault::File(_) | Vault::Encrypted(_) => Ok(()),
     }
 }
 

@@ -42,7 +42,8 @@ pub(super) fn damaged(location: String, detail: impl Into<String>) -> ResourceEr
 /// folder or a missing bucket would otherwise answer "no such object" for
 /// every point, which is an outage, not damage.
 pub async fn reachable(vault: &Vault) -> Result<(), ResourceError> {
-    match vault {
+    let store = vault.store();
+    match store.as_ref() {
         Vault::File(v) => match tokio::fs::metadata(v.root()).await {
             Ok(m) if m.is_dir() => Ok(()),
             Ok(_) => Err(ResourceError::NoVault(format!(
@@ -58,7 +59,7 @@ pub async fn reachable(vault: &Vault) -> Result<(), ResourceError> {
         // on a missing bucket, refused credentials or an unreachable
         // endpoint; a HeadObject could not tell a missing bucket from a
         // missing object.
-        Vault::S3(_) => vault
+        Vault::S3(_) | Vault::Encrypted(_) => vault
             .list("lifeboat-verify-probe/")
             .await
             .map(|_| ())
@@ -80,7 +81,8 @@ pub(super) async fn object_size(
 }
 
 /// Reads an object to its end, hashing it: (bytes, SHA-256). A missing
-/// object is damage; a read that fails half-way is not (it says nothing of
+/// object is damage, and so is data that does not decrypt; a read that
+/// fails half-way otherwise is not (it says nothing of
 /// the bytes not read).
 pub(super) async fn hash_object(
     vault: &Vault,
@@ -94,13 +96,9 @@ pub(super) async fn hash_object(
         }
         Err(e) => return Err(e.into()),
     };
-    hash_stream(reader).await.map_err(|source| {
-        ResourceError::Vault(VaultError::Io {
-            op: "read",
-            location: vault.location(key),
-            source,
-        })
-    })
+    hash_stream(reader)
+        .await
+        .map_err(|source| VaultError::reading(vault.location(key), source).into())
 }
 
 /// SHA-256 and length of a stream, read in bounded memory.

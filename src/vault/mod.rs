@@ -8,9 +8,11 @@
 //! futures on every call, exhaustive matches over the backends).
 //!
 //! `file` holds the `file://` backend, `s3/` the `s3://` one (one module
-//! per concern), and `hashing` the readers and writers that hash data in
-//! the same pass that moves it.
+//! per concern), `crypt` the client-side encryption a region's
+//! `encryption` puts over either, and `hashing` the readers and writers
+//! that hash data in the same pass that moves it.
 
+mod crypt;
 mod file;
 mod hashing;
 mod s3;
@@ -19,6 +21,7 @@ use std::pin::Pin;
 
 use tokio::io::AsyncRead;
 
+pub use crypt::{write_key_file, EncryptedVault, Key};
 pub use file::FileVault;
 pub use hashing::{HashingReader, HashingWriter};
 pub use s3::{client as s3_client, S3Vault};
@@ -66,6 +69,19 @@ pub enum VaultError {
     /// A key that is not relative, or has an empty, `.` or `..` segment.
     #[error("invalid object key `{0}`")]
     InvalidKey(String),
+    /// An encrypted region's key cannot be loaded, or is not the key an
+    /// object was encrypted with: a setting to fix, not damage.
+    #[error("{0}")]
+    Key(String),
+    /// An encrypted object that does not authenticate (altered, cut
+    /// short): a definitive finding about its data.
+    #[error("{location}: {detail}")]
+    Corrupt {
+        /// The object's URL.
+        location: String,
+        /// What failed.
+        detail: String,
+    },
 }
 
 impl VaultError {
@@ -83,6 +99,20 @@ impl VaultError {
                     | std::io::ErrorKind::ConnectionAborted
             ),
             _ => false,
+        }
+    }
+
+    /// The error of a read of the object at `location` that failed half-way:
+    /// [`VaultError::Corrupt`] when decryption found the data altered or cut
+    /// short, else the I/O error (which says nothing of the bytes not read).
+    pub fn reading(location: String, source: std::io::Error) -> VaultError {
+        match crypt::damage(&source) {
+            Some(detail) => VaultError::Corrupt { location, detail },
+            None => VaultError::Io {
+                op: "read",
+                location,
+                source,
+            },
         }
     }
 }
@@ -116,6 +146,8 @@ pub enum Vault {
     File(FileVault),
     /// `s3://BUCKET/PREFIX`: objects in a bucket.
     S3(S3Vault),
+    /// Either, its objects encrypted with the region's key (`encryption`).
+    Encrypted(EncryptedVault),
 }
 
 /// Where a region's vault is and how to reach it.
@@ -165,12 +197,27 @@ impl Vault {
         }
     }
 
+    /// The same vault, every object encrypted with `key` (see `crypt`).
+    pub fn encrypted(self, key: std::sync::Arc<Key>) -> Vault {
+        Vault::Encrypted(EncryptedVault::new(self, key))
+    }
+
+    /// The vault that stores the bytes: itself, or the store beneath an
+    /// encrypted vault (which holds ciphertext).
+    pub fn store(&self) -> std::borrow::Cow<'_, Vault> {
+        match self {
+            Vault::Encrypted(e) => std::borrow::Cow::Owned(e.store()),
+            other => std::borrow::Cow::Borrowed(other),
+        }
+    }
+
     /// Whether writes can start: for a vault with an object lock, that its
     /// bucket has Object Lock enabled (asked once per vault).
     pub async fn check_writable(&self) -> Result<(), VaultError> {
         match self {
             Vault::File(_) => Ok(()),
             Vault::S3(v) => v.check_object_lock().await,
+            Vault::Encrypted(e) => e.check_writable().await,
         }
     }
 
@@ -180,6 +227,7 @@ impl Vault {
     pub fn with_versioned_deletes(self) -> Vault {
         match self {
             Vault::S3(v) => Vault::S3(v.with_versioned_deletes()),
+            Vault::Encrypted(e) => Vault::Encrypted(e.with_versioned_deletes()),
             other => other,
         }
     }
@@ -189,6 +237,7 @@ impl Vault {
         match self {
             Vault::File(v) => v.location(key),
             Vault::S3(v) => v.location(key),
+            Vault::Encrypted(e) => e.location(key),
         }
     }
 
@@ -201,36 +250,50 @@ impl Vault {
         match self {
             Vault::File(v) => v.put(key, reader).await,
             Vault::S3(v) => v.put(key, reader).await,
+            Vault::Encrypted(e) => e.put(key, reader).await,
         }
     }
 
-    /// The object's bytes, streamed.
+    /// The object's bytes, streamed (decrypted, in an encrypted vault: a
+    /// read error then may be damage, see [`VaultError::reading`]).
     pub async fn get(&self, key: &str) -> Result<ObjectReader, VaultError> {
         match self {
             Vault::File(v) => v.get(key).await,
             Vault::S3(v) => v.get(key).await,
+            Vault::Encrypted(e) => e.get(key).await,
         }
     }
 
-    /// The object's size in bytes.
+    /// The object's size in bytes (of its plaintext, in an encrypted vault).
     pub async fn size(&self, key: &str) -> Result<u64, VaultError> {
         match self {
             Vault::File(v) => v.size(key).await,
             Vault::S3(v) => v.size(key).await,
+            Vault::Encrypted(e) => e.size(key).await,
         }
     }
 
     /// Copies an object into another vault (possibly another region):
-    /// server-side between two S3 vaults, else streamed and hashed.
+    /// server-side between two S3 vaults (encrypted with one key, or not at
+    /// all), else streamed and hashed — decrypted and encrypted again on
+    /// the way when the two vaults' keys differ.
     pub async fn copy_to(
         &self,
         key: &str,
         dst: &Vault,
         dst_key: &str,
     ) -> Result<CopyOutcome, VaultError> {
-        if let (Vault::S3(src), Vault::S3(d)) = (self, dst) {
-            let size = src.copy_within_s3(key, d, dst_key).await?;
-            return Ok(CopyOutcome { size, sha256: None });
+        match (self, dst) {
+            (Vault::S3(src), Vault::S3(d)) => {
+                let size = src.copy_within_s3(key, d, dst_key).await?;
+                return Ok(CopyOutcome { size, sha256: None });
+            }
+            (Vault::Encrypted(src), Vault::Encrypted(d)) if src.same_key(d) => {
+                if let Some(size) = src.copy_within_s3(key, d, dst_key).await? {
+                    return Ok(CopyOutcome { size, sha256: None });
+                }
+            }
+            _ => {}
         }
         let reader = self.get(key).await?;
         let (hashing, digest) = HashingReader::new(reader);
@@ -241,12 +304,35 @@ impl Vault {
         })
     }
 
-    /// Every object whose key starts with `prefix`, sorted by key.
+    /// Every object whose key starts with `prefix`, sorted by key, with
+    /// its stored size (ciphertext, in an encrypted vault: see
+    /// [`Vault::with_own_sizes`]).
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, VaultError> {
         match self {
             Vault::File(v) => v.list(prefix).await,
             Vault::S3(v) => v.list(prefix).await,
+            Vault::Encrypted(e) => e.list(prefix).await,
         }
+    }
+
+    /// Listed objects with the sizes [`Vault::size`] gives: as listed,
+    /// except in an encrypted vault, where each object's header is read
+    /// (an object that does not authenticate keeps its stored size, which
+    /// then matches nothing).
+    pub async fn with_own_sizes(
+        &self,
+        mut objects: Vec<ObjectInfo>,
+    ) -> Result<Vec<ObjectInfo>, VaultError> {
+        if let Vault::Encrypted(e) = self {
+            for o in &mut objects {
+                match e.size(&o.key).await {
+                    Ok(size) => o.size = size,
+                    Err(VaultError::Corrupt { .. }) => {}
+                    Err(other) => return Err(other),
+                }
+            }
+        }
+        Ok(objects)
     }
 
     /// Deletes an object; deleting a missing object succeeds (idempotent).
@@ -254,6 +340,7 @@ impl Vault {
         match self {
             Vault::File(v) => v.delete(key).await,
             Vault::S3(v) => v.delete(key).await,
+            Vault::Encrypted(e) => e.delete(key).await,
         }
     }
 }

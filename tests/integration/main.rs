@@ -10,6 +10,7 @@ mod closed_stdout;
 mod common;
 mod crash;
 mod daemon;
+mod encryption;
 mod evidence_chain;
 mod leases;
 mod local_loop;

@@ -319,6 +319,31 @@ fn the_base_plan_is_valid_without_warnings() {
     "object_lock = { mode = \"governance\", retain = \"30d\" }\n",
     "p.toml:16:15: region `us-west-2` has no vault: `object_lock` locks the objects of an s3:// vault"
 )]
+#[case::encryption_with_both_keys(
+    "vault = \"file:///tmp/b\"",
+    "vault = \"file:///tmp/b\"\nencryption = { key_file = \"k\", key_env = \"K\" }",
+    "p.toml:17:14: `encryption` takes one of `key_file` and `key_env`, not both"
+)]
+#[case::encryption_without_a_key(
+    "vault = \"file:///tmp/b\"",
+    "vault = \"file:///tmp/b\"\nencryption = {}",
+    "p.toml:17:14: `encryption` needs `key_file = \"FILE\"` (an age identity file, as `lifeboat key generate -o FILE` writes it) or `key_env = \"NAME\"` (an environment variable holding the key)"
+)]
+#[case::encryption_bad_env_name(
+    "vault = \"file:///tmp/b\"",
+    "vault = \"file:///tmp/b\"\nencryption = { key_env = \"1-KEY\" }",
+    "p.toml:17:26: `key_env` must name an environment variable (letters, digits and '_', not starting with a digit), got `1-KEY`"
+)]
+#[case::encryption_unknown_key(
+    "vault = \"file:///tmp/b\"",
+    "vault = \"file:///tmp/b\"\nencryption = { passphrase = \"x\" }",
+    "p.toml:17:16: unknown key `passphrase`, expected `key_file` or `key_env`"
+)]
+#[case::encryption_without_vault(
+    "vault = \"file:///tmp/b\"\n",
+    "encryption = { key_env = \"K\" }\n",
+    "p.toml:16:14: region `us-west-2` has no vault: `encryption` encrypts the objects of its vault (RDS snapshots are encrypted with `kms_key`)"
+)]
 fn each_rule_reports_its_message_and_position(
     #[case] find: &str,
     #[case] replace: &str,
@@ -574,6 +599,45 @@ fn warnings_do_not_reject_the_plan(
     assert!(
         got.iter().any(|d| d == expected),
         "expected {expected}\ngot {got:?}"
+    );
+}
+
+#[test]
+fn encryption_is_read_into_the_region_and_refused_for_s3_resources() {
+    let text = BASE
+        .replace(
+            "vault = \"file:///tmp/a\"",
+            "vault = \"file:///tmp/a\"\nencryption = { key_file = \"keys/a.key\" }",
+        )
+        .replace(
+            "vault = \"file:///tmp/b\"",
+            "vault = \"file:///tmp/b\"\nencryption = { key_env = \"DR_KEY\" }",
+        );
+    let (plan, warnings) =
+        lifeboat::plan::parse_plan(Path::new("/plans/p.toml"), &text).expect("valid");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    use lifeboat::plan::KeySource;
+    assert_eq!(
+        plan.regions["us-east-1"].encryption,
+        Some(KeySource::File("/plans/keys/a.key".into())),
+        "relative to the plan's folder"
+    );
+    assert_eq!(
+        plan.regions["us-west-2"].encryption,
+        Some(KeySource::Env("DR_KEY".into()))
+    );
+
+    // Objects copied inside S3 would land unencrypted: refused.
+    let s3 = text
+        .replace("file:///tmp/a", "s3://a/x")
+        .replace("file:///tmp/b", "s3://b/x")
+        .replace(BASE_RESOURCE, "kind = \"s3\"\nbucket = \"data\"");
+    let got = diagnostics(&s3);
+    assert!(
+        got.iter().any(|d| d.contains(
+            "region `us-west-2` has `encryption`, but resource `db` is of kind s3, whose objects are copied inside S3"
+        )),
+        "{got:?}"
     );
 }
 

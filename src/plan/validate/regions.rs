@@ -5,8 +5,8 @@ use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 
 use super::Validator;
-use crate::plan::raw::{RawObjectLock, RawRegion, S};
-use crate::plan::{LockMode, ObjectLock, Region, Retention};
+use crate::plan::raw::{RawEncryption, RawObjectLock, RawRegion, S};
+use crate::plan::{KeySource, LockMode, ObjectLock, Region, Retention};
 
 /// The regions read so far, by name, with the span of each name.
 pub(super) type Regions = BTreeMap<String, (Range<usize>, Region)>;
@@ -56,6 +56,15 @@ impl Validator<'_> {
         }
         let retention = self.retention(r.retention.as_ref());
         let object_lock = r.object_lock.as_ref().and_then(|l| self.object_lock(l));
+        let encryption = r.encryption.as_ref().and_then(|e| {
+            if r.vault.is_none() {
+                self.error(
+                    e.span(),
+                    format!("region `{name}` has no vault: `encryption` encrypts the objects of its vault (RDS snapshots are encrypted with `kms_key`)"),
+                );
+            }
+            self.encryption(e, base_dir)
+        });
         Region {
             name,
             vault: r
@@ -65,6 +74,48 @@ impl Validator<'_> {
             kms_key: r.kms_key.as_ref().map(|k| k.get_ref().clone()),
             retention,
             object_lock,
+            encryption,
+        }
+    }
+
+    /// `encryption = { key_file = "…" }` or `{ key_env = "…" }`: exactly
+    /// one. The key is not read here (it may be on the machine that runs
+    /// backups only); opening the vault reads it, and says when it cannot.
+    fn encryption(&mut self, raw: &S<RawEncryption>, base_dir: &Path) -> Option<KeySource> {
+        let e = raw.get_ref();
+        match (&e.key_file, &e.key_env) {
+            (Some(file), None) => {
+                if file.get_ref().trim().is_empty() {
+                    self.error(file.span(), "`key_file` is empty: give the path of the region's key (`lifeboat key generate -o FILE` writes one)");
+                    return None;
+                }
+                Some(KeySource::File(base_dir.join(file.get_ref())))
+            }
+            (None, Some(env)) => {
+                let name = env.get_ref();
+                if !is_env_name(name) {
+                    self.error(
+                        env.span(),
+                        format!("`key_env` must name an environment variable (letters, digits and '_', not starting with a digit), got `{name}`"),
+                    );
+                    return None;
+                }
+                Some(KeySource::Env(name.clone()))
+            }
+            (Some(_), Some(_)) => {
+                self.error(
+                    raw.span(),
+                    "`encryption` takes one of `key_file` and `key_env`, not both",
+                );
+                None
+            }
+            (None, None) => {
+                self.error(
+                    raw.span(),
+                    "`encryption` needs `key_file = \"FILE\"` (an age identity file, as `lifeboat key generate -o FILE` writes it) or `key_env = \"NAME\"` (an environment variable holding the key)",
+                );
+                None
+            }
         }
     }
 
@@ -183,6 +234,12 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+fn is_env_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 fn is_region_name(s: &str) -> bool {

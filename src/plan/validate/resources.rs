@@ -174,6 +174,15 @@ impl Validator<'_> {
         };
         for (name, (span, r)) in regions {
             let vault = r.vault.as_deref().unwrap_or("");
+            if backup.holds_points(name) && r.encryption.is_some() {
+                self.error(
+                    span.clone(),
+                    format!(
+                        "region `{name}` has `encryption`, but resource `{}` is of kind s3, whose objects are copied inside S3 and would be kept unencrypted by Lifeboat: keep it in a region without `encryption` (with `kms_key` for SSE-KMS)",
+                        s3.name
+                    ),
+                );
+            }
             if backup.holds_points(name) && !vault.is_empty() && !vault.starts_with("s3://") {
                 self.error(
                     span.clone(),
