@@ -599,6 +599,7 @@ fn scratch_of(plan: &Plan, drill_id: i64, dir: &Path, res: &Resource) -> Scratch
         resource: res.name.clone(),
         purpose: ScratchFor::Drill,
         server: None,
+        instance: None,
     }
 }
 

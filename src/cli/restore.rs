@@ -54,6 +54,32 @@ pub struct RestoreArgs {
     /// or ~/.pgpass).
     #[arg(long, value_name = "[RESOURCE=]URL")]
     pub to_url: Vec<String>,
+    /// s3: the bucket to copy the objects into, in the region restored
+    /// from.
+    #[arg(long, value_name = "[RESOURCE=]BUCKET")]
+    pub to_bucket: Vec<String>,
+    /// s3: under this prefix of the bucket [default: none].
+    #[arg(long, value_name = "[RESOURCE=]PREFIX")]
+    pub to_prefix: Vec<String>,
+    /// rds-instance: the identifier of the instance to create, in the
+    /// region restored from (waited for until available; never deleted).
+    #[arg(long, value_name = "[RESOURCE=]ID")]
+    pub to_instance: Vec<String>,
+    /// rds-cluster: the identifier of the cluster to create (with one
+    /// instance, ID-i1).
+    #[arg(long, value_name = "[RESOURCE=]ID")]
+    pub to_cluster: Vec<String>,
+    /// rds: the new instance's class [default: the snapshot's; a cluster's
+    /// instance db.t4g.medium].
+    #[arg(long)]
+    pub instance_class: Option<String>,
+    /// rds: the DB subnet group to restore into [default: RDS's].
+    #[arg(long)]
+    pub subnet_group: Option<String>,
+    /// rds: a VPC security group id for the restored instance
+    /// (repeatable) [default: RDS's].
+    #[arg(long = "security-group", value_name = "ID")]
+    pub security_groups: Vec<String>,
     /// Replace what the targets hold: files the point holds are replaced
     /// (others stay), a database file is replaced, an existing database is
     /// renamed aside and kept.
@@ -127,6 +153,15 @@ pub async fn run(cli: &Cli, args: &RestoreArgs) -> Result<ExitCode> {
             include: args.include.clone(),
             to_db: args.to_db.clone(),
             to_url: args.to_url.clone(),
+            to_bucket: args.to_bucket.clone(),
+            to_prefix: args.to_prefix.clone(),
+            to_instance: args.to_instance.clone(),
+            to_cluster: args.to_cluster.clone(),
+            rds: lifeboat::plan::RdsRestore {
+                instance_class: args.instance_class.clone(),
+                subnet_group: args.subnet_group.clone(),
+                security_groups: args.security_groups.clone(),
+            },
         },
         overwrite: args.overwrite,
         checks: !args.no_checks,

@@ -13,7 +13,7 @@ pub struct Notification {
     /// One line for people (Slack shows this).
     pub text: String,
     /// What happened, sent as its plan-file name (`backup-failed`,
-    /// `drill-failed`, `verify-failed`, `rpo-breach`, `rpo-recovered`).
+    /// `drill-failed`, `verify-failed`, `rpo-breach`, `rpo-recovered`, `restore-finished`).
     #[serde(serialize_with = "event_name")]
     pub event: NotifyEvent,
     /// The plan's name.

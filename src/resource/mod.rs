@@ -48,7 +48,9 @@ pub use manifest::{Manifest, PointIdentity};
 pub use path::remove_scratch;
 pub use place::{region_vault, Place, RegionVaultError};
 pub use postgres::promote as postgres_promote;
-pub use scratch::{Scratch, ScratchFor, RESTORE_DATABASE_PREFIX, SCRATCH_DATABASE_PREFIX};
+pub use scratch::{
+    InstanceTarget, Scratch, ScratchFor, RESTORE_DATABASE_PREFIX, SCRATCH_DATABASE_PREFIX,
+};
 pub use verify::{reachable, Verified};
 
 use crate::plan::{Resource, ResourceSpec, SqlCheck};

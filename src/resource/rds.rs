@@ -588,13 +588,28 @@ pub async fn restore(
     id: &str,
     scratch: &Scratch,
 ) -> Result<Restored, ResourceError> {
-    let (level, _, settings) = level_of(spec)?;
+    let (level, _, drill_settings) = level_of(spec)?;
     let client = place.client().await;
-    let name = drill_identifier(scratch);
-    let labels = tags(&[
-        ("lifeboat:plan", scratch.plan.clone()),
-        ("lifeboat:drill", scratch.drill_id.to_string()),
-    ]);
+    // A drill's instance is named from the drill; a restore's is the
+    // operator's, with the operator's settings.
+    let (name, settings, labels) = match &scratch.instance {
+        Some(t) => (
+            t.id.clone(),
+            &t.settings,
+            tags(&[
+                ("lifeboat:plan", scratch.plan.clone()),
+                ("lifeboat:restore", scratch.drill_id.to_string()),
+            ]),
+        ),
+        None => (
+            drill_identifier(scratch),
+            drill_settings,
+            tags(&[
+                ("lifeboat:plan", scratch.plan.clone()),
+                ("lifeboat:drill", scratch.drill_id.to_string()),
+            ]),
+        ),
+    };
     let sgs = (!settings.security_groups.is_empty()).then(|| settings.security_groups.clone());
     let endpoint = match level {
         Level::Instance => {
@@ -687,6 +702,22 @@ pub async fn restore(
         ),
         into: RestoredInto::Instance { url: endpoint },
     })
+}
+
+/// Whether an instance (`rds-instance`) or a cluster (`rds-cluster`)
+/// named `id` exists in `place`: a restore never writes over one.
+pub async fn exists(
+    spec: &ResourceSpec,
+    place: &RdsPlace<'_>,
+    id: &str,
+) -> Result<bool, ResourceError> {
+    let (level, _, _) = level_of(spec)?;
+    let client = place.client().await;
+    let found = match level {
+        Level::Instance => describe_instance(&client, id).await.map(|i| i.is_some()),
+        Level::Cluster => describe_cluster(&client, id).await.map(|c| c.is_some()),
+    };
+    found.map_err(|e| in_region(e, place))
 }
 
 /// Deletes, without a final snapshot, whatever a drill restored (also

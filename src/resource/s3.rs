@@ -12,6 +12,7 @@ use std::future::Future;
 
 use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
+use tracing::warn;
 
 use super::manifest::{ArtifactInfo, BucketInfo, ObjectEntry};
 use super::{
@@ -521,4 +522,47 @@ pub async fn verify(
         ),
         bytes_read: bytes,
     })
+}
+
+/// The last step of `lifeboat restore --to-bucket`: the point's objects,
+/// restored and checked under a scratch prefix of `vault` (the drill's
+/// own restore), are copied inside S3 into `target` under their own keys,
+/// each copy's SHA-256 (computed by S3) compared with the manifest's
+/// again; then the scratch prefix goes. Returns what it did.
+pub async fn put_in_bucket(
+    vault: &Vault,
+    scratch: &Scratch,
+    manifest: &Manifest,
+    target: &Vault,
+) -> Result<String, ResourceError> {
+    let v = s3_vault(vault, "restore")?.clone();
+    let t = s3_vault(target, "restore")?.clone();
+    let prefix = scratch_prefix(scratch);
+    let compared = bounded(manifest.objects.iter().cloned(), |entry| {
+        let (v, t) = (v.clone(), t.clone());
+        let from = v.full_key(&format!("{prefix}/{}", entry.key));
+        async move {
+            let copied = t
+                .copy_in(v.bucket(), &from, &entry.key, entry.size, None)
+                .await?;
+            check_sha(&entry, copied.sha256.as_deref(), &t.location(&entry.key))
+        }
+    })
+    .await?;
+    let checked = compared.iter().filter(|c| **c).count();
+    if let Err(e) = discard(vault, scratch).await {
+        warn!(error = %e, "cannot remove a restore's scratch objects");
+    }
+    Ok(format!(
+        "{} objects ({} bytes) put in {}; {checked} SHA-256 checksums computed by S3 compared equal to the manifest's",
+        manifest.objects.len(),
+        manifest.content_bytes,
+        target.location("")
+    ))
+}
+
+/// Whether `vault` holds any object under its prefix: a restore does not
+/// mix a point's objects with others' unless told to.
+pub async fn holds_objects(vault: &Vault) -> Result<bool, ResourceError> {
+    Ok(!vault.list("").await?.is_empty())
 }

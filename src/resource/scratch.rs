@@ -41,6 +41,20 @@ pub struct Scratch {
     /// The PostgreSQL server (a URL) a restore stages its database on,
     /// instead of the resource's drill server: the target's server.
     pub server: Option<String>,
+    /// A restore of an RDS point: the instance or cluster it creates,
+    /// named by the operator, in place of a scratch one.
+    pub instance: Option<InstanceTarget>,
+}
+
+/// The RDS instance (or cluster) a restore creates: never a scratch one,
+/// never deleted by Lifeboat.
+#[derive(Debug, Clone)]
+pub struct InstanceTarget {
+    /// Its identifier.
+    pub id: String,
+    /// Instance class, subnet group and security groups; unset, RDS's
+    /// defaults (an instance gets its snapshot's class).
+    pub settings: crate::plan::RdsRestore,
 }
 
 impl Scratch {

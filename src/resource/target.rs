@@ -30,6 +30,25 @@ pub enum Target {
         /// The database file to write.
         path: PathBuf,
     },
+    /// `s3`: `--to-bucket B [--to-prefix P]`, in the region restored from.
+    Bucket {
+        /// `s3://BUCKET/PREFIX`.
+        url: String,
+        /// The region (its name is the AWS region's).
+        region: String,
+        /// The plan's AWS settings (endpoint, profile).
+        aws: Option<crate::plan::AwsSpec>,
+    },
+    /// `rds-instance` / `rds-cluster`: `--to-instance ID` / `--to-cluster
+    /// ID`, created in the region restored from, waited for, never deleted.
+    Instance {
+        /// What to create.
+        target: super::InstanceTarget,
+        /// A cluster (else an instance).
+        cluster: bool,
+        /// The region.
+        region: String,
+    },
     /// `postgres`: `--to-db NAME` on the resource's server, or `--to-url`.
     Database {
         /// The server, as a URL on its maintenance database.
@@ -51,6 +70,16 @@ impl Target {
                 format!("{} (only {})", dir.display(), patterns.join(", "))
             }
             Target::File { path } => path.display().to_string(),
+            Target::Bucket { url, .. } => url.clone(),
+            Target::Instance {
+                target,
+                cluster,
+                region,
+            } => format!(
+                "{} {} in {region}",
+                if *cluster { "cluster" } else { "instance" },
+                target.id
+            ),
             Target::Database { server, name } => {
                 format!("database {name} on {}", server_shown(server))
             }
@@ -59,8 +88,22 @@ impl Target {
 
     /// Refuses a target that holds data, unless `overwrite`; checked
     /// before anything is restored.
-    pub async fn preflight(&self, overwrite: bool) -> Result<(), ResourceError> {
+    pub async fn preflight(
+        &self,
+        spec: &crate::plan::ResourceSpec,
+        place: &super::Place<'_>,
+        overwrite: bool,
+    ) -> Result<(), ResourceError> {
         match self {
+            Target::Instance { target, .. } => {
+                if super::rds::exists(spec, &place.rds(), &target.id).await? {
+                    return Err(ResourceError::Other(format!(
+                        "{} exists: restore to a new identifier (RDS cannot restore over one; rename the old one with modify-db-instance --new-db-instance-identifier if the new one must take its name)",
+                        self.describe()
+                    )));
+                }
+                Ok(())
+            }
             Target::Folder { dir, .. } => match std::fs::symlink_metadata(dir) {
                 Err(_) => Ok(()),
                 Ok(m) if !m.is_dir() => Err(ResourceError::Other(format!(
@@ -113,6 +156,14 @@ impl Target {
                 }
                 Ok(())
             }
+            Target::Bucket { url, .. } => {
+                if !overwrite && super::s3::holds_objects(&self.open_bucket().await?).await? {
+                    return Err(ResourceError::Other(format!(
+                        "{url} holds objects: restore under another --to-prefix, or pass --overwrite to replace the keys the point holds (others are left as they are)"
+                    )));
+                }
+                Ok(())
+            }
             Target::Database { server, name } => {
                 if !overwrite && promote::database_exists(server, name).await? {
                     return Err(ResourceError::Other(format!(
@@ -139,7 +190,9 @@ impl Target {
                 }
             }
             Target::File { path } => hidden_sibling(path, restore_id),
-            Target::Database { .. } => work.join(resource),
+            Target::Database { .. } | Target::Bucket { .. } | Target::Instance { .. } => {
+                work.join(resource)
+            }
         };
         Scratch {
             dir,
@@ -151,6 +204,10 @@ impl Target {
                 Target::Database { server, .. } => Some(server.clone()),
                 _ => None,
             },
+            instance: match self {
+                Target::Instance { target, .. } => Some(target.clone()),
+                _ => None,
+            },
         }
     }
 
@@ -158,6 +215,7 @@ impl Target {
     /// Returns what it did.
     pub async fn commit(
         &self,
+        place: &super::Place<'_>,
         restored: &Restored,
         staging: &Scratch,
         overwrite: bool,
@@ -197,6 +255,15 @@ impl Target {
                     if existed { "replaced" } else { "written" }
                 ))
             }
+            (Target::Instance { .. }, RestoredInto::Instance { url }) => Ok(format!(
+                "{} available at {}; Lifeboat never deletes what a restore created",
+                self.describe(),
+                url.as_deref().unwrap_or("(no endpoint reported)")
+            )),
+            (Target::Bucket { .. }, RestoredInto::Objects { manifest, .. }) => {
+                let target = self.open_bucket().await?;
+                super::s3::put_in_bucket(place.vault().await?, staging, manifest, &target).await
+            }
             (Target::Database { server, name }, RestoredInto::Database { name: staged, .. }) => {
                 let said = promote::promote(server, staged, name, overwrite, now_stamp).await?;
                 let _ = remove_scratch(&staging.dir);
@@ -207,6 +274,26 @@ impl Target {
                 target.describe()
             ))),
         }
+    }
+}
+
+impl Target {
+    /// The target bucket, opened as a vault of the region.
+    async fn open_bucket(&self) -> Result<crate::vault::Vault, ResourceError> {
+        let Target::Bucket { url, region, aws } = self else {
+            return Err(ResourceError::Other(format!(
+                "{} is not a bucket",
+                self.describe()
+            )));
+        };
+        Ok(crate::vault::Vault::open(crate::vault::VaultTarget {
+            url,
+            region,
+            aws: aws.as_ref(),
+            kms_key: None,
+            object_lock: None,
+        })
+        .await?)
     }
 }
 

@@ -209,7 +209,9 @@ pub async fn prepare<'a>(
         }
     };
     let chosen = choose::choose(&candidates, &moment);
-    let targets = targets::resolve(&resources, &opts.targets).map_err(RestoreError::Invalid)?;
+    let place = Place::reading(plan, &region);
+    let targets = targets::resolve(&resources, &opts.targets, &region, plan.aws.as_ref())
+        .map_err(RestoreError::Invalid)?;
     let mut items = Vec::new();
     for ((res, point), target) in resources.iter().zip(chosen.points).zip(targets) {
         let Some(point) = point else {
@@ -223,7 +225,7 @@ pub async fn prepare<'a>(
             )));
         };
         target
-            .preflight(opts.overwrite)
+            .preflight(&res.spec, &place, opts.overwrite)
             .await
             .map_err(|e| RestoreError::Target(format!("`{}`: {e}", res.name)))?;
         items.push(Item {
@@ -406,7 +408,7 @@ pub async fn run(
                 );
                 match item
                     .target
-                    .commit(&r.restored, scratch, opts.overwrite, &what, &stamp)
+                    .commit(&place, &r.restored, scratch, opts.overwrite, &what, &stamp)
                     .await
                 {
                     Ok(said) => (true, said),
@@ -493,8 +495,16 @@ fn staging_record(s: &Scratch) -> String {
     }
 }
 
-/// Removes a staging place (whatever a failed restore got to create).
+/// Removes a staging place (whatever a failed restore got to create). An
+/// RDS instance or cluster is the operator's target itself: never
+/// deleted, even when its checks fail.
 async fn discard(spec: &ResourceSpec, place: &Place<'_>, scratch: &Scratch) {
+    if matches!(
+        spec,
+        ResourceSpec::RdsInstance { .. } | ResourceSpec::RdsCluster { .. }
+    ) {
+        return;
+    }
     if let Err(e) = resource::discard(spec, place, scratch).await {
         warn!(resource = %scratch.resource, error = %e, "cannot remove a restore's staging database");
     }
@@ -531,6 +541,7 @@ pub async fn clean_up_interrupted(ctx: &Context, plan: &Plan) -> Result<(), Cata
                 resource: res.name.clone(),
                 purpose: ScratchFor::Restore,
                 server: Some(staging.to_string()),
+                instance: None,
             },
             _ => Scratch {
                 dir: PathBuf::from(staging),
@@ -539,6 +550,7 @@ pub async fn clean_up_interrupted(ctx: &Context, plan: &Plan) -> Result<(), Cata
                 resource: res.name.clone(),
                 purpose: ScratchFor::Restore,
                 server: None,
+                instance: None,
             },
         };
         warn!(restore = id, resource = %res.name, "removing what an interrupted restore staged");

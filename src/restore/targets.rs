@@ -22,6 +22,21 @@ pub struct TargetArgs {
     pub to_db: Vec<String>,
     /// `--to-url [RESOURCE=]URL`: a database on another server.
     pub to_url: Vec<String>,
+    /// `--to-bucket [RESOURCE=]BUCKET`: an `s3` resource's bucket, in the
+    /// region restored from.
+    pub to_bucket: Vec<String>,
+    /// `--to-prefix [RESOURCE=]PREFIX`: under this prefix of the bucket.
+    pub to_prefix: Vec<String>,
+    /// `--to-instance [RESOURCE=]ID`: an `rds-instance` resource's new
+    /// instance.
+    pub to_instance: Vec<String>,
+    /// `--to-cluster [RESOURCE=]ID`: an `rds-cluster` resource's new
+    /// cluster.
+    pub to_cluster: Vec<String>,
+    /// The new instances' (and clusters') class, subnet group and security
+    /// groups; unset, RDS's defaults (an instance gets its snapshot's
+    /// class).
+    pub rds: crate::plan::RdsRestore,
 }
 
 /// The flag's values for `res`: those naming it, else the bare ones when
@@ -60,7 +75,12 @@ fn values_for<'v>(
 
 /// One target per resource, in order; an error names the flag missing or
 /// misused.
-pub fn resolve(resources: &[&Resource], args: &TargetArgs) -> Result<Vec<Target>, String> {
+pub fn resolve(
+    resources: &[&Resource],
+    args: &TargetArgs,
+    region: &str,
+    aws: Option<&crate::plan::AwsSpec>,
+) -> Result<Vec<Target>, String> {
     let of = |pred: fn(&ResourceSpec) -> bool| -> Vec<&Resource> {
         resources
             .iter()
@@ -71,11 +91,18 @@ pub fn resolve(resources: &[&Resource], args: &TargetArgs) -> Result<Vec<Target>
     let files = of(|s| matches!(s, ResourceSpec::Path { .. } | ResourceSpec::Sqlite { .. }));
     let trees = of(|s| matches!(s, ResourceSpec::Path { .. }));
     let dbs = of(|s| matches!(s, ResourceSpec::Postgres { .. }));
+    let buckets = of(|s| matches!(s, ResourceSpec::S3 { .. }));
+    let instances = of(|s| matches!(s, ResourceSpec::RdsInstance { .. }));
+    let clusters = of(|s| matches!(s, ResourceSpec::RdsCluster { .. }));
     for (flag, values, takers) in [
         ("--to", &args.to, &files),
         ("--include", &args.include, &trees),
         ("--to-db", &args.to_db, &dbs),
         ("--to-url", &args.to_url, &dbs),
+        ("--to-bucket", &args.to_bucket, &buckets),
+        ("--to-prefix", &args.to_prefix, &buckets),
+        ("--to-instance", &args.to_instance, &instances),
+        ("--to-cluster", &args.to_cluster, &clusters),
     ] {
         if !values.is_empty() && takers.is_empty() {
             return Err(format!(
@@ -83,6 +110,9 @@ pub fn resolve(resources: &[&Resource], args: &TargetArgs) -> Result<Vec<Target>
                 match flag {
                     "--to" => "path and sqlite",
                     "--include" => "path",
+                    "--to-bucket" | "--to-prefix" => "s3",
+                    "--to-instance" => "rds-instance",
+                    "--to-cluster" => "rds-cluster",
                     _ => "postgres",
                 }
             ));
@@ -103,8 +133,8 @@ pub fn resolve(resources: &[&Resource], args: &TargetArgs) -> Result<Vec<Target>
         };
         let target = match &res.spec {
             ResourceSpec::Path { .. } => {
-                let dir = one("--to", &args.to, &files)?
-                    .ok_or_else(|| needs(res, "--to DIR", &files))?;
+                let dir =
+                    one("--to", &args.to, &files)?.ok_or_else(|| needs(res, "--to DIR", &files))?;
                 let patterns: Vec<String> = values_for("--include", &args.include, res, &trees)?
                     .into_iter()
                     .map(|p| p.trim_matches('/').to_string())
@@ -163,13 +193,41 @@ pub fn resolve(resources: &[&Resource], args: &TargetArgs) -> Result<Vec<Target>
                     (None, None) => return Err(needs(res, "--to-db NAME or --to-url URL", &dbs)),
                 }
             }
-            other => {
-                return Err(format!(
-                    "`{}`: `lifeboat restore` does not restore {} resources yet; `lifeboat drill run {} --keep` restores them into a scratch place",
-                    res.name,
-                    other.kind(),
-                    "PLAN"
-                ))
+            ResourceSpec::S3 { .. } => {
+                let bucket = one("--to-bucket", &args.to_bucket, &buckets)?
+                    .ok_or_else(|| needs(res, "--to-bucket BUCKET", &buckets))?;
+                if bucket.is_empty() || bucket.contains('/') || bucket.contains("://") {
+                    return Err(format!("--to-bucket takes a bucket name, got `{bucket}`"));
+                }
+                let prefix = one("--to-prefix", &args.to_prefix, &buckets)?.unwrap_or_default();
+                let prefix = prefix.trim_matches('/');
+                Target::Bucket {
+                    url: if prefix.is_empty() {
+                        format!("s3://{bucket}")
+                    } else {
+                        format!("s3://{bucket}/{prefix}")
+                    },
+                    region: region.to_string(),
+                    aws: aws.cloned(),
+                }
+            }
+            ResourceSpec::RdsInstance { .. } | ResourceSpec::RdsCluster { .. } => {
+                let cluster = matches!(res.spec, ResourceSpec::RdsCluster { .. });
+                let (flag, values, takers) = if cluster {
+                    ("--to-cluster", &args.to_cluster, &clusters)
+                } else {
+                    ("--to-instance", &args.to_instance, &instances)
+                };
+                let id = one(flag, values, takers)?
+                    .ok_or_else(|| needs(res, &format!("{flag} ID"), takers))?;
+                Target::Instance {
+                    target: crate::resource::InstanceTarget {
+                        id: valid_rds_identifier(&id)?,
+                        settings: args.rds.clone(),
+                    },
+                    cluster,
+                    region: region.to_string(),
+                }
             }
         };
         out.push(target);
@@ -215,6 +273,23 @@ fn valid_database_name(name: &str) -> Result<String, String> {
         return Err(format!("`{name}`: names starting lifeboat_drill_ or lifeboat_restore_ are Lifeboat's scratch names"));
     }
     Ok(name.to_string())
+}
+
+/// An RDS identifier: 1 to 63 letters, digits or hyphens, starting with
+/// a letter, no two hyphens in a row, not ending with one.
+fn valid_rds_identifier(id: &str) -> Result<String, String> {
+    let ok = (1..=63).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_alphabetic())
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !id.contains("--")
+        && !id.ends_with('-');
+    if ok {
+        Ok(id.to_string())
+    } else {
+        Err(format!(
+            "`{id}` is not an RDS identifier (1 to 63 letters, digits or hyphens, starting with a letter)"
+        ))
+    }
 }
 
 /// Whether a URL's user info holds a password.

@@ -686,3 +686,175 @@ fn prune_removes_the_objects_a_failed_bucket_backup_copied() {
     );
     assert_eq!(stored(), 0, "{}", crate::common::stdout(&prune));
 }
+
+/// Every object of `bucket` (in `region`): key → body.
+async fn objects(region: &str, bucket: &str, prefix: &str) -> Vec<(String, Vec<u8>)> {
+    let c = s3(region).await;
+    let listed = c
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for o in listed.contents() {
+        let key = o.key().unwrap().to_string();
+        let body = c
+            .get_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .unwrap();
+        let bytes = body.body.collect().await.unwrap().into_bytes().to_vec();
+        out.push((key, bytes));
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn restore_copies_a_buckets_point_into_a_bucket_of_the_dr_region() {
+    let env = Env::new();
+    let tag = "awsrestore";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(seed(tag, 7));
+    rt.block_on(moto().bucket(&format!("{tag}-back"), DR));
+    let proxy = Proxy::start(&moto().endpoint, 0, false);
+    plan(&env, tag, &proxy.endpoint, "");
+    let (out, code) = backup(&env, tag);
+    assert_eq!(code, 0, "{out}");
+
+    let to = format!("{tag}-back");
+    let (v, code) = env.json(&[
+        "restore",
+        tag,
+        "--resource",
+        "invoices",
+        "--to-bucket",
+        &to,
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["region"], DR);
+    let source = rt.block_on(objects(PRIMARY, &format!("{tag}-data"), "2026/"));
+    assert_eq!(source.len(), 7);
+    assert_eq!(rt.block_on(objects(DR, &to, "")), source);
+    // The objects check ran on the restored objects, as in a drill.
+    assert!(
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "objects" && c["passed"] == true),
+        "{v:#}"
+    );
+    // Nothing of the staging is left in the vault.
+    assert_eq!(rt.block_on(leftovers(tag)), Vec::<String>::new());
+
+    // A bucket holding objects is refused without --overwrite.
+    let out = env.run(&["restore", tag, "--resource", "invoices", "--to-bucket", &to]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        crate::common::stderr(&out)
+    );
+    assert!(crate::common::stderr(&out).contains("holds objects"));
+    // Under another prefix, it goes in beside them.
+    let (v, code) = env.json(&[
+        "restore",
+        tag,
+        "--resource",
+        "invoices",
+        "--to-bucket",
+        &to,
+        "--to-prefix",
+        "again/",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(rt.block_on(objects(DR, &to, "again/")).len(), 7);
+}
+
+#[test]
+fn restore_creates_an_instance_and_a_cluster_it_never_deletes_and_never_overwrites() {
+    let env = Env::new();
+    let tag = "awsrdsrestore";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(seed(tag, 1));
+    let proxy = Proxy::start(&moto().endpoint, 0, false);
+    plan(&env, tag, &proxy.endpoint, "");
+    let (out, code) = backup(&env, tag);
+    assert_eq!(code, 0, "{out}");
+
+    let instance = format!("{tag}-orders-back");
+    let cluster = format!("{tag}-aurora-back");
+    let (v, code) = env.json(&[
+        "restore",
+        tag,
+        "--resource",
+        "orders-db",
+        "--resource",
+        "aurora",
+        "--to-instance",
+        &instance,
+        "--to-cluster",
+        &cluster,
+        "--instance-class",
+        "db.r6g.large",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["region"], DR);
+    let r = rt.block_on(rds(DR));
+    let found = rt.block_on(async {
+        r.describe_db_instances()
+            .db_instance_identifier(&instance)
+            .send()
+            .await
+            .unwrap()
+            .db_instances()
+            .len()
+    });
+    assert_eq!(found, 1, "the instance is in the DR region");
+    let clusters = rt.block_on(async {
+        r.describe_db_clusters()
+            .db_cluster_identifier(&cluster)
+            .send()
+            .await
+            .unwrap()
+            .db_clusters()
+            .len()
+    });
+    assert_eq!(clusters, 1);
+    for res in v["resources"].as_array().unwrap() {
+        assert!(
+            res["detail"].as_str().unwrap().contains("available at"),
+            "{res}"
+        );
+    }
+    // Never over an existing one.
+    let out = env.run(&[
+        "restore",
+        tag,
+        "--resource",
+        "orders-db",
+        "--to-instance",
+        &instance,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        crate::common::stderr(&out)
+    );
+    assert!(
+        crate::common::stderr(&out).contains("exists"),
+        "{}",
+        crate::common::stderr(&out)
+    );
+    // No drill leftovers, and what the restore created is still there.
+    assert_eq!(rt.block_on(leftovers(tag)), Vec::<String>::new());
+}

@@ -212,7 +212,7 @@ fn the_base_plan_is_valid_without_warnings() {
 #[case::notify_unknown_event(
     "sql = \"SELECT 1\"\n",
     "sql = \"SELECT 1\"\n\n[[notify]]\nurl = \"https://h.example.com/x\"\nevents = [\"drill-failed\", \"backup-succeeded\"]\n",
-    "p.toml:34:27: unknown event `backup-succeeded`; expected one of backup-failed, drill-failed, verify-failed, rpo-breach, rpo-recovered"
+    "p.toml:34:27: unknown event `backup-succeeded`; expected one of backup-failed, drill-failed, verify-failed, rpo-breach, rpo-recovered, restore-finished"
 )]
 #[case::notify_no_events(
     "sql = \"SELECT 1\"\n",
