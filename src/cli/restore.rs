@@ -130,10 +130,7 @@ fn parse_at(text: &str) -> Result<i64> {
 
 /// `user@host`: who ran the restore, as recorded.
 fn who() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    format!("{user}@{}", lifeboat::host::name())
+    format!("{}@{}", lifeboat::host::user(), lifeboat::host::name())
 }
 
 pub async fn run(cli: &Cli, args: &RestoreArgs) -> Result<ExitCode> {
