@@ -229,6 +229,7 @@ mod tests {
                 intact: true,
                 problem: None,
             }),
+            restores: Vec::new(),
         };
         let cadence = DrillCadence {
             allowed_gap_ms: Some(24 * HOUR + HOUR),

@@ -100,6 +100,33 @@ fn plan_section(s: &mut String, p: &PlanReport) {
     last_drill(s, &p.drills);
     evidence(s, p);
     flagged_points(s, p);
+    restores(s, p);
+}
+
+fn restores(s: &mut String, p: &PlanReport) {
+    if p.restores.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "\nRestores:\n");
+    for r in &p.restores {
+        let _ = writeln!(
+            s,
+            "- restore {} at {} by {} from {} ({}): {}{}",
+            r.id,
+            r.started_at,
+            r.by_whom,
+            r.region,
+            r.moment,
+            r.status,
+            r.error
+                .as_deref()
+                .map(|e| format!(" — {e}"))
+                .unwrap_or_default()
+        );
+        for what in &r.resources {
+            let _ = writeln!(s, "  - {what}");
+        }
+    }
 }
 
 /// The exposure table, then the periods over the RPO.

@@ -75,6 +75,32 @@ pub struct PlanReport {
     pub flagged_points: Vec<FlaggedPoint>,
     /// The drill evidence chain in the drill region's vault, verified.
     pub evidence: Option<ChainStatus>,
+    /// Restores (`lifeboat restore`) started in the window, oldest first.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub restores: Vec<RestoreSummary>,
+}
+
+/// A restore an operator ran in the window.
+#[derive(Debug, Serialize)]
+pub struct RestoreSummary {
+    /// The restore's id (`restores list`).
+    pub id: i64,
+    /// When it started, RFC 3339.
+    pub started_at: String,
+    /// `user@host`.
+    pub by_whom: String,
+    /// The region restored from.
+    pub region: String,
+    /// What was asked: `latest`, `at …`, `point N`.
+    pub moment: String,
+    /// `succeeded`, `failed` or `running`.
+    pub status: String,
+    /// How long it took, once finished.
+    pub duration_seconds: Option<f64>,
+    /// `resource: point N (data T) → target`, per resource.
+    pub resources: Vec<String>,
+    /// Why it failed.
+    pub error: Option<String>,
 }
 
 /// RPO exposure in one region over the window.

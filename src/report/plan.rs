@@ -41,6 +41,7 @@ pub(super) async fn plan_report(
     let (drills, cadence) = drill_stats(cat, plan, window).await?;
     let backups = backup_counts(cat, plan, window).await?;
     let flagged_points = flagged_points(cat, plan, window).await?;
+    let restores = restores(cat, plan, window).await?;
     let mut report = PlanReport {
         name: plan.name.clone(),
         owner: plan.owner.clone(),
@@ -54,6 +55,7 @@ pub(super) async fn plan_report(
         backups,
         flagged_points,
         evidence: input.evidence.clone(),
+        restores,
     };
     let verdict = compliance::judge(&report, &cadence);
     report.compliant = verdict.compliant;
@@ -338,6 +340,48 @@ async fn flagged_points(
             data_time: p.data_time.map(rfc3339),
         })
         .collect())
+}
+
+/// Restores of the window, each with what it put where.
+async fn restores(
+    cat: &Catalog,
+    plan: &Plan,
+    w: Window,
+) -> Result<Vec<super::RestoreSummary>, CatalogError> {
+    let mut out = Vec::new();
+    for r in cat.restores_between(&plan.name, w.from, w.to).await? {
+        let resources = cat
+            .restore_points(r.id)
+            .await?
+            .into_iter()
+            .map(|p| {
+                format!(
+                    "{}: point {} (data {}) → {}",
+                    p.resource,
+                    p.point_id.map_or_else(|| "—".into(), |i| i.to_string()),
+                    p.data_time.map_or_else(|| "—".into(), rfc3339),
+                    p.target
+                )
+            })
+            .collect();
+        out.push(super::RestoreSummary {
+            id: r.id,
+            started_at: rfc3339(r.started_at),
+            by_whom: r.by_whom.clone(),
+            region: r.region.clone(),
+            moment: r.moment.clone(),
+            status: match r.status {
+                crate::catalog::RestoreStatus::Running => "running",
+                crate::catalog::RestoreStatus::Succeeded => "succeeded",
+                crate::catalog::RestoreStatus::Failed => "failed",
+            }
+            .into(),
+            duration_seconds: r.duration_ms().map(secs),
+            resources,
+            error: r.error.clone(),
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

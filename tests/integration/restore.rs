@@ -106,6 +106,14 @@ fn a_restore_puts_every_resource_back_exactly_and_is_recorded() {
     assert_eq!(listed[0]["status"], "succeeded");
     assert_eq!(listed[0]["resources"].as_array().unwrap().len(), 2);
     assert!(listed[0]["by_whom"].as_str().unwrap().contains('@'));
+
+    // The report tells stakeholders about it.
+    let (report, _) = env.json(&["report", "--format", "json"]);
+    let restores = report["plans"][0]["restores"].as_array().expect("restores in the report");
+    assert_eq!(restores.len(), 1, "{report:#}");
+    assert_eq!(restores[0]["status"], "succeeded");
+    let md = stdout(&env.run(&["report", "--format", "md"]));
+    assert!(md.contains("Restores:") && md.contains("files: point"), "{md}");
 }
 
 #[test]
