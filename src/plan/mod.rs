@@ -359,7 +359,7 @@ pub struct DrillSpec {
     /// Which point a drill restores per resource (default latest).
     pub point: PointChoice,
     /// `[[drill.checks]]`, in file order; names unique.
-    pub checks: Vec<SqlCheck>,
+    pub checks: Vec<DrillCheck>,
 }
 
 /// `[verify]`, validated: the daemon runs `lifeboat verify` on the plan
@@ -387,6 +387,50 @@ pub enum VerifyDepth {
         /// How many parts (M, at least 1).
         parts: u64,
     },
+}
+
+/// One `[[drill.checks]]`: run on the restored data by every drill and
+/// every restore.
+#[derive(Debug, Clone)]
+pub enum DrillCheck {
+    /// `sql = "…"`: a query against a restored database.
+    Sql(SqlCheck),
+    /// `command = [...]`: a program the application's owner wrote.
+    Command(CommandCheck),
+}
+
+impl DrillCheck {
+    /// The check's name in drill and restore records.
+    pub fn name(&self) -> &str {
+        match self {
+            DrillCheck::Sql(c) => &c.name,
+            DrillCheck::Command(c) => &c.name,
+        }
+    }
+
+    /// The resource whose restore it checks.
+    pub fn resource(&self) -> &str {
+        match self {
+            DrillCheck::Sql(c) => &c.resource,
+            DrillCheck::Command(c) => &c.resource,
+        }
+    }
+}
+
+/// A program run on a restored resource, told where it is through its
+/// environment (`LIFEBOAT_RESTORED_PATH`, `…_DATABASE_URL`, `…_BUCKET`,
+/// `…_PREFIX`, `…_ENDPOINT`); it passes on exit 0.
+#[derive(Debug, Clone)]
+pub struct CommandCheck {
+    /// The check's name: as given, else `RESOURCE-command-N`.
+    pub name: String,
+    /// The resource whose restore it checks.
+    pub resource: String,
+    /// The program and its arguments (not through a shell); a relative
+    /// program path is from the plan file's folder, where it runs.
+    pub argv: Vec<String>,
+    /// How long it may run before it is killed and fails (default 5m).
+    pub timeout: Duration,
 }
 
 /// A SQL check run against a restored database.

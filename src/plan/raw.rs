@@ -217,7 +217,8 @@ pub struct RawDrill {
 pub struct RawCheck {
     pub name: Option<S<String>>,
     pub resource: S<String>,
-    pub sql: S<String>,
+    pub sql: Option<S<String>>,
+    pub command: Option<S<Vec<S<String>>>>,
     pub expect: Option<S<toml::Value>>,
     pub timeout: Option<S<String>>,
 }

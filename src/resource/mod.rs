@@ -22,6 +22,7 @@
 //! nothing of the catalog.
 
 mod binding;
+pub mod command_check;
 mod flag;
 mod kind;
 mod location;

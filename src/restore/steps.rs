@@ -6,8 +6,8 @@
 use std::time::Instant;
 
 use crate::catalog::{Catalog, NewCheck, Point};
-use crate::plan::{Plan, Resource};
-use crate::resource::{self, Kind, Place, ResourceError, Restored, Scratch};
+use crate::plan::{DrillCheck, Plan, Resource};
+use crate::resource::{self, command_check, Kind, Place, ResourceError, Restored, Scratch};
 
 /// Restores point `p` of `res` from `place` into `scratch` and verifies
 /// it. A point found corrupt is marked damaged, and the error says so.
@@ -84,18 +84,33 @@ pub async fn run_checks(
             });
         }
     }
+    // Commands run from the plan file's folder, as its paths are read.
+    let plan_dir = plan
+        .source
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
     for check in &plan.drill.checks {
-        if !chosen.contains(&check.resource.as_str()) {
+        if !chosen.contains(&check.resource()) {
             continue;
         }
         let t = Instant::now();
-        let verdict = match restored.iter().find(|r| r.resource.name == check.resource) {
-            Some(r) => resource::sql_check(&r.restored, check).await,
-            None => Err(format!("not run: `{}` was not restored", check.resource).into()),
+        let verdict = match restored
+            .iter()
+            .find(|r| r.resource.name == check.resource())
+        {
+            None => Err(format!("not run: `{}` was not restored", check.resource()).into()),
+            Some(r) => match check {
+                DrillCheck::Sql(c) => resource::sql_check(&r.restored, c).await,
+                DrillCheck::Command(c) => {
+                    let env = command_check::environment(&plan.name, &r.resource.name, &r.restored);
+                    command_check::run(c, &env, plan_dir).await
+                }
+            },
         };
         checks.push(NewCheck {
-            name: check.name.clone(),
-            resource: check.resource.clone(),
+            name: check.name().to_string(),
+            resource: check.resource().to_string(),
             passed: verdict.is_ok(),
             detail: verdict.unwrap_or_else(|e| e.0),
             ms: t.elapsed().as_millis() as i64,

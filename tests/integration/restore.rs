@@ -109,11 +109,16 @@ fn a_restore_puts_every_resource_back_exactly_and_is_recorded() {
 
     // The report tells stakeholders about it.
     let (report, _) = env.json(&["report", "--format", "json"]);
-    let restores = report["plans"][0]["restores"].as_array().expect("restores in the report");
+    let restores = report["plans"][0]["restores"]
+        .as_array()
+        .expect("restores in the report");
     assert_eq!(restores.len(), 1, "{report:#}");
     assert_eq!(restores[0]["status"], "succeeded");
     let md = stdout(&env.run(&["report", "--format", "md"]));
-    assert!(md.contains("Restores:") && md.contains("files: point"), "{md}");
+    assert!(
+        md.contains("Restores:") && md.contains("files: point"),
+        "{md}"
+    );
 }
 
 #[test]
@@ -443,5 +448,99 @@ fn a_restore_killed_midway_leaves_no_target_and_the_next_one_cleans_up_and_succe
         listed[1]["error"].as_str().unwrap().contains("interrupted"),
         "{:#}",
         listed[1]
+    );
+}
+
+#[test]
+fn a_command_check_runs_on_what_drills_and_restores_put_back() {
+    let env = Env::new();
+    env.seed(20);
+    // The check script lives beside the plan, as an application team
+    // would keep it; it sees the restored folder and says what it found.
+    std::fs::write(
+        env.plans().join("smoke.sh"),
+        "#!/bin/sh\nset -e\necho \"checking $LIFEBOAT_PLAN/$LIFEBOAT_RESOURCE\"\ntest -f \"$LIFEBOAT_RESTORED_PATH/nested/file-01.txt\"\ncount=$(find \"$LIFEBOAT_RESTORED_PATH\" -type f | wc -l)\necho \"$count files\"\n[ \"$count\" -ge 30 ]\n",
+    )
+    .unwrap();
+    let script = env.plans().join("smoke.sh");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let extra = r#"
+[[drill.checks]]
+name = "smoke"
+resource = "files"
+command = ["./smoke.sh"]
+timeout = "30s"
+"#;
+    env.write_plan("shop.toml", &env.local_plan(extra));
+    let out = env.run(&["backup", "run", "shop"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let (drill, code) = env.json(&["drill", "run", "shop", "--json"]);
+    assert_eq!(code, 0, "{drill:#}");
+    let smoke = drill["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "smoke")
+        .unwrap()
+        .clone();
+    assert_eq!(smoke["passed"], true);
+    assert!(
+        smoke["detail"]
+            .as_str()
+            .unwrap()
+            .contains("checking shop/files"),
+        "{smoke}"
+    );
+
+    let to = env.path("back");
+    let (v, code) = restore_json(&env, &["--resource", "files", "--to", to.to_str().unwrap()]);
+    assert_eq!(code, 0, "{v:#}");
+    assert!(
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "smoke" && c["passed"] == true),
+        "{v:#}"
+    );
+
+    // A check that fails fails the restore: nothing is put in place.
+    std::fs::write(
+        &script,
+        "#!/bin/sh\necho 'orders table is empty' >&2\nexit 4\n",
+    )
+    .unwrap();
+    let to = env.path("back2");
+    let (v, code) = restore_json(&env, &["--resource", "files", "--to", to.to_str().unwrap()]);
+    assert_eq!(code, 1, "{v:#}");
+    assert!(!to.exists());
+    let smoke = v["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "smoke")
+        .unwrap()
+        .clone();
+    assert_eq!(smoke["detail"], "exit 4: orders table is empty", "{smoke}");
+    // --no-checks skips the plan's checks (the verification still runs).
+    let (v, code) = restore_json(
+        &env,
+        &[
+            "--resource",
+            "files",
+            "--to",
+            to.to_str().unwrap(),
+            "--no-checks",
+        ],
+    );
+    assert_eq!(code, 0, "{v:#}");
+    assert!(
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["name"] != "smoke"),
+        "{v:#}"
     );
 }

@@ -165,7 +165,27 @@ fn the_base_plan_is_valid_without_warnings() {
     "resource = \"cache\"\nsql",
     "p.toml:29:12: check refers to unknown resource `cache`"
 )]
-#[case::sql_on_path("kind = \"sqlite\"", "kind = \"path\"", "p.toml:30:7: resource `db` is of kind `path`: SQL checks need a database (sqlite, postgres, rds-instance, rds-cluster)")]
+#[case::sql_on_path("kind = \"sqlite\"", "kind = \"path\"", "p.toml:30:7: resource `db` is of kind `path`: SQL checks need a database (sqlite, postgres, rds-instance, rds-cluster); a `command` check can look at any kind")]
+#[case::check_sql_and_command(
+    "sql = \"SELECT 1\"\n",
+    "sql = \"SELECT 1\"\ncommand = [\"true\"]\n",
+    "p.toml:31:11: give `sql` or `command`, not both"
+)]
+#[case::check_neither(
+    "sql = \"SELECT 1\"\n",
+    "name = \"x\"\n",
+    "p.toml:28:1: a check needs `sql` (a query on a restored database) or `command` (a program run on the restored data)"
+)]
+#[case::check_empty_command(
+    "sql = \"SELECT 1\"\n",
+    "command = []\n",
+    "p.toml:30:11: `command` needs a program: [\"PROGRAM\", \"ARG\", …]"
+)]
+#[case::check_command_with_expect(
+    "sql = \"SELECT 1\"\n",
+    "command = [\"./smoke.sh\"]\nexpect = 1\n",
+    "p.toml:31:10: `expect` is for `sql` checks; a command passes on exit status 0"
+)]
 #[case::bad_cleanup(
     "isolate_primary = true",
     "isolate_primary = true\ncleanup = \"sometimes\"",

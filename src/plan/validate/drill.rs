@@ -11,7 +11,7 @@ use super::backup::Backup;
 use super::regions::Regions;
 use super::Validator;
 use crate::plan::raw::{RawCheck, RawDrill, S};
-use crate::plan::{Cleanup, DrillSpec, PointChoice, Resource, SqlCheck};
+use crate::plan::{Cleanup, CommandCheck, DrillCheck, DrillSpec, PointChoice, Resource, SqlCheck};
 use crate::schedule::Timing;
 
 /// How long a SQL check may run, unless the plan says.
@@ -188,15 +188,15 @@ impl Validator<'_> {
         &mut self,
         raw: Option<&S<Vec<S<RawCheck>>>>,
         resources: &[Resource],
-    ) -> Vec<SqlCheck> {
+    ) -> Vec<DrillCheck> {
         let mut names = HashSet::new();
         let raw = raw.map(|c| c.get_ref().as_slice()).unwrap_or(&[]);
         let mut checks = Vec::new();
         for (i, c) in raw.iter().enumerate() {
             let check = self.check(c, i + 1, resources);
-            if !names.insert(check.name.clone()) {
+            if !names.insert(check.name().to_string()) {
                 let span = c.get_ref().name.as_ref().map_or(c.span(), |n| n.span());
-                self.error(span, format!("duplicate check name `{}`", check.name));
+                self.error(span, format!("duplicate check name `{}`", check.name()));
             }
             checks.push(check);
         }
@@ -205,48 +205,90 @@ impl Validator<'_> {
 
     /// The `n`th check (from 1). It is kept even when invalid: the errors
     /// recorded reject the plan.
-    fn check(&mut self, raw: &S<RawCheck>, n: usize, resources: &[Resource]) -> SqlCheck {
+    fn check(&mut self, raw: &S<RawCheck>, n: usize, resources: &[Resource]) -> DrillCheck {
         let c = raw.get_ref();
         let resource = c.resource.get_ref().clone();
-        match resources.iter().find(|r| r.name == resource) {
+        let found = resources.iter().find(|r| r.name == resource);
+        if found.is_none() && !self.text_mentions_resource(&resource) {
             // A resource that failed validation was already reported.
-            None if self.text_mentions_resource(&resource) => {}
-            None => self.error(
+            self.error(
                 c.resource.span(),
                 format!("check refers to unknown resource `{resource}`"),
-            ),
-            Some(r) if !r.spec.supports_sql() => self.error(
-                c.sql.span(),
-                format!(
-                    "resource `{resource}` is of kind `{}`: SQL checks need a database (sqlite, postgres, rds-instance, rds-cluster)",
-                    r.spec.kind()
-                ),
-            ),
-            Some(_) => {}
+            );
         }
-        if c.sql.get_ref().trim().is_empty() {
-            self.error(c.sql.span(), "`sql` must not be empty");
-        }
-        let name = c
-            .name
-            .as_ref()
-            .map(|n| n.get_ref().clone())
-            .unwrap_or_else(|| format!("{resource}-sql-{n}"));
-        let expect = c.expect.as_ref().map(|e| match e.get_ref() {
-            toml::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        });
         let timeout = match &c.timeout {
             Some(t) => self.positive_duration("timeout", t).unwrap_or_default(),
             None => DEFAULT_CHECK_TIMEOUT,
         };
-        SqlCheck {
-            name,
+        let given_name = c.name.as_ref().map(|n| n.get_ref().clone());
+        match (&c.sql, &c.command) {
+            (Some(_), Some(command)) => {
+                self.error(command.span(), "give `sql` or `command`, not both");
+            }
+            (None, None) => {
+                self.error(
+                    raw.span(),
+                    "a check needs `sql` (a query on a restored database) or `command` (a program run on the restored data)",
+                );
+            }
+            _ => {}
+        }
+        if let Some(command) = &c.command {
+            let argv: Vec<String> = command
+                .get_ref()
+                .iter()
+                .map(|a| a.get_ref().clone())
+                .collect();
+            if argv.first().is_none_or(|p| p.trim().is_empty()) {
+                self.error(
+                    command.span(),
+                    "`command` needs a program: [\"PROGRAM\", \"ARG\", …]",
+                );
+            }
+            if let Some(e) = &c.expect {
+                self.error(
+                    e.span(),
+                    "`expect` is for `sql` checks; a command passes on exit status 0",
+                );
+            }
+            return DrillCheck::Command(CommandCheck {
+                name: given_name.unwrap_or_else(|| format!("{resource}-command-{n}")),
+                resource,
+                argv,
+                timeout,
+            });
+        }
+        let sql = c
+            .sql
+            .as_ref()
+            .map(|s| s.get_ref().clone())
+            .unwrap_or_default();
+        let sql_span = c.sql.as_ref().map_or(raw.span(), |s| s.span());
+        if let Some(r) = found {
+            if !r.spec.supports_sql() {
+                self.error(
+                    sql_span.clone(),
+                    format!(
+                        "resource `{resource}` is of kind `{}`: SQL checks need a database (sqlite, postgres, rds-instance, rds-cluster); a `command` check can look at any kind",
+                        r.spec.kind()
+                    ),
+                );
+            }
+        }
+        if c.sql.is_some() && sql.trim().is_empty() {
+            self.error(sql_span, "`sql` must not be empty");
+        }
+        let expect = c.expect.as_ref().map(|e| match e.get_ref() {
+            toml::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        });
+        DrillCheck::Sql(SqlCheck {
+            name: given_name.unwrap_or_else(|| format!("{resource}-sql-{n}")),
             resource,
-            sql: c.sql.get_ref().clone(),
+            sql,
             expect,
             timeout,
-        }
+        })
     }
 
     /// Whether a resource of that name is written in the file (it may have

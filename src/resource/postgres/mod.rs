@@ -218,6 +218,12 @@ fn drill_target(url: &str, drill_url: Option<&str>) -> Result<Target, ResourceEr
     }
 }
 
+/// The URL of database `db` on the drill server (`drill_url`, else the
+/// resource's `url`): what a command check is told. Never a password.
+pub fn database_url(url: &str, drill_url: Option<&str>, db: &str) -> Result<String, ResourceError> {
+    drill_target(url, drill_url)?.url_for(db)
+}
+
 fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
