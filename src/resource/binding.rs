@@ -149,6 +149,7 @@ mod tests {
             },
             file_count: 1,
             content_bytes: 5,
+            root: None,
             files: Vec::new(),
             database: None,
             postgres: None,

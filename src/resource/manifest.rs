@@ -39,6 +39,12 @@ pub struct Manifest {
     /// Uncompressed bytes held: the files' sizes, the database copy's,
     /// the dump's, or the objects' total.
     pub content_bytes: u64,
+    /// A `path` point of a folder: the folder itself (named `.`), whose
+    /// mode, owner and time a restore gives the folder it restores into.
+    /// Absent for a single file, and from points taken before it was
+    /// recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<FileEntry>,
     /// A `path` point's entries, in archive order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileEntry>,

@@ -176,6 +176,7 @@ pub async fn snapshot(
         },
         file_count: objects.len() as u64,
         content_bytes: total,
+        root: None,
         files: Vec::new(),
         database: None,
         postgres: None,

@@ -98,6 +98,7 @@ pub async fn snapshot(
         artifact: artifact.clone(),
         file_count: 1,
         content_bytes: database.size,
+        root: None,
         files: Vec::new(),
         database: Some(database.clone()),
         postgres: None,

@@ -38,6 +38,12 @@ fn tree(dir: &Path) -> Vec<String> {
 fn backed_up() -> Env {
     let env = Env::new();
     env.seed(50);
+    // A mode the restore's own folders never get by default.
+    std::fs::set_permissions(
+        env.path("data/files"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o751),
+    )
+    .unwrap();
     env.write_plan("shop.toml", &env.local_plan(""));
     let out = env.run(&["backup", "run", "shop"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -75,6 +81,15 @@ fn a_restore_puts_every_resource_back_exactly_and_is_recorded() {
     let mut source = tree(&env.path("data/files"));
     source.retain(|e| !e.starts_with("scratch.tmp"));
     assert_eq!(tree(&to_files), source);
+    // The folder itself too: its mode and time are the source folder's.
+    let (a, b) = (
+        env.path("data/files").metadata().unwrap(),
+        to_files.metadata().unwrap(),
+    );
+    assert_eq!(
+        (b.mode() & 0o7777, b.mtime(), b.mtime_nsec()),
+        (a.mode() & 0o7777, a.mtime(), a.mtime_nsec())
+    );
     assert_eq!(
         sqlite(&to_db, "SELECT count(*), sum(total) FROM orders"),
         "50|8925"

@@ -496,6 +496,35 @@ impl<'m> Extractor<'m> {
     }
 }
 
+/// Gives `dest`, the folder a point was restored into, the mode, owner
+/// (when running as root) and time its source folder had, then checks
+/// they hold.
+pub(super) fn apply_root(dest: &Path, root: &FileEntry) -> Result<(), ResourceError> {
+    use std::os::unix::fs::MetadataExt;
+    if sys::running_as_root() {
+        std::os::unix::fs::lchown(dest, root.uid, root.gid)
+            .map_err(ResourceError::io("chown", dest))?;
+    }
+    fs::set_permissions(dest, fs::Permissions::from_mode(root.mode))
+        .map_err(ResourceError::io("chmod", dest))?;
+    if let Some(sec) = root.mtime {
+        filetime::set_file_mtime(dest, FileTime::from_unix_time(sec, root.mtime_nsec))
+            .map_err(ResourceError::io("set times of", dest))?;
+    }
+    let got = fs::symlink_metadata(dest).map_err(ResourceError::io("read", dest))?;
+    let time_ok = root
+        .mtime
+        .is_none_or(|s| got.mtime() == s && got.mtime_nsec() as u32 == root.mtime_nsec);
+    if got.mode() & 0o7777 != root.mode || !time_ok {
+        return Err(ResourceError::Mismatch(format!(
+            "{} did not take its source folder's mode {:o} and time",
+            dest.display(),
+            root.mode
+        )));
+    }
+    Ok(())
+}
+
 /// Why an archive entry may not be written where it asks to go.
 #[derive(Debug)]
 struct Refused(String);

@@ -58,6 +58,11 @@ pub async fn snapshot(
             root.display()
         )));
     }
+    // The folder's own mode, owner and time, read before anything in it
+    // is: a restore gives them to the folder it restores into.
+    let root_entry = meta
+        .is_dir()
+        .then(|| walk::record(b".", EntryType::Dir, &meta));
     let globs = build_globs(exclude)?;
     let (writer, reader) = pipe();
     let progress = crate::progress::bytes(format!("backup {label}"), None);
@@ -92,6 +97,7 @@ pub async fn snapshot(
         artifact: artifact.clone(),
         file_count,
         content_bytes,
+        root: root_entry,
         files,
         database: None,
         postgres: None,
@@ -167,8 +173,15 @@ pub async fn restore(
             ),
         });
     }
+    let root = match &manifest.root {
+        Some(root) => {
+            extract::apply_root(dest, root)?;
+            "; the folder's own mode, owner and time too"
+        }
+        None => "",
+    };
     Ok(Restored {
-        verification: format!("{summary}; artifact sha256 verified"),
+        verification: format!("{summary}{root}; artifact sha256 verified"),
         into: RestoredInto::Folder(dest.to_path_buf()),
     })
 }

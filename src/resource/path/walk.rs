@@ -215,7 +215,7 @@ fn header(meta: &Metadata, kind: tar::EntryType, size: u64) -> tar::Header {
 }
 
 /// A manifest entry for `name` with `meta`'s mode, owner and time.
-fn record(name: &[u8], kind: EntryType, meta: &Metadata) -> FileEntry {
+pub(super) fn record(name: &[u8], kind: EntryType, meta: &Metadata) -> FileEntry {
     let mut e = FileEntry::new(name, kind);
     e.mode = meta.mode() & 0o7777;
     e.mtime = Some(meta.mtime());

@@ -145,6 +145,7 @@ pub async fn snapshot(
         artifact: artifact.clone(),
         file_count: 1,
         content_bytes: size,
+        root: None,
         files: Vec::new(),
         // Stored as pg_dump wrote it: the dump is the artifact.
         database: Some(DatabaseInfo {
