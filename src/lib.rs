@@ -35,6 +35,7 @@ pub mod daemon;
 pub mod demo;
 pub mod drill;
 pub mod evidence;
+pub mod leftovers;
 pub mod locks;
 pub mod notify;
 pub mod pipe;

@@ -27,6 +27,7 @@ mod daemon;
 mod drill;
 #[cfg(test)]
 mod fuzz;
+mod leftovers;
 mod lists;
 mod out;
 mod plan;

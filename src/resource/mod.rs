@@ -47,6 +47,7 @@ pub use manifest::{Manifest, PointIdentity};
 pub use path::remove_scratch;
 pub use place::{region_vault, Place, RegionVaultError};
 pub use scratch::{Scratch, SCRATCH_DATABASE_PREFIX};
+pub use sqlite::snapshot_folder_pid;
 pub use verify::{reachable, Verified};
 
 use crate::plan::{Resource, ResourceSpec, SqlCheck};

@@ -11,6 +11,7 @@ mod common;
 mod crash;
 mod daemon;
 mod evidence_chain;
+mod leftovers;
 mod local_loop;
 mod moto;
 mod notify;
