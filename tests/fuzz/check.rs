@@ -12,8 +12,15 @@ use crate::bounds::{bounded, shown};
 /// The most runs `plan show --next` asks for.
 const MAX_NEXT: usize = 1000;
 
+/// The most a plan file may hold (`plan::load`'s limit): a longer text
+/// is checked as a file, which is refused unread.
+const MAX_PLAN_BYTES: usize = 1 << 20;
+
 /// Validates `text` as the plan file `p.toml` (no file involved).
 pub fn plan_text(text: String) {
+    if text.len() > MAX_PLAN_BYTES {
+        return plan_file(text.into_bytes());
+    }
     let what = format!("plan text {}", shown(text.as_bytes()));
     let input = text.clone();
     let problem = bounded(&what, move || {

@@ -430,6 +430,18 @@ fn pick(root: &Value, at: usize) -> Option<Vec<Step>> {
     (!all.is_empty()).then(|| all[at % all.len()].clone())
 }
 
+/// Generated plans stay under this size: twice what a plan file may be,
+/// so the size limit is crossed too, without building texts of hundreds
+/// of megabytes (which `parse_plan` would take its time over, and no file
+/// can bring: `load_file` refuses them unread).
+pub const MAX_TEXT: usize = 2 << 20;
+
+/// The average written size of `values`, at least 1.
+fn written_size(values: &[Value]) -> usize {
+    let total: usize = values.iter().map(|v| v.to_string().len()).sum();
+    (total / values.len().max(1)).max(1)
+}
+
 /// The tree edits applied to a TOML tree; text edits return the text.
 fn apply_to_tree(root: &mut Value, edit: &Edit) {
     match edit {
@@ -487,7 +499,8 @@ fn apply_to_tree(root: &mut Value, edit: &Edit) {
                 match node_mut(root, path) {
                     Some(Value::Array(a)) if !a.is_empty() => {
                         let originals = a.clone();
-                        for i in a.len()..*count {
+                        let count = (*count).min(MAX_TEXT / written_size(&originals));
+                        for i in a.len()..count {
                             let mut copy = originals[i % originals.len()].clone();
                             if let Value::Table(t) = &mut copy {
                                 if let Some(Value::String(n)) = t.get_mut("name") {
@@ -501,7 +514,9 @@ fn apply_to_tree(root: &mut Value, edit: &Edit) {
                     Some(Value::Table(t)) if !t.is_empty() => {
                         let originals: Vec<(String, Value)> =
                             t.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-                        for i in t.len()..*count {
+                        let values: Vec<Value> = originals.iter().map(|(_, v)| v.clone()).collect();
+                        let count = (*count).min(MAX_TEXT / written_size(&values));
+                        for i in t.len()..count {
                             let (k, v) = &originals[i % originals.len()];
                             t.insert(format!("{k}-{i}"), v.clone());
                         }
@@ -540,10 +555,12 @@ fn apply_to_text(text: &str, edit: &Edit) -> String {
 }
 
 /// The seed's text with the edits applied in order: tree edits on the
-/// parsed TOML (written back as TOML), text edits on the text.
+/// parsed TOML (written back as TOML), text edits on the text. An edit
+/// that would make the text longer than [`MAX_TEXT`] is skipped.
 pub fn apply(seed: &Seed, edits: &[Edit]) -> String {
     let mut text = seed.text.clone();
     for edit in edits {
+        let before = text.clone();
         match edit {
             Edit::DuplicateLine { .. } | Edit::Splice { .. } => text = apply_to_text(&text, edit),
             _ => {
@@ -560,6 +577,9 @@ pub fn apply(seed: &Seed, edits: &[Edit]) -> String {
                     }
                 }
             }
+        }
+        if text.len() > MAX_TEXT {
+            text = before;
         }
     }
     text
