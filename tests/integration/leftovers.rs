@@ -212,3 +212,34 @@ fn unowned_artifacts_are_listed_by_verify_and_removed_by_prune_after_the_grace()
     assert!(!young.exists());
     assert!(unrecorded.exists());
 }
+
+#[test]
+fn the_daemon_removes_old_temporaries_when_it_starts() {
+    use crate::daemon::{wait_for, Daemon};
+    use std::time::Duration;
+    let env = Env::new();
+    env.seed(5);
+    // Backups every 15 minutes: none runs while the test looks.
+    env.write_plan("shop.toml", &env.local_plan(""));
+    let files = env.path("vaults/dr/shop/db");
+    let old_upload = files.join(".20260101T000000000Z-p3.sqlite.zst.tmp-0000000000c0ffee");
+    let fresh_upload = files.join(".20260101T000000000Z-p4.sqlite.zst.tmp-0000000000beef00");
+    plant(&old_upload, &pseudo_random(1024, 6), 5);
+    plant(&fresh_upload, b"being written", 0);
+    let dead = env.path("work/tmp/sqlite-snapshot-999999998-Zxcvbn");
+    plant(&dead.join("snapshot.db"), b"x", 5);
+    age(&dead, 5);
+
+    let daemon = Daemon::start(&env, &[]);
+    wait_for("the old temporaries to go", Duration::from_secs(20), || {
+        !old_upload.exists() && !dead.exists()
+    });
+    assert!(fresh_upload.exists(), "a fresh upload may be live");
+    let (code, _) = daemon.stop();
+    assert_eq!(code, 0);
+    let log = std::fs::read_to_string(env.path("daemon.log")).unwrap();
+    assert!(
+        log.contains("removed partial uploads and snapshot folders"),
+        "{log}"
+    );
+}
