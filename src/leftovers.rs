@@ -585,6 +585,47 @@ mod tests {
         assert!(!older_than(Some(0), Duration::MAX, 0));
     }
 
+    #[tokio::test]
+    async fn locked_unrecorded_and_dry_run_leftovers_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let leftover = |name: &str, locked_until, target: bool| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, b"x").unwrap();
+            Leftover {
+                kind: LeftoverKind::Unowned,
+                location: path.display().to_string(),
+                region: None,
+                objects: 1,
+                bytes: 1,
+                modified: Some(0),
+                locked_until,
+                target: if target {
+                    Target::File(path)
+                } else {
+                    Target::Nothing
+                },
+            }
+        };
+        let now = 1_000;
+        let all = vec![
+            leftover("locked", Some(now + 1), true),
+            leftover("lock-ended", Some(now), true),
+            leftover("unrecorded", None, false),
+        ];
+        let dry = remove(all.clone(), now, true).await;
+        assert!(matches!(dry[0].1, Outcome::Kept));
+        assert!(matches!(dry[1].1, Outcome::WouldRemove));
+        assert!(matches!(dry[2].1, Outcome::Kept));
+        assert!(dir.path().join("lock-ended").exists());
+        let done = remove(all, now, false).await;
+        assert!(matches!(done[0].1, Outcome::Kept));
+        assert!(matches!(done[1].1, Outcome::Removed));
+        assert!(matches!(done[2].1, Outcome::Kept));
+        assert!(dir.path().join("locked").exists());
+        assert!(!dir.path().join("lock-ended").exists());
+        assert!(dir.path().join("unrecorded").exists());
+    }
+
     #[test]
     fn this_process_is_alive_and_a_reaped_child_is_not() {
         assert!(process_is_alive(std::process::id()));
