@@ -37,6 +37,7 @@ pub mod drill;
 pub mod evidence;
 pub mod host;
 pub mod lease;
+pub mod leftovers;
 pub mod notify;
 pub mod pipe;
 pub mod plan;

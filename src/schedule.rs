@@ -569,9 +569,16 @@ pub struct PlannedRun {
     pub start: DateTime<Utc>,
 }
 
+/// The most collisions [`collisions`] lists: many plans on one region
+/// with a wide window (`plan show --all --next 1000 --collision-window
+/// 30d`) collide in hundreds of millions of pairs, gigabytes to hold and
+/// minutes to find, and nobody reads past the first few.
+pub const MAX_COLLISIONS: usize = 10_000;
+
 /// Pairs (indices into `runs`, sorted by start) of runs of different plans
 /// on the same region starting less than `window` apart: load that could be
-/// spread with jitter or another minute.
+/// spread with jitter or another minute. The earliest
+/// [`MAX_COLLISIONS`] only.
 pub fn collisions(runs: &[PlannedRun], window: Duration) -> Vec<(usize, usize)> {
     let window = chrono::Duration::from_std(window).unwrap_or_default();
     let mut out = Vec::new();
@@ -581,6 +588,9 @@ pub fn collisions(runs: &[PlannedRun], window: Duration) -> Vec<(usize, usize)> 
                 break;
             }
             if runs[i].plan != runs[j].plan && runs[i].region == runs[j].region {
+                if out.len() == MAX_COLLISIONS {
+                    return out;
+                }
                 out.push((i, j));
             }
         }
@@ -619,5 +629,15 @@ mod preview_tests {
             vec![(0, 1), (1, 3)]
         );
         assert!(collisions(&runs, Duration::from_secs(10)).is_empty());
+    }
+
+    #[test]
+    fn collisions_stop_at_their_bound() {
+        let runs: Vec<PlannedRun> = (0..1000)
+            .map(|i| run(&format!("p{}", i % 50), "east", i))
+            .collect();
+        let pairs = collisions(&runs, Duration::from_secs(30 * 86_400));
+        assert_eq!(pairs.len(), MAX_COLLISIONS);
+        assert_eq!(pairs[0], (0, 1));
     }
 }

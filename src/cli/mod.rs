@@ -26,6 +26,9 @@ mod catalog;
 mod daemon;
 mod drill;
 mod key;
+#[cfg(test)]
+mod fuzz;
+mod leftovers;
 mod lists;
 mod out;
 mod plan;
@@ -330,6 +333,22 @@ pub fn duration_option(text: &str) -> Result<std::time::Duration, String> {
     if d > MAX_OPTION_DURATION {
         return Err(format!(
             "{text} is longer than the 30 days an option may be"
+        ));
+    }
+    Ok(d)
+}
+
+/// The longest report window: a century, the longest duration a plan may
+/// give; any longer and the window's start would overflow.
+const MAX_WINDOW: std::time::Duration = std::time::Duration::from_secs(100 * 366 * 86_400);
+
+/// A window ending now (`report --since 90d`): longer than a duration
+/// option may be, but at most a century.
+pub fn window_option(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d > MAX_WINDOW {
+        return Err(format!(
+            "{text} is longer than the 100 years a window may be"
         ));
     }
     Ok(d)

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use super::{bad_input, print_json, Cli};
 use lifeboat::plan::{load_file, VerifyDepth};
-use lifeboat::schedule::{collisions, PlannedRun, Timing};
+use lifeboat::schedule::{collisions, PlannedRun, Timing, MAX_COLLISIONS};
 
 #[derive(Debug, Subcommand)]
 pub enum PlanCommand {
@@ -286,8 +286,13 @@ fn show_all(
         outln!("{}", line.trim_end());
     }
     if !pairs.is_empty() {
+        let at_least = if pairs.len() == MAX_COLLISIONS {
+            "at least "
+        } else {
+            ""
+        };
         outln!(
-            "\n{} collision(s): runs of different plans on one region less than {} apart; spread them with jitter or other minutes",
+            "\n{at_least}{} collision(s): runs of different plans on one region less than {} apart; spread them with jitter or other minutes",
             pairs.len(),
             humantime::format_duration(window)
         );

@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::{exit, Cli};
+use lifeboat::leftovers::{self, Scope};
 use lifeboat::time::{now_ms, rfc3339};
 
 #[derive(Debug, Args)]
@@ -15,6 +16,10 @@ pub struct PruneArgs {
     /// Show what would be deleted, delete nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Vault artifacts no usable point owns (of failed backups, or left
+    /// by a crash) are removed once this old (at most 30d).
+    #[arg(long, default_value = "24h", value_parser = super::duration_option)]
+    unowned_grace: std::time::Duration,
 }
 
 pub async fn run(cli: &Cli, args: &PruneArgs) -> Result<ExitCode> {
@@ -54,9 +59,22 @@ pub async fn run(cli: &Cli, args: &PruneArgs) -> Result<ExitCode> {
                 failures += 1;
             }
         }
-        if pruned.is_empty() {
+        let scope = Scope {
+            region: None,
+            unowned_grace: Some(args.unowned_grace),
+        };
+        let found = leftovers::in_vaults(&ctx.catalog, plan, scope, now_ms()).await?;
+        super::leftovers::print_problems(&found.problems);
+        if pruned.is_empty() && found.leftovers.is_empty() {
             outln!("plan {}: nothing to prune", plan.name);
         }
+        let done = leftovers::remove(found.leftovers, now_ms(), args.dry_run).await;
+        failures += super::leftovers::print_outcomes(&done);
     }
+    // Snapshot folders of backups that are gone, whatever their plan.
+    let found = leftovers::in_work_dir(&ctx.tmp_dir(), now_ms()).await;
+    super::leftovers::print_problems(&found.problems);
+    let done = leftovers::remove(found.leftovers, now_ms(), args.dry_run).await;
+    failures += super::leftovers::print_outcomes(&done);
     Ok(exit(failures == 0))
 }

@@ -21,11 +21,14 @@ pub enum Format {
     Csv,
 }
 
+/// The window of a report given neither `--since` nor `--from`/`--to`.
+const DEFAULT_WINDOW: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Window ending now, e.g. 30d (default 30d).
-    #[arg(long, conflicts_with_all = ["from", "to"])]
-    since: Option<String>,
+    /// Window ending now, e.g. 30d (default 30d; at most 100 years).
+    #[arg(long, conflicts_with_all = ["from", "to"], value_parser = super::window_option)]
+    since: Option<std::time::Duration>,
     /// Window start (RFC 3339).
     #[arg(long, requires = "to")]
     from: Option<String>,
@@ -57,9 +60,8 @@ pub async fn run(cli: &Cli, args: &ReportArgs) -> Result<ExitCode> {
             (from, to)
         }
         (since, _, _) => {
-            let since = since.as_deref().unwrap_or("30d");
-            let d = humantime::parse_duration(since)
-                .map_err(|e| bad_input(format!("invalid --since `{since}`: {e}")))?;
+            let d = since.unwrap_or(DEFAULT_WINDOW);
+            // At most a century (`window_option`): fits in milliseconds.
             (now - d.as_millis() as i64, now)
         }
     };

@@ -12,6 +12,8 @@ use serde::Serialize;
 
 use super::backup::human_bytes;
 use super::{bad_input, exit, print_json, Cli};
+use lifeboat::leftovers::{Leftover, LeftoverKind, Scope, UNOWNED_GRACE};
+use lifeboat::time::now_ms;
 use lifeboat::verify::{Checked, Depth, Subset, Verdict, VerifyError, VerifyOptions};
 
 #[derive(Debug, Args)]
@@ -51,6 +53,9 @@ struct Summary {
 struct VerifyJson<'a> {
     points: &'a [Checked],
     summary: &'a Summary,
+    /// What crashed processes left in the vaults: listed, never removed
+    /// here (`prune` removes them).
+    leftovers: &'a [Leftover],
 }
 
 pub async fn run(cli: &Cli, args: &VerifyArgs) -> Result<ExitCode> {
@@ -92,6 +97,19 @@ pub async fn run(cli: &Cli, args: &VerifyArgs) -> Result<ExitCode> {
             Err(e) => return Err(e.into()),
         }
     }
+    let mut leftovers = Vec::new();
+    for plan in &plans {
+        let scope = Scope {
+            region: args.region.as_deref(),
+            unowned_grace: Some(UNOWNED_GRACE),
+        };
+        let found = lifeboat::leftovers::in_vaults(&ctx.catalog, plan, scope, now_ms()).await?;
+        super::leftovers::print_problems(&found.problems);
+        leftovers.extend(found.leftovers);
+    }
+    let found = lifeboat::leftovers::in_work_dir(&ctx.tmp_dir(), now_ms()).await;
+    super::leftovers::print_problems(&found.problems);
+    leftovers.extend(found.leftovers);
     let mut summary = Summary {
         points: all.len(),
         seconds: start.elapsed().as_secs_f64(),
@@ -110,9 +128,20 @@ pub async fn run(cli: &Cli, args: &VerifyArgs) -> Result<ExitCode> {
         print_json(&VerifyJson {
             points: &all,
             summary: &summary,
+            leftovers: &leftovers,
         })?;
     } else {
         print_summary(&summary);
+        for l in &leftovers {
+            outln!(
+                "{}: {}",
+                super::leftovers::describe(l),
+                super::leftovers::why(l)
+            );
+        }
+        if leftovers.iter().any(|l| l.kind != LeftoverKind::Unrecorded) {
+            outln!("`lifeboat prune` removes what crashed processes left (partial uploads, unowned artifacts)");
+        }
     }
     Ok(exit(summary.damaged == 0 && summary.unchecked == 0))
 }

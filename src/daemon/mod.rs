@@ -320,6 +320,16 @@ impl Daemon {
                 warn!(plan = %plan.name, error = %e, "cannot clean up interrupted drills");
             }
         }
+        // What crashed processes left in the vaults and the work folder.
+        let all: Vec<_> = shared.plans.read().await.plans().cloned().collect();
+        let removed =
+            crate::leftovers::remove_temporaries(&shared.ctx, &all, crate::time::now_ms()).await;
+        if removed > 0 {
+            warn!(
+                removed,
+                "removed partial uploads and snapshot folders that crashed processes left"
+            );
+        }
 
         let http = {
             let token = token.clone();

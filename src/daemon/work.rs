@@ -34,7 +34,7 @@ impl Work for Orchestrators {
         match job.kind {
             JobKind::Backup => backup(shared, job).boxed(),
             JobKind::Drill => drill(shared, job).boxed(),
-            JobKind::Prune => prune(shared, job).boxed(),
+            JobKind::Prune => prune_and_sweep(shared, job).boxed(),
             JobKind::Verify => verify(shared, job).boxed(),
         }
     }
@@ -140,6 +140,21 @@ async fn drill(shared: &Shared, job: &Job) -> Outcome {
             Outcome::failed_notified(reason, n)
         }
     }
+}
+
+/// A prune, then the sweep of what crashed processes left
+/// (`leftovers::sweep`, which needs no lock): its failures are logged
+/// and retried by the next prune, and change nothing of the prune's
+/// outcome.
+async fn prune_and_sweep(shared: &Shared, job: &Job) -> Outcome {
+    let outcome = prune(shared, job).await;
+    // File times are the wall clock's, whatever the scheduler's clock.
+    let now = crate::time::now_ms();
+    let grace = crate::leftovers::UNOWNED_GRACE;
+    if let Err(e) = crate::leftovers::sweep(&shared.ctx, &job.plan, grace, now).await {
+        tracing::warn!(plan = %job.plan.name, error = %e, "cannot look for what crashed processes left");
+    }
+    outcome
 }
 
 async fn prune(shared: &Shared, job: &Job) -> Outcome {

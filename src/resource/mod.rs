@@ -52,6 +52,7 @@ pub use postgres::promote as postgres_promote;
 pub use scratch::{
     InstanceTarget, Scratch, ScratchFor, RESTORE_DATABASE_PREFIX, SCRATCH_DATABASE_PREFIX,
 };
+pub use sqlite::snapshot_folder_pid;
 pub use verify::{reachable, Verified};
 
 use crate::plan::{Resource, ResourceSpec, SqlCheck};

@@ -13,6 +13,7 @@ mod daemon;
 mod encryption;
 mod evidence_chain;
 mod leases;
+mod leftovers;
 mod local_loop;
 mod moto;
 mod notify;
