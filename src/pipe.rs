@@ -49,15 +49,28 @@ pub struct PipeWriter {
     buf: Vec<u8>,
 }
 
+/// What a producer hears when the consumer of the pipe (the vault's
+/// upload) stopped: the consumer's own error says why.
+pub const READER_STOPPED: &str = "the reader of the pipe stopped";
+
+/// Of a producer's and its consumer's errors, the one that explains the
+/// failure: the consumer's when the producer only heard that it stopped
+/// (a full vault is not a source that cannot be read).
+pub fn cause<P: std::fmt::Display, C>(producer: P, consumer: Option<C>) -> Result<P, C> {
+    match consumer {
+        Some(c) if producer.to_string().contains(READER_STOPPED) => Err(c),
+        _ => Ok(producer),
+    }
+}
+
 impl PipeWriter {
     fn send(&mut self, m: Message) -> io::Result<()> {
         let tx = self
             .tx
             .as_ref()
             .ok_or_else(|| io::Error::new(io::ErrorKind::BrokenPipe, "pipe already closed"))?;
-        tx.blocking_send(m).map_err(|_| {
-            io::Error::new(io::ErrorKind::BrokenPipe, "the reader of the pipe stopped")
-        })
+        tx.blocking_send(m)
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, READER_STOPPED))
     }
 
     fn send_buffered(&mut self) -> io::Result<()> {
@@ -266,5 +279,17 @@ mod tests {
         let err = r.read_to_end(&mut out).await.unwrap_err();
         producer.await.unwrap();
         assert!(err.to_string().contains("stopped before the end"), "{err}");
+    }
+
+    #[test]
+    fn a_producer_that_only_heard_the_pipe_close_yields_to_the_consumers_error() {
+        let heard = format!("cannot read big3.bin: {READER_STOPPED}");
+        assert_eq!(cause(heard, Some("vault full")), Err("vault full"));
+        // A source that really failed keeps its own error.
+        let real = "cannot read big3.bin: Permission denied".to_string();
+        assert_eq!(cause(real.clone(), Some("vault full")), Ok(real));
+        // Without a consumer error, the producer's is all there is.
+        let heard = format!("x: {READER_STOPPED}");
+        assert_eq!(cause(heard.clone(), None::<&str>), Ok(heard));
     }
 }

@@ -25,9 +25,9 @@ mod backup;
 mod catalog;
 mod daemon;
 mod drill;
-mod key;
 #[cfg(test)]
 mod fuzz;
+mod key;
 mod leftovers;
 mod lists;
 mod out;

@@ -102,7 +102,14 @@ pub async fn snapshot(
     let produced =
         produced.map_err(|e| ResourceError::Other(format!("compressing stopped: {e}")))?;
     let (database, artifact) = match (produced, put) {
-        (Err(e), _) => return Err(e),
+        // A producer that only heard the upload stop: the vault's error
+        // says why (a full vault, a refused write), not the source.
+        (Err(e), put) => {
+            return Err(match crate::pipe::cause(e, put.err()) {
+                Ok(e) => e,
+                Err(vault) => vault.into(),
+            })
+        }
         (Ok(_), Err(e)) => return Err(e.into()),
         (Ok(p), Ok(_)) => p,
     };

@@ -75,9 +75,17 @@ pub async fn snapshot(
     progress.finish_and_clear();
     let produced = produced
         .map_err(|e| ResourceError::Other(format!("archiving {} stopped: {e}", root.display())))?;
-    // The producer's error explains a failed put better than the pipe's.
+    // The producer's error explains a failed put better than the pipe's,
+    // unless the producer only heard the pipe close.
     let (files, artifact, flags) = match (produced, put) {
-        (Err(e), _) => return Err(e),
+        // A producer that only heard the upload stop: the vault's error
+        // says why (a full vault, a refused write), not the source.
+        (Err(e), put) => {
+            return Err(match crate::pipe::cause(e, put.err()) {
+                Ok(e) => e,
+                Err(vault) => vault.into(),
+            })
+        }
         (Ok(_), Err(e)) => return Err(e.into()),
         (Ok(p), Ok(size)) => {
             debug_assert_eq!(size, p.1.size);
