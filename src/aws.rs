@@ -25,8 +25,6 @@ use crate::plan::AwsSpec;
 /// Per-request timeouts: a request that hangs is retried (or fails), it
 /// never stalls a run.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest silence while reading a response.
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest one attempt of an operation may take before it is cut off.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(300);
 /// One try and three retries, the SDK's standard-mode default, pinned.
@@ -50,7 +48,10 @@ fn configs() -> &'static tokio::sync::Mutex<HashMap<String, SdkConfig>> {
 pub async fn sdk_config(region: &str, aws: Option<&AwsSpec>) -> SdkConfig {
     let endpoint = aws.and_then(|a| a.endpoint_url.clone());
     let profile = aws.and_then(|a| a.profile.clone());
-    let key = format!("{region}|{endpoint:?}|{profile:?}");
+    let read_timeout = aws
+        .and_then(|a| a.read_timeout)
+        .unwrap_or(AwsSpec::DEFAULT_READ_TIMEOUT);
+    let key = format!("{region}|{endpoint:?}|{profile:?}|{read_timeout:?}");
     let mut cache = configs().lock().await;
     if let Some(c) = cache.get(&key) {
         return c.clone();
@@ -60,7 +61,7 @@ pub async fn sdk_config(region: &str, aws: Option<&AwsSpec>) -> SdkConfig {
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
                 .connect_timeout(CONNECT_TIMEOUT)
-                .read_timeout(READ_TIMEOUT)
+                .read_timeout(read_timeout)
                 .operation_attempt_timeout(ATTEMPT_TIMEOUT)
                 .build(),
         )
