@@ -113,7 +113,8 @@ pub struct AwsError {
     /// The API operation, as AWS names it (`CreateDBSnapshot`).
     pub op: &'static str,
     /// The service's error code, `Transport` when no response came back
-    /// (connection refused, timeout), `Unknown` when it had none.
+    /// (connection refused, timeout), `HTTP <status>` when the answer had
+    /// no body to carry one (a HEAD), `Unknown` when it had neither.
     pub code: String,
     /// The service's message, or the whole transport error chain.
     pub message: String,
@@ -122,15 +123,18 @@ pub struct AwsError {
 impl AwsError {
     /// Names the failure of `op` from the SDK's error (after the SDK's own
     /// retries).
-    pub fn new<E, R>(op: &'static str, e: aws_sdk_rds::error::SdkError<E, R>) -> Self
+    pub fn new<E>(op: &'static str, e: aws_sdk_rds::error::SdkError<E>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
     {
         match e.as_service_error() {
             Some(s) => AwsError {
                 op,
-                code: s.code().unwrap_or("Unknown").to_string(),
+                code: match (s.code(), e.raw_response()) {
+                    (Some(code), _) => code.to_string(),
+                    (None, Some(r)) => format!("HTTP {}", r.status().as_u16()),
+                    (None, None) => "Unknown".to_string(),
+                },
                 message: s.message().unwrap_or("").to_string(),
             },
             None => AwsError {
