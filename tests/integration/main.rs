@@ -15,6 +15,7 @@ mod evidence_chain;
 mod leases;
 mod local_loop;
 mod moto;
+mod netfault;
 mod notify;
 mod object_lock;
 mod path_fidelity;
