@@ -49,8 +49,14 @@ impl Download {
             };
             // The full chain: a bare "streaming error" names no cause.
             let cause = DisplayErrorContext(&e).to_string();
+            // After the last byte, an error is the SDK's checksum of the
+            // whole object disagreeing: damage, never resumed past.
             if self.size.is_some_and(|n| self.pos >= n) {
-                return None;
+                self.failed = true;
+                return Some(Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    cause,
+                )));
             }
             if self.resumes >= MAX_RESUMES {
                 return Some(Err(
