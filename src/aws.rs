@@ -25,8 +25,6 @@ use crate::plan::AwsSpec;
 /// Per-request timeouts: a request that hangs is retried (or fails), it
 /// never stalls a run.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest silence while reading a response.
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Longest one attempt of an operation may take before it is cut off.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(300);
 /// One try and three retries, the SDK's standard-mode default, pinned.
@@ -50,7 +48,10 @@ fn configs() -> &'static tokio::sync::Mutex<HashMap<String, SdkConfig>> {
 pub async fn sdk_config(region: &str, aws: Option<&AwsSpec>) -> SdkConfig {
     let endpoint = aws.and_then(|a| a.endpoint_url.clone());
     let profile = aws.and_then(|a| a.profile.clone());
-    let key = format!("{region}|{endpoint:?}|{profile:?}");
+    let read_timeout = aws
+        .and_then(|a| a.read_timeout)
+        .unwrap_or(AwsSpec::DEFAULT_READ_TIMEOUT);
+    let key = format!("{region}|{endpoint:?}|{profile:?}|{read_timeout:?}");
     let mut cache = configs().lock().await;
     if let Some(c) = cache.get(&key) {
         return c.clone();
@@ -60,7 +61,7 @@ pub async fn sdk_config(region: &str, aws: Option<&AwsSpec>) -> SdkConfig {
         .timeout_config(
             aws_config::timeout::TimeoutConfig::builder()
                 .connect_timeout(CONNECT_TIMEOUT)
-                .read_timeout(READ_TIMEOUT)
+                .read_timeout(read_timeout)
                 .operation_attempt_timeout(ATTEMPT_TIMEOUT)
                 .build(),
         )
@@ -112,7 +113,8 @@ pub struct AwsError {
     /// The API operation, as AWS names it (`CreateDBSnapshot`).
     pub op: &'static str,
     /// The service's error code, `Transport` when no response came back
-    /// (connection refused, timeout), `Unknown` when it had none.
+    /// (connection refused, timeout), `HTTP <status>` when the answer had
+    /// no body to carry one (a HEAD), `Unknown` when it had neither.
     pub code: String,
     /// The service's message, or the whole transport error chain.
     pub message: String,
@@ -121,15 +123,18 @@ pub struct AwsError {
 impl AwsError {
     /// Names the failure of `op` from the SDK's error (after the SDK's own
     /// retries).
-    pub fn new<E, R>(op: &'static str, e: aws_sdk_rds::error::SdkError<E, R>) -> Self
+    pub fn new<E>(op: &'static str, e: aws_sdk_rds::error::SdkError<E>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
     {
         match e.as_service_error() {
             Some(s) => AwsError {
                 op,
-                code: s.code().unwrap_or("Unknown").to_string(),
+                code: match (s.code(), e.raw_response()) {
+                    (Some(code), _) => code.to_string(),
+                    (None, Some(r)) => format!("HTTP {}", r.status().as_u16()),
+                    (None, None) => "Unknown".to_string(),
+                },
                 message: s.message().unwrap_or("").to_string(),
             },
             None => AwsError {

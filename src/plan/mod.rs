@@ -467,6 +467,10 @@ pub struct AwsSpec {
     /// available, copy done, instance available); it doubles up to
     /// [`AwsSpec::MAX_POLL_INTERVAL`], with jitter.
     pub poll_interval: Option<Duration>,
+    /// Longest silence while waiting for an AWS answer before the attempt
+    /// is cut off and retried; unset, [`AwsSpec::DEFAULT_READ_TIMEOUT`].
+    /// Raised for slow S3-compatible stores, lowered by tests that stall.
+    pub read_timeout: Option<Duration>,
 }
 
 impl AwsSpec {
@@ -474,6 +478,8 @@ impl AwsSpec {
     pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
     /// The longest wait between polls, whatever `poll_interval` says.
     pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(60);
+    /// The read timeout when the plan sets no `read_timeout`.
+    pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
 }
 
 /// What a webhook can be told about.

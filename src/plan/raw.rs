@@ -242,6 +242,7 @@ pub struct RawAws {
     pub force_path_style: Option<S<bool>>,
     pub profile: Option<S<String>>,
     pub poll_interval: Option<S<String>>,
+    pub read_timeout: Option<S<String>>,
 }
 
 /// One `[[notify]]` webhook.

@@ -28,18 +28,83 @@ use crate::time::Millis;
 /// (Aurora needs one; this is the smallest class both engines offer).
 const DEFAULT_CLUSTER_INSTANCE_CLASS: &str = "db.t4g.medium";
 
-/// The outcome of creating a drill instance or cluster, as a message that
-/// names the region. Drill ids are never reused: a namesake is not ours
-/// to use (another catalog drilling the same plan?).
-fn drill_created<T>(r: Result<T, AwsError>, place: &RdsPlace<'_>) -> Result<(), ResourceError> {
+/// The tag that tells a drill's create call from any other: its value is
+/// new for each call.
+const REQUEST_TAG: &str = "lifeboat:request";
+
+/// The outcome of creating a drill instance or cluster `name`, as a
+/// message that names the region. Drill ids are never reused: a namesake
+/// is not ours to use (another catalog drilling the same plan?) unless it
+/// carries this call's `request` tag — the SDK retried the create after
+/// its answer was lost (a reset, a timeout), and the first try made it.
+async fn drill_created<T>(
+    r: Result<T, AwsError>,
+    place: &RdsPlace<'_>,
+    client: &Client,
+    level: Level,
+    name: &str,
+    request: &str,
+) -> Result<(), ResourceError> {
     match r {
         Ok(_) => Ok(()),
-        Err(e) if e.is_already_exists() => Err(ResourceError::Aws(format!(
-            "{e} (in {}): a drill of another catalog with the same plan?",
-            place.region
-        ))),
+        Err(e) if e.is_already_exists() => {
+            let ours = tags_of(client, level, name)
+                .await
+                .map_err(|e| in_region(e, place))?
+                .iter()
+                .any(|(k, v)| k == REQUEST_TAG && v == request);
+            if ours {
+                return Ok(());
+            }
+            Err(ResourceError::Aws(format!(
+                "{e} (in {}): a drill of another catalog with the same plan?",
+                place.region
+            )))
+        }
         Err(e) => Err(in_region(e, place)),
     }
+}
+
+/// The tags of the instance or cluster `name` (none if it is gone).
+async fn tags_of(
+    client: &Client,
+    level: Level,
+    name: &str,
+) -> Result<Vec<(String, String)>, AwsError> {
+    let arn = match level {
+        Level::Instance => client
+            .describe_db_instances()
+            .db_instance_identifier(name)
+            .send()
+            .await
+            .map_err(|e| AwsError::new("DescribeDBInstances", e))?
+            .db_instances()
+            .first()
+            .and_then(|i| i.db_instance_arn().map(String::from)),
+        Level::Cluster => client
+            .describe_db_clusters()
+            .db_cluster_identifier(name)
+            .send()
+            .await
+            .map_err(|e| AwsError::new("DescribeDBClusters", e))?
+            .db_clusters()
+            .first()
+            .and_then(|c| c.db_cluster_arn().map(String::from)),
+    };
+    let Some(arn) = arn else {
+        return Ok(Vec::new());
+    };
+    let out = client
+        .list_tags_for_resource()
+        .resource_name(arn)
+        .send()
+        .await
+        .map_err(|e| AwsError::new("ListTagsForResource", e))?;
+    Ok(out
+        .tag_list()
+        .iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+        .collect())
 }
 
 /// An AWS error, saying in which region it happened.
@@ -610,6 +675,9 @@ pub async fn restore(
             ]),
         ),
     };
+    let request = format!("{:016x}", rand::random::<u64>());
+    let mut labels = labels;
+    labels.extend(tags(&[(REQUEST_TAG, request.clone())]));
     let sgs = (!settings.security_groups.is_empty()).then(|| settings.security_groups.clone());
     let endpoint = match level {
         Level::Instance => {
@@ -626,7 +694,7 @@ pub async fn restore(
                 .send()
                 .await
                 .map_err(|e| AwsError::new("RestoreDBInstanceFromDBSnapshot", e));
-            drill_created(r, place)?;
+            drill_created(r, place, &client, Level::Instance, &name, &request).await?;
             wait_instance_available(&client, place, &name).await?
         }
         Level::Cluster => {
@@ -647,7 +715,7 @@ pub async fn restore(
                 .send()
                 .await
                 .map_err(|e| AwsError::new("RestoreDBClusterFromSnapshot", e));
-            drill_created(r, place)?;
+            drill_created(r, place, &client, Level::Cluster, &name, &request).await?;
             wait_until(
                 &format!("cluster {name} in {} to be available", place.region),
                 place.aws,
@@ -685,7 +753,7 @@ pub async fn restore(
                 .send()
                 .await
                 .map_err(|e| AwsError::new("CreateDBInstance", e));
-            drill_created(r, place)?;
+            drill_created(r, place, &client, Level::Instance, &instance, &request).await?;
             wait_instance_available(&client, place, &instance).await?
         }
     };

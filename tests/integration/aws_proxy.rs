@@ -21,14 +21,72 @@
 //!   body (boto/s3transfer#224 copies into locked buckets without it), and
 //!   the SDK sends a copy's checksum algorithm as `x-amz-checksum-algorithm`:
 //!   the proxy repeats it under the name moto looks for.
+//! - Network faults (`inject`): at a chosen rate, drawn from a seeded RNG
+//!   so a run reproduces, a request meets a connection reset, a stall
+//!   longer than the client's read timeout, a truncated body, an HTTP 500,
+//!   S3's 503 SlowDown or RDS's Throttling. Resets, stalls and truncations
+//!   strike after moto has done the work (the answer is lost, the worst
+//!   case for a retry); the error answers strike before it.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use axum::body::{to_bytes, Body};
-use axum::extract::{Request, State};
+use axum::body::{to_bytes, Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use axum::serve::ListenerExt;
+use futures_util::StreamExt;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// A network fault the proxy can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Fault {
+    /// The connection is closed with no answer.
+    Reset,
+    /// The answer is held for [`Proxy::STALL`], past the plan's read timeout.
+    Stall,
+    /// The answer's Content-Length promises more than is sent before the
+    /// connection closes.
+    Truncate,
+    /// HTTP 500 with the service's internal-error body.
+    Status500,
+    /// S3's 503 SlowDown (S3 requests only).
+    SlowDown,
+    /// RDS's 400 Throttling (RDS requests only).
+    Throttle,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 6] = [
+        Fault::Reset,
+        Fault::Stall,
+        Fault::Truncate,
+        Fault::Status500,
+        Fault::SlowDown,
+        Fault::Throttle,
+    ];
+
+    fn applies(self, service: &str, head: bool) -> bool {
+        match self {
+            Fault::SlowDown => service == "s3",
+            Fault::Throttle => service == "rds",
+            // A HEAD answer has no body to cut short.
+            Fault::Truncate => !head,
+            _ => true,
+        }
+    }
+}
+
+struct Injection {
+    fault: Fault,
+    /// Out of 1,000 requests the fault applies to.
+    per_mille: u32,
+    rng: StdRng,
+}
 
 #[derive(Debug, Clone)]
 pub struct Call {
@@ -39,6 +97,10 @@ pub struct Call {
     pub query: String,
     /// The Object Lock mode the request asked for, if any.
     pub lock_mode: Option<String>,
+    /// When the proxy received it.
+    pub at: Instant,
+    /// The fault injected into it, if any.
+    pub fault: Option<Fault>,
 }
 
 #[derive(Default)]
@@ -55,6 +117,10 @@ struct Shared {
     calls: Mutex<Vec<Call>>,
     rewrites: Mutex<usize>,
     refused: Mutex<Vec<String>>,
+    injection: Mutex<Option<Injection>>,
+    /// A duplicate of each accepted connection's socket, by peer address,
+    /// so a handler can close its own connection (a reset).
+    sockets: Mutex<HashMap<SocketAddr, std::net::TcpStream>>,
 }
 
 pub struct Proxy {
@@ -82,9 +148,28 @@ impl Proxy {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let sockets = state.clone();
+                let listener =
+                    tokio::net::TcpListener::from_std(listener)
+                        .unwrap()
+                        .tap_io(move |tcp| {
+                            use std::os::fd::AsFd;
+                            let (Ok(peer), Ok(fd)) =
+                                (tcp.peer_addr(), tcp.as_fd().try_clone_to_owned())
+                            else {
+                                return;
+                            };
+                            let mut all = sockets.sockets.lock().unwrap();
+                            all.retain(|_, s| s.peer_addr().is_ok());
+                            all.insert(peer, std::net::TcpStream::from(fd));
+                        });
                 let app = axum::Router::new().fallback(forward).with_state(state);
-                axum::serve(listener, app).await.unwrap();
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .await
+                .unwrap();
             });
         });
         Proxy { endpoint, shared }
@@ -117,6 +202,27 @@ impl Proxy {
     /// Requests refused for breaking a rule AWS enforces and moto does not.
     pub fn refused(&self) -> Vec<String> {
         self.shared.refused.lock().unwrap().clone()
+    }
+
+    /// How long a stalled answer is held: past the read timeout the
+    /// fault tests give their plans ([`Proxy::READ_TIMEOUT`]).
+    pub const STALL: Duration = Duration::from_millis(1500);
+    /// The `[aws] read_timeout` of plans meeting stalls.
+    pub const READ_TIMEOUT: &'static str = "500ms";
+
+    /// From now on, `percent` % of the requests `fault` applies to meet it,
+    /// drawn from an RNG seeded with `seed`.
+    pub fn inject(&self, fault: Fault, percent: u32, seed: u64) {
+        *self.shared.injection.lock().unwrap() = Some(Injection {
+            fault,
+            per_mille: percent * 10,
+            rng: StdRng::seed_from_u64(seed),
+        });
+    }
+
+    /// Ends fault injection.
+    pub fn heal(&self) {
+        *self.shared.injection.lock().unwrap() = None;
     }
 }
 
@@ -156,10 +262,66 @@ fn aws_error(code: &str, message: &str) -> Response {
         .unwrap()
 }
 
-async fn forward(State(s): State<Arc<Shared>>, req: Request) -> Response {
+/// The answer to a request chosen for `fault` before it is forwarded, or
+/// `None` when the fault strikes the answer.
+fn refusal(fault: Fault, service: &str) -> Option<Response> {
+    let (status, xml) = match (fault, service) {
+        (Fault::Status500, "rds") => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "<ErrorResponse><Error><Type>Receiver</Type><Code>InternalFailure</Code><Message>injected by the test proxy</Message></Error><RequestId>proxy</RequestId></ErrorResponse>",
+        ),
+        (Fault::Status500, _) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "<Error><Code>InternalError</Code><Message>We encountered an internal error. Please try again.</Message></Error>",
+        ),
+        (Fault::SlowDown, _) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+        ),
+        (Fault::Throttle, _) => return Some(aws_error("Throttling", "Rate exceeded")),
+        (Fault::Reset | Fault::Stall | Fault::Truncate, _) => return None,
+    };
+    Some(
+        Response::builder()
+            .status(status)
+            .header("content-type", "application/xml")
+            .body(Body::from(xml))
+            .unwrap(),
+    )
+}
+
+/// A body of which only the first half of `full` is sent before the
+/// connection is closed (its Content-Length is set to more than `full`).
+fn truncated(full: Vec<u8>, socket: Option<std::net::TcpStream>) -> Body {
+    let half = full[..full.len() / 2].to_vec();
+    let stream =
+        futures_util::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(half)) })
+            .chain(futures_util::stream::once(async move {
+                // Let the first half reach the client, then close: hyper
+                // alone keeps the connection open after a body error.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                if let Some(socket) = socket {
+                    let _ = socket.shutdown(std::net::Shutdown::Both);
+                }
+                Err(std::io::Error::other("truncated by the test proxy"))
+            }));
+    Body::from_stream(stream)
+}
+
+async fn forward(
+    State(s): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    let at = Instant::now();
     let (parts, body) = req.into_parts();
     let body = to_bytes(body, 1 << 30).await.unwrap_or_default();
     let (region, service) = scope(&parts.headers);
+    let head = parts.method == axum::http::Method::HEAD;
+    let fault = s.injection.lock().unwrap().as_mut().and_then(|i| {
+        let strikes = i.fault.applies(&service, head) && i.rng.random_range(0..1000) < i.per_mille;
+        strikes.then_some(i.fault)
+    });
     let text = String::from_utf8_lossy(&body).to_string();
     let action = if service == "rds" {
         form_value(&text, "Action").unwrap_or("?").to_string()
@@ -179,7 +341,12 @@ async fn forward(State(s): State<Arc<Shared>>, req: Request) -> Response {
         action: action.clone(),
         query: parts.uri.query().unwrap_or("").to_string(),
         lock_mode: header("x-amz-object-lock-mode"),
+        at,
+        fault,
     });
+    if let Some(answer) = fault.and_then(|f| refusal(f, &service)) {
+        return answer;
+    }
 
     if parts
         .headers
@@ -309,7 +476,23 @@ async fn forward(State(s): State<Arc<Shared>>, req: Request) -> Response {
             builder = builder.header(k, v);
         }
     }
-    builder.body(Body::from(out)).unwrap()
+    match fault {
+        Some(Fault::Reset) => {
+            if let Some(socket) = s.sockets.lock().unwrap().remove(&peer) {
+                let _ = socket.shutdown(std::net::Shutdown::Both);
+            }
+            builder.body(Body::empty()).unwrap()
+        }
+        Some(Fault::Stall) => {
+            tokio::time::sleep(Proxy::STALL).await;
+            builder.body(Body::from(out)).unwrap()
+        }
+        Some(Fault::Truncate) => builder
+            .header("content-length", out.len() + 64)
+            .body(truncated(out, s.sockets.lock().unwrap().remove(&peer)))
+            .unwrap(),
+        _ => builder.body(Body::from(out)).unwrap(),
+    }
 }
 
 /// `<tag>anything</tag>` → `<tag>value</tag>`, everywhere.

@@ -16,6 +16,7 @@ mod leases;
 mod leftovers;
 mod local_loop;
 mod moto;
+mod netfault;
 mod notify;
 mod object_lock;
 mod path_fidelity;

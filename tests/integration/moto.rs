@@ -78,6 +78,7 @@ impl Moto {
             force_path_style: Some(true),
             profile: None,
             poll_interval: None,
+            read_timeout: None,
         }
     }
 

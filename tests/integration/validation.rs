@@ -97,6 +97,11 @@ fn the_base_plan_is_valid_without_warnings() {
     "p.toml:24:12: day of week `9` is out of range 0-7"
 )]
 #[case::bad_timezone("timezone = \"UTC\"", "timezone = \"Mars/Olympus\"", "p.toml:8:12: unknown time zone `Mars/Olympus`; use an IANA name such as \"UTC\" or \"Europe/Paris\"")]
+#[case::read_timeout_zero(
+    "sql = \"SELECT 1\"\n",
+    "sql = \"SELECT 1\"\n\n[aws]\nread_timeout = \"0s\"\n",
+    "p.toml:33:16: `read_timeout` must be longer than 0s"
+)]
 #[case::jitter_too_long(
     "jitter = \"2m\"",
     "jitter = \"15m\"",

@@ -21,10 +21,9 @@ const TRANSIENT: [&str; 5] = [
 const MISSING: [&str; 2] = ["NoSuchKey", "NotFound"];
 
 /// A failed SDK call `op` on `location`.
-pub(super) fn remote<E, R>(op: &'static str, location: String, e: SdkError<E, R>) -> VaultError
+pub(super) fn remote<E>(op: &'static str, location: String, e: SdkError<E>) -> VaultError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let AwsError { code, message, .. } = AwsError::new(op, e);
     classify(op, location, code, message)
@@ -37,7 +36,11 @@ fn classify(op: &'static str, location: String, code: String, message: String) -
     VaultError::Remote {
         op,
         location,
-        retryable: TRANSIENT.contains(&code.as_str()),
+        // A codeless answer (a HEAD's) is transient when its status is:
+        // 5xx, or 429.
+        retryable: TRANSIENT.contains(&code.as_str())
+            || code.starts_with("HTTP 5")
+            || code == "HTTP 429",
         code,
         message,
     }
@@ -73,6 +76,9 @@ mod tests {
             ("Transport", Some(true)),
             ("SlowDown", Some(true)),
             ("InternalError", Some(true)),
+            ("HTTP 503", Some(true)),
+            ("HTTP 429", Some(true)),
+            ("HTTP 403", Some(false)),
             ("ServiceUnavailable", Some(true)),
             ("RequestTimeout", Some(true)),
             ("AccessDenied", Some(false)),
@@ -93,7 +99,7 @@ mod tests {
 
     #[test]
     fn a_timeout_is_a_retryable_transport_failure_that_says_why() {
-        let e = remote::<aws_sdk_s3::operation::get_object::GetObjectError, ()>(
+        let e = remote::<aws_sdk_s3::operation::get_object::GetObjectError>(
             "GetObject",
             "s3://b/k".into(),
             SdkError::timeout_error("no answer in 60s"),
@@ -105,6 +111,24 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("no answer in 60s"), "{text}");
+    }
+
+    #[test]
+    fn a_head_answer_without_a_code_is_named_by_its_status() {
+        use aws_sdk_s3::config::http::HttpResponse;
+        use aws_sdk_s3::error::ErrorMetadata;
+        use aws_sdk_s3::operation::head_object::HeadObjectError;
+        use aws_sdk_s3::primitives::SdkBody;
+        // A HEAD answer has no body, so a 503 SlowDown carries no code.
+        let answer = HttpResponse::new(503.try_into().unwrap(), SdkBody::empty());
+        let err = HeadObjectError::generic(ErrorMetadata::builder().build());
+        let e = remote(
+            "HeadObject",
+            "s3://b/k".into(),
+            SdkError::service_error(err, answer),
+        );
+        assert!(e.is_retryable(), "{e:?}");
+        assert_eq!(e.to_string(), "s3://b/k: HeadObject failed: HTTP 503: ");
     }
 
     #[test]
