@@ -118,7 +118,9 @@ must() { # $1 = phase, $2 = what, then the command
   local phase=$1 what=$2; shift 2
   if ! "$@" >>"$log" 2>&1; then violation "$phase" "$what failed (see $log)"; fi
 }
-q() { sqlite3 -readonly -batch -noheader "$1" "$2"; }
+# Never creates the file (the daemon must find none, or its own); not
+# read-only: after a kill -9 the first reader recovers the WAL's index.
+q() { [ -f "$1" ] && sqlite3 -batch -noheader -cmd ".timeout 10000" "$1" "$2"; }
 
 # Everything that must hold once the next runs finished.
 check_catalog() { # $1 = phase, $2 = catalog, $3 = work dir, $4 = vaults
@@ -203,8 +205,8 @@ backup_where() { # $1 = catalog
   local run dr
   run=$(q "$1" "SELECT max(id) FROM backup_runs" 2>/dev/null || true)
   [ -n "$run" ] || { echo "start"; return; }
-  dr=$(q "$1" "SELECT count(*) FROM points WHERE run_id = $run AND region = 'dr'")
-  if [ "$dr" -gt 0 ]; then echo "copy"; else echo "snapshot"; fi
+  dr=$(q "$1" "SELECT count(*) FROM points WHERE run_id = $run AND region = 'dr'" || echo 0)
+  if [ "${dr:-0}" -gt 0 ]; then echo "copy"; else echo "snapshot"; fi
 }
 
 # What the next runs must do after any kill: back up, prune, verify every
