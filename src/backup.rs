@@ -150,21 +150,21 @@ impl<'a> Run<'a> {
         Ok((id, started_at))
     }
 
-    /// Records where point `id` will write before it does: a point of a
-    /// kind that may leave data behind shows it at once, so prune finds and
-    /// removes what a failed or killed run left.
+    /// Records where point `id` will write before it does, and shows it at
+    /// once, so prune finds and removes what a failed or killed run left.
+    /// Every kind may leave something: objects copied one by one, a
+    /// snapshot that became available after its run gave up, and for the
+    /// kinds that write one artifact atomically, the temporary file of a
+    /// process killed mid-put or the whole artifact of one killed between
+    /// its rename and the catalog's update (found by crash trials).
     async fn record_planned(
         &self,
         id: i64,
-        kind: Kind,
         place: &Place<'_>,
         at: &Location,
     ) -> Result<(), CatalogError> {
-        let shown = match kind.leaves_data_when_failed() {
-            true => Some(place.url_of(at).await),
-            false => None,
-        };
-        self.cat.set_point_stored(id, at, shown.as_deref()).await
+        let shown = place.url_of(at).await;
+        self.cat.set_point_stored(id, at, Some(&shown)).await
     }
 
     /// Every object a point wrote into a locked region is locked until at
@@ -195,7 +195,7 @@ impl<'a> Run<'a> {
         let taken = match resource::preflight(kind, primary).await {
             Err(e) => Err(e),
             Ok(()) => {
-                self.record_planned(id, kind, primary, &at).await?;
+                self.record_planned(id, primary, &at).await?;
                 let taken = resource::snapshot(res, primary, &at, id, &self.work_dir).await;
                 self.record_lock(id, primary, &at).await?;
                 taken
@@ -267,8 +267,7 @@ impl<'a> Run<'a> {
             ))),
             (_, Err(e)) => Err(e),
             (Some(from), Ok(())) => {
-                self.record_planned(id, source.kind, dst, &from.for_copy())
-                    .await?;
+                self.record_planned(id, dst, &from.for_copy()).await?;
                 let size = source.size_bytes.unwrap_or(0).max(0) as u64;
                 let copied = resource::copy(source.kind, &res.name, src, from, dst, id, size).await;
                 self.record_lock(id, dst, from).await?;

@@ -292,6 +292,62 @@ async fn is_unmarked_catalog(path: &Path) -> Result<(), CatalogError> {
     }
 }
 
+/// Makes a new, migrated catalog at `path`, whole or not at all: it is
+/// built under a temporary name beside `path` and only then linked into
+/// place. Created in place, a process killed half-way (kill -9 in its first
+/// second) left an empty or unmarked file that every later start refused
+/// as not a catalog. A link, unlike a rename, never replaces a catalog
+/// another process created meanwhile: that one is kept and used.
+async fn create_new(path: &Path) -> Result<(), CatalogError> {
+    use sqlx::{ConnectOptions, Connection};
+    let open_error = |e: std::io::Error| CatalogError::Open {
+        path: path.to_path_buf(),
+        source: sqlx::Error::Io(e),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.new-{:016x}", rand::random::<u64>()));
+    let made = async {
+        // A rollback journal while it is private: the finished file then
+        // holds everything, with no WAL beside it to carry along.
+        let mut conn = SqliteConnectOptions::new()
+            .filename(&tmp)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Delete)
+            .foreign_keys(true)
+            .connect()
+            .await
+            .map_err(|e| read_error(&tmp, e))?;
+        let migrated = MIGRATOR.run(&mut conn).await;
+        let _ = conn.close().await;
+        migrated.map_err(|source| CatalogError::Migrate {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        std::fs::File::open(&tmp)
+            .and_then(|f| f.sync_all())
+            .map_err(open_error)?;
+        match std::fs::hard_link(&tmp, path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(open_error(e)),
+        }
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::File::open(parent)
+            .and_then(|f| f.sync_all())
+            .map_err(open_error)?;
+        Ok(())
+    }
+    .await;
+    let _ = std::fs::remove_file(&tmp);
+    made
+}
+
 /// A failed read while opening: damage is named as such.
 fn read_error(path: &Path, source: sqlx::Error) -> CatalogError {
     if is_damage(&source) {
@@ -411,6 +467,7 @@ impl Catalog {
                         source: sqlx::Error::Io(e),
                     })?;
                 }
+                create_new(path).await?;
             }
             (Found::Unmarked, _) => {
                 is_unmarked_catalog(path).await?;
@@ -422,7 +479,6 @@ impl Catalog {
         // path.
         let options = SqliteConnectOptions::new()
             .filename(path)
-            .create_if_missing(matches!(found, Found::Missing))
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)

@@ -660,9 +660,8 @@ impl Catalog {
     }
 
     /// Records where a running point's data will be before it is written.
-    /// With `shown` (the kinds that may leave data behind when they fail),
-    /// the point also shows that location, and prune removes what a failed
-    /// or interrupted run left there.
+    /// With `shown`, the point also shows that location, and prune removes
+    /// what a failed or interrupted run left there.
     pub async fn set_point_stored(
         &self,
         id: i64,
@@ -682,8 +681,9 @@ impl Catalog {
     }
 
     /// Failed points that may have left data behind (an RDS snapshot, an
-    /// `s3` point's objects): they showed their location before the work
-    /// started, and they were not cleaned up yet.
+    /// `s3` point's objects, a killed put's temporary file): they showed
+    /// their location before the work started, and they were not cleaned up
+    /// yet.
     pub async fn failed_points_with_leftovers(
         &self,
         plan: &str,

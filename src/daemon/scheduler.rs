@@ -322,8 +322,11 @@ impl Scheduler {
     }
 
     /// Protection starts when a plan is added: a plan without a complete
-    /// point for every resource in its primary region gets a backup right
-    /// away, unless a backup slot is about to start anyway.
+    /// point for every resource in every region it keeps points in gets a
+    /// backup right away, unless a backup slot is about to start anyway.
+    /// Every region, not only the primary: a daemon killed during its
+    /// first backup's copies left the primary whole and the drill region
+    /// empty until the next slot (found by crash trials).
     async fn first_run_if_needed(&self, plan: &Plan) {
         let now = self.shared.clock.now();
         let due_soon = self
@@ -335,17 +338,19 @@ impl Scheduler {
             return;
         }
         let mut missing = false;
-        for res in &plan.resources {
-            match self
-                .shared
-                .ctx
-                .catalog
-                .newest_complete_point(&plan.name, &res.name, &plan.backup.primary_region)
-                .await
-            {
-                Ok(None) => missing = true,
-                Ok(Some(_)) => {}
-                Err(e) => warn!(plan = %plan.name, error = %e, "cannot read the catalog"),
+        for region in plan.point_regions() {
+            for res in &plan.resources {
+                match self
+                    .shared
+                    .ctx
+                    .catalog
+                    .newest_complete_point(&plan.name, &res.name, region)
+                    .await
+                {
+                    Ok(None) => missing = true,
+                    Ok(Some(_)) => {}
+                    Err(e) => warn!(plan = %plan.name, error = %e, "cannot read the catalog"),
+                }
             }
         }
         if missing {

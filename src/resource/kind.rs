@@ -62,18 +62,6 @@ impl Kind {
             ResourceSpec::RdsCluster { .. } => Kind::RdsCluster,
         }
     }
-
-    /// Whether a point of this kind that failed half-way may have left
-    /// data behind (objects copied one by one, a snapshot that became
-    /// available after its run gave up). Such points record where their
-    /// data goes before the work starts, and prune removes what is there.
-    /// The other kinds write one artifact atomically: nothing is left.
-    pub fn leaves_data_when_failed(self) -> bool {
-        match self {
-            Kind::S3 | Kind::RdsInstance | Kind::RdsCluster => true,
-            Kind::Path | Kind::Sqlite | Kind::Postgres => false,
-        }
-    }
 }
 
 impl fmt::Display for Kind {

@@ -211,13 +211,45 @@ impl FileVault {
     }
 
     /// Deletes an object; deleting a missing object succeeds.
+    ///
+    /// The key's temporary files go too: a put killed with its process
+    /// (kill -9, power loss) leaves `.NAME.tmp-RANDOM`, which no guard
+    /// removes. Keys carry their point's id, so whatever is written beside
+    /// a key being deleted belongs to a point that is going (prune deletes a
+    /// failed backup's leftovers this way).
     pub async fn delete(&self, key: &str) -> Result<(), VaultError> {
         let path = self.path_for(key)?;
         match tokio::fs::remove_file(&path).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(self.io("delete", key)(e)),
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(self.io("delete", key)(e)),
         }
+        self.delete_temporaries(&path)
+            .await
+            .map_err(self.io("delete", key))
+    }
+
+    /// Removes the `.NAME.tmp-*` files a put of `path` left.
+    async fn delete_temporaries(&self, path: &Path) -> std::io::Result<()> {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return Ok(());
+        };
+        let prefix = format!(".{}.tmp-", name.to_string_lossy());
+        let mut entries = match tokio::fs::read_dir(dir).await {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        while let Some(entry) = entries.next_entry().await? {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                match tokio::fs::remove_file(entry.path()).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -240,5 +272,30 @@ mod tests {
             .map(|o| o.key)
             .collect();
         assert_eq!(keys, ["p/r-2/a", "p/r.x", "p/r/a", "p/r/b"]);
+    }
+
+    #[tokio::test]
+    async fn deleting_a_key_removes_what_a_killed_put_left_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let v = FileVault::new(dir.path().join("v"));
+        v.put("p/r/a.tar.zst", &b"x"[..]).await.unwrap();
+        v.put("p/r/b.tar.zst", &b"y"[..]).await.unwrap();
+        // What a put killed with its process leaves: no guard ran.
+        let folder = dir.path().join("v/p/r");
+        std::fs::write(folder.join(".a.tar.zst.tmp-0123456789abcdef"), b"half").unwrap();
+        std::fs::write(folder.join(".b.tar.zst.tmp-0123456789abcdef"), b"half").unwrap();
+        v.delete("p/r/a.tar.zst").await.unwrap();
+        let mut left: Vec<String> = std::fs::read_dir(&folder)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".b.tar.zst.tmp-0123456789abcdef", "b.tar.zst"]);
+        // A key whose object never landed: only its temporary is there.
+        std::fs::write(folder.join(".c.tar.zst.tmp-00000000000000ff"), b"half").unwrap();
+        v.delete("p/r/c.tar.zst").await.unwrap();
+        assert!(!folder.join(".c.tar.zst.tmp-00000000000000ff").exists());
+        // Nothing at all under a folder that does not exist.
+        v.delete("q/none").await.unwrap();
     }
 }
