@@ -181,17 +181,9 @@ async fn pinned_point(
     let Some(PointSelector::Id(id)) = opts.point else {
         return Ok(None);
     };
-    let p = cat
-        .point(id)
+    let p = steps::point_of_plan(cat, plan, id)
         .await?
-        .filter(|p| p.plan == plan.name)
-        .ok_or_else(|| DrillError::Invalid(format!("plan `{}` has no point {id}", plan.name)))?;
-    if plan.resource(&p.resource).is_none() {
-        return Err(DrillError::Invalid(format!(
-            "point {id} is of resource `{}`, which plan `{}` no longer has",
-            p.resource, plan.name
-        )));
-    }
+        .map_err(DrillError::Invalid)?;
     if p.region == region && p.status == crate::catalog::PointStatus::Damaged {
         return Err(DrillError::Invalid(format!(
             "point {id} is {}; `lifeboat verify` makes it complete again if its data comes back",

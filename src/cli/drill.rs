@@ -87,6 +87,17 @@ fn secs(v: Option<f64>) -> String {
     v.map(human_duration_secs).unwrap_or_else(|| "—".into())
 }
 
+/// One check's line, as drills and restores print it.
+pub fn print_check(passed: bool, name: &str, resource: &str, detail: &str) {
+    outln!(
+        "    {} {:<18} {:<14} {}",
+        if passed { "pass" } else { "FAIL" },
+        name,
+        resource,
+        detail
+    );
+}
+
 /// The human summary of a drill, and of the scratch databases it kept.
 pub fn print_drill(d: &DrillView, kept_databases: &[String]) {
     outln!(
@@ -131,13 +142,7 @@ pub fn print_drill(d: &DrillView, kept_databases: &[String]) {
     );
     outln!("  checks:");
     for c in &d.checks {
-        outln!(
-            "    {} {:<18} {:<14} {}",
-            if c.passed { "pass" } else { "FAIL" },
-            c.name,
-            c.resource,
-            c.detail
-        );
+        print_check(c.passed, &c.name, &c.resource, &c.detail);
     }
     if let Some(k) = &d.kept_path {
         outln!("  restored data kept in {k}");

@@ -264,13 +264,7 @@ fn print_run(r: &RestoreRun) {
         }
     );
     for c in &r.checks {
-        outln!(
-            "    {} {:<18} {:<14} {}",
-            if c.passed { "pass" } else { "FAIL" },
-            c.name,
-            c.resource,
-            c.detail
-        );
+        super::drill::print_check(c.passed, &c.name, &c.resource, &c.detail);
     }
     if let Some(e) = &rec.error {
         outln!("  error: {e}");

@@ -250,18 +250,9 @@ pub async fn prepare<'a>(
 
 /// The point `--point` names, of this plan and of a resource it has.
 async fn pinned_point(cat: &Catalog, plan: &Plan, id: i64) -> Result<Point, RestoreError> {
-    let p = cat
-        .point(id)
+    steps::point_of_plan(cat, plan, id)
         .await?
-        .filter(|p| p.plan == plan.name)
-        .ok_or_else(|| RestoreError::Invalid(format!("plan `{}` has no point {id}", plan.name)))?;
-    if plan.resource(&p.resource).is_none() {
-        return Err(RestoreError::Invalid(format!(
-            "point {id} is of resource `{}`, which plan `{}` no longer has",
-            p.resource, plan.name
-        )));
-    }
-    Ok(p)
+        .map_err(RestoreError::Invalid)
 }
 
 /// The resources to restore, in the plan's order.

@@ -9,6 +9,25 @@ use crate::catalog::{Catalog, NewCheck, Point};
 use crate::plan::{DrillCheck, Plan, Resource};
 use crate::resource::{self, command_check, Kind, Place, ResourceError, Restored, Scratch};
 
+/// Point `id`, when it is of `plan` and of a resource the plan still has;
+/// otherwise why not (bad input for `--point`).
+pub async fn point_of_plan(
+    cat: &Catalog,
+    plan: &Plan,
+    id: i64,
+) -> Result<Result<Point, String>, crate::catalog::CatalogError> {
+    let Some(p) = cat.point(id).await?.filter(|p| p.plan == plan.name) else {
+        return Ok(Err(format!("plan `{}` has no point {id}", plan.name)));
+    };
+    if plan.resource(&p.resource).is_none() {
+        return Ok(Err(format!(
+            "point {id} is of resource `{}`, which plan `{}` no longer has",
+            p.resource, plan.name
+        )));
+    }
+    Ok(Ok(p))
+}
+
 /// Restores point `p` of `res` from `place` into `scratch` and verifies
 /// it. A point found corrupt is marked damaged, and the error says so.
 pub async fn restore_point(
