@@ -214,6 +214,9 @@ impl Command {
             Command::Backup(_) | Command::Daemon(_) | Command::Demo(_) | Command::Catalog(_) => {
                 Some(CatalogAccess::Start)
             }
+            // A restore from a vault records its points, as `catalog
+            // rebuild` does, into a new catalog when the old is lost.
+            Command::Restore(args) if args.from_vault.is_some() => Some(CatalogAccess::Start),
             // `verify` marks the points it finds damaged.
             Command::Drill(_) | Command::Prune(_) | Command::Verify(_) | Command::Restore(_) => {
                 Some(CatalogAccess::Write)

@@ -7,7 +7,11 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::{bad_input, count_option, exit, print_json, Cli};
-use lifeboat::catalog::{NewCheck, RestorePoint, RestoreRecord};
+use lifeboat::catalog::{Catalog, Integrity, NewCheck, OpenMode, RestorePoint, RestoreRecord};
+use lifeboat::context::Context;
+use lifeboat::plan::Plan;
+use lifeboat::rebuild::Rebuilt;
+use lifeboat::restore::from_vault;
 use lifeboat::restore::targets::TargetArgs;
 use lifeboat::restore::{Asked, Prepared, RestoreError, RestoreOptions, RestoreRun};
 use lifeboat::time::{human_duration_secs, parse_rfc3339, rfc3339};
@@ -92,6 +96,14 @@ pub struct RestoreArgs {
     /// Show what would be restored where, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Read what to restore from this vault's manifests, for the day the
+    /// catalog is lost: a region of the plan, or a vault URL (a moved vault
+    /// with --region, the region whose points it holds). The points are
+    /// recorded into the catalog (a new one: --catalog NEW.db if the
+    /// catalog already has this plan's points there), as `catalog rebuild`
+    /// does.
+    #[arg(long, value_name = "REGION|URL")]
+    pub from_vault: Option<String>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -139,10 +151,33 @@ pub async fn run(cli: &Cli, args: &RestoreArgs) -> Result<ExitCode> {
         (None, Some(at)) => Asked::At(parse_at(at)?),
         (None, None) => Asked::Latest,
     };
-    let plan = cli.plan(&args.plan)?;
-    let ctx = cli.context().await?;
+    let mut plan = cli.plan(&args.plan)?;
+    let mut region = args.region.clone();
+    let mut _throwaway = None;
+    let ctx = match &args.from_vault {
+        Some(from) => {
+            let from_region = from_vault::vault_region(&mut plan, from, args.region.as_deref())
+                .map_err(restore_error)?;
+            region = Some(from_region.clone());
+            let ctx = if args.dry_run {
+                let (ctx, dir) = throwaway_context(cli, &plan, &from_region).await?;
+                _throwaway = Some(dir);
+                ctx
+            } else {
+                cli.context().await?
+            };
+            let read = from_vault::read_vault(&ctx.catalog, &plan, &from_region, &args.resources)
+                .await
+                .map_err(restore_error)?;
+            if !args.json {
+                print_read(&read);
+            }
+            ctx
+        }
+        None => cli.context().await?,
+    };
     let opts = RestoreOptions {
-        region: args.region.clone(),
+        region,
         asked,
         resources: args.resources.clone(),
         targets: TargetArgs {
@@ -164,11 +199,9 @@ pub async fn run(cli: &Cli, args: &RestoreArgs) -> Result<ExitCode> {
         checks: !args.no_checks,
         by_whom: who(),
     };
-    let prepared = match lifeboat::restore::prepare(&ctx, &plan, &opts).await {
-        Ok(p) => p,
-        Err(RestoreError::Invalid(m)) | Err(RestoreError::Target(m)) => return Err(bad_input(m)),
-        Err(e) => return Err(e.into()),
-    };
+    let prepared = lifeboat::restore::prepare(&ctx, &plan, &opts)
+        .await
+        .map_err(restore_error)?;
     if args.dry_run {
         if args.json {
             print_json(&DryRunJson::of(&prepared))?;
@@ -187,6 +220,54 @@ pub async fn run(cli: &Cli, args: &RestoreArgs) -> Result<ExitCode> {
         cli.notify(&plan, &n).await?;
     }
     Ok(exit(done.succeeded()))
+}
+
+/// A dry run from a vault reads it into a throwaway catalog: nothing is
+/// recorded anywhere. It still refuses what the real run would.
+async fn throwaway_context(
+    cli: &Cli,
+    plan: &Plan,
+    region: &str,
+) -> Result<(Context, tempfile::TempDir)> {
+    if cli.catalog.exists() {
+        let kept = Catalog::open_with(&cli.catalog, OpenMode::Existing, Integrity::Light).await?;
+        from_vault::refuse_if_recorded(&kept, plan, region)
+            .await
+            .map_err(restore_error)?;
+    }
+    let dir = tempfile::tempdir()?;
+    let catalog = Catalog::open(&dir.path().join("catalog.db")).await?;
+    let ctx = Context {
+        catalog,
+        work_dir: cli.work_dir(),
+    };
+    Ok((ctx, dir))
+}
+
+fn print_read(read: &Rebuilt) {
+    outln!(
+        "read {} point(s) of plan {} from the vault {} (region {}){}",
+        read.points.len(),
+        read.plan,
+        read.location,
+        read.region,
+        if read.skipped.is_empty() {
+            String::new()
+        } else {
+            format!("; {} manifest(s) not usable", read.skipped.len())
+        }
+    );
+    for s in &read.skipped {
+        outln!("  not read: {}: {}", s.manifest, s.reason);
+    }
+}
+
+/// Bad input (exit 2) for what the operator asked, else a failure.
+fn restore_error(e: RestoreError) -> anyhow::Error {
+    match e {
+        RestoreError::Invalid(m) | RestoreError::Target(m) => bad_input(m),
+        e => e.into(),
+    }
 }
 
 fn when(t: Option<i64>) -> String {

@@ -10,6 +10,7 @@
 //! restore of the plan removes (and records the killed one failed).
 
 pub mod choose;
+pub mod from_vault;
 pub mod steps;
 pub mod targets;
 

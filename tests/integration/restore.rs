@@ -559,3 +559,113 @@ timeout = "30s"
         "{v:#}"
     );
 }
+
+/// Removes the catalog and the work folder, as when the host that ran
+/// Lifeboat is lost.
+fn lose_the_host(env: &Env) {
+    for f in ["lifeboat.db", "lifeboat.db-wal", "lifeboat.db-shm"] {
+        let _ = std::fs::remove_file(env.path(f));
+    }
+    let _ = std::fs::remove_dir_all(env.path("lifeboat-work"));
+    assert!(!env.path("lifeboat.db").exists());
+}
+
+#[test]
+fn with_the_catalog_lost_a_restore_reads_what_to_restore_from_the_vault() {
+    let env = backed_up();
+    lose_the_host(&env);
+    let to_files = env.path("restored/files");
+    let to_db = env.path("restored/app.db");
+    let targets = [
+        "--to".to_string(),
+        format!("files={}", to_files.display()),
+        "--to".to_string(),
+        format!("db={}", to_db.display()),
+    ];
+    let targets: Vec<&str> = targets.iter().map(String::as_str).collect();
+
+    // A dry run reads the vault and changes nothing, not even the catalog.
+    let mut args = vec!["--from-vault", "dr", "--dry-run"];
+    args.extend(&targets);
+    let (dry, code) = restore_json(&env, &args);
+    assert_eq!(code, 0, "{dry:#}");
+    assert_eq!(dry["region"], "dr");
+    assert_eq!(dry["resources"].as_array().unwrap().len(), 2, "{dry:#}");
+    assert!(!env.path("lifeboat.db").exists());
+    assert!(!to_files.exists() && !to_db.exists());
+
+    let mut args = vec!["--from-vault", "dr"];
+    args.extend(&targets);
+    let out = env.run(&[&["restore", "shop"][..], &args].concat());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("read 2 point(s) of plan shop from the vault"),
+        "{}",
+        stdout(&out)
+    );
+    let mut source = tree(&env.path("data/files"));
+    source.retain(|e| !e.starts_with("scratch.tmp"));
+    assert_eq!(tree(&to_files), source);
+    assert_eq!(sqlite(&to_db, "SELECT count(*) FROM orders"), "50");
+    // The points it read and the restore are in the new catalog.
+    let (listed, _) = env.json(&["restores", "list", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed:#}");
+    assert_eq!(listed[0]["status"], "succeeded");
+
+    // Read twice, the points would be recorded twice: refused (a dry run
+    // says so too), and the message says what to do instead.
+    for dry in [true, false] {
+        let mut args = vec!["restore", "shop", "--from-vault", "dr", "--overwrite"];
+        args.extend(&targets);
+        if dry {
+            args.push("--dry-run");
+        }
+        let again = env.run(&args);
+        assert_eq!(again.status.code(), Some(2), "{}", stderr(&again));
+        assert!(
+            stderr(&again).contains("restore without --from-vault"),
+            "{}",
+            stderr(&again)
+        );
+    }
+}
+
+#[test]
+fn a_vault_moved_elsewhere_is_restored_from_under_its_region() {
+    let env = backed_up();
+    lose_the_host(&env);
+    // The dr vault, copied elsewhere; the original is gone.
+    let moved = env.path("moved-vault");
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(env.path("vaults/dr"))
+        .arg(&moved)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::remove_dir_all(env.path("vaults/dr")).unwrap();
+    let url = format!("file://{}", moved.display());
+    let to = env.path("restored.db");
+    let without_region = env.run(&["restore", "shop", "--from-vault", &url, "--resource", "db"]);
+    assert_eq!(without_region.status.code(), Some(2));
+    assert!(
+        stderr(&without_region).contains("--region"),
+        "{}",
+        stderr(&without_region)
+    );
+    let (v, code) = restore_json(
+        &env,
+        &[
+            "--from-vault",
+            &url,
+            "--region",
+            "dr",
+            "--resource",
+            "db",
+            "--to",
+            to.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(sqlite(&to, "SELECT count(*) FROM orders"), "50");
+}
