@@ -20,6 +20,9 @@ pg_server_bin() {
     { command -v initdb >/dev/null && command -v pg_ctl >/dev/null; }
 }
 pg_server_bin || need+=(postgresql)
+# MariaDB: the server the SQL checks of restored RDS MySQL/MariaDB
+# instances run against (the tests start their own, on a free port).
+{ command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ]; } || need+=(mariadb-server)
 { command -v pg_dump >/dev/null && command -v pg_restore >/dev/null && command -v psql >/dev/null; } ||
   need+=(postgresql-client)
 if [ ${#need[@]} -gt 0 ]; then

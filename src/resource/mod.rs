@@ -27,6 +27,7 @@ mod flag;
 mod kind;
 mod location;
 pub mod manifest;
+mod mysql;
 mod path;
 mod place;
 mod postgres;
@@ -406,8 +407,9 @@ pub enum RestoredInto {
     /// An RDS point: the instance restored, serving at `url`
     /// (`ENGINE://HOST:PORT`) when RDS reported an endpoint.
     Instance {
-        /// `postgres://HOST:PORT` or `mysql://HOST:PORT` (any engine that
-        /// is not PostgreSQL is called `mysql`); `None` without endpoint.
+        /// `postgres://HOST:PORT`, `mysql://HOST:PORT` (MySQL and MariaDB
+        /// engines) or `ENGINE://HOST:PORT` for others; `None` without
+        /// endpoint.
         url: Option<String>,
     },
 }
@@ -537,10 +539,11 @@ pub async fn sql_check(restored: &Restored, check: &SqlCheck) -> Verdict {
                 drill_url,
                 ..
             } => postgres::sql_check(url, drill_url.as_deref(), name, check).await,
-            RestoredInto::Instance { url: Some(url) } => match url.strip_prefix("postgres://") {
-                Some(endpoint) => postgres::endpoint_sql_check(endpoint, check).await,
-                None => Err(CheckFailed(format!(
-                    "SQL checks run on PostgreSQL engines only; the restore is {url}"
+            RestoredInto::Instance { url: Some(url) } => match url.split_once("://") {
+                Some(("postgres", endpoint)) => postgres::endpoint_sql_check(endpoint, check).await,
+                Some(("mysql", endpoint)) => mysql::endpoint_sql_check(endpoint, check).await,
+                _ => Err(CheckFailed(format!(
+                    "SQL checks run on PostgreSQL, MySQL and MariaDB engines; the restore is {url}"
                 ))),
             },
             RestoredInto::Instance { url: None } => {

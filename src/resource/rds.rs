@@ -556,11 +556,7 @@ async fn describe_instance(
         .await
     {
         Ok(o) => Ok(o.db_instances().first().map(|i| {
-            let scheme = if i.engine().unwrap_or("").contains("postgres") {
-                "postgres"
-            } else {
-                "mysql"
-            };
+            let scheme = endpoint_scheme(i.engine().unwrap_or(""));
             let endpoint = i.endpoint().map(|e| {
                 format!(
                     "{scheme}://{}:{}",
@@ -578,6 +574,21 @@ async fn describe_instance(
                 Err(e)
             }
         }
+    }
+}
+
+/// The scheme of a restored instance's endpoint: `postgres` and `mysql`
+/// (for MySQL and MariaDB alike: one protocol) are the engines SQL checks
+/// speak; any other engine is named as RDS names it.
+fn endpoint_scheme(engine: &str) -> &str {
+    if engine.contains("postgres") {
+        "postgres"
+    } else if engine.contains("mysql") || engine.contains("mariadb") {
+        "mysql"
+    } else if engine.is_empty() {
+        "unknown"
+    } else {
+        engine
     }
 }
 

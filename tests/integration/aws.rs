@@ -587,6 +587,85 @@ expect = 250
 }
 
 #[test]
+fn sql_checks_run_on_a_restored_mariadb_instance_with_the_mysql_clients_credentials() {
+    use crate::mariadb::{self, server, PASSWORD};
+    let env = Env::new();
+    let tag = "awsmaria";
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        rds(PRIMARY)
+            .await
+            .create_db_instance()
+            .db_instance_identifier(format!("{tag}-orders"))
+            .engine("mariadb")
+            // moto knows no default version for mariadb.
+            .engine_version("10.11.9")
+            .db_instance_class("db.t3.micro")
+            .allocated_storage(20)
+            .master_username("admin")
+            .master_user_password("not-a-secret-1")
+            .send()
+            .await
+            .expect("create instance");
+        for (b, region) in [("vault-east", PRIMARY), ("vault-west", DR)] {
+            moto().bucket(&format!("{tag}-{b}"), region).await;
+        }
+    });
+    // The "restored instance" is a real MariaDB server holding the data.
+    let maria = server();
+    maria.create_shop("awsmaria_shop", 250);
+    let proxy = Proxy::start(&moto().endpoint, 1, false);
+    proxy.override_endpoint("127.0.0.1", maria.port);
+    let text = plan(&env, tag, &proxy.endpoint, "");
+    let checks = r#"
+[[drill.checks]]
+name = "orders"
+resource = "orders-db"
+sql = "SELECT count(*) FROM awsmaria_shop.orders WHERE total >= 0"
+expect = 250
+
+[[drill.checks]]
+name = "has-orders"
+resource = "orders-db"
+sql = "SELECT count(*) > 0 FROM awsmaria_shop.orders"
+"#;
+    env.write_plan(&format!("{tag}.toml"), &instance_only(&text, tag, checks));
+    let (out, code) = backup(&env, tag);
+    assert_eq!(code, 0, "{out}");
+
+    let drill = |password: &str| {
+        let cmd = mariadb::with_mysql_env(env.command(&["drill", "run", tag, "--json"]), password);
+        let out = { cmd }.output().unwrap();
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!("not JSON: {}", crate::common::stderr(&out));
+        });
+        (v, out.status.code())
+    };
+    let (ok, code) = drill(PASSWORD);
+    assert_eq!(code, Some(0), "{ok}");
+    for name in ["orders", "has-orders"] {
+        let check = ok["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no check {name}: {ok}"));
+        assert_eq!(check["passed"], true, "{check}");
+    }
+
+    // Wrong credentials: the check fails, says why without the password,
+    // and the instance is still deleted.
+    let (bad, code) = drill("wrong-password-77c");
+    assert_ne!(code, Some(0), "{bad}");
+    let text = bad.to_string();
+    assert!(text.contains("cannot connect to 127.0.0.1"), "{text}");
+    assert!(text.contains("Access denied"), "{text}");
+    assert!(!text.contains("wrong-password-77c"), "{text}");
+    assert_eq!(rt.block_on(leftovers(tag)), Vec::<String>::new());
+}
+
+#[test]
 fn prune_removes_the_snapshot_a_failed_backup_left() {
     let env = Env::new();
     let tag = "awsleft";
