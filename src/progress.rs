@@ -26,3 +26,19 @@ pub fn bytes(message: impl Into<String>, total: Option<u64>) -> ProgressBar {
     bar.set_message(message.into());
     bar
 }
+
+/// A spinner with the time elapsed, for waits whose end no one can
+/// predict (an RDS instance becoming available, `pg_restore` running):
+/// the message can be updated with what is being waited on.
+pub fn waiting(message: impl Into<String>) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+        bar.set_style(style);
+    }
+    bar.set_message(message.into());
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}

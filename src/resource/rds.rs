@@ -333,29 +333,29 @@ async fn wait_snapshot(
     level: Level,
     id: &str,
 ) -> Result<SnapInfo, ResourceError> {
-    wait_until(
-        &format!("snapshot {id} in {} to be available", place.region),
-        place.aws,
-        place.budget,
-        || async {
-            match describe_snapshot(client, level, id).await {
-                Ok(Some(s)) if s.status == "available" => Ok(Some(s)),
-                Ok(Some(s)) if matches!(s.status.as_str(), "failed" | "error" | "deleting") => {
-                    Err(ResourceError::Aws(format!(
-                        "snapshot {id} in {} is {}",
-                        place.region, s.status
-                    )))
-                }
-                Ok(Some(_)) => Ok(None),
-                Ok(None) => Err(ResourceError::Aws(format!(
-                    "snapshot {id} in {} has disappeared",
-                    place.region
-                ))),
-                Err(e) => Err(e.into()),
-            }
-        },
-    )
-    .await
+    let what = format!("snapshot {id} in {} to be available", place.region);
+    let progress = crate::progress::waiting(format!("waiting for {what}"));
+    let waited = wait_until(&what, place.aws, place.budget, || async {
+        let described = describe_snapshot(client, level, id).await;
+        if let Ok(Some(s)) = &described {
+            progress.set_message(format!("waiting for {what} (now {})", s.status));
+        }
+        match described {
+            Ok(Some(s)) if s.status == "available" => Ok(Some(s)),
+            Ok(Some(s)) if matches!(s.status.as_str(), "failed" | "error" | "deleting") => Err(
+                ResourceError::Aws(format!("snapshot {id} in {} is {}", place.region, s.status)),
+            ),
+            Ok(Some(_)) => Ok(None),
+            Ok(None) => Err(ResourceError::Aws(format!(
+                "snapshot {id} in {} has disappeared",
+                place.region
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await;
+    progress.finish_and_clear();
+    waited
 }
 
 fn tags(pairs: &[(&str, String)]) -> Vec<Tag> {
@@ -633,27 +633,30 @@ async fn wait_instance_available(
     place: &RdsPlace<'_>,
     id: &str,
 ) -> Result<Option<String>, ResourceError> {
-    wait_until(
-        &format!("instance {id} in {} to be available", place.region),
-        place.aws,
-        place.budget,
-        || async {
-            match describe_instance(client, id).await {
-                Ok(Some((s, endpoint))) if s == "available" => Ok(Some(endpoint)),
-                Ok(Some((s, _))) if hopeless(&s) => Err(ResourceError::Aws(format!(
-                    "instance {id} in {} is {s}",
-                    place.region
-                ))),
-                Ok(Some(_)) => Ok(None),
-                Ok(None) => Err(ResourceError::Aws(format!(
-                    "instance {id} in {} has disappeared",
-                    place.region
-                ))),
-                Err(e) => Err(e.into()),
-            }
-        },
-    )
-    .await
+    let what = format!("instance {id} in {} to be available", place.region);
+    let progress = crate::progress::waiting(format!("waiting for {what}"));
+    let waited = wait_until(&what, place.aws, place.budget, || async {
+        let described = describe_instance(client, id).await;
+        if let Ok(Some((s, _))) = &described {
+            progress.set_message(format!("waiting for {what} (now {s})"));
+        }
+        match described {
+            Ok(Some((s, endpoint))) if s == "available" => Ok(Some(endpoint)),
+            Ok(Some((s, _))) if hopeless(&s) => Err(ResourceError::Aws(format!(
+                "instance {id} in {} is {s}",
+                place.region
+            ))),
+            Ok(Some(_)) => Ok(None),
+            Ok(None) => Err(ResourceError::Aws(format!(
+                "instance {id} in {} has disappeared",
+                place.region
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await;
+    progress.finish_and_clear();
+    waited
 }
 
 /// Restores the snapshot `id` (a point in the drill region) into an

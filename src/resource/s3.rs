@@ -290,17 +290,24 @@ pub async fn copy(
 ) -> Result<CopyOutcome, ResourceError> {
     let (s, d) = (s3_vault(src, "copy")?, s3_vault(dst, "copy")?);
     let manifest = Manifest::load(src, &keys.manifest).await?;
-    bounded(manifest.objects.iter().cloned(), |entry| {
-        let (s, d) = (s.clone(), d.clone());
+    let progress = crate::progress::bytes(
+        format!("copy {}", keys.artifact),
+        Some(manifest.content_bytes),
+    );
+    let copied = bounded(manifest.objects.iter().cloned(), |entry| {
+        let (s, d, bar) = (s.clone(), d.clone(), progress.clone());
         let key = stored_key(keys, &entry.stored);
         async move {
             let copied = d
                 .copy_in(s.bucket(), &s.full_key(&key), &key, entry.size, None)
                 .await?;
+            bar.inc(entry.size);
             check_sha(&entry, copied.sha256.as_deref(), &d.location(&key))
         }
     })
-    .await?;
+    .await;
+    progress.finish_and_clear();
+    copied?;
     // The manifest goes last: a vault holding it holds every object.
     src.copy_to(&keys.manifest, dst, &keys.manifest).await?;
     Ok(CopyOutcome {
@@ -327,16 +334,23 @@ pub async fn restore(
     // lock: the drill's cleanup must be able to delete them.
     let v = &s3_vault(vault, "restore")?.without_lock();
     let prefix = scratch_prefix(scratch);
+    let progress = crate::progress::bytes(
+        format!("restore {}", keys.artifact),
+        Some(manifest.content_bytes),
+    );
     let compared = bounded(manifest.objects.iter().cloned(), |entry| {
-        let v = v.clone();
+        let (v, bar) = (v.clone(), progress.clone());
         let from = v.full_key(&stored_key(keys, &entry.stored));
         let to = format!("{prefix}/{}", entry.key);
         async move {
             let copied = v.copy_in(v.bucket(), &from, &to, entry.size, None).await?;
+            bar.inc(entry.size);
             check_sha(&entry, copied.sha256.as_deref(), &v.location(&to))
         }
     })
-    .await?;
+    .await;
+    progress.finish_and_clear();
+    let compared = compared?;
     let url = vault.location(&prefix);
     let checked = compared.iter().filter(|c| **c).count();
     Ok(Restored {
@@ -539,17 +553,24 @@ pub async fn put_in_bucket(
     let v = s3_vault(vault, "restore")?.clone();
     let t = s3_vault(target, "restore")?.clone();
     let prefix = scratch_prefix(scratch);
+    let progress = crate::progress::bytes(
+        format!("put in {}", target.location("")),
+        Some(manifest.content_bytes),
+    );
     let compared = bounded(manifest.objects.iter().cloned(), |entry| {
-        let (v, t) = (v.clone(), t.clone());
+        let (v, t, bar) = (v.clone(), t.clone(), progress.clone());
         let from = v.full_key(&format!("{prefix}/{}", entry.key));
         async move {
             let copied = t
                 .copy_in(v.bucket(), &from, &entry.key, entry.size, None)
                 .await?;
+            bar.inc(entry.size);
             check_sha(&entry, copied.sha256.as_deref(), &t.location(&entry.key))
         }
     })
-    .await?;
+    .await;
+    progress.finish_and_clear();
+    let compared = compared?;
     let checked = compared.iter().filter(|c| **c).count();
     if let Err(e) = discard(vault, scratch).await {
         warn!(error = %e, "cannot remove a restore's scratch objects");

@@ -260,7 +260,11 @@ pub async fn restore(
         .await
         .map_err(ResourceError::io("create", dest))?;
     let dump = dest.join(DUMP_FILE);
-    let (size, sha) = download(vault, keys, &dump, &location).await?;
+    let progress =
+        crate::progress::bytes(format!("download {label}"), Some(manifest.artifact.size));
+    let downloaded = download(vault, keys, &dump, &location, &progress).await;
+    progress.finish_and_clear();
+    let (size, sha) = downloaded?;
     if sha != manifest.artifact.sha256 || size != manifest.artifact.size {
         return Err(ResourceError::Corrupt {
             location,
@@ -312,10 +316,11 @@ pub async fn restore(
         .spawn()
         .map_err(|e| tool_missing("pg_restore", &e))?;
     let stderr = collect_stderr(child.stderr.take());
-    let status = child
-        .wait()
-        .await
-        .map_err(|e| ResourceError::Other(format!("waiting for pg_restore: {e}")))?;
+    let progress = crate::progress::waiting(format!("pg_restore --jobs={jobs} {label} into {db}"));
+    let status = child.wait().await;
+    progress.finish_and_clear();
+    let status =
+        status.map_err(|e| ResourceError::Other(format!("waiting for pg_restore: {e}")))?;
     let stderr = stderr.await.unwrap_or_default();
     if !status.success() {
         return Err(ResourceError::Source(format!(
@@ -344,8 +349,9 @@ async fn download(
     keys: &ArtifactKeys,
     path: &Path,
     location: &str,
+    progress: &indicatif::ProgressBar,
 ) -> Result<(u64, String), ResourceError> {
-    let reader = vault.get(&keys.artifact).await?;
+    let reader = progress.wrap_async_read(vault.get(&keys.artifact).await?);
     let (reader, digest) = HashingReader::new(reader);
     let mut reader = tokio::io::BufReader::with_capacity(1 << 20, reader);
     let file = tokio::fs::File::create(path)
