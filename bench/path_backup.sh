@@ -24,35 +24,7 @@ root=$(mktemp -d "$base/lifeboat-bench.XXXXXX")
 [ -n "${KEEP:-}" ] && echo "keeping $root" >&2 || trap 'rm -rf "$root"' EXIT
 data=$root/data
 echo "generating data in $data (scale $SCALE)..." >&2
-python3 - "$data" "$SCALE" <<'PY'
-import os, random, sys
-root, scale = sys.argv[1], int(sys.argv[2])
-rng = random.Random(42)
-words = [bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9))) for _ in range(5000)]
-def text(n):
-    out = bytearray()
-    while len(out) < n:
-        out += b" ".join(rng.choice(words) for _ in range(12)) + b"\n"
-    return bytes(out[:n])
-# Thousands of small files (mixed compressible text and random bytes).
-for i in range(20000 * scale):
-    d = os.path.join(root, "small", f"d{i // 500:03d}")
-    os.makedirs(d, exist_ok=True)
-    n = rng.randint(2048, 16384)
-    body = text(n) if i % 3 else os.urandom(n)
-    with open(os.path.join(d, f"f{i:06d}.dat"), "wb") as f:
-        f.write(body)
-# A few large ones: two incompressible, two compressible (logs).
-os.makedirs(os.path.join(root, "large"), exist_ok=True)
-for i in range(2 * scale):
-    with open(os.path.join(root, "large", f"blob{i}.bin"), "wb") as f:
-        for _ in range(100):
-            f.write(os.urandom(1 << 20))
-    with open(os.path.join(root, "large", f"log{i}.txt"), "wb") as f:
-        chunk = text(1 << 20)
-        for k in range(100):
-            f.write(chunk[k:] + chunk[:k])
-PY
+python3 bench/lib/gen_tree.py "$data" "$SCALE"
 bytes=$(du -sb "$data" | cut -f1)
 files=$(find "$data" -type f | wc -l)
 

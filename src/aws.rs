@@ -155,6 +155,26 @@ impl AwsError {
             || self.code == "NoSuchBucket"
     }
 
+    /// Whether the failure is one that passes by itself: no answer came
+    /// back, the service was busy or throttled us, or it failed inside.
+    /// (The SDK's own retries are spent by the time we see it.)
+    pub fn is_transient(&self) -> bool {
+        self.code == "Transport"
+            || self.code.starts_with("HTTP 5")
+            || matches!(
+                self.code.as_str(),
+                "Throttling"
+                    | "ThrottlingException"
+                    | "RequestLimitExceeded"
+                    | "TooManyRequestsException"
+                    | "SlowDown"
+                    | "ServiceUnavailable"
+                    | "InternalFailure"
+                    | "InternalError"
+                    | "RequestTimeout"
+            )
+    }
+
     /// Whether the error says the thing to create exists already (a retry
     /// after a crash, or a name someone else uses).
     pub fn is_already_exists(&self) -> bool {

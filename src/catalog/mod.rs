@@ -348,6 +348,45 @@ async fn create_new(path: &Path) -> Result<(), CatalogError> {
     made
 }
 
+/// How old a half-made catalog must be before it counts as a crashed
+/// creator's: another process creating the catalog right now takes a
+/// second at most.
+const STALE_NEW_FILE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Removes the `.NAME.new-*` files that creators killed before they
+/// finished (`kill -9` between creating and linking) left beside `path`.
+fn remove_stale_new_files(path: &Path) {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    let prefix = format!(".{name}.new-");
+    for e in entries.flatten() {
+        let stale = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= STALE_NEW_FILE);
+        if stale && e.file_name().to_string_lossy().starts_with(&prefix) {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => {
+                    tracing::info!(file = %e.path().display(), "removed a half-made catalog a killed process left")
+                }
+                Err(err) => {
+                    tracing::warn!(file = %e.path().display(), error = %err, "cannot remove a half-made catalog")
+                }
+            }
+        }
+    }
+}
+
 /// A failed read while opening: damage is named as such.
 fn read_error(path: &Path, source: sqlx::Error) -> CatalogError {
     if is_damage(&source) {
@@ -454,6 +493,11 @@ impl Catalog {
         integrity: Integrity,
     ) -> Result<Catalog, CatalogError> {
         let found = inspect(path)?;
+        if mode == OpenMode::Create {
+            // The commands that start a catalog are the ones whose killed
+            // runs can leave half-made ones.
+            remove_stale_new_files(path);
+        }
         match (&found, mode) {
             (Found::Missing, OpenMode::Existing) => {
                 return Err(CatalogError::Missing {

@@ -14,6 +14,7 @@
 //!   Everything it creates is named from the drill, so a crashed drill's
 //!   leftovers are found and deleted by name.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use aws_sdk_rds::types::Tag;
@@ -335,22 +336,26 @@ async fn wait_snapshot(
 ) -> Result<SnapInfo, ResourceError> {
     let what = format!("snapshot {id} in {} to be available", place.region);
     let progress = crate::progress::waiting(format!("waiting for {what}"));
+    let failures = AtomicU32::new(0);
     let waited = wait_until(&what, place.aws, place.budget, || async {
-        let described = describe_snapshot(client, level, id).await;
-        if let Ok(Some(s)) = &described {
+        let described = match through_blips(describe_snapshot(client, level, id).await, &failures) {
+            Ok(Some(d)) => d,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(s) = &described {
             progress.set_message(format!("waiting for {what} (now {})", s.status));
         }
         match described {
-            Ok(Some(s)) if s.status == "available" => Ok(Some(s)),
-            Ok(Some(s)) if matches!(s.status.as_str(), "failed" | "error" | "deleting") => Err(
+            Some(s) if s.status == "available" => Ok(Some(s)),
+            Some(s) if matches!(s.status.as_str(), "failed" | "error" | "deleting") => Err(
                 ResourceError::Aws(format!("snapshot {id} in {} is {}", place.region, s.status)),
             ),
-            Ok(Some(_)) => Ok(None),
-            Ok(None) => Err(ResourceError::Aws(format!(
+            Some(_) => Ok(None),
+            None => Err(ResourceError::Aws(format!(
                 "snapshot {id} in {} has disappeared",
                 place.region
             ))),
-            Err(e) => Err(e.into()),
         }
     })
     .await;
@@ -614,6 +619,31 @@ async fn describe_cluster(client: &Client, id: &str) -> Result<Option<String>, A
     }
 }
 
+/// Transient failures in a row a wait rides out before it fails.
+const MAX_POLL_FAILURES: u32 = 5;
+
+/// A poll's answer, with a transient failure taken as "not yet": one
+/// throttled or dropped describe (the SDK's retries spent) must not fail a
+/// snapshot or a restore that is fine. Up to [`MAX_POLL_FAILURES`] in a
+/// row; then, or on any other failure, the error.
+fn through_blips<T>(
+    answer: Result<T, AwsError>,
+    failures: &AtomicU32,
+) -> Result<Option<T>, AwsError> {
+    match answer {
+        Ok(v) => {
+            failures.store(0, Ordering::Relaxed);
+            Ok(Some(v))
+        }
+        Err(e) if e.is_transient() && failures.load(Ordering::Relaxed) + 1 < MAX_POLL_FAILURES => {
+            failures.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, failures = failures.load(Ordering::Relaxed), "a status poll failed; polling on");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Statuses an instance never becomes available from by itself.
 fn hopeless(status: &str) -> bool {
     matches!(
@@ -635,23 +665,27 @@ async fn wait_instance_available(
 ) -> Result<Option<String>, ResourceError> {
     let what = format!("instance {id} in {} to be available", place.region);
     let progress = crate::progress::waiting(format!("waiting for {what}"));
+    let failures = AtomicU32::new(0);
     let waited = wait_until(&what, place.aws, place.budget, || async {
-        let described = describe_instance(client, id).await;
-        if let Ok(Some((s, _))) = &described {
+        let described = match through_blips(describe_instance(client, id).await, &failures) {
+            Ok(Some(d)) => d,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if let Some((s, _)) = &described {
             progress.set_message(format!("waiting for {what} (now {s})"));
         }
         match described {
-            Ok(Some((s, endpoint))) if s == "available" => Ok(Some(endpoint)),
-            Ok(Some((s, _))) if hopeless(&s) => Err(ResourceError::Aws(format!(
+            Some((s, endpoint)) if s == "available" => Ok(Some(endpoint)),
+            Some((s, _)) if hopeless(&s) => Err(ResourceError::Aws(format!(
                 "instance {id} in {} is {s}",
                 place.region
             ))),
-            Ok(Some(_)) => Ok(None),
-            Ok(None) => Err(ResourceError::Aws(format!(
+            Some(_) => Ok(None),
+            None => Err(ResourceError::Aws(format!(
                 "instance {id} in {} has disappeared",
                 place.region
             ))),
-            Err(e) => Err(e.into()),
         }
     })
     .await;
@@ -968,6 +1002,33 @@ pub async fn verify(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_wait_rides_out_a_few_transient_poll_failures_only() {
+        let failures = AtomicU32::new(0);
+        let blip = || -> Result<(), AwsError> {
+            Err(AwsError {
+                op: "DescribeDBSnapshots",
+                code: "Throttling".into(),
+                message: "Rate exceeded".into(),
+            })
+        };
+        for _ in 1..MAX_POLL_FAILURES {
+            assert!(matches!(through_blips(blip(), &failures), Ok(None)));
+        }
+        assert!(through_blips(blip(), &failures).is_err());
+        // An answer resets the count.
+        failures.store(3, Ordering::Relaxed);
+        assert!(matches!(through_blips(Ok(()), &failures), Ok(Some(()))));
+        assert_eq!(failures.load(Ordering::Relaxed), 0);
+        // A failure that will not pass is not ridden out.
+        let denied: Result<(), AwsError> = Err(AwsError {
+            op: "DescribeDBSnapshots",
+            code: "AccessDenied".into(),
+            message: "no".into(),
+        });
+        assert!(through_blips(denied, &failures).is_err());
+    }
+
     use super::*;
 
     #[test]

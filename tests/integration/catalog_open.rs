@@ -195,3 +195,22 @@ fn a_catalog_path_may_hold_question_marks_and_percents() {
         .collect();
     assert_eq!(names, ["cat?x=1%41.db"]);
 }
+
+#[test]
+fn a_half_made_catalog_a_killed_creator_left_is_removed_by_the_next_start() {
+    let env = env_with_plan();
+    let stale = env.path(".lifeboat.db.new-00000000deadbeef");
+    let fresh = env.path(".lifeboat.db.new-00000000cafef00d");
+    for f in [&stale, &fresh] {
+        std::fs::write(f, b"half a catalog").unwrap();
+    }
+    // Killed an hour ago; the other is being created right now.
+    let hour_ago = filetime::FileTime::from_system_time(
+        std::time::SystemTime::now() - std::time::Duration::from_secs(3600),
+    );
+    filetime::set_file_mtime(&stale, hour_ago).unwrap();
+    let out = env.run(&["backup", "run", "shop"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stale.exists(), "the stale half-made catalog is still there");
+    assert!(fresh.exists(), "a creator's file in use was removed");
+}
