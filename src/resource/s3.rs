@@ -91,8 +91,12 @@ pub async fn snapshot(
         }
     }
 
+    let progress = crate::progress::bytes(
+        format!("backup s3://{bucket}/{prefix}"),
+        Some(listed.iter().map(|(_, size, _)| size).sum()),
+    );
     let copies = bounded(listed.into_iter().enumerate(), |(n, (key, size, etag))| {
-        let dst = dst.clone();
+        let (dst, bar) = (dst.clone(), progress.clone());
         let bucket = bucket.to_string();
         let stored = format!("{n:08}");
         let dst_key = stored_key(keys, &stored);
@@ -138,6 +142,7 @@ pub async fn snapshot(
             } else {
                 (size, etag)
             };
+            bar.inc(size);
             Ok(Some((
                 ObjectEntry {
                     key,
@@ -151,7 +156,9 @@ pub async fn snapshot(
             )))
         }
     })
-    .await?;
+    .await;
+    progress.finish_and_clear();
+    let copies = copies?;
     let mut flags = Vec::new();
     let mut objects = Vec::with_capacity(copies.len());
     let listed_count = copies.len();

@@ -211,6 +211,9 @@ fn a_half_made_catalog_a_killed_creator_left_is_removed_by_the_next_start() {
     filetime::set_file_mtime(&stale, hour_ago).unwrap();
     let out = env.run(&["backup", "run", "shop"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(!stale.exists(), "the stale half-made catalog is still there");
+    assert!(
+        !stale.exists(),
+        "the stale half-made catalog is still there"
+    );
     assert!(fresh.exists(), "a creator's file in use was removed");
 }
