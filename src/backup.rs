@@ -4,16 +4,19 @@
 //! only once its data is durable where it belongs.
 //!
 //! The run is a pipeline: recover what an earlier run left `running`,
-//! start the run, take the points, copy them region by region, finish.
+//! start the run, run the plan's `before` hook, take the points, copy them
+//! region by region, run its `after` hook (always, once the run started),
+//! finish.
 //! Each step of a point (preflight, snapshot, copy) is its kind's, in
 //! `resource`; this module only records what happened.
 
+use serde::Serialize;
 use tracing::{info, instrument, warn};
 
 use crate::catalog::{Catalog, CatalogError, Flags, NewPoint, Point, PointCompletion, RunStatus};
 use crate::context::Context;
 use crate::lease::{self, Lease, LeaseError};
-use crate::plan::{Plan, Resource};
+use crate::plan::{Hook, Plan, Resource};
 use crate::resource::{self, Kind, Location, Place, PointFlag, ResourceError};
 use crate::time::{now_ms, Millis};
 
@@ -38,6 +41,11 @@ pub struct BackupOutcome {
     pub run_id: i64,
     /// How the run ended: succeeded, partial or failed.
     pub status: RunStatus,
+    /// What went wrong, as recorded with the run: failed hooks, failed
+    /// points.
+    pub error: Option<String>,
+    /// The `before` and `after` hooks that ran.
+    pub hooks: Vec<HookRun>,
     /// Every point the run recorded, primary points and copies, in the
     /// order they were started, as the catalog holds them at the end.
     pub points: Vec<Point>,
@@ -73,22 +81,58 @@ pub async fn run(
         );
     }
     let mut run = Run::start(ctx, plan, trigger, slot).await?;
-    let primary = Place::writing(plan, &plan.backup.primary_region);
-    let mut taken = Vec::new();
-    for res in &plan.resources {
-        if let Some(point) = run.take_point(res, &primary).await? {
-            taken.push((res, point));
+    if let Some(hook) = &plan.backup.before {
+        run.hook(Stage::Before, hook, None).await;
+    }
+    let taken = if run.hook_failed(Stage::Before) {
+        Ok(false)
+    } else {
+        run.take_points().await
+    };
+    // `after` runs whatever happened once the run started: it may be
+    // what thaws the application `before` froze.
+    if let Some(hook) = &plan.backup.after {
+        let so_far = match &taken {
+            Ok(any) => run.status(*any),
+            Err(_) => RunStatus::Failed,
+        };
+        run.hook(Stage::After, hook, Some(so_far)).await;
+    }
+    let any_taken = taken?;
+    run.finish(any_taken).await
+}
+
+/// Which hook of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// `[backup] before`.
+    Before,
+    /// `[backup] after`.
+    After,
+}
+
+impl Stage {
+    /// As plans and records name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Before => "before",
+            Stage::After => "after",
         }
     }
-    // One region after the other, so a slow or failing region does not
-    // compete with the others for the same source.
-    for region in &plan.backup.copy_to {
-        let dst = Place::writing(plan, region);
-        for (res, source) in &taken {
-            run.copy_point(res, source, &primary, &dst).await?;
-        }
-    }
-    run.finish(!taken.is_empty()).await
+}
+
+/// How a hook ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct HookRun {
+    /// Which one.
+    pub hook: Stage,
+    /// Exit 0 within its timeout.
+    pub passed: bool,
+    /// Its exit status and the last lines of its output.
+    pub detail: String,
+    /// How long it ran.
+    pub seconds: f64,
 }
 
 /// A run in progress: what it recorded so far.
@@ -100,6 +144,7 @@ struct Run<'a> {
     work_dir: std::path::PathBuf,
     point_ids: Vec<i64>,
     failures: usize,
+    hooks: Vec<HookRun>,
 }
 
 impl<'a> Run<'a> {
@@ -122,6 +167,7 @@ impl<'a> Run<'a> {
             work_dir: ctx.tmp_dir(),
             point_ids: Vec::new(),
             failures: 0,
+            hooks: Vec::new(),
         })
     }
 
@@ -305,13 +351,102 @@ impl<'a> Run<'a> {
     }
 
     /// Records how the run ended; `any_taken`: a point was taken at all.
-    async fn finish(self, any_taken: bool) -> Result<BackupOutcome, BackupError> {
+    /// A point of every resource in the primary region, then the copies:
+    /// whether any point was taken.
+    async fn take_points(&mut self) -> Result<bool, BackupError> {
+        let plan = self.plan;
+        let primary = Place::writing(plan, &plan.backup.primary_region);
+        let mut taken = Vec::new();
+        for res in &plan.resources {
+            if let Some(point) = self.take_point(res, &primary).await? {
+                taken.push((res, point));
+            }
+        }
+        // One region after the other, so a slow or failing region does not
+        // compete with the others for the same source.
+        for region in &plan.backup.copy_to {
+            let dst = Place::writing(plan, region);
+            for (res, source) in &taken {
+                self.copy_point(res, source, &primary, &dst).await?;
+            }
+        }
+        Ok(!taken.is_empty())
+    }
+
+    /// Runs a hook, from the plan file's folder, and keeps how it ended.
+    async fn hook(&mut self, stage: Stage, hook: &Hook, so_far: Option<RunStatus>) {
+        let mut env = vec![
+            ("LIFEBOAT_PLAN".to_string(), self.plan.name.clone()),
+            ("LIFEBOAT_RUN_ID".to_string(), self.id.to_string()),
+            ("LIFEBOAT_HOOK".to_string(), stage.as_str().to_string()),
+        ];
+        if let Some(status) = so_far {
+            env.push((
+                "LIFEBOAT_BACKUP_STATUS".to_string(),
+                status.as_str().to_string(),
+            ));
+        }
+        let start = std::time::Instant::now();
+        let ran = crate::program::run(&hook.argv, &env, self.plan.dir(), hook.timeout).await;
+        let seconds = start.elapsed().as_secs_f64();
+        match &ran {
+            Ok(detail) => info!(
+                run_id = self.id,
+                hook = stage.as_str(),
+                detail,
+                "hook passed"
+            ),
+            Err(detail) => warn!(
+                run_id = self.id,
+                hook = stage.as_str(),
+                detail,
+                "hook failed"
+            ),
+        }
+        self.hooks.push(HookRun {
+            hook: stage,
+            passed: ran.is_ok(),
+            detail: ran.unwrap_or_else(|e| e),
+            seconds,
+        });
+    }
+
+    fn hook_failed(&self, stage: Stage) -> bool {
+        self.hooks.iter().any(|h| h.hook == stage && !h.passed)
+    }
+
+    /// How the run went, hooks included (`any_taken`: whether any point
+    /// was taken).
+    fn status(&self, any_taken: bool) -> RunStatus {
+        if self.hook_failed(Stage::Before) {
+            return RunStatus::Failed;
+        }
         let status = match (self.failures, any_taken) {
             (0, _) => RunStatus::Succeeded,
             (_, false) => RunStatus::Failed,
             (_, true) => RunStatus::Partial,
         };
-        let error = (self.failures > 0).then(|| format!("{} point(s) failed", self.failures));
+        match status {
+            RunStatus::Succeeded if self.hook_failed(Stage::After) => RunStatus::Partial,
+            s => s,
+        }
+    }
+
+    /// What went wrong, as recorded with the run.
+    fn error(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        for h in self.hooks.iter().filter(|h| !h.passed) {
+            parts.push(format!("{} hook failed: {}", h.hook.as_str(), h.detail));
+        }
+        if self.failures > 0 {
+            parts.push(format!("{} point(s) failed", self.failures));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
+    async fn finish(self, any_taken: bool) -> Result<BackupOutcome, BackupError> {
+        let status = self.status(any_taken);
+        let error = self.error();
         self.cat
             .finish_run(self.id, status, error.as_deref(), now_ms())
             .await?;
@@ -327,6 +462,8 @@ impl<'a> Run<'a> {
         Ok(BackupOutcome {
             run_id: self.id,
             status,
+            error,
+            hooks: self.hooks,
             points,
         })
     }

@@ -41,6 +41,7 @@ pub mod leftovers;
 pub mod notify;
 pub mod pipe;
 pub mod plan;
+pub mod program;
 pub mod progress;
 pub mod prune;
 pub mod rebuild;

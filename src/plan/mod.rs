@@ -72,6 +72,27 @@ pub struct BackupSpec {
     /// Where copies go, in order (one region after the other); never the
     /// primary, each once, each with a `[regions.X]` table.
     pub copy_to: Vec<String>,
+    /// `before`: run before the first point is taken (quiesce an
+    /// application, flush a cache). If it fails, the run fails with its
+    /// output and takes no point.
+    pub before: Option<Hook>,
+    /// `after`: run once the points and copies are done, and always when
+    /// the run started (even if `before` or the backup failed), told how
+    /// the run went. If it fails, the run is `partial`.
+    pub after: Option<Hook>,
+}
+
+/// A program run around a backup (`[backup] before` / `after`): without a
+/// shell, from the plan file's folder, with `LIFEBOAT_PLAN`,
+/// `LIFEBOAT_RUN_ID` and `LIFEBOAT_HOOK` (and for `after`,
+/// `LIFEBOAT_BACKUP_STATUS`) in its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hook {
+    /// The program and its arguments.
+    pub argv: Vec<String>,
+    /// How long it may run before it is killed and fails (`hook_timeout`,
+    /// default 5m).
+    pub timeout: Duration,
 }
 
 /// How many points to keep in a region. `None` everywhere keeps everything.
@@ -636,6 +657,15 @@ impl Plan {
         std::iter::once(self.backup.primary_region.as_str())
             .chain(self.backup.copy_to.iter().map(String::as_str))
             .collect()
+    }
+
+    /// The plan file's folder: where the programs it names (command
+    /// checks, hooks) run and its relative paths are read from.
+    pub fn dir(&self) -> &std::path::Path {
+        self.source
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(std::path::Path::new("."))
     }
 
     /// The resource named `name`, if the plan (still) has it.

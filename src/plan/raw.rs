@@ -40,6 +40,9 @@ pub struct RawBackup {
     pub completion_window: Option<S<String>>,
     pub primary_region: S<String>,
     pub copy_to: Option<S<Vec<S<String>>>>,
+    pub before: Option<S<Vec<S<String>>>>,
+    pub after: Option<S<Vec<S<String>>>>,
+    pub hook_timeout: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -104,11 +104,7 @@ pub async fn run_checks(
         }
     }
     // Commands run from the plan file's folder, as its paths are read.
-    let plan_dir = plan
-        .source
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(std::path::Path::new("."));
+    let plan_dir = plan.dir();
     for check in &plan.drill.checks {
         if !chosen.contains(&check.resource()) {
             continue;

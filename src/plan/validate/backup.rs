@@ -10,13 +10,15 @@ use chrono_tz::Tz;
 use super::regions::Regions;
 use super::Validator;
 use crate::plan::raw::{RawBackup, S};
-use crate::plan::BackupSpec;
+use crate::plan::{BackupSpec, Hook};
 use crate::schedule::{Cron, Timing};
 
 /// How long after its slot a backup may still start, unless the plan says.
 const DEFAULT_START_WINDOW: Duration = Duration::from_secs(600);
 /// How long a backup may run, unless the plan says.
 const DEFAULT_COMPLETION_WINDOW: Duration = Duration::from_secs(2 * 3600);
+/// How long a `before` or `after` hook may run, unless the plan says.
+const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// `[backup]` as read: a value is `None` when it was invalid (and
 /// reported). Later phases read its regions and time zone.
@@ -28,6 +30,10 @@ pub(super) struct Backup {
     gaps: Option<(Duration, Duration)>,
     start_window: Option<Duration>,
     completion_window: Option<Duration>,
+    /// `before` and `after` (`Err` when invalid, reported), and their
+    /// timeout.
+    hooks: Result<(Option<Vec<String>>, Option<Vec<String>>), ()>,
+    hook_timeout: Option<Duration>,
     pub primary: String,
     /// The valid `copy_to` regions, in order.
     pub copy_to: Vec<String>,
@@ -51,6 +57,16 @@ impl Backup {
             completion_window: self.completion_window?,
             primary_region: self.primary,
             copy_to: self.copy_to,
+            before: {
+                let timeout = self.hook_timeout?;
+                let (before, _) = self.hooks.as_ref().ok()?;
+                before.clone().map(|argv| Hook { argv, timeout })
+            },
+            after: {
+                let timeout = self.hook_timeout?;
+                let (_, after) = self.hooks.ok()?;
+                after.map(|argv| Hook { argv, timeout })
+            },
         })
     }
 }
@@ -78,6 +94,13 @@ impl Validator<'_> {
             Some(v) => self.positive_duration("completion_window", v),
             None => Some(DEFAULT_COMPLETION_WINDOW),
         };
+        let hook_timeout = match &b.hook_timeout {
+            Some(v) => self.positive_duration("hook_timeout", v),
+            None => Some(DEFAULT_HOOK_TIMEOUT),
+        };
+        let before = self.hook("before", b.before.as_ref());
+        let after = self.hook("after", b.after.as_ref());
+        let hooks = before.and_then(|b| after.map(|a| (b, a)));
         let primary = b.primary_region.get_ref().clone();
         if !regions.contains_key(&primary) {
             self.error(
@@ -93,9 +116,29 @@ impl Validator<'_> {
             gaps,
             start_window,
             completion_window,
+            hooks,
+            hook_timeout,
             primary,
             copy_to,
         }
+    }
+
+    /// A hook's program and arguments; `Err` (reported) without a program.
+    fn hook(
+        &mut self,
+        key: &str,
+        raw: Option<&S<Vec<S<String>>>>,
+    ) -> Result<Option<Vec<String>>, ()> {
+        let Some(raw) = raw else { return Ok(None) };
+        let argv: Vec<String> = raw.get_ref().iter().map(|a| a.get_ref().clone()).collect();
+        if argv.first().is_none_or(|p| p.trim().is_empty()) {
+            self.error(
+                raw.span(),
+                format!("`{key}` needs a program: [\"PROGRAM\", \"ARG\", …] (run without a shell)"),
+            );
+            return Err(());
+        }
+        Ok(Some(argv))
     }
 
     /// The `copy_to` regions that are valid: other than the primary, listed
