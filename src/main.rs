@@ -24,10 +24,9 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) => {
-            // Usage errors: one line, exit 2.
-            let rendered = e.render().to_string();
-            let first = rendered.lines().next().unwrap_or("error: invalid usage");
-            eprintln!("{first} (see lifeboat --help)");
+            // Usage errors: clap's whole message (what is wrong, the usage
+            // line, a "did you mean" tip), exit 2.
+            let _ = e.print();
             return ExitCode::from(2);
         }
     };

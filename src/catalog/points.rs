@@ -428,6 +428,21 @@ impl Catalog {
         .await?)
     }
 
+    /// Whether the catalog holds anything of `plan` (a backup run, a point,
+    /// a drill or a restore): the history commands accept a plan whose file
+    /// is gone as long as its records remain.
+    pub async fn plan_has_records(&self, plan: &str) -> Result<bool, CatalogError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM backup_runs WHERE plan = ?1)
+                 OR EXISTS (SELECT 1 FROM points WHERE plan = ?1)
+                 OR EXISTS (SELECT 1 FROM drills WHERE plan = ?1)
+                 OR EXISTS (SELECT 1 FROM restores WHERE plan = ?1)",
+        )
+        .bind(plan)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     /// Plans with points or drills still marked running.
     pub async fn plans_with_running_work(&self) -> Result<Vec<String>, CatalogError> {
         Ok(sqlx::query_scalar(

@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::Subcommand;
 use serde_json::json;
 
+use super::plan_arg::OnePlan;
 use super::{exit, print_json, Cli};
 use lifeboat::catalog::{Point, RunStatus};
 use lifeboat::time::rfc3339;
@@ -13,8 +14,16 @@ use lifeboat::time::rfc3339;
 #[derive(Debug, Subcommand)]
 pub enum BackupCommand {
     /// A point of every resource now, then the copies to the other regions.
+    #[command(after_help = "\
+Examples:
+  lifeboat backup run shop            plan shop, from ./plans, into ./lifeboat.db
+  lifeboat backup run shop --json     the run and its points as JSON
+
+Exit codes: 0 every point taken and copied; 1 the run failed or was partial; 2 bad input.")]
     Run {
-        plan: String,
+        #[command(flatten)]
+        plan: OnePlan,
+        /// Print the run and its points as JSON (sizes in bytes).
         #[arg(long)]
         json: bool,
     },
@@ -22,7 +31,7 @@ pub enum BackupCommand {
 
 pub async fn run(cli: &Cli, cmd: &BackupCommand) -> Result<ExitCode> {
     let BackupCommand::Run { plan, json } = cmd;
-    let plan = cli.plan(plan)?;
+    let plan = cli.plan(plan.name())?;
     cli.global_notify_url()?;
     let ctx = cli.context().await?;
     let outcome = lifeboat::backup::run(&ctx, &plan, "manual", None).await?;

@@ -15,25 +15,35 @@ use lifeboat::daemon::{Daemon, DaemonConfig};
 #[derive(Debug, Args, Clone)]
 pub struct DaemonArgs {
     /// Address of /healthz, /readyz and /metrics (port 0: any free port).
-    #[arg(long, default_value = "127.0.0.1:9464")]
+    #[arg(long, env = "LIFEBOAT_LISTEN", default_value = "127.0.0.1:9464")]
     pub listen: SocketAddr,
     /// Jobs running at once.
-    #[arg(long, default_value_t = 4, value_parser = super::count_option(1024))]
+    #[arg(long, env = "LIFEBOAT_MAX_JOBS", default_value_t = 4, value_parser = super::count_option(1024))]
     pub max_jobs: usize,
     /// Jobs running at once in one region.
-    #[arg(long, default_value_t = 2, value_parser = super::count_option(1024))]
+    #[arg(
+        long,
+        env = "LIFEBOAT_MAX_JOBS_PER_REGION",
+        default_value_t = 2,
+        value_parser = super::count_option(1024)
+    )]
     pub max_jobs_per_region: usize,
     /// Consecutive failed backups that open a region's circuit breaker.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(
+        long,
+        env = "LIFEBOAT_BREAKER_THRESHOLD",
+        default_value_t = 3,
+        value_parser = clap::value_parser!(u32).range(1..=1000)
+    )]
     pub breaker_threshold: u32,
     /// Cool-down before an open breaker lets a probe through (doubles on failure).
-    #[arg(long, default_value = "5m", value_parser = super::duration_option)]
+    #[arg(long, env = "LIFEBOAT_BREAKER_COOLDOWN", default_value = "5m", value_parser = super::duration_option)]
     pub breaker_cooldown: Duration,
     /// Time running jobs get to finish after SIGTERM.
-    #[arg(long, default_value = "30s", value_parser = super::duration_option)]
+    #[arg(long, env = "LIFEBOAT_GRACE", default_value = "30s", value_parser = super::duration_option)]
     pub grace: Duration,
     /// How often the plans folder is checked for edits.
-    #[arg(long, default_value = "2s", value_parser = super::duration_option)]
+    #[arg(long, env = "LIFEBOAT_WATCH_INTERVAL", default_value = "2s", value_parser = super::duration_option)]
     pub watch_interval: Duration,
     /// Pinged (GET) after each successful job: a dead man's switch such as a
     /// healthchecks URL. Only its host is ever logged.

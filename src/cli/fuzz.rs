@@ -357,7 +357,7 @@ fn check(args: Vec<String>) {
 /// What `plan validate` and `plan show` compute, without printing it.
 fn run_cheap(cli: &Cli) -> Result<(), String> {
     match &cli.command {
-        Command::Plan(PlanCommand::Validate { paths }) => {
+        Command::Plan(PlanCommand::Validate { paths, .. }) => {
             let files: Vec<PathBuf> = if paths.is_empty() {
                 match lifeboat::plan::load_dir(&cli.plans) {
                     Ok(loaded) => return well_placed(&loaded.diagnostics),
@@ -375,16 +375,18 @@ fn run_cheap(cli: &Cli) -> Result<(), String> {
         }
         Command::Plan(PlanCommand::Show {
             name,
+            plan_option,
             next,
             collision_window,
             ..
         }) => {
+            let name = name.as_deref().or(plan_option.as_deref());
             if !(1..=1000).contains(next) || *collision_window > MAX_DURATION {
                 return Err(format!(
                     "out of bounds: --next {next} --collision-window {collision_window:?}"
                 ));
             }
-            let plans = match cli.plans_or_one(name.as_deref()) {
+            let plans = match cli.plans_or_one(name) {
                 Ok(plans) => plans,
                 Err(_) => return Ok(()),
             };

@@ -36,10 +36,18 @@ pub fn why(l: &Leftover) -> &'static str {
     }
 }
 
-/// Prints what `prune` did with each leftover; returns how many failed.
-pub fn print_outcomes(done: &[(Leftover, Outcome)]) -> usize {
+/// Prints what `prune` did with each leftover (on stdout only when `text`:
+/// `--json` prints its own); returns how many failed.
+pub fn print_outcomes(done: &[(Leftover, Outcome)], text: bool) -> usize {
     let mut failures = 0;
     for (l, outcome) in done {
+        if let Outcome::Failed(e) = outcome {
+            eprintln!("error: {e}; it will be retried by the next prune");
+            failures += 1;
+        }
+        if !text {
+            continue;
+        }
         let what = describe(l);
         match outcome {
             Outcome::Removed => outln!("removed {what}: {}", why(l)),
@@ -52,11 +60,7 @@ pub fn print_outcomes(done: &[(Leftover, Outcome)]) -> usize {
                 ),
                 _ => outln!("kept {what}: {}", why(l)),
             },
-            Outcome::Failed(e) => {
-                outln!("FAILED to remove {what}: {}", why(l));
-                eprintln!("error: {e}; it will be retried by the next prune");
-                failures += 1;
-            }
+            Outcome::Failed(_) => outln!("FAILED to remove {what}: {}", why(l)),
         }
     }
     failures

@@ -32,6 +32,7 @@ mod leftovers;
 mod lists;
 mod out;
 mod plan;
+mod plan_arg;
 mod prune;
 mod report;
 mod restore;
@@ -64,12 +65,27 @@ pub fn bad_input(message: impl Into<String>) -> anyhow::Error {
     BadInput(message.into()).into()
 }
 
+/// The help heading of the options every command takes, so a command's
+/// own options stand apart from them in its `--help`.
+const GLOBAL: &str = "Global options";
+
 #[derive(Debug, Parser)]
 #[command(
     name = "lifeboat",
     version,
     about = "Disaster-recovery backups with measured restore drills",
-    after_help = "Exit codes: 0 success; 1 the operation failed or objectives were breached; 2 bad input."
+    after_help = "\
+Examples:
+  lifeboat plan validate                  check every plan in ./plans
+  lifeboat backup run shop                take the points of plan shop now
+  lifeboat drill run shop                 restore them, check them, measure RTO and RPO
+  lifeboat status --check                 exit 1 if any plan is out of its objectives
+  lifeboat report --format html --out report.html
+  lifeboat daemon                         do all of it on the plans' schedules
+
+Every global option can also be set by its environment variable (shown as [env: …]).
+
+Exit codes: 0 success; 1 the operation failed or objectives were breached; 2 bad input."
 )]
 pub struct Cli {
     /// SQLite catalog. Created by `backup run`, `daemon` and `demo` when
@@ -78,14 +94,21 @@ pub struct Cli {
         long,
         env = "LIFEBOAT_CATALOG",
         default_value = "lifeboat.db",
-        global = true
+        global = true,
+        help_heading = GLOBAL
     )]
     pub catalog: PathBuf,
     /// Folder of plan files (every *.toml directly inside).
-    #[arg(long, env = "LIFEBOAT_PLANS", default_value = "plans", global = true)]
+    #[arg(
+        long,
+        env = "LIFEBOAT_PLANS",
+        default_value = "plans",
+        global = true,
+        help_heading = GLOBAL
+    )]
     pub plans: PathBuf,
     /// Scratch space for drills and temporary copies [default: lifeboat-work beside the catalog].
-    #[arg(long, env = "LIFEBOAT_WORK_DIR", global = true)]
+    #[arg(long, env = "LIFEBOAT_WORK_DIR", global = true, help_heading = GLOBAL)]
     pub work_dir: Option<PathBuf>,
     /// Webhook told about every plan's failed backups and drills and RPO
     /// breaches (Slack-compatible JSON), besides the plans' [[notify]]
@@ -94,18 +117,34 @@ pub struct Cli {
         long,
         env = "LIFEBOAT_NOTIFY_URL",
         hide_env_values = true,
-        global = true
+        global = true,
+        help_heading = GLOBAL
     )]
     pub notify_url: Option<String>,
-    #[arg(long, value_enum, default_value = "pretty", global = true)]
+    /// How log lines on stderr are written: pretty for people, json for a
+    /// log collector.
+    #[arg(
+        long,
+        value_enum,
+        env = "LIFEBOAT_LOG_FORMAT",
+        default_value = "pretty",
+        global = true,
+        help_heading = GLOBAL
+    )]
     pub log_format: LogFormat,
-    /// More logs on stderr (-v info, -vv debug).
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    /// More logs on stderr (-v info, -vv debug); RUST_LOG, when set,
+    /// chooses instead (e.g. RUST_LOG=lifeboat=debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, help_heading = GLOBAL)]
     pub verbose: u8,
     /// Let the owner's group read what Lifeboat writes (vault files, the
     /// catalog, the work folder): 0640 files and 0750 folders instead of
     /// 0600 and 0700.
-    #[arg(long, env = "LIFEBOAT_GROUP_READABLE", global = true)]
+    #[arg(
+        long,
+        env = "LIFEBOAT_GROUP_READABLE",
+        global = true,
+        help_heading = GLOBAL
+    )]
     pub group_readable: bool,
     #[command(subcommand)]
     pub command: Command,
@@ -138,6 +177,13 @@ pub enum Command {
     /// damaged ones.
     Verify(verify::VerifyArgs),
     /// Run every plan on its schedule: backups, copies, drills, pruning.
+    #[command(after_help = "\
+Examples:
+  lifeboat daemon                                   every plan in ./plans, catalog ./lifeboat.db
+  lifeboat --plans /etc/lifeboat/plans --catalog /var/lib/lifeboat/lifeboat.db \\
+           --log-format json daemon --listen 0.0.0.0:9464
+
+Stop with SIGTERM or Ctrl-C (running jobs get --grace to finish); SIGHUP reloads the plans.")]
     Daemon(daemon::DaemonArgs),
     /// The catalog itself: rebuild it from a vault when it is lost.
     #[command(subcommand)]
@@ -311,6 +357,37 @@ impl Cli {
         Err(bad_input(message))
     }
 
+    /// For the commands that read history (`points list`, `drills
+    /// list`): `name` is a plan of the plans folder, or one the catalog
+    /// still has records of (its file was removed); anything else is bad
+    /// input, not an empty list.
+    pub async fn known_plan(&self, ctx: &Context, name: &str) -> Result<()> {
+        let loaded = if self.plans.is_dir() {
+            Some(self.load_plans()?)
+        } else {
+            None
+        };
+        if loaded.as_ref().is_some_and(|l| l.get(name).is_some())
+            || ctx.catalog.plan_has_records(name).await?
+        {
+            return Ok(());
+        }
+        let known: Vec<&str> = loaded
+            .iter()
+            .flat_map(|l| l.plans.iter().map(|p| p.name.as_str()))
+            .collect();
+        Err(bad_input(format!(
+            "unknown plan `{name}`: not in {} (known: {}) and no record of it in {}",
+            self.plans.display(),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            },
+            self.catalog.display()
+        )))
+    }
+
     /// Every valid plan, or only `name`.
     pub fn plans_or_one(&self, name: Option<&str>) -> Result<Vec<Plan>> {
         match name {
@@ -406,5 +483,50 @@ pub fn exit(success: bool) -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every command, depth first, with its path (`points list`).
+    fn commands(c: &clap::Command, path: String, out: &mut Vec<(String, clap::Command)>) {
+        out.push((path.clone(), c.clone()));
+        for sub in c.get_subcommands() {
+            commands(sub, format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_option_and_argument_says_what_it_is_for() {
+        let mut all = Vec::new();
+        commands(&Cli::command(), "lifeboat".into(), &mut all);
+        let mut silent = Vec::new();
+        for (path, c) in &all {
+            for a in c.get_arguments() {
+                let builtin = matches!(a.get_id().as_str(), "help" | "version");
+                if !builtin && !a.is_hide_set() && a.get_help().is_none() {
+                    silent.push(format!("{path}: {}", a.get_id()));
+                }
+            }
+        }
+        assert!(silent.is_empty(), "without help text: {silent:?}");
+    }
+
+    #[test]
+    fn every_global_option_has_an_environment_variable() {
+        let cli = Cli::command();
+        let missing: Vec<_> = cli
+            .get_arguments()
+            .filter(|a| a.is_global_set())
+            // -v counts; RUST_LOG is its environment variable.
+            .filter(|a| !matches!(a.get_id().as_str(), "verbose" | "help" | "version"))
+            .filter(|a| a.get_env().is_none())
+            .map(|a| a.get_id().to_string())
+            .collect();
+        assert!(missing.is_empty(), "no environment variable: {missing:?}");
     }
 }

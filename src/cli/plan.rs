@@ -6,24 +6,52 @@ use std::process::ExitCode;
 use anyhow::Result;
 use chrono::Utc;
 use clap::Subcommand;
+use serde::Serialize;
 use serde_json::json;
 
 use super::{bad_input, print_json, Cli};
-use lifeboat::plan::{load_file, VerifyDepth};
+use lifeboat::plan::{load_file, Diagnostic, VerifyDepth};
 use lifeboat::schedule::{collisions, PlannedRun, Timing, MAX_COLLISIONS};
 
 #[derive(Debug, Subcommand)]
 pub enum PlanCommand {
     /// Check plan files; each problem as FILE:LINE:COL: message. Exit 2 if any is invalid.
+    #[command(after_help = "\
+Examples:
+  lifeboat plan validate                       every *.toml in ./plans (or --plans)
+  lifeboat plan validate new.toml              one file, before it goes into the folder
+  lifeboat plan validate --json                per file: ok, plan name, errors and warnings
+
+Exit codes: 0 every file valid (warnings allowed); 2 a file is invalid.")]
     Validate {
         /// Plan files [default: every *.toml in the plans folder].
         paths: Vec<PathBuf>,
+        /// Print each file's outcome and diagnostics as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// The next backup, drill and verify times of a plan, jitter applied
     /// (--all: every plan's, with collisions flagged).
+    #[command(after_help = "\
+Examples:
+  lifeboat plan show shop                the next 5 backups, drills and verifies of plan shop
+  lifeboat plan show --all --next 20     every plan's next runs, collisions flagged")]
     Show {
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        /// The plan, by the `name` its file gives.
+        #[arg(
+            value_name = "PLAN",
+            required_unless_present_any = ["all", "plan_option"],
+            conflicts_with = "all"
+        )]
         name: Option<String>,
+        /// The plan, as an option (the same as PLAN).
+        #[arg(
+            long = "plan",
+            id = "plan_option",
+            value_name = "PLAN",
+            conflicts_with_all = ["name", "all"]
+        )]
+        plan_option: Option<String>,
         /// Every plan, merged in time order, flagging runs of different
         /// plans on the same region that start close together.
         #[arg(long)]
@@ -34,6 +62,7 @@ pub enum PlanCommand {
         /// How close two runs on one region must be to count as a collision.
         #[arg(long, default_value = "1m", value_parser = super::duration_option)]
         collision_window: std::time::Duration,
+        /// Print the coming runs as JSON (RFC 3339 times).
         #[arg(long)]
         json: bool,
     },
@@ -41,13 +70,20 @@ pub enum PlanCommand {
 
 pub async fn run(cli: &Cli, cmd: &PlanCommand) -> Result<ExitCode> {
     match cmd {
-        PlanCommand::Validate { paths } => validate(cli, paths),
+        PlanCommand::Validate { paths, json } => validate(cli, paths, *json),
         PlanCommand::Show {
-            name: Some(name),
+            name,
+            plan_option,
             next,
             json,
             ..
-        } => show(cli, name, *next, *json),
+        } if name.is_some() || plan_option.is_some() => {
+            let name = name
+                .as_deref()
+                .or(plan_option.as_deref())
+                .unwrap_or_default();
+            show(cli, name, *next, *json)
+        }
         PlanCommand::Show {
             next,
             json,
@@ -57,7 +93,7 @@ pub async fn run(cli: &Cli, cmd: &PlanCommand) -> Result<ExitCode> {
     }
 }
 
-fn validate(cli: &Cli, paths: &[PathBuf]) -> Result<ExitCode> {
+fn validate(cli: &Cli, paths: &[PathBuf], json_out: bool) -> Result<ExitCode> {
     let files: Vec<PathBuf> = if paths.is_empty() {
         if !cli.plans.is_dir() {
             return Err(bad_input(format!(
@@ -82,38 +118,110 @@ fn validate(cli: &Cli, paths: &[PathBuf]) -> Result<ExitCode> {
     }
     let mut invalid = 0;
     let mut names: std::collections::HashMap<String, PathBuf> = Default::default();
+    let mut outcomes = Vec::with_capacity(files.len());
     for file in &files {
+        let mut outcome = FileOutcome {
+            file: file.display().to_string(),
+            plan: None,
+            valid: false,
+            diagnostics: Vec::new(),
+        };
         match load_file(file) {
             Ok((plan, warnings)) => {
-                for w in &warnings {
-                    eprintln!("{w}");
-                }
+                outcome
+                    .diagnostics
+                    .extend(warnings.iter().map(DiagnosticJson::from));
                 if let Some(other) = names.get(&plan.name) {
-                    eprintln!(
-                        "{}:1:1: plan name `{}` is already used by {}",
-                        file.display(),
+                    let message = format!(
+                        "plan name `{}` is already used by {}",
                         plan.name,
                         other.display()
                     );
+                    outcome.diagnostics.push(DiagnosticJson {
+                        file: file.display().to_string(),
+                        line: 1,
+                        column: 1,
+                        severity: "error",
+                        text: format!("{}:1:1: {message}", file.display()),
+                        message,
+                    });
                     invalid += 1;
-                    continue;
+                } else {
+                    names.insert(plan.name.clone(), file.clone());
+                    outcome.valid = true;
+                    outcome.plan = Some(plan.name);
                 }
-                names.insert(plan.name.clone(), file.clone());
-                outln!("ok {} (plan {})", file.display(), plan.name);
             }
             Err(e) => {
                 invalid += 1;
-                for d in &e.diagnostics {
-                    eprintln!("{d}");
-                }
+                outcome
+                    .diagnostics
+                    .extend(e.diagnostics.iter().map(DiagnosticJson::from));
             }
         }
+        if !json_out {
+            for d in &outcome.diagnostics {
+                eprintln!("{d}");
+            }
+            if let (true, Some(plan)) = (outcome.valid, &outcome.plan) {
+                outln!("ok {} (plan {plan})", file.display());
+            }
+        }
+        outcomes.push(outcome);
+    }
+    if json_out {
+        print_json(&json!({ "files": outcomes, "invalid": invalid }))?;
     }
     Ok(if invalid > 0 {
         ExitCode::from(2)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `plan validate --json`: one plan file's outcome.
+#[derive(Serialize)]
+struct FileOutcome {
+    file: String,
+    /// The plan's name, when the file is valid.
+    plan: Option<String>,
+    valid: bool,
+    /// Its errors and warnings, in the order found.
+    diagnostics: Vec<DiagnosticJson>,
+}
+
+/// A diagnostic as `plan validate --json` gives it; shown as the same
+/// `FILE:LINE:COL: message` line the text output has.
+#[derive(Serialize)]
+struct DiagnosticJson {
+    file: String,
+    line: usize,
+    column: usize,
+    /// `error` or `warning`.
+    severity: &'static str,
+    message: String,
+    /// The line the text output prints.
+    #[serde(skip)]
+    text: String,
+}
+
+impl From<&Diagnostic> for DiagnosticJson {
+    fn from(d: &Diagnostic) -> Self {
+        DiagnosticJson {
+            file: d.file.display().to_string(),
+            line: d.line,
+            column: d.column,
+            severity: if d.is_error() { "error" } else { "warning" },
+            message: d.message.clone(),
+            text: d.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for DiagnosticJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
 }
 
 fn show(cli: &Cli, name: &str, next: usize, json_out: bool) -> Result<ExitCode> {

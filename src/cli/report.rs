@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 use clap::{Args, ValueEnum};
 
+use super::plan_arg::PlanFilter;
 use super::{bad_input, Cli};
 use lifeboat::catalog::Catalog;
 use lifeboat::plan::Plan;
@@ -15,9 +16,13 @@ use lifeboat::time::{now_ms, parse_rfc3339};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Format {
+    /// Markdown, for a ticket or a wiki.
     Md,
+    /// One self-contained page with charts.
     Html,
+    /// Every figure, for a program.
     Json,
+    /// One row per plan and region.
     Csv,
 }
 
@@ -25,6 +30,15 @@ pub enum Format {
 const DEFAULT_WINDOW: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
 
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  lifeboat report                                   the last 30 days of every plan, as Markdown
+  lifeboat report shop --since 90d --format html --out shop.html
+  lifeboat report --from 2026-10-01T00:00:00Z --to 2026-11-01T00:00:00Z --format csv
+  lifeboat report --fail-on-breach > /dev/null      exit 1 when a plan is not compliant
+
+Exit codes: 0 written; 1 with --fail-on-breach, a plan is not compliant (or the report \
+failed); 2 bad input.")]
 pub struct ReportArgs {
     /// Window ending now, e.g. 30d (default 30d; at most 100 years).
     #[arg(long, conflicts_with_all = ["from", "to"], value_parser = super::window_option)]
@@ -35,6 +49,7 @@ pub struct ReportArgs {
     /// Window end (RFC 3339).
     #[arg(long, requires = "from")]
     to: Option<String>,
+    /// The report's format.
     #[arg(long, value_enum, default_value = "md")]
     format: Format,
     /// Write to this file instead of stdout.
@@ -43,9 +58,8 @@ pub struct ReportArgs {
     /// Exit 1 when any plan is not compliant.
     #[arg(long)]
     fail_on_breach: bool,
-    /// Only this plan.
-    #[arg(long)]
-    plan: Option<String>,
+    #[command(flatten)]
+    plan: PlanFilter,
 }
 
 pub async fn run(cli: &Cli, args: &ReportArgs) -> Result<ExitCode> {
@@ -65,7 +79,7 @@ pub async fn run(cli: &Cli, args: &ReportArgs) -> Result<ExitCode> {
             (now - d.as_millis() as i64, now)
         }
     };
-    let plans = cli.plans_or_one(args.plan.as_deref())?;
+    let plans = cli.plans_or_one(args.plan.name())?;
     let ctx = cli.context().await?;
     let charts = matches!(args.format, Format::Html);
     let inputs = verified_inputs(&ctx.catalog, &plans).await;

@@ -11,15 +11,23 @@ use clap::Args;
 use serde::Serialize;
 
 use super::backup::human_bytes;
+use super::plan_arg::PlanFilter;
 use super::{bad_input, exit, print_json, Cli};
 use lifeboat::leftovers::{Leftover, LeftoverKind, Scope, UNOWNED_GRACE};
 use lifeboat::time::now_ms;
 use lifeboat::verify::{Checked, Depth, Subset, Verdict, VerifyError, VerifyOptions};
 
 #[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  lifeboat verify                          every point of every plan: there, with its size
+  lifeboat verify shop --read-data         every byte of plan shop's points read and hashed
+  lifeboat verify --read-data-subset 3/7   a seventh of the points read in full (run 1/7 to 7/7)
+
+Exit codes: 0 every point is whole; 1 a point is damaged or could not be checked; 2 bad input.")]
 pub struct VerifyArgs {
-    /// Only this plan (default: every valid plan).
-    plan: Option<String>,
+    #[command(flatten)]
+    plan: PlanFilter,
     /// Only this region (any of the plan's, the primary included).
     #[arg(long)]
     region: Option<String>,
@@ -66,8 +74,8 @@ pub async fn run(cli: &Cli, args: &VerifyArgs) -> Result<ExitCode> {
         (None, true) => Depth::ReadData,
         (None, false) => Depth::Presence,
     };
-    let mut plans = cli.plans_or_one(args.plan.as_deref())?;
-    if let (None, Some(region)) = (&args.plan, &args.region) {
+    let mut plans = cli.plans_or_one(args.plan.name())?;
+    if let (None, Some(region)) = (args.plan.name(), &args.region) {
         plans.retain(|p| p.point_regions().contains(&region.as_str()));
         if plans.is_empty() {
             return Err(bad_input(format!(

@@ -24,6 +24,11 @@ pub struct PlanStatus {
     pub next_backup: Option<String>,
     /// The next scheduled drill start; `None` without a drill schedule.
     pub next_drill: Option<String>,
+    /// What is wrong now, one sentence each: a region without a point
+    /// within the RPO, a last drill that failed or missed an objective.
+    /// Empty when the plan is within its objectives (`status --check`
+    /// exits 1 when any plan's is not).
+    pub problems: Vec<String>,
 }
 
 /// A plan's newest points in one region.
@@ -119,7 +124,9 @@ pub async fn build(
                 .first()
                 .map(|r| rfc3339(r.start.timestamp_millis()))
         };
+        let problems = problems(rpo_s, &regions, last_drill.as_ref());
         out.push(PlanStatus {
+            problems,
             plan: plan.name.clone(),
             rpo_objective_seconds: rpo_s,
             rto_objective_seconds: plan.rto.as_secs_f64(),
@@ -130,6 +137,39 @@ pub async fn build(
         });
     }
     Ok(out)
+}
+
+/// What keeps a plan from its objectives now: each region whose newest
+/// points are missing or older than the RPO, and a last drill that failed
+/// or missed its RTO or RPO. A plan not yet drilled is not a problem here:
+/// its first scheduled drill may still be ahead.
+fn problems(rpo_s: f64, regions: &[RegionStatus], last: Option<&LastDrill>) -> Vec<String> {
+    use crate::time::human_duration_secs as dur;
+    let mut out = Vec::new();
+    for r in regions.iter().filter(|r| !r.within_rpo) {
+        match r.age_seconds {
+            _ if !r.missing.is_empty() => out.push(format!(
+                "region {}: no complete point of {}",
+                r.region,
+                r.missing.join(", ")
+            )),
+            Some(age) => out.push(format!(
+                "region {}: newest point is {} old, over the RPO of {}",
+                r.region,
+                dur(age),
+                dur(rpo_s)
+            )),
+            None => out.push(format!("region {}: no complete point", r.region)),
+        }
+    }
+    match last {
+        Some(d) if !d.passed => out.push(format!("last drill #{} failed", d.id)),
+        Some(d) if !d.met_objectives => {
+            out.push(format!("last drill #{} missed its objectives", d.id))
+        }
+        _ => {}
+    }
+    out
 }
 
 /// ANSI colours for the table; only used when stdout is a terminal.
@@ -290,6 +330,7 @@ mod tests {
             last_drill: None,
             next_backup: Some("2026-01-01T00:15:00Z".into()),
             next_drill: None,
+            problems: vec![],
         }]
     }
 

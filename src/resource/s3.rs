@@ -362,9 +362,9 @@ pub async fn restore(
     let checked = compared.iter().filter(|c| **c).count();
     Ok(Restored {
         verification: format!(
-            "{} objects ({} bytes) restored into {url}; {checked} SHA-256 checksums computed by S3 compared equal to the manifest's",
-            manifest.objects.len(),
-            manifest.content_bytes
+            "{} ({}) restored into {url}; {checked} SHA-256 checksums computed by S3 compared equal to the manifest's",
+            crate::units::things(manifest.objects.len() as u64, "object", "objects"),
+            crate::units::size(manifest.content_bytes)
         ),
         into: RestoredInto::Objects {
             url,
@@ -540,7 +540,9 @@ pub async fn verify(
     let hashed = compared.iter().filter(|(_, c)| *c).count();
     Ok(Verified {
         detail: format!(
-            "{n} objects ({bytes} bytes) read; {hashed} SHA-256 match the manifest's, object list hash matches"
+            "{} ({}) read; {hashed} SHA-256 match the manifest's, object list hash matches",
+            crate::units::things(n as u64, "object", "objects"),
+            crate::units::size(bytes)
         ),
         bytes_read: bytes,
     })
@@ -583,9 +585,9 @@ pub async fn put_in_bucket(
         warn!(error = %e, "cannot remove a restore's scratch objects");
     }
     Ok(format!(
-        "{} objects ({} bytes) put in {}; {checked} SHA-256 checksums computed by S3 compared equal to the manifest's",
-        manifest.objects.len(),
-        manifest.content_bytes,
+        "{} ({}) put in {}; {checked} SHA-256 checksums computed by S3 compared equal to the manifest's",
+        crate::units::things(manifest.objects.len() as u64, "object", "objects"),
+        crate::units::size(manifest.content_bytes),
         target.location("")
     ))
 }

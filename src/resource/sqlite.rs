@@ -274,7 +274,8 @@ pub async fn restore(
     fs::rename(&partial, &final_path).map_err(ResourceError::io("rename", &partial))?;
     Ok(Restored {
         verification: format!(
-            "database copy of {size} bytes matches the manifest's sha256; artifact sha256 verified"
+            "database copy of {} matches the manifest's sha256; artifact sha256 verified",
+            crate::units::size(size)
         ),
         into: RestoredInto::File(final_path),
     })

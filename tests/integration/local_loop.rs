@@ -266,6 +266,9 @@ sql = "SELECT count(*) >= 1000000 FROM orders"
     assert_eq!(code, 1);
     assert_eq!(drill["passed"], false);
     assert_eq!(drill["met_rto"], false);
+    // What was measured still compares truthfully with its objective.
+    assert_eq!(drill["rpo_within_objective"], true, "{drill}");
+    assert!(drill["rto_within_objective"].is_null(), "{drill}");
     let check = drill["checks"]
         .as_array()
         .unwrap()
@@ -288,9 +291,12 @@ sql = "SELECT count(*) >= 1000000 FROM orders"
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     assert!(text.contains("FAILED"), "{text}");
-    // Its RPO is well within the objective, yet no objective is met.
+    // Its RPO is well within the objective and says so; a failed drill
+    // has no RTO; nothing is called MISSED.
     assert!(
-        text.contains("(objective 1h, not met: the drill failed)") && !text.contains("MISSED"),
+        text.contains("(objective 1h, met)")
+            && text.contains("RTO — (objective 10m, not measured)")
+            && !text.contains("MISSED"),
         "{text}"
     );
     let (report, code) = env.json(&["report", "--format", "json", "--fail-on-breach"]);

@@ -6,6 +6,7 @@ mod aws_proxy;
 mod bad_input;
 mod binding;
 mod catalog_open;
+mod cli;
 mod closed_stdout;
 mod common;
 mod crash;

@@ -331,7 +331,8 @@ pub async fn restore(
     }
     Ok(Restored {
         verification: format!(
-            "dump of {size} bytes matches the manifest's sha256; restored into database {db} on {} by pg_restore --jobs={jobs}",
+            "dump of {} matches the manifest's sha256; restored into database {db} on {} by pg_restore --jobs={jobs}",
+            crate::units::size(size),
             target.describe()
         ),
         into: RestoredInto::Database {
