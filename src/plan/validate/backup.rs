@@ -32,7 +32,8 @@ pub(super) struct Backup {
     completion_window: Option<Duration>,
     /// `before` and `after` (`Err` when invalid, reported), and their
     /// timeout.
-    hooks: Result<(Option<Vec<String>>, Option<Vec<String>>), ()>,
+    before: Result<Option<Vec<String>>, ()>,
+    after: Result<Option<Vec<String>>, ()>,
     hook_timeout: Option<Duration>,
     pub primary: String,
     /// The valid `copy_to` regions, in order.
@@ -47,6 +48,7 @@ impl Backup {
 
     /// The spec, when every value was valid.
     pub fn spec(self) -> Option<BackupSpec> {
+        let hook_timeout = self.hook_timeout?;
         Some(BackupSpec {
             timing: Timing {
                 cron: self.cron?,
@@ -57,16 +59,14 @@ impl Backup {
             completion_window: self.completion_window?,
             primary_region: self.primary,
             copy_to: self.copy_to,
-            before: {
-                let timeout = self.hook_timeout?;
-                let (before, _) = self.hooks.as_ref().ok()?;
-                before.clone().map(|argv| Hook { argv, timeout })
-            },
-            after: {
-                let timeout = self.hook_timeout?;
-                let (_, after) = self.hooks.ok()?;
-                after.map(|argv| Hook { argv, timeout })
-            },
+            before: self.before.ok()?.map(|argv| Hook {
+                argv,
+                timeout: hook_timeout,
+            }),
+            after: self.after.ok()?.map(|argv| Hook {
+                argv,
+                timeout: hook_timeout,
+            }),
         })
     }
 }
@@ -100,7 +100,6 @@ impl Validator<'_> {
         };
         let before = self.hook("before", b.before.as_ref());
         let after = self.hook("after", b.after.as_ref());
-        let hooks = before.and_then(|b| after.map(|a| (b, a)));
         let primary = b.primary_region.get_ref().clone();
         if !regions.contains_key(&primary) {
             self.error(
@@ -116,7 +115,8 @@ impl Validator<'_> {
             gaps,
             start_window,
             completion_window,
-            hooks,
+            before,
+            after,
             hook_timeout,
             primary,
             copy_to,
