@@ -40,6 +40,8 @@ pub async fn run(cli: &Cli, cmd: &BackupCommand) -> Result<ExitCode> {
             "run_id": outcome.run_id,
             "plan": plan.name,
             "status": outcome.status,
+            "error": outcome.error,
+            "hooks": outcome.hooks,
             "points": outcome.points,
         }))?;
     } else {
@@ -49,7 +51,9 @@ pub async fn run(cli: &Cli, cmd: &BackupCommand) -> Result<ExitCode> {
             plan.name,
             outcome.status
         );
+        print_hooks(&outcome.hooks, lifeboat::backup::Stage::Before);
         print_points(&outcome.points);
+        print_hooks(&outcome.hooks, lifeboat::backup::Stage::After);
     }
     if let Some(n) =
         lifeboat::notify::Notification::from_backup(&plan, &outcome, lifeboat::time::now_ms())
@@ -57,6 +61,19 @@ pub async fn run(cli: &Cli, cmd: &BackupCommand) -> Result<ExitCode> {
         cli.notify(&plan, &n).await?;
     }
     Ok(exit(outcome.status == RunStatus::Succeeded))
+}
+
+/// The hook of `stage`, if it ran: passed or failed, with its output.
+fn print_hooks(hooks: &[lifeboat::backup::HookRun], stage: lifeboat::backup::Stage) {
+    for h in hooks.iter().filter(|h| h.hook == stage) {
+        outln!(
+            "  {} {} hook ({:.1}s): {}",
+            if h.passed { "pass" } else { "FAIL" },
+            h.hook.as_str(),
+            h.seconds,
+            h.detail
+        );
+    }
 }
 
 pub fn print_points(points: &[Point]) {

@@ -168,6 +168,10 @@ impl Notification {
                 failed[0].resource, failed[0].region
             ));
         }
+        // A failed hook is why nothing (or not everything) was done.
+        for h in outcome.hooks.iter().filter(|h| !h.passed) {
+            detail = format!("{} hook failed: {}; {detail}", h.hook.as_str(), h.detail);
+        }
         Some(Self::backup_failed(
             plan,
             Some(outcome.run_id),

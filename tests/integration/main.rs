@@ -13,6 +13,7 @@ mod crash;
 mod daemon;
 mod encryption;
 mod evidence_chain;
+mod hooks;
 mod leases;
 mod leftovers;
 mod local_loop;
