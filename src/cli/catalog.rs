@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Subcommand;
 
+use super::plan_arg::PlanFilter;
 use super::{bad_input, exit, print_json, Cli};
 use lifeboat::rebuild::{rebuild, RebuildError, Rebuilt};
 use lifeboat::time::rfc3339;
@@ -20,8 +21,8 @@ pub enum CatalogCommand {
         #[arg(long = "from", value_name = "REGION")]
         from: String,
         /// Only this plan [default: every plan with points in REGION].
-        #[arg(long)]
-        plan: Option<String>,
+        #[command(flatten)]
+        plan: PlanFilter,
         /// One JSON document on stdout.
         #[arg(long)]
         json: bool,
@@ -31,9 +32,9 @@ pub enum CatalogCommand {
 pub async fn run(cli: &Cli, cmd: &CatalogCommand) -> Result<ExitCode> {
     let CatalogCommand::Rebuild { from, plan, json } = cmd;
     let plans: Vec<_> = cli
-        .plans_or_one(plan.as_deref())?
+        .plans_or_one(plan.name())?
         .into_iter()
-        .filter(|p| plan.is_some() || p.point_regions().contains(&from.as_str()))
+        .filter(|p| plan.name().is_some() || p.point_regions().contains(&from.as_str()))
         .collect();
     if plans.is_empty() {
         return Err(bad_input(format!(

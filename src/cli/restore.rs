@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
+use super::plan_arg::{OnePlan, PlanFilter};
 use super::{bad_input, count_option, exit, print_json, Cli};
 use lifeboat::catalog::{Catalog, Integrity, NewCheck, OpenMode, RestorePoint, RestoreRecord};
 use lifeboat::context::Context;
@@ -27,8 +28,8 @@ its manifest and checked.
 
 Exit codes: 0 restored and verified; 1 the restore failed (nothing was put in place); 2 bad input.")]
 pub struct RestoreArgs {
-    /// The plan whose points to restore.
-    pub plan: String,
+    #[command(flatten)]
+    pub plan: OnePlan,
     /// Restore this point (and, with --resource, the others at its moment).
     #[arg(long, conflicts_with = "at")]
     pub point: Option<i64>,
@@ -113,9 +114,8 @@ pub struct RestoreArgs {
 pub enum RestoresCommand {
     /// Restores run, newest first.
     List {
-        /// Only this plan's.
-        #[arg(long)]
-        plan: Option<String>,
+        #[command(flatten)]
+        plan: PlanFilter,
         /// At most this many.
         #[arg(long, default_value = "50", value_parser = count_option(100_000))]
         limit: usize,
@@ -151,7 +151,7 @@ pub async fn run(cli: &Cli, args: &RestoreArgs) -> Result<ExitCode> {
         (None, Some(at)) => Asked::At(parse_at(at)?),
         (None, None) => Asked::Latest,
     };
-    let mut plan = cli.plan(&args.plan)?;
+    let mut plan = cli.plan(args.plan.name())?;
     let mut region = args.region.clone();
     let mut _throwaway = None;
     let ctx = match &args.from_vault {
@@ -474,9 +474,12 @@ struct ListedJson {
 pub async fn list(cli: &Cli, cmd: &RestoresCommand) -> Result<ExitCode> {
     let RestoresCommand::List { plan, limit, json } = cmd;
     let ctx = cli.context().await?;
+    if let Some(name) = plan.name() {
+        cli.known_plan(&ctx, name).await?;
+    }
     let restores = ctx
         .catalog
-        .restores(plan.as_deref(), i64::try_from(*limit).unwrap_or(i64::MAX))
+        .restores(plan.name(), i64::try_from(*limit).unwrap_or(i64::MAX))
         .await?;
     let mut listed = Vec::with_capacity(restores.len());
     for r in restores {

@@ -60,6 +60,10 @@ fn unknown_plans_are_bad_input_everywhere() {
         &["backup", "run", "--plan", "nosuch"],
         &["drill", "run", "--plan", "nosuch"],
         &["plan", "show", "--plan", "nosuch"],
+        &["restores", "list", "nosuch"],
+        &["restores", "list", "--plan", "nosuch"],
+        &["restore", "--plan", "nosuch", "--dry-run"],
+        &["catalog", "rebuild", "--from", "dr", "nosuch"],
     ] {
         let out = env.run(args);
         let err = stderr(&out);
@@ -92,6 +96,19 @@ fn a_plan_is_named_positionally_or_with_plan() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let (drill, code) = env.json(&["drill", "run", "--plan", "shop", "--json"]);
     assert_eq!(code, 0, "{drill}");
+    let (files, db) = (env.path("to/files"), env.path("to/app.db"));
+    let (restore, code) = env.json(&[
+        "restore",
+        "--plan",
+        "shop",
+        "--dry-run",
+        "--to",
+        &format!("files={}", files.display()),
+        "--to",
+        &format!("db={}", db.display()),
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{restore}");
     let (a, _) = env.json(&["points", "list", "shop", "--json"]);
     let (b, _) = env.json(&["points", "list", "--plan", "shop", "--json"]);
     assert_eq!(a, b);
