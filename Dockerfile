@@ -54,14 +54,15 @@ RUN set -eux; \
 COPY --from=builder /usr/local/bin/lifeboat /usr/local/bin/lifeboat
 COPY --chown=lifeboat:lifeboat plans/demo.toml /opt/lifeboat-demo/plans/demo.toml
 
+# /healthz, /readyz and /metrics must be reachable from outside the
+# container: listen on every interface of its network namespace.
 ENV LIFEBOAT_CATALOG=/var/lib/lifeboat/lifeboat.db \
     LIFEBOAT_PLANS=/etc/lifeboat/plans \
+    LIFEBOAT_LISTEN=0.0.0.0:9464 \
     LIFEBOAT_PG_BIN=/usr/lib/postgresql/${PG_MAJOR}/bin
 WORKDIR /var/lib/lifeboat
 VOLUME /var/lib/lifeboat
 USER lifeboat:lifeboat
 EXPOSE 9464
 ENTRYPOINT ["lifeboat"]
-# /healthz, /readyz and /metrics must be reachable from outside the
-# container: listen on every interface of its network namespace.
-CMD ["daemon", "--listen", "0.0.0.0:9464"]
+CMD ["daemon"]
