@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use serde_json::json;
 
@@ -128,6 +128,38 @@ pub struct DemoArgs {
 }
 
 /// The embedded default, end to end.
+/// The demo plan, as shipped in `plans/demo.toml`: `demo` writes it into
+/// its work folder when the plans folder has no `demo` plan, so it runs
+/// from any folder.
+const DEMO_PLAN: &str = include_str!("../../plans/demo.toml");
+
+/// The plans folder `demo` uses: the one given when it holds a `demo`
+/// plan (a checkout, an unpacked release), else `demo-plans` in the work
+/// folder, holding the embedded plan (its data and vaults go beside it,
+/// under `demo/`).
+pub fn demo_plans(cli: &Cli) -> Result<std::path::PathBuf> {
+    if cli.plans.is_dir() {
+        let loaded = cli.load_plans()?;
+        if loaded.get("demo").is_some() {
+            return Ok(cli.plans.clone());
+        }
+    }
+    let dir = cli.work_dir().join("demo-plans");
+    let file = dir.join("demo.toml");
+    if !file.exists() {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::write(&file, DEMO_PLAN)
+            .with_context(|| format!("cannot write {}", file.display()))?;
+        outln!(
+            "no demo plan in {}: wrote the embedded one to {}",
+            cli.plans.display(),
+            file.display()
+        );
+    }
+    Ok(dir)
+}
+
 pub async fn demo(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
     let plan = cli.plan("demo")?;
     for created in lifeboat::demo::seed(&plan)
@@ -172,8 +204,13 @@ pub async fn demo(cli: &Cli, args: &DemoArgs) -> Result<ExitCode> {
     )
     .await?;
     out!("{}", lifeboat::report::render_markdown(&report));
+    let plans = if cli.plans == std::path::Path::new("plans") {
+        String::new()
+    } else {
+        format!(" --plans {}", cli.plans.display())
+    };
     outln!(
-        "\nCatalog: {}. Try: lifeboat status · lifeboat points list · lifeboat drill run demo --keep · lifeboat report --format json",
+        "\nCatalog: {}. Try: lifeboat{plans} status · lifeboat{plans} points list · lifeboat{plans} drill run demo --keep · lifeboat{plans} report --format json",
         ctx.catalog.path().display()
     );
     Ok(exit(

@@ -213,7 +213,13 @@ impl Command {
     }
 }
 
-pub async fn run(cli: Cli) -> Result<ExitCode> {
+pub async fn run(mut cli: Cli) -> Result<ExitCode> {
+    if matches!(cli.command, Command::Demo(_)) {
+        match backup::demo_plans(&cli) {
+            Ok(plans) => cli.plans = plans,
+            Err(e) => return Err(e),
+        }
+    }
     let result = match &cli.command {
         Command::Plan(cmd) => plan::run(&cli, cmd).await,
         Command::Backup(cmd) => backup::run(&cli, cmd).await,

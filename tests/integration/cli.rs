@@ -296,3 +296,25 @@ fn daemon_help_puts_global_options_apart() {
     );
     assert!(global.contains("Examples:"), "{help}");
 }
+
+#[test]
+fn demo_runs_from_a_folder_without_plans() {
+    let env = Env::new();
+    // The plans folder holds no demo plan: demo writes its own into the
+    // work folder, with its data and vaults beside it.
+    let out = env.run(&["demo", "--once"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("wrote the embedded one"), "{text}");
+    assert!(
+        env.path("work/demo-plans/demo.toml").is_file()
+            && env.path("work/demo/vaults/dr").is_dir()
+            && env.path("work/demo/data/app.db").is_file(),
+        "{text}"
+    );
+    assert!(text.contains("PASSED"), "{text}");
+    // Run again, it uses the plan it wrote (and says nothing about it).
+    let again = env.run(&["demo", "--once"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert!(!stdout(&again).contains("wrote the embedded one"));
+}
