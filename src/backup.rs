@@ -87,7 +87,9 @@ pub async fn run(
     let taken = if run.hook_failed(Stage::Before) {
         Ok(false)
     } else {
-        run.take_points().await
+        // Boxed: the state of every kind's snapshot and copy nested in
+        // this one future is deeper than the compiler's layout queries go.
+        Box::pin(run.take_points()).await
     };
     // `after` runs whatever happened once the run started: it may be
     // what thaws the application `before` froze.
