@@ -27,6 +27,7 @@ mod daemon;
 mod drill;
 #[cfg(test)]
 mod fuzz;
+mod init;
 mod key;
 mod leftovers;
 mod lists;
@@ -200,6 +201,13 @@ Stop with SIGTERM or Ctrl-C (running jobs get --grace to finish); SIGHUP reloads
     /// The embedded default: create the demo's sample data, then run the
     /// daemon on it (--once: one backup, one drill and a report instead).
     Demo(backup::DemoArgs),
+    /// Write a commented plan for a kind of resource into the plans
+    /// folder, valid as written: a first plan to edit.
+    Init(init::InitArgs),
+    /// Shell completions, on stdout.
+    Completions(init::CompletionsArgs),
+    /// The manual page (roff), on stdout: `lifeboat man > lifeboat.1`.
+    Man,
 }
 
 impl Command {
@@ -236,6 +244,9 @@ pub async fn run(mut cli: Cli) -> Result<ExitCode> {
         Command::Restore(args) => restore::run(&cli, args).await,
         Command::Restores(cmd) => restore::list(&cli, cmd).await,
         Command::Key(cmd) => key::run(cmd).await,
+        Command::Init(args) => init::init(&cli, args),
+        Command::Completions(args) => init::completions(args),
+        Command::Man => init::man(),
     };
     // Leases the command dropped are released before the process exits.
     lifeboat::lease::settle().await;
@@ -261,7 +272,11 @@ impl Command {
     /// touch it. Every command is listed, so a new one must choose.
     pub fn catalog_access(&self) -> Option<CatalogAccess> {
         match self {
-            Command::Plan(_) | Command::Key(_) => None,
+            Command::Plan(_)
+            | Command::Key(_)
+            | Command::Init(_)
+            | Command::Completions(_)
+            | Command::Man => None,
             // `catalog rebuild` starts a catalog when the old one is lost.
             Command::Backup(_) | Command::Daemon(_) | Command::Demo(_) | Command::Catalog(_) => {
                 Some(CatalogAccess::Start)

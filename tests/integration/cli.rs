@@ -318,3 +318,46 @@ fn demo_runs_from_a_folder_without_plans() {
     assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
     assert!(!stdout(&again).contains("wrote the embedded one"));
 }
+
+#[test]
+fn init_writes_a_valid_plan_and_never_replaces_one() {
+    let env = Env::new();
+    for (name, kind) in [
+        ("files", "path"),
+        ("orders", "postgres"),
+        ("db", "rds-cluster"),
+    ] {
+        let out = env.run(&["init", name, "--kind", kind]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(env.plans().join(format!("{name}.toml")).is_file());
+    }
+    let out = env.run(&["plan", "validate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let again = env.run(&["init", "files", "--kind", "sqlite"]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        stderr(&again).contains("exists already"),
+        "{}",
+        stderr(&again)
+    );
+    let printed = env.run(&["init", "uploads", "--kind", "s3", "--stdout"]);
+    assert!(stdout(&printed).contains("kind = \"s3\""));
+    assert!(!env.plans().join("uploads.toml").exists());
+}
+
+#[test]
+fn completions_and_the_man_page_come_from_the_cli_itself() {
+    let env = Env::new();
+    let bash = stdout(&env.run(&["completions", "bash"]));
+    assert!(
+        bash.contains("_lifeboat") && bash.contains("restore"),
+        "{bash}"
+    );
+    let zsh = stdout(&env.run(&["completions", "zsh"]));
+    assert!(zsh.starts_with("#compdef lifeboat"), "{zsh}");
+    let man = stdout(&env.run(&["man"]));
+    assert!(
+        man.contains(".TH lifeboat") && man.contains("restore"),
+        "{man}"
+    );
+}
