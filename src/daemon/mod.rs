@@ -12,6 +12,7 @@ mod breaker;
 mod heartbeat;
 mod http;
 mod job;
+mod metrics;
 mod plans;
 mod scheduler;
 mod work;
@@ -139,6 +140,8 @@ pub(crate) struct Shared {
     pub clock: Clock,
     /// What a job does once it may start (the real backup, drill, prune).
     pub work: Box<dyn job::Work>,
+    /// Bytes written per plan and region, brought up to date at each scrape.
+    pub written: tokio::sync::Mutex<crate::catalog::WrittenBytes>,
 }
 
 impl Shared {
@@ -242,6 +245,7 @@ impl Daemon {
             recheck: recheck_tx,
             clock,
             work,
+            written: Default::default(),
             plans: RwLock::new(plans),
             ctx,
             config,

@@ -15,6 +15,7 @@ mod evidence_chain;
 mod leases;
 mod leftovers;
 mod local_loop;
+mod metrics;
 mod moto;
 mod netfault;
 mod notify;
