@@ -146,6 +146,10 @@ impl Catalog {
     }
 }
 
+/// A point as [`WrittenBytes`] reads it: plan, region, status,
+/// `completed_at`, `size_bytes`.
+type PointRow = (String, String, String, Option<Millis>, Option<i64>);
+
 /// Bytes of every point ever completed, per plan and region, kept up to
 /// date incrementally: a refresh reads only the points added since the
 /// last one and those that were still running then, so a scrape costs the
@@ -197,13 +201,12 @@ impl WrittenBytes {
         }
         let pending: Vec<i64> = self.pending.iter().copied().collect();
         for id in pending {
-            let row: Option<(String, String, String, Option<Millis>, Option<i64>)> =
-                sqlx::query_as(
-                    "SELECT plan, region, status, completed_at, size_bytes FROM points WHERE id = ?",
-                )
-                .bind(id)
-                .fetch_optional(&cat.pool)
-                .await?;
+            let row: Option<PointRow> = sqlx::query_as(
+                "SELECT plan, region, status, completed_at, size_bytes FROM points WHERE id = ?",
+            )
+            .bind(id)
+            .fetch_optional(&cat.pool)
+            .await?;
             match row {
                 Some((plan, region, _, Some(_), size)) => {
                     self.add(plan, region, u64::try_from(size.unwrap_or(0)).unwrap_or(0));

@@ -97,7 +97,11 @@ fn metrics_count_cli_runs_with_stable_labels_and_export_every_name_rules_and_das
     env.seed(20);
     // A check that cannot pass: the CLI's drill fails.
     let failing = "\n[[drill.checks]]\nname = \"a-million-orders\"\nresource = \"db\"\nsql = \"SELECT count(*) >= 1000000 FROM orders\"\n";
-    env.write_plan("shop.toml", &env.local_plan(failing));
+    // Backups once a year: the daemon runs none while the test looks.
+    let plan = env
+        .local_plan(failing)
+        .replace("schedule = \"*/15 * * * *\"", "schedule = \"0 0 1 1 *\"");
+    env.write_plan("shop.toml", &plan);
     let out = env.run(&["backup", "run", "shop"]);
     assert!(out.status.success(), "{}", stderr(&out));
     // The finished drill's JSON log line carries RTO, RPO and the failing check.
@@ -265,7 +269,7 @@ fn a_new_plan_starts_without_missed_slots_or_failed_drills_and_logs_its_plan_onc
     // skipped, not failed.
     for j in jobs(&env).iter().filter(|j| j.kind == "drill") {
         assert!(
-            !j.error.contains("no complete point"),
+            !(j.status == "failed" && j.error.contains("no complete point")),
             "a first drill failed instead of waiting: {j:?}"
         );
         if j.status == "skipped" {
