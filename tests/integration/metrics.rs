@@ -251,10 +251,13 @@ fn a_new_plan_starts_without_missed_slots_or_failed_drills_and_logs_its_plan_onc
     let (_, metrics) = d.get("/metrics");
     let (code, _) = d.stop();
     assert_eq!(code, 0);
+    // The scheduler's misses (a job may still miss on its own, e.g. when
+    // the previous 2 s backup still holds the plan's lease on a busy machine).
     let early_misses = sum_sql(
         &env,
         "SELECT COUNT(*) FROM jobs j JOIN plans_first_seen f ON f.plan = j.plan AND f.kind = j.kind
-         WHERE j.status = 'missed' AND j.slot < f.first_seen",
+         WHERE j.status = 'missed' AND j.slot < f.first_seen
+           AND (j.error LIKE 'not started within the start window%' OR j.error LIKE 'superseded%')",
     );
     assert_eq!(early_misses, 0.0, "{:?}", jobs(&env));
     assert_eq!(
