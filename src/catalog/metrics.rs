@@ -172,8 +172,11 @@ impl WrittenBytes {
     /// Reads what changed since the last refresh: the first one sums the
     /// whole table in one grouped pass, later ones only the new rows.
     pub async fn refresh(&mut self, cat: &Catalog) -> Result<(), CatalogError> {
+        // One read transaction: the sums and the running points come from
+        // one snapshot, so a point completing meanwhile is counted once.
+        let mut tx = cat.pool.begin().await?;
         let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM points")
-            .fetch_one(&cat.pool)
+            .fetch_one(&mut *tx)
             .await?;
         let newest = newest.unwrap_or(0);
         if newest > self.seen_up_to {
@@ -183,22 +186,23 @@ impl WrittenBytes {
             )
             .bind(self.seen_up_to)
             .bind(newest)
-            .fetch_all(&cat.pool)
+            .fetch_all(&mut *tx)
             .await?;
-            for (plan, region, bytes) in sums {
-                self.add(plan, region, bytes as u64);
-            }
             let running: Vec<i64> = sqlx::query_scalar(
                 "SELECT id FROM points WHERE id > ?1 AND id <= ?2 AND completed_at IS NULL
                    AND status = 'running'",
             )
             .bind(self.seen_up_to)
             .bind(newest)
-            .fetch_all(&cat.pool)
+            .fetch_all(&mut *tx)
             .await?;
+            for (plan, region, bytes) in sums {
+                self.add(plan, region, bytes as u64);
+            }
             self.pending.extend(running);
             self.seen_up_to = newest;
         }
+        tx.commit().await?;
         let pending: Vec<i64> = self.pending.iter().copied().collect();
         for id in pending {
             let row: Option<PointRow> = sqlx::query_as(

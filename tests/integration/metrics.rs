@@ -125,6 +125,12 @@ fn metrics_count_cli_runs_with_stable_labels_and_export_every_name_rules_and_das
     let (code, metrics) = d.get("/metrics");
     assert_eq!(code, 200);
     let version = env!("CARGO_PKG_VERSION");
+    // The binary is built with the tests' profile.
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
     for (series, expected) in [
         // Runs from the CLI count: the daemon ran none of these.
         (
@@ -150,7 +156,7 @@ fn metrics_count_cli_runs_with_stable_labels_and_export_every_name_rules_and_das
             1.0,
         ),
         (
-            &format!("lifeboat_build_info{{version=\"{version}\",profile=\"debug\"}}"),
+            &format!("lifeboat_build_info{{version=\"{version}\",profile=\"{profile}\"}}"),
             1.0,
         ),
     ] {
