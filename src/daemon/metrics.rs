@@ -1,6 +1,6 @@
 //! The Prometheus exposition of `/metrics` (text format 0.0.4).
 //!
-//! Computed from the catalog at scrape time rather than kept as in-process
+//! Computed from the catalog at scrape time (incrementally: see `catalog::RunTally` and `WrittenBytes`) rather than kept as in-process
 //! counters: the catalog is the source of truth, survives restarts, and
 //! records what `lifeboat` runs from the command line too, so counts never
 //! reset when the daemon does and never miss a CLI run. Every family has
@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 
 use super::breaker::State as BreakerState;
 use super::Shared;
-use crate::catalog::{CatalogError, RunSource, DURATION_BUCKETS};
+use crate::catalog::{CatalogError, DURATION_BUCKETS};
 use crate::plan::Plan;
 
 /// The text being written: each family's `# HELP` and `# TYPE`, then its
@@ -120,17 +120,21 @@ async fn jobs(out: &mut Exposition, shared: &Shared) -> Result<(), CatalogError>
 /// What ran, CLI runs included: outcomes, durations, last successes.
 async fn runs(out: &mut Exposition, shared: &Shared, plans: &[Plan]) -> Result<(), CatalogError> {
     let cat = &shared.ctx.catalog;
-    let mut all = Vec::new();
-    for source in RunSource::ALL {
-        all.push((source.kind(), cat.run_stats(source).await?));
+    let mut tallies = shared.runs.lock().await;
+    for tally in tallies.iter_mut() {
+        tally.refresh(cat).await?;
     }
+    let all: Vec<_> = tallies
+        .iter()
+        .map(|t| (t.source().kind(), t.stats()))
+        .collect();
     out.family(
         "lifeboat_runs_total",
         "counter",
         "Finished backups and drills (from the CLI or the daemon) and the daemon's prunes and verifies, by plan, kind and status.",
     );
     for (kind, stats) in &all {
-        for (plan, s) in stats {
+        for (plan, s) in *stats {
             for (status, n) in &s.by_status {
                 out.sample(
                     "lifeboat_runs_total",
@@ -146,7 +150,7 @@ async fn runs(out: &mut Exposition, shared: &Shared, plans: &[Plan]) -> Result<(
         "How long finished runs took (the same runs as lifeboat_runs_total), by plan and kind.",
     );
     for (kind, stats) in &all {
-        for (plan, s) in stats {
+        for (plan, s) in *stats {
             let bounds = DURATION_BUCKETS.iter().map(|b| b.to_string());
             let counts = s.buckets.iter().copied();
             for (le, n) in bounds.zip(counts).chain([("+Inf".to_string(), s.count())]) {
@@ -171,7 +175,7 @@ async fn runs(out: &mut Exposition, shared: &Shared, plans: &[Plan]) -> Result<(
         "When the newest successful run of each kind finished (copy: when the newest copy still complete in another region completed), by plan; absent before the first.",
     );
     for (kind, stats) in &all {
-        for (plan, s) in stats {
+        for (plan, s) in *stats {
             if let Some(t) = s.last_success {
                 out.sample(
                     "lifeboat_last_success_timestamp_seconds",

@@ -142,6 +142,8 @@ pub(crate) struct Shared {
     pub work: Box<dyn job::Work>,
     /// Bytes written per plan and region, brought up to date at each scrape.
     pub written: tokio::sync::Mutex<crate::catalog::WrittenBytes>,
+    /// Finished runs of each kind, brought up to date at each scrape.
+    pub runs: tokio::sync::Mutex<Vec<crate::catalog::RunTally>>,
 }
 
 impl Shared {
@@ -246,6 +248,12 @@ impl Daemon {
             clock,
             work,
             written: Default::default(),
+            runs: tokio::sync::Mutex::new(
+                crate::catalog::RunSource::ALL
+                    .into_iter()
+                    .map(crate::catalog::RunTally::new)
+                    .collect(),
+            ),
             plans: RwLock::new(plans),
             ctx,
             config,
