@@ -1,9 +1,11 @@
 //! The Prometheus exposition of `/metrics` (text format 0.0.4).
 //!
-//! Computed from the catalog at scrape time (incrementally: see `catalog::RunTally` and `WrittenBytes`) rather than kept as in-process
+//! Computed from the catalog at scrape time rather than kept as in-process
 //! counters: the catalog is the source of truth, survives restarts, and
 //! records what `lifeboat` runs from the command line too, so counts never
-//! reset when the daemon does and never miss a CLI run. Every family has
+//! reset when the daemon does and never miss a CLI run. The large tables
+//! are read incrementally (`catalog::RunTally`, `catalog::WrittenBytes`):
+//! a scrape reads only what changed since the last one. Every family has
 //! a fixed label set (no value that changes on its own, like a failure
 //! count, is a label), and `docs/metrics.md` describes each one.
 
