@@ -15,6 +15,10 @@ command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v chromium >/dev/null || need+=(chromium)
 # age: the encryption tests decrypt vault objects without Lifeboat.
 command -v age >/dev/null || need+=(age)
+# promtool checks and unit-tests deploy/prometheus-rules.yml
+# (tests/integration/metrics.rs). Debian's `prometheus` package ships it
+# (Debian 12: 2.42); `promtool test rules` needs 2.x or later.
+command -v promtool >/dev/null || need+=(prometheus)
 pg_server_bin() {
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null ||
     { command -v initdb >/dev/null && command -v pg_ctl >/dev/null; }
@@ -32,6 +36,11 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "missing tools: ${need[*]} (install them, e.g. apt-get install ${need[*]})" >&2
     exit 1
   fi
+fi
+
+if ! promtool --version 2>&1 | grep -Eq 'version ([2-9]|[1-9][0-9])\.'; then
+  echo "promtool 2.x or later is needed (found: $(promtool --version 2>&1 | head -1))" >&2
+  exit 1
 fi
 
 # moto's server mode: the S3/RDS-speaking server the AWS tests run against

@@ -475,6 +475,37 @@ impl<'a> Drill<'a> {
         cleaned
     }
 
+    /// The one line a finished drill logs: its verdict with the RTO and
+    /// RPO measured against their objectives and the checks that failed,
+    /// so a log pipeline alone can tell what went wrong.
+    fn log_finished(&self, o: &DrillOutcome) {
+        let secs = |ms: Option<i64>| ms.map(|v| v as f64 / 1000.0);
+        let rto_objective = self.plan.rto.as_secs_f64();
+        let rpo_objective = self.plan.rpo.as_secs_f64();
+        let met = |v: Option<f64>, objective: f64| v.is_some_and(|v| v <= objective);
+        let failed: Vec<String> = self
+            .checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| format!("{} ({}): {}", c.name, c.resource, c.detail))
+            .collect();
+        let passed = o.status == DrillStatus::Passed;
+        let (rto, rpo) = (secs(o.rto_ms), secs(o.rpo_ms));
+        info!(
+            drill = self.id,
+            region = %self.place.region,
+            passed,
+            met_objectives = passed && met(rto, rto_objective) && met(rpo, rpo_objective),
+            rto_seconds = rto,
+            rto_objective_seconds = rto_objective,
+            rpo_seconds = rpo,
+            rpo_objective_seconds = rpo_objective,
+            failed_checks = ?failed,
+            error = o.error.as_deref(),
+            "drill finished"
+        );
+    }
+
     /// Records how the drill ended and appends its evidence record. A
     /// phase that failed with an error fails the drill, saying why; the
     /// error is returned once recorded.
@@ -519,7 +550,7 @@ impl<'a> Drill<'a> {
             error,
         };
         let recorded = self.record(&outcome).await;
-        info!(drill = self.id, passed = measured.passed, "drill finished");
+        self.log_finished(&outcome);
         match (fault, recorded) {
             (Some(fault), Err(e)) => {
                 warn!(drill = self.id, error = %e, "cannot record the drill's failure");

@@ -67,6 +67,11 @@ pub enum JobStatus {
     Failed,
     /// Could not start inside its start window (DESIGN.md's missed slot).
     Missed,
+    /// Started, and found nothing to do yet: a plan's scheduled drill
+    /// before any point of every resource was ever complete in its drill
+    /// region (a new plan's first backup is still running). Not a failure,
+    /// not a miss, and no drill is recorded.
+    Skipped,
 }
 
 impl JobStatus {
@@ -77,6 +82,7 @@ impl JobStatus {
             JobStatus::Succeeded => "succeeded",
             JobStatus::Failed => "failed",
             JobStatus::Missed => "missed",
+            JobStatus::Skipped => "skipped",
         }
     }
 }
@@ -117,7 +123,7 @@ pub struct Job {
     /// The drill the job made (`drills.id`); `None` for other kinds and
     /// for a drill that stopped before recording one.
     pub drill_id: Option<i64>,
-    /// Why the job failed or was missed; for a drill that passed, why its
+    /// Why the job failed, was missed or skipped; for a drill that passed, why its
     /// clean-up failed. `None` while running and when nothing went wrong.
     pub error: Option<String>,
 }
@@ -253,6 +259,49 @@ impl Catalog {
         .bind(JobStatus::Failed)
         .fetch_one(&self.pool)
         .await?)
+    }
+
+    /// When the daemon first scheduled `plan`'s `kind` track: recorded as
+    /// `now` the first time it is asked, then kept (migration 0013). Slots
+    /// before it are not the plan's to miss.
+    pub async fn track_first_seen(
+        &self,
+        plan: &str,
+        kind: JobKind,
+        now: Millis,
+    ) -> Result<Millis, CatalogError> {
+        sqlx::query(
+            "INSERT INTO plans_first_seen (plan, kind, first_seen) VALUES (?, ?, ?)
+             ON CONFLICT (plan, kind) DO NOTHING",
+        )
+        .bind(plan)
+        .bind(kind)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(sqlx::query_scalar(
+            "SELECT first_seen FROM plans_first_seen WHERE plan = ? AND kind = ?",
+        )
+        .bind(plan)
+        .bind(kind)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Forgets when a track was first seen (every kind when `kind` is
+    /// `None`): the daemon no longer schedules it, so should it come back
+    /// it starts afresh, without the slots in between as misses.
+    pub async fn forget_track(
+        &self,
+        plan: &str,
+        kind: Option<JobKind>,
+    ) -> Result<(), CatalogError> {
+        sqlx::query("DELETE FROM plans_first_seen WHERE plan = ?1 AND (?2 IS NULL OR kind = ?2)")
+            .bind(plan)
+            .bind(kind)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Every job of a plan (or of all plans), in slot order.

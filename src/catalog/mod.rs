@@ -13,6 +13,7 @@ mod drills;
 mod evidence_head;
 mod jobs;
 mod leases;
+mod metrics;
 mod points;
 mod rebuild;
 mod restores;
@@ -32,6 +33,7 @@ pub use drills::{
 pub use evidence_head::EvidenceHead;
 pub use jobs::{Job, JobKind, JobStatus};
 pub use leases::{LeaseRecord, NewLease};
+pub use metrics::{RunSource, RunStats, RunTally, WrittenBytes, DURATION_BUCKETS};
 pub use points::{NewPoint, Point, PointCompletion, PointFilter, UsablePoint};
 pub use rebuild::{RebuiltDrill, RebuiltPoint};
 pub use restores::{NewRestore, RestorePoint, RestoreRecord, RestoreStatus};

@@ -443,6 +443,25 @@ impl Catalog {
         .await?)
     }
 
+    /// Whether a point of one resource in one region was ever complete
+    /// (whatever became of it since): a plan's first drill waits for one.
+    pub async fn ever_complete(
+        &self,
+        plan: &str,
+        resource: &str,
+        region: &str,
+    ) -> Result<bool, CatalogError> {
+        Ok(sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM points WHERE plan = ? AND resource = ? AND region = ?
+               AND completed_at IS NOT NULL)",
+        )
+        .bind(plan)
+        .bind(resource)
+        .bind(region)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     /// Plans with points or drills still marked running.
     pub async fn plans_with_running_work(&self) -> Result<Vec<String>, CatalogError> {
         Ok(sqlx::query_scalar(

@@ -105,6 +105,15 @@ impl Outcome {
         }
     }
 
+    /// Nothing to do yet (see [`JobStatus::Skipped`]), with why.
+    pub fn skipped(reason: impl Into<String>) -> Outcome {
+        Outcome {
+            status: JobStatus::Skipped,
+            error: Some(reason.into()),
+            ..Outcome::succeeded()
+        }
+    }
+
     pub fn failed(reason: impl Into<String>) -> Outcome {
         Outcome {
             status: JobStatus::Failed,
@@ -231,6 +240,7 @@ async fn record(shared: &Shared, job: &Job, id: i64, outcome: &Outcome) {
             }
         }
         JobStatus::Missed => warn!(reason, "job missed"),
+        JobStatus::Skipped => info!(reason, "job skipped"),
         JobStatus::Failed | JobStatus::Running => warn!(error = reason, "job failed"),
     }
     let finished = shared

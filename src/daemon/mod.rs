@@ -12,6 +12,7 @@ mod breaker;
 mod heartbeat;
 mod http;
 mod job;
+mod metrics;
 mod plans;
 mod scheduler;
 mod work;
@@ -139,6 +140,10 @@ pub(crate) struct Shared {
     pub clock: Clock,
     /// What a job does once it may start (the real backup, drill, prune).
     pub work: Box<dyn job::Work>,
+    /// Bytes written per plan and region, brought up to date at each scrape.
+    pub written: tokio::sync::Mutex<crate::catalog::WrittenBytes>,
+    /// Finished runs of each kind, brought up to date at each scrape.
+    pub runs: tokio::sync::Mutex<Vec<crate::catalog::RunTally>>,
 }
 
 impl Shared {
@@ -242,6 +247,13 @@ impl Daemon {
             recheck: recheck_tx,
             clock,
             work,
+            written: Default::default(),
+            runs: tokio::sync::Mutex::new(
+                crate::catalog::RunSource::ALL
+                    .into_iter()
+                    .map(crate::catalog::RunTally::new)
+                    .collect(),
+            ),
             plans: RwLock::new(plans),
             ctx,
             config,

@@ -107,6 +107,8 @@ pub(crate) struct Track {
     timing: Timing,
     /// The plan's start window (every kind shares it).
     window: Duration,
+    /// When the daemon first scheduled this track (see [`Track::resume`]).
+    first_seen: DateTime<Utc>,
     pub next: Option<Run>,
 }
 
@@ -125,6 +127,7 @@ impl Track {
             kind,
             timing,
             window: plan.backup.start_window,
+            first_seen: DateTime::<Utc>::MIN_UTC,
             next: None,
         })
     }
@@ -141,14 +144,23 @@ impl Track {
     /// Positions a new track at `now`. `last` is the newest slot the catalog
     /// has a job for: the slots after it whose window closed before `now`
     /// are returned as missed (the daemon was not running), and `next` is
-    /// the first slot whose window is still open. Without `last` the plan
-    /// is new: the slots before it was loaded are not its misses.
-    pub fn resume(&mut self, last: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Downtime {
+    /// the first slot whose window is still open. `first_seen` is when the
+    /// daemon first scheduled this track: slots before it are never missed
+    /// (the plan did not exist for the daemon), though the newest of them
+    /// still inside its window runs.
+    pub fn resume(
+        &mut self,
+        last: Option<DateTime<Utc>>,
+        first_seen: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Downtime {
         let window = chrono::TimeDelta::from_std(self.window).unwrap_or_default();
-        let mut cursor = match last {
-            Some(last) => last.max(now - MAX_DOWNTIME),
-            None => now - window,
-        };
+        self.first_seen = first_seen;
+        // Walk from the last slot with a job, or else from the first slot
+        // whose window could still have been open when the track was first
+        // seen (older ones are nobody's misses), but never years back.
+        let seen = first_seen.checked_sub_signed(window).unwrap_or(first_seen);
+        let mut cursor = last.unwrap_or(seen).max(seen).max(now - MAX_DOWNTIME);
         let mut missed = Downtime::default();
         loop {
             self.advance(cursor);
@@ -156,11 +168,14 @@ impl Track {
             if run.window_end(self.window) >= now {
                 break;
             }
+            cursor = run.slot;
+            if run.slot < first_seen {
+                continue;
+            }
             if missed.total < MAX_MISSED_RECORDED {
                 missed.runs.push(run);
             }
             missed.total += 1;
-            cursor = run.slot;
             if missed.total > MAX_MISSED_RECORDED * 10 {
                 // Years of a per-second schedule: jump to now.
                 cursor = now - window;
@@ -171,15 +186,20 @@ impl Track {
 
     /// What becomes of every slot due at `now`, oldest first, and moves
     /// `next` past them. Only the newest due slot can start; a slot seen
-    /// after its window closed is missed.
+    /// after its window closed is missed. A slot from before the track was
+    /// first seen that cannot start is dropped, not missed.
     pub fn due(&mut self, now: DateTime<Utc>) -> Vec<Decision> {
         let mut decisions = Vec::new();
         while let Some(run) = self.next.filter(|r| r.start <= now) {
             self.advance(run.slot);
             let superseded = self.next.is_some_and(|n| n.start <= now);
+            let closed = now > run.window_end(self.window);
+            if run.slot < self.first_seen && (superseded || closed) {
+                continue;
+            }
             decisions.push(if superseded {
                 Decision::Miss(run, Missed::Superseded)
-            } else if now > run.window_end(self.window) {
+            } else if closed {
                 Decision::Miss(run, Missed::WindowClosed(self.window))
             } else {
                 Decision::Start(run)
@@ -284,19 +304,44 @@ impl Scheduler {
     }
 
     /// Adds a plan's tracks and starts its first backup if it needs one.
+    /// A kind the plan does not schedule (any longer) is forgotten, so it
+    /// starts afresh should it come back.
     async fn add_plan(&mut self, plan: &Plan) {
         for kind in JobKind::ALL {
             if let Some(track) = self.resume_track(plan, kind).await {
                 self.tracks.insert((plan.name.clone(), kind), track);
+            } else {
+                self.forget(&plan.name, Some(kind)).await;
             }
         }
         self.first_run_if_needed(plan).await;
     }
 
+    async fn forget(&self, plan: &str, kind: Option<JobKind>) {
+        if let Err(e) = self.shared.ctx.catalog.forget_track(plan, kind).await {
+            warn!(plan, error = %e, "cannot forget when a plan's schedule was first seen");
+        }
+    }
+
     /// A plan's track for `kind`, positioned after the last slot the
-    /// catalog knows, with the slots missed since recorded.
+    /// catalog knows, with the slots missed since recorded (but none from
+    /// before the track was first seen).
     async fn resume_track(&self, plan: &Plan, kind: JobKind) -> Option<Track> {
         let mut track = Track::new(plan, kind)?;
+        let now = self.shared.clock.now();
+        let first_seen = match self
+            .shared
+            .ctx
+            .catalog
+            .track_first_seen(&plan.name, kind, now.timestamp_millis())
+            .await
+        {
+            Ok(first) => to_datetime(first),
+            Err(e) => {
+                error!(plan = %plan.name, error = %e, "cannot read the catalog; no slot before now is missed");
+                now
+            }
+        };
         let last = match self
             .shared
             .ctx
@@ -310,7 +355,7 @@ impl Scheduler {
                 None
             }
         };
-        let missed = track.resume(last, self.shared.clock.now());
+        let missed = track.resume(last, first_seen, now);
         for run in &missed.runs {
             self.record_missed(plan, kind, *run, Missed::DaemonDown)
                 .await;
@@ -391,6 +436,9 @@ impl Scheduler {
             .fetch_add(report.errors.len() as u64, Ordering::Relaxed);
         for name in report.removed.iter().chain(&report.changed) {
             self.tracks.retain(|(p, _), _| p != name);
+        }
+        for name in &report.removed {
+            self.forget(name, None).await;
         }
         let plans = self.loaded_plans().await;
         for name in report.added.iter().chain(&report.changed) {

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
+use tracing::Instrument;
 
 use super::job::{Job, Outcome, Work};
 use super::Shared;
@@ -40,6 +41,19 @@ impl Work for Orchestrators {
     }
 }
 
+/// The span a backup or drill runs in: the job's, but without the plan,
+/// which the orchestrator's own span carries (a log line said `plan=`
+/// twice otherwise). A root span, so the job's does not show around it.
+fn orchestrator_span(job: &Job) -> tracing::Span {
+    tracing::info_span!(
+        parent: None,
+        "job",
+        kind = job.kind.as_str(),
+        slot = %rfc3339(job.run.slot.timestamp_millis()),
+        trigger = job.trigger.as_str()
+    )
+}
+
 fn over_completion_window(limit: Duration) -> String {
     format!(
         "cancelled: still running after the completion window ({})",
@@ -51,7 +65,8 @@ async fn backup(shared: &Shared, job: &Job) -> Outcome {
     let (ctx, plan) = (&shared.ctx, &job.plan);
     let limit = plan.backup.completion_window;
     let slot = Some(job.run.slot.timestamp_millis());
-    let work = crate::backup::run(ctx, plan, job.trigger.as_str(), slot);
+    let work = crate::backup::run(ctx, plan, job.trigger.as_str(), slot)
+        .instrument(orchestrator_span(job));
     match tokio::time::timeout(limit, work).await {
         Ok(Ok(outcome)) => {
             let succeeded = outcome.status == RunStatus::Succeeded;
@@ -105,8 +120,39 @@ async fn backup(shared: &Shared, job: &Job) -> Outcome {
     }
 }
 
+/// Why a scheduled drill has nothing to restore yet: the resources of
+/// which no point was ever complete in the drill region (a new plan whose
+/// first backup or copy has not finished). `None` when every resource has
+/// had one — then a missing point is the drill's failure to report.
+async fn not_ready(shared: &Shared, plan: &Plan) -> Result<Option<String>, String> {
+    let region = &plan.drill.region;
+    let mut waiting = Vec::new();
+    for res in &plan.resources {
+        let ever = shared
+            .ctx
+            .catalog
+            .ever_complete(&plan.name, &res.name, region)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !ever {
+            waiting.push(format!("`{}`", res.name));
+        }
+    }
+    Ok((!waiting.is_empty()).then(|| {
+        format!(
+            "skipped: no complete point yet of {} in region `{region}` (the plan's first backup has not reached it)",
+            waiting.join(", ")
+        )
+    }))
+}
+
 async fn drill(shared: &Shared, job: &Job) -> Outcome {
     let (ctx, plan) = (&shared.ctx, &job.plan);
+    match not_ready(shared, plan).await {
+        Ok(Some(why)) => return Outcome::skipped(why),
+        Ok(None) => {}
+        Err(e) => return Outcome::failed(e),
+    }
     let limit = plan.backup.completion_window;
     let opts = DrillOptions {
         region: None,
@@ -114,7 +160,8 @@ async fn drill(shared: &Shared, job: &Job) -> Outcome {
         keep: false,
         trigger: job.trigger.as_str().to_string(),
     };
-    match tokio::time::timeout(limit, crate::drill::run(ctx, plan, &opts)).await {
+    let work = crate::drill::run(ctx, plan, &opts).instrument(orchestrator_span(job));
+    match tokio::time::timeout(limit, work).await {
         Ok(Ok(d)) => Outcome {
             status: if d.record.passed() {
                 JobStatus::Succeeded
@@ -152,7 +199,8 @@ async fn prune_and_sweep(shared: &Shared, job: &Job) -> Outcome {
     let now = crate::time::now_ms();
     let grace = crate::leftovers::UNOWNED_GRACE;
     if let Err(e) = crate::leftovers::sweep(&shared.ctx, &job.plan, grace, now).await {
-        tracing::warn!(plan = %job.plan.name, error = %e, "cannot look for what crashed processes left");
+        // The job's span says which plan.
+        tracing::warn!(error = %e, "cannot look for what crashed processes left");
     }
     outcome
 }

@@ -99,7 +99,7 @@ impl Daemon {
         self.child.wait().unwrap();
     }
 
-    fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) fn get(&self, path: &str) -> (u16, String) {
         let mut s = TcpStream::connect(&self.addr).unwrap();
         write!(
             s,
@@ -466,7 +466,7 @@ fn a_failing_vault_opens_the_breaker_and_slots_are_recorded_missed() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("lifeboat_missed_slots_total{plan=\"shop\",kind=\"backup\"}"),
+        metrics.contains("lifeboat_jobs_total{plan=\"shop\",kind=\"backup\",status=\"missed\"}"),
         "{metrics}"
     );
     assert!(

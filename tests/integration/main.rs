@@ -18,6 +18,7 @@ mod leases;
 mod leftovers;
 mod local_loop;
 mod mariadb;
+mod metrics;
 mod moto;
 mod netfault;
 mod notify;

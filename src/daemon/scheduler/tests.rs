@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 use super::{run, Decision, Downtime, Missed, Scheduler, Track};
 use crate::catalog::{Job as JobRow, JobKind, JobStatus};
 use crate::daemon::job::{self, Job, Outcome, Trigger, Work};
-use crate::daemon::{http, Daemon, DaemonConfig, Shared};
+use crate::daemon::{metrics, Daemon, DaemonConfig, Shared};
 use crate::plan::Plan;
 use crate::schedule::{jitter_offset, Run};
 use crate::time::Clock;
@@ -129,7 +129,10 @@ fn track(text: &str, kind: JobKind) -> Track {
 #[test]
 fn a_slot_starts_at_slot_plus_its_jitter_and_not_before() {
     let mut t = track(&shop(), JobKind::Backup);
-    assert_eq!(t.resume(None, utc(2, 56, 0)), Downtime::default());
+    assert_eq!(
+        t.resume(None, utc(2, 56, 0), utc(2, 56, 0)),
+        Downtime::default()
+    );
     let run = jittered("shop", JobKind::Backup, utc(3, 0, 0), 2);
     assert_eq!(t.next, Some(run));
     assert_eq!(t.due(run.start - MS), vec![]);
@@ -143,12 +146,12 @@ fn a_slot_starts_at_slot_plus_its_jitter_and_not_before() {
 #[test]
 fn a_slot_not_started_by_the_end_of_its_window_is_missed() {
     let mut t = track(&shop(), JobKind::Backup);
-    t.resume(None, utc(2, 56, 0));
+    t.resume(None, utc(2, 56, 0), utc(2, 56, 0));
     let run = jittered("shop", JobKind::Backup, utc(3, 0, 0), 2);
     // The 10 min window follows the jittered start, and is inclusive.
     let end = run.start + TimeDelta::minutes(10);
     let mut on_time = track(&shop(), JobKind::Backup);
-    on_time.resume(None, utc(2, 56, 0));
+    on_time.resume(None, utc(2, 56, 0), utc(2, 56, 0));
     assert_eq!(on_time.due(end), vec![Decision::Start(run)]);
     let window = Missed::WindowClosed(Duration::from_secs(600));
     assert_eq!(t.due(end + MS), vec![Decision::Miss(run, window)]);
@@ -165,7 +168,7 @@ fn after_downtime_the_newest_slot_inside_its_window_runs_and_older_ones_are_miss
         &plan_text("shop", "start_window = \"40m\"", ""),
         JobKind::Backup,
     );
-    let down = t.resume(Some(utc(1, 0, 0)), utc(3, 7, 0));
+    let down = t.resume(Some(utc(1, 0, 0)), utc(1, 0, 0), utc(3, 7, 0));
     // Windows closed before 03:07: recorded as missed while down.
     let closed: Vec<Run> = quarter_hours(utc(1, 15, 0), utc(2, 15, 0))
         .into_iter()
@@ -197,10 +200,47 @@ fn slots_before_a_plan_was_first_loaded_are_not_missed() {
     let mut t = track(&shop(), JobKind::Backup);
     // Loaded at 03:07: the 02:45 slot's window closed before the plan
     // existed; the 03:00 slot's is still open, so it runs.
-    assert_eq!(t.resume(None, utc(3, 7, 0)), Downtime::default());
+    assert_eq!(
+        t.resume(None, utc(3, 7, 0), utc(3, 7, 0)),
+        Downtime::default()
+    );
     let run = jittered("shop", JobKind::Backup, utc(3, 0, 0), 2);
     assert_eq!(t.next, Some(run));
     assert_eq!(t.due(utc(3, 7, 0)), vec![Decision::Start(run)]);
+
+    // A 40 min window: 02:30, 02:45 and 03:00 were all still open when the
+    // plan was added at 03:07. Only the newest runs, and the older two are
+    // not the plan's misses (issue #15: an alert on misses fired on every
+    // new plan). A slot after the plan was added is missed as usual.
+    let wide = plan_text("shop", "start_window = \"40m\"", "");
+    let mut t = track(&wide, JobKind::Backup);
+    assert_eq!(
+        t.resume(None, utc(3, 7, 0), utc(3, 7, 0)),
+        Downtime::default()
+    );
+    let run = |h, m| jittered("shop", JobKind::Backup, utc(h, m, 0), 2);
+    assert_eq!(t.due(utc(3, 7, 0)), vec![Decision::Start(run(3, 0))]);
+    let late = run(3, 15).start + TimeDelta::minutes(40) + MS;
+    assert_eq!(
+        t.due(late)[0],
+        Decision::Miss(run(3, 15), Missed::Superseded)
+    );
+    // The same track resumed after downtime: misses count from when the
+    // track was first seen (02:40), not before.
+    let mut t = track(&wide, JobKind::Backup);
+    let down = t.resume(None, utc(2, 40, 0), utc(4, 1, 0));
+    assert_eq!(
+        down.runs.iter().map(|r| r.slot).collect::<Vec<_>>(),
+        vec![utc(2, 45, 0), utc(3, 0, 0), utc(3, 15, 0)]
+    );
+    assert_eq!(
+        t.due(utc(4, 1, 0)),
+        vec![
+            Decision::Miss(run(3, 30), Missed::Superseded),
+            Decision::Miss(run(3, 45), Missed::Superseded),
+            Decision::Start(run(4, 0)),
+        ]
+    );
 }
 
 #[test]
@@ -211,7 +251,7 @@ fn a_long_downtime_is_counted_but_recorded_only_up_to_a_cap() {
         .replace("jitter = \"2m\"\n", "")
         .replace("start_window = \"10m\"", "start_window = \"1s\"");
     let mut t = track(&text, JobKind::Backup);
-    let down = t.resume(Some(utc(0, 0, 0)), utc(3, 0, 0));
+    let down = t.resume(Some(utc(0, 0, 0)), utc(0, 0, 0), utc(3, 0, 0));
     // 00:00:01 .. 02:59:58: each window closed before 03:00:00.
     assert_eq!(down.total, 3 * 3600 - 2);
     assert_eq!(down.runs.len(), super::MAX_MISSED_RECORDED);
@@ -222,7 +262,7 @@ fn a_long_downtime_is_counted_but_recorded_only_up_to_a_cap() {
 #[test]
 fn drills_and_prunes_have_their_own_tracks() {
     let mut drill = track(&shop(), JobKind::Drill);
-    drill.resume(None, utc(2, 56, 0));
+    drill.resume(None, utc(2, 56, 0), utc(2, 56, 0));
     let run = jittered("shop", JobKind::Drill, utc(4, 0, 0), 30);
     assert_eq!(drill.next, Some(run));
     // Jittered 17 min past its slot, beyond the plan's 10 min start window:
@@ -231,7 +271,7 @@ fn drills_and_prunes_have_their_own_tracks() {
     assert_eq!(drill.due(run.start), vec![Decision::Start(run)]);
     // Pruning: hourly, jittered over ten minutes, in every plan.
     let mut prune = track(&shop(), JobKind::Prune);
-    prune.resume(None, utc(2, 56, 0));
+    prune.resume(None, utc(2, 56, 0), utc(2, 56, 0));
     let run = jittered("shop", JobKind::Prune, utc(3, 0, 0), 10);
     assert_eq!(prune.next, Some(run));
     assert_eq!(prune.due(run.start), vec![Decision::Start(run)]);
@@ -247,7 +287,10 @@ fn drills_and_prunes_have_their_own_tracks() {
 #[test]
 fn verifies_follow_their_own_schedule_and_a_plan_without_verify_has_none() {
     let mut t = track(&verified_shop(), JobKind::Verify);
-    assert_eq!(t.resume(None, utc(2, 56, 0)), Downtime::default());
+    assert_eq!(
+        t.resume(None, utc(2, 56, 0), utc(2, 56, 0)),
+        Downtime::default()
+    );
     let run = jittered("shop", JobKind::Verify, utc(5, 0, 0), 15);
     assert_eq!(t.next, Some(run));
     assert_eq!(t.due(run.start - MS), vec![]);
@@ -265,7 +308,7 @@ fn verifies_follow_their_own_schedule_and_a_plan_without_verify_has_none() {
     );
     // Seen after its start window closed: missed, like any other slot.
     let mut late = track(&verified_shop(), JobKind::Verify);
-    late.resume(None, utc(2, 56, 0));
+    late.resume(None, utc(2, 56, 0), utc(2, 56, 0));
     let window = Missed::WindowClosed(Duration::from_secs(600));
     assert_eq!(
         late.due(run.start + TimeDelta::minutes(10) + MS),
@@ -637,8 +680,12 @@ async fn a_slot_seen_after_its_window_closed_is_recorded_missed_with_why() {
 async fn after_downtime_missed_slots_are_recorded_and_only_the_newest_runs() {
     let text = plan_text("shop", "start_window = \"40m\"", "");
     let h = Harness::new(utc(3, 7, 0), &[("shop.toml", &text)]).await;
-    // The last job the catalog knows is the 01:00 backup.
+    // The last job the catalog knows is the 01:00 backup, of a plan the
+    // daemon has scheduled since midnight.
     let cat = &h.shared().ctx.catalog;
+    cat.track_first_seen("shop", JobKind::Backup, ms(utc(0, 0, 0)))
+        .await
+        .unwrap();
     let last = jittered("shop", JobKind::Backup, utc(1, 0, 0), 2);
     let id = cat
         .claim_job(
@@ -887,10 +934,12 @@ async fn failing_backups_open_the_vault_breaker_and_later_slots_are_missed() {
             "{error}"
         );
     }
-    let metrics = http::render(h.shared()).await.unwrap();
+    let metrics = metrics::render(h.shared()).await.unwrap();
     for line in [
-        "lifeboat_breaker_open{breaker=\"vault primary file:///srv/vaults/shop\",consecutive_failures=\"2\"} 1",
-        "lifeboat_missed_slots_total{plan=\"shop\",kind=\"backup\"} 7",
+        // The failure count is a value, not a label: one series per breaker.
+        "lifeboat_breaker_open{breaker=\"vault primary file:///srv/vaults/shop\"} 1",
+        "lifeboat_breaker_consecutive_failures{breaker=\"vault primary file:///srv/vaults/shop\"} 2",
+        "lifeboat_jobs_total{plan=\"shop\",kind=\"backup\",status=\"missed\"} 7",
         "lifeboat_jobs_total{plan=\"shop\",kind=\"backup\",status=\"failed\"} 2",
         // No point at all: the RPO is breached.
         "lifeboat_objective_breach{plan=\"shop\",objective=\"rpo\",region=\"primary\"} 1",
@@ -922,7 +971,7 @@ async fn verify_jobs_run_on_their_slots_and_are_recorded_missed_after_downtime()
         (jobs[0].slot, jobs[0].scheduled_start),
         (ms(run.slot), ms(run.start))
     );
-    let metrics = http::render(h.shared()).await.unwrap();
+    let metrics = metrics::render(h.shared()).await.unwrap();
     for line in [
         "lifeboat_jobs_total{plan=\"shop\",kind=\"verify\",status=\"succeeded\"} 1",
         "lifeboat_damaged_points{plan=\"shop\",region=\"primary\"} 0",
@@ -1055,4 +1104,58 @@ async fn a_daemon_that_loses_its_catalog_lease_stops() {
     let e = run.await.unwrap().unwrap_err();
     assert!(matches!(e, crate::daemon::DaemonError::LeaseLost(_)), "{e}");
     assert!(e.to_string().contains("lost its lease"), "{e}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_plan_s_drill_before_its_first_complete_point_is_skipped_not_failed() {
+    let t0 = utc(2, 56, 0);
+    let h = Harness::with_orchestrators(t0, &[("shop.toml", &shop())]).await;
+    let plan = h.shared().plans.read().await.get("shop").unwrap().clone();
+    let drill = |minute| {
+        let slot = t0 + TimeDelta::minutes(minute);
+        Job {
+            plan: plan.clone(),
+            kind: JobKind::Drill,
+            run: Run { slot, start: t0 },
+            trigger: Trigger::Schedule,
+        }
+    };
+    // Only `files` has ever had a complete point in the drill region.
+    h.complete_point("shop", "files").await;
+    job::spawn(h.shared(), &h.tracker, &h.token, drill(1));
+    h.settle().await;
+    let jobs = h.jobs(JobKind::Drill).await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].status, JobStatus::Skipped);
+    assert_eq!(
+        jobs[0].error.as_deref(),
+        Some("skipped: no complete point yet of `db` in region `primary` (the plan's first backup has not reached it)")
+    );
+    assert_eq!(jobs[0].drill_id, None, "no drill is recorded");
+    let metrics = metrics::render(h.shared()).await.unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "lifeboat_jobs_total{plan=\"shop\",kind=\"drill\",status=\"skipped\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("objective=\"drill\""),
+        "a skipped drill is no breach:\n{metrics}"
+    );
+
+    // Once every resource has had a complete point, even if it is gone
+    // since, a drill runs and its failure is the drill's.
+    h.complete_point("shop", "db").await;
+    sqlx::query("UPDATE points SET status = 'deleted' WHERE resource = 'db'")
+        .execute(h.shared().ctx.catalog.pool())
+        .await
+        .unwrap();
+    job::spawn(h.shared(), &h.tracker, &h.token, drill(2));
+    h.settle().await;
+    let jobs = h.jobs(JobKind::Drill).await;
+    assert_eq!(jobs[1].status, JobStatus::Failed, "{:?}", jobs[1]);
+    // (It restored nothing: these points have no data behind them.)
+    let error = jobs[1].error.as_deref().unwrap_or_default();
+    assert!(!error.starts_with("skipped"), "{error}");
 }
