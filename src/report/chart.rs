@@ -21,6 +21,9 @@ const PALETTE: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 const OBJECTIVE: RGBColor = RGBColor(214, 39, 40);
+/// Chart text: the SVG is drawn 900 px wide and shown about as wide, so
+/// this is close to the size it reads at.
+const FONT_PX: u32 = 15;
 
 /// A chart plotters could not draw, named with plotters' reason.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +45,7 @@ fn unit_for(max_s: f64) -> (&'static str, f64) {
 }
 
 fn time_label(d: &DateTime<Utc>) -> String {
-    d.format("%m-%d %H:%M").to_string()
+    d.format("%Y-%m-%d %H:%M").to_string()
 }
 
 /// The chart area both charts draw on: time over the window, values in the
@@ -79,8 +82,8 @@ fn render(
         root.fill(&WHITE).map_err(|e| err(&e))?;
         let mut chart = ChartBuilder::on(&root)
             .margin(12)
-            .x_label_area_size(30)
-            .y_label_area_size(55)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
             .build_cartesian_2d(x0..x1, 0f64..(max_s / div * 1.1).max(1e-9))
             .map_err(|e| err(&e))?;
         chart
@@ -88,6 +91,8 @@ fn render(
             .x_labels(6)
             .x_label_formatter(&time_label)
             .y_desc(format!("{y_label} ({unit})"))
+            .label_style(("sans-serif", FONT_PX))
+            .axis_desc_style(("sans-serif", FONT_PX))
             .light_line_style(RGBColor(235, 235, 235))
             .draw()
             .map_err(|e| err(&e))?;
@@ -107,6 +112,7 @@ fn render(
             .configure_series_labels()
             .border_style(BLACK)
             .background_style(WHITE.mix(0.85))
+            .label_font(("sans-serif", FONT_PX))
             .position(SeriesLabelPosition::UpperLeft)
             .draw()
             .map_err(|e| err(&e))?;
@@ -138,18 +144,25 @@ pub fn exposure_chart(
         objective,
         |chart, div| {
             let err = drawing_error("exposure");
+            // Regions often coincide (a copy lands seconds after its
+            // point): the first is drawn wide and solid, the others
+            // narrower and dashed on top, so each stays visible.
             for (i, (region, pts)) in regions.iter().enumerate() {
                 let colour = PALETTE[i % PALETTE.len()];
-                chart
-                    .draw_series(LineSeries::new(
-                        pts.iter()
-                            .map(|(t, v)| (to_datetime(*t), *v as f64 / 1000.0 / div)),
-                        colour.stroke_width(2),
-                    ))
+                let line = pts
+                    .iter()
+                    .map(|(t, v)| (to_datetime(*t), *v as f64 / 1000.0 / div));
+                let drawn = if i == 0 {
+                    chart.draw_series(LineSeries::new(line, colour.stroke_width(4)))
+                } else {
+                    chart.draw_series(DashedLineSeries::new(line, 10, 6, colour.stroke_width(2)))
+                };
+                let width = if i == 0 { 4 } else { 2 };
+                drawn
                     .map_err(|e| err(&e))?
                     .label(*region)
                     .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+                        PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(width))
                     });
             }
             Ok(())
@@ -165,13 +178,14 @@ pub struct DrillMark {
     pub at: Millis,
     /// The measured RTO or RPO, in seconds.
     pub value_s: Option<f64>,
-    /// A failed drill is also marked with a cross on the time axis.
+    /// A failed drill is also marked with a band across the chart.
     pub passed: bool,
 }
 
 /// Each drill's RTO or RPO (`what`) against the objective: every measured
 /// value as a dot, the dots joined by a line, and each failed drill as a
-/// cross on the time axis (a failed drill that measured an RPO gets both).
+/// red band across the chart (a failed drill that measured an RPO gets
+/// both).
 pub fn drill_chart(
     what: &'static str,
     drills: &[DrillMark],
@@ -207,16 +221,22 @@ pub fn drill_chart(
             .filter(|d| !d.passed)
             .map(|d| to_datetime(d.at))
             .collect();
+        // A failed drill has no value to plot (a cross at 0 would read as
+        // the best one): it is a red band across the whole height.
         if !failed.is_empty() {
+            let top = chart.y_range().end;
+            let band = OBJECTIVE.mix(0.35).stroke_width(3);
             chart
                 .draw_series(
                     failed
                         .iter()
-                        .map(|t| Cross::new((*t, 0.0), 6, OBJECTIVE.stroke_width(2))),
+                        .map(|t| PathElement::new(vec![(*t, 0.0), (*t, top)], band)),
                 )
                 .map_err(|e| err(&e))?
                 .label("failed drill")
-                .legend(|(x, y)| Cross::new((x + 10, y), 5, OBJECTIVE.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x + 10, y - 7), (x + 10, y + 7)], band)
+                });
         }
         Ok(())
     })

@@ -193,11 +193,17 @@ fn drills(s: &mut String, d: &DrillSummary) {
 fn backups(s: &mut String, b: &BackupSummary) {
     let _ = writeln!(
         s,
-        "\nBackups: {} runs, {} failed or partial, {} missed slots",
-        b.runs, b.failed, b.missed
+        "\nBackups: {}, {} failed or partial, {}",
+        plural(b.runs, "run", "runs"),
+        b.failed,
+        plural(b.missed, "missed slot", "missed slots")
     );
     if !b.incidents.is_empty() {
-        let _ = writeln!(s);
+        // Drill failures are listed here too: one list of what went wrong.
+        let _ = writeln!(
+            s,
+            "\nIncidents (failed or partial backups, failed drills, missed slots):\n"
+        );
         for i in &b.incidents {
             let _ = writeln!(
                 s,
@@ -211,6 +217,11 @@ fn backups(s: &mut String, b: &BackupSummary) {
             );
         }
     }
+}
+
+/// `1 run`, `3 runs`.
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// The checks of the last drill.

@@ -189,7 +189,7 @@ fn cell(text: &str, width: usize, colour: Option<&str>) -> String {
     }
 }
 
-/// When, relative to `now`: `11-25 16:00 (in 12m)`.
+/// When, relative to `now`: `2026-11-25 16:00 UTC (in 12m)`.
 fn when(at: Option<&str>, now: Millis) -> String {
     let Some(at) = at else {
         return "—".into();
@@ -202,8 +202,8 @@ fn when(at: Option<&str>, now: Millis) -> String {
                 secs = (secs + 30) / 60 * 60;
             }
             format!(
-                "{} (in {})",
-                to_datetime(ms).format("%m-%d %H:%M"),
+                "{} UTC (in {})",
+                to_datetime(ms).format("%Y-%m-%d %H:%M"),
                 crate::time::human_duration_secs(secs as f64)
             )
         }
@@ -227,22 +227,15 @@ fn last_drill_cell(last: Option<&LastDrill>) -> (String, &'static str) {
 }
 
 /// The `status` screen: one row per plan and region with the newest point's
-/// age against the RPO; the last drill and the next runs on the plan's first
-/// row. Colours (green ok, red breach, yellow warnings) only when `colour`.
+/// age against the RPO, the last drill on the plan's first row, then a line
+/// with the plan's next runs (full dates, so the table stays within 100
+/// columns). Colours (green ok, red breach, yellow warnings) only when
+/// `colour`.
 pub fn render_table(plans: &[PlanStatus], now: Millis, colour: bool) -> String {
     use crate::time::human_duration_secs as dur;
     let paint = |c: &'static str| colour.then_some(c);
-    let widths = [14, 10, 12, 8, 8, 26, 24, 24];
-    let headers = [
-        "PLAN",
-        "REGION",
-        "NEWEST AGE",
-        "RPO",
-        "STATE",
-        "LAST DRILL",
-        "NEXT BACKUP",
-        "NEXT DRILL",
-    ];
+    let widths = [14, 10, 12, 8, 8, 26];
+    let headers = ["PLAN", "REGION", "NEWEST AGE", "RPO", "STATE", "LAST DRILL"];
     let mut out = String::new();
     let header: Vec<String> = headers
         .iter()
@@ -266,7 +259,7 @@ pub fn render_table(plans: &[PlanStatus], now: Millis, colour: bool) -> String {
             } else {
                 (String::new(), None)
             };
-            let mut row = vec![
+            let row = [
                 cell(if first { &p.plan } else { "" }, widths[0], None),
                 cell(&r.region, widths[1], None),
                 cell(&age, widths[2], None),
@@ -282,10 +275,6 @@ pub fn render_table(plans: &[PlanStatus], now: Millis, colour: bool) -> String {
                 cell(state, widths[4], paint(state_colour)),
                 cell(&drill, widths[5], drill_colour),
             ];
-            if first {
-                row.push(cell(&when(p.next_backup.as_deref(), now), widths[6], None));
-                row.push(cell(&when(p.next_drill.as_deref(), now), widths[7], None));
-            }
             let mut line = row.join(" ").trim_end().to_string();
             if !r.missing.is_empty() {
                 line.push_str(&format!("  missing: {}", r.missing.join(", ")));
@@ -296,6 +285,13 @@ pub fn render_table(plans: &[PlanStatus], now: Millis, colour: bool) -> String {
             out.push_str(&line);
             out.push('\n');
         }
+        let next = format!(
+            "  next backup {} · next drill {}",
+            when(p.next_backup.as_deref(), now),
+            when(p.next_drill.as_deref(), now)
+        );
+        out.push_str(&cell(&next, 0, paint(DIM)));
+        out.push('\n');
     }
     out
 }
@@ -339,11 +335,15 @@ mod tests {
         let t = render_table(&sample(true), 1_767_225_600_000, false);
         assert!(!t.contains('\x1b'), "{t}");
         let lines: Vec<&str> = t.lines().collect();
-        assert_eq!(lines.len(), 3);
+        assert_eq!(lines.len(), 4);
         assert!(lines[0].starts_with("PLAN"));
         assert!(lines[1].contains("shop") && lines[1].contains("ok"));
-        assert!(lines[1].contains("01-01 00:15 (in 15m)"), "{t}");
         assert!(lines[2].contains("BREACH") && lines[2].contains("missing: db"));
+        assert!(
+            lines[3].contains("next backup 2026-01-01 00:15 UTC (in 15m)"),
+            "{t}"
+        );
+        assert!(lines.iter().all(|l| l.chars().count() <= 100), "{t}");
         // Columns line up: STATE starts at the same offset on every row.
         let col = lines[0].find("STATE").unwrap();
         assert_eq!(&lines[1][col..col + 2], "ok");

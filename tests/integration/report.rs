@@ -515,6 +515,33 @@ fn csv_has_a_row_per_drill_and_per_breach() {
     chrono::DateTime::parse_from_rfc3339(&dr[col("end")]).unwrap();
 }
 
+/// The x extent of the first region's exposure line (the first wide
+/// `<polyline>`) of an HTML report's SVG charts.
+fn polyline_x_span(html: &str) -> (f64, f64) {
+    let at = html
+        .match_indices("<polyline")
+        .map(|(i, _)| i)
+        .find(|i| {
+            html[*i..]
+                .split('>')
+                .next()
+                .unwrap()
+                .contains("stroke-width=\"4\"")
+        })
+        .expect("a region's exposure line in the charts");
+    let points = &html[at..];
+    let points = &points[points.find("points=\"").expect("polyline points") + 8..];
+    let points = &points[..points.find('"').unwrap()];
+    let xs: Vec<f64> = points
+        .split_whitespace()
+        .filter_map(|p| p.split(',').next()?.parse().ok())
+        .collect();
+    assert!(xs.len() >= 2, "an empty chart: {points}");
+    let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (lo, hi)
+}
+
 #[test]
 fn html_is_self_contained_escaped_and_renders() {
     let env = setup();
@@ -542,6 +569,13 @@ fn html_is_self_contained_escaped_and_renders() {
     }
     // Summary, the exposure chart and two drill charts per plan.
     assert_eq!(html.matches("<svg").count(), 6);
+    // A headline a stakeholder reads first.
+    assert!(html.contains("id=\"headline\""), "no headline");
+    assert!(
+        html.contains("of 2 plans compliant"),
+        "headline: {}",
+        &html[html.find("id=\"headline\"").unwrap()..][..400]
+    );
     assert!(html.contains("compliant") && html.contains("breached"));
     // User strings are escaped.
     assert!(html.contains("dr &lt;team&gt; &amp; co"));
@@ -600,6 +634,28 @@ fn html_is_self_contained_escaped_and_renders() {
         "only {} colours: a blank page?",
         colours.len()
     );
+    // A plan younger than the window is charted from its start: the
+    // exposure line spans the chart, not its last pixels.
+    let wide = env.path("wide.html");
+    let out = env.run(&[
+        "report",
+        "--format",
+        "html",
+        "--from",
+        &rfc(T0 - 30 * 24 * 60 * M),
+        "--to",
+        &rfc(T0 + 180 * M),
+        "--out",
+        wide.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let wide = std::fs::read_to_string(&wide).unwrap();
+    let (lo, hi) = polyline_x_span(&wide);
+    assert!(
+        hi - lo > 500.0,
+        "the exposure line spans x {lo}..{hi} of 900"
+    );
+
     // The breached status badge's red background is on the page.
     assert!(
         colours.iter().any(|c| c[..3] == [0xfd, 0xdc, 0xdc]),
@@ -618,9 +674,18 @@ fn status_is_a_plain_table_when_piped() {
         "colour codes in piped output: {text:?}"
     );
     let lines: Vec<&str> = text.lines().collect();
-    // Header, then one row per plan and region.
-    assert_eq!(lines.len(), 5, "{text}");
-    assert!(lines[0].starts_with("PLAN") && lines[0].contains("NEXT DRILL"));
+    // Header, then one row per plan and region, and each plan's next runs.
+    assert_eq!(lines.len(), 7, "{text}");
+    assert!(lines[0].starts_with("PLAN") && lines[0].contains("LAST DRILL"));
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("  next backup "))
+            .count(),
+        2,
+        "{text}"
+    );
+    assert!(lines.iter().all(|l| l.chars().count() <= 100), "{text}");
     // The seeded points are from January 2026: long past the 1h RPO.
     let shop_rows: Vec<&&str> = lines
         .iter()

@@ -62,7 +62,7 @@ fn the_base_plan_is_valid_without_warnings() {
     "p.toml:3:10: invalid basic string, expected `\"`"
 )]
 #[case::unknown_top_key("rto = \"1h\"", "rto = \"1h\"\ncolour = \"red\"", "p.toml:4:1: unknown key `colour`, expected one of `name`, `owner`, `rto`, `rpo`, `backup`, `retention`, `regions`, `resources`, `drill`, `verify`, `aws`, `notify`")]
-#[case::unknown_nested_key("jitter = \"2m\"", "jitter = \"2m\"\nfrequency = 3", "p.toml:10:1: unknown key `frequency`, expected one of `schedule`, `timezone`, `jitter`, `start_window`, `completion_window`, `primary_region`, `copy_to`")]
+#[case::unknown_nested_key("jitter = \"2m\"", "jitter = \"2m\"\nfrequency = 3", "p.toml:10:1: unknown key `frequency`, expected one of `schedule`, `timezone`, `jitter`, `start_window`, `completion_window`, `primary_region`, `copy_to`, `before`, `after`, `hook_timeout`")]
 #[case::missing_key(
     "owner = \"payments@example.com\"\n",
     "",
