@@ -5,9 +5,15 @@ use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+/// Whether bars are shown at all: work done only for a bar (a total
+/// counted first) can be skipped when they are not.
+pub fn visible() -> bool {
+    std::io::stderr().is_terminal()
+}
+
 /// A byte-counting bar (or spinner when the total is unknown).
 pub fn bytes(message: impl Into<String>, total: Option<u64>) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
+    if !visible() {
         return ProgressBar::hidden();
     }
     let bar = match total {

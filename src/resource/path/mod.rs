@@ -65,7 +65,17 @@ pub async fn snapshot(
         .then(|| walk::record(b".", EntryType::Dir, &meta));
     let globs = build_globs(exclude)?;
     let (writer, reader) = pipe();
-    let progress = crate::progress::bytes(format!("backup {label}"), None);
+    // A bar with a total (and an ETA) costs a walk of the sizes first:
+    // only when someone is watching.
+    let total = if crate::progress::visible() {
+        let (root, globs) = (root.to_path_buf(), globs.clone());
+        tokio::task::spawn_blocking(move || walk::content_bytes(&root, &globs))
+            .await
+            .ok()
+    } else {
+        None
+    };
+    let progress = crate::progress::bytes(format!("backup {label}"), total);
     let root_owned = root.to_path_buf();
     let bar = progress.clone();
     let producer =

@@ -483,3 +483,27 @@ fn a_folder_that_vanishes_is_left_out_and_flagged() {
     assert_eq!(names, vec!["a"]);
     restore(&zst, walked.entries, &dir.path().join("dest")).unwrap();
 }
+
+#[test]
+fn the_progress_total_counts_each_file_once_and_skips_what_is_excluded() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    fs::create_dir_all(root.join("keep")).unwrap();
+    fs::create_dir_all(root.join("cache")).unwrap();
+    fs::write(root.join("keep/a"), vec![1u8; 1000]).unwrap();
+    fs::write(root.join("keep/b.tmp"), vec![1u8; 50]).unwrap();
+    fs::write(root.join("cache/big"), vec![1u8; 9000]).unwrap();
+    fs::hard_link(root.join("keep/a"), root.join("keep/a-again")).unwrap();
+    std::os::unix::fs::symlink("keep/a", root.join("link")).unwrap();
+    let mut globs = globset::GlobSetBuilder::new();
+    globs.add(globset::Glob::new("**/*.tmp").unwrap());
+    globs.add(globset::Glob::new("cache").unwrap());
+    let globs = globs.build().unwrap();
+    assert_eq!(walk::content_bytes(root, &globs), 1000);
+    assert_eq!(walk::content_bytes(root, &GlobSet::empty()), 10_050);
+    // A single file is its own total.
+    assert_eq!(
+        walk::content_bytes(&root.join("keep/a"), &GlobSet::empty()),
+        1000
+    );
+}

@@ -100,6 +100,44 @@ impl Walked {
     }
 }
 
+/// Every entry under `root` (or `root` itself, a file) that `globs` does
+/// not exclude, in the order the archive holds them.
+/// Also says whether `root` is a file.
+fn entries<'a>(
+    root: &'a Path,
+    globs: &'a GlobSet,
+) -> (
+    bool,
+    walkdir::FilterEntry<walkdir::IntoIter, impl FnMut(&walkdir::DirEntry) -> bool + 'a>,
+) {
+    let root_is_file = fs::symlink_metadata(root)
+        .map(|m| m.is_file())
+        .unwrap_or(false);
+    let walk = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .sort_by_file_name()
+        .min_depth(if root_is_file { 0 } else { 1 })
+        .into_iter()
+        .filter_entry(move |e| !globs.is_match(rel_path(root, e.path(), root_is_file)));
+    (root_is_file, walk)
+}
+
+/// The bytes of file content a backup of `root` will read (each file
+/// once, whatever its number of names): the total of its progress bar.
+/// Only sizes are read; an entry that cannot be read counts nothing.
+pub(super) fn content_bytes(root: &Path, globs: &GlobSet) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut linked = std::collections::HashSet::new();
+    entries(root, globs)
+        .1
+        .filter_map(Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .filter(|m| m.nlink() < 2 || linked.insert((m.dev(), m.ino())))
+        .map(|m| m.len())
+        .sum()
+}
+
 /// Archives every entry under `root` (or `root` itself, a file) that
 /// `globs` does not exclude.
 pub(super) fn append_tree<W: Write>(
@@ -108,16 +146,7 @@ pub(super) fn append_tree<W: Write>(
     globs: &GlobSet,
     progress: &ProgressBar,
 ) -> Result<Walked, ResourceError> {
-    let root_is_file = fs::symlink_metadata(root)
-        .map(|m| m.is_file())
-        .unwrap_or(false);
-    let walk = walkdir::WalkDir::new(root)
-        .follow_links(false)
-        .sort_by_file_name()
-        .min_depth(if root_is_file { 0 } else { 1 });
-    let mut walk = walk
-        .into_iter()
-        .filter_entry(|e| !globs.is_match(rel_path(root, e.path(), root_is_file)));
+    let (root_is_file, mut walk) = entries(root, globs);
     let mut walker = Walker {
         builder,
         progress,
