@@ -14,6 +14,9 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+// The server helpers the PostgreSQL harness already has.
+use crate::pg::{free_port, is_root};
+
 /// The user Lifeboat's checks connect as: SELECT on the test databases.
 pub const USER: &str = "lifeboat";
 pub const PASSWORD: &str = "lifeboat-my-5e21";
@@ -43,21 +46,6 @@ fn find(program: &str) -> PathBuf {
                  installs MariaDB (apt-get install mariadb-server)"
             )
         })
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port()
 }
 
 /// `program args…`, as `mysql` when we are root.
