@@ -78,6 +78,14 @@ pub async fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
         heartbeat_url: args.heartbeat_url.clone(),
         notify_url: cli.notify_url.clone(),
     };
+    // Before the catalog is opened: a SIGTERM during start-up (systemd
+    // stopping a unit that is starting) is then a graceful stop, which
+    // still records the jobs a killed predecessor left running, instead of
+    // the default action ending the process half-started (found by the
+    // crash trials: a job row left `running` until the next start).
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
     let daemon = Daemon::build(config).await?;
     let addr = daemon.local_addr()?;
     outln!(
@@ -95,9 +103,6 @@ pub async fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
     );
     outln!("  stop with Ctrl-C (SIGINT) or SIGTERM; reload plans with SIGHUP (edits are also picked up by themselves)");
 
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut hup = signal(SignalKind::hangup())?;
     let reload = daemon.reloader();
     tokio::spawn(async move {
         while hup.recv().await.is_some() {

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, info_span, warn, Instrument};
@@ -201,26 +201,52 @@ async fn execute(shared: &Shared, token: &CancellationToken, job: &Job) -> Outco
     outcome
 }
 
-/// Waits for a place in the global and the region's concurrency limits,
-/// but not past the start window.
+/// What a job holds while it works: its plan's turn, then a place in the
+/// global and the region's concurrency limits.
+type Admission = (PlanTurn, OwnedSemaphorePermit, OwnedSemaphorePermit);
+
+/// A plan's turn, alone (a prune) or shared (see [`Shared::plan_turn`]).
+enum PlanTurn {
+    Alone(#[allow(dead_code)] OwnedRwLockWriteGuard<()>),
+    Shared(#[allow(dead_code)] OwnedRwLockReadGuard<()>),
+}
+
+/// Waits for the plan's turn, then for a place in the global and the
+/// region's concurrency limits, but not past the start window. The turn
+/// comes first, so a job waiting for it holds no place another plan's job
+/// could use.
 async fn queue(
     shared: &Shared,
     token: &CancellationToken,
     job: &Job,
-) -> Result<(OwnedSemaphorePermit, OwnedSemaphorePermit), Outcome> {
+) -> Result<Admission, Outcome> {
     let deadline = job.run.window_end(job.plan.backup.start_window);
+    let turn = shared.plan_turn(&job.plan.name);
+    let alone = job.kind == JobKind::Prune;
     let global = shared.global.clone();
     let region = shared.region_limit(job.region());
-    let permits = async move {
+    let mut waited_for_turn = true;
+    let admitted = async {
+        let turn = if alone {
+            PlanTurn::Alone(turn.write_owned().await)
+        } else {
+            PlanTurn::Shared(turn.read_owned().await)
+        };
+        waited_for_turn = false;
         let g = global.acquire_owned().await;
         let r = region.acquire_owned().await;
-        (g, r)
+        (turn, g, r)
     };
     tokio::select! {
         _ = token.cancelled() => Err(Outcome::missed("the daemon was stopping")),
-        r = tokio::time::timeout_at(shared.clock.deadline(deadline), permits) => match r {
-            Ok((Ok(g), Ok(r))) => Ok((g, r)),
+        r = tokio::time::timeout_at(shared.clock.deadline(deadline), admitted) => match r {
+            Ok((turn, Ok(g), Ok(r))) => Ok((turn, g, r)),
             Ok(_) => Err(Outcome::failed("concurrency limiter closed")),
+            Err(_) if waited_for_turn => Err(Outcome::missed(if alone {
+                "the plan's other jobs ran until the start window closed"
+            } else {
+                "the plan's prune ran until the start window closed"
+            })),
             Err(_) => Err(Outcome::missed(format!(
                 "concurrency limit reached ({} jobs at once, {} per region) until the start window closed",
                 shared.config.max_jobs, shared.config.max_jobs_per_region

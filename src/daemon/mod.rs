@@ -129,6 +129,9 @@ pub(crate) struct Shared {
     pub breakers: Breakers,
     pub global: Arc<Semaphore>,
     pub regions: std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
+    /// Each plan's turn (see [`Shared::plan_turn`]).
+    pub plan_turns:
+        std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::RwLock<()>>>>,
     pub reload_errors: AtomicU64,
     pub ready: AtomicBool,
     pub reload: Notify,
@@ -159,6 +162,18 @@ impl Shared {
         map.entry(region.to_string())
             .or_insert_with(|| Arc::new(Semaphore::new(self.config.max_jobs_per_region)))
             .clone()
+    }
+
+    /// A plan's turn among its own jobs: a prune takes it alone (it holds
+    /// the plan's backup, drill and verify leases), the others share it
+    /// (each kind's own lease keeps two of a kind apart). So a prune and a
+    /// backup whose slots fall together run one after the other instead of
+    /// one of them finding the other's lease taken and being missed: an
+    /// hourly prune used to make a new plan's first backup miss when their
+    /// starts met (found by the crash trials).
+    pub fn plan_turn(&self, plan: &str) -> Arc<tokio::sync::RwLock<()>> {
+        let mut map = self.plan_turns.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry(plan.to_string()).or_default().clone()
     }
 }
 
@@ -239,6 +254,7 @@ impl Daemon {
             breakers: Breakers::new(config.breaker_threshold, config.breaker_cooldown),
             global: Arc::new(Semaphore::new(config.max_jobs)),
             regions: Default::default(),
+            plan_turns: Default::default(),
             reload_errors: AtomicU64::new(report.errors.len() as u64),
             ready: AtomicBool::new(false),
             reload: Notify::new(),

@@ -1159,3 +1159,46 @@ async fn a_new_plan_s_drill_before_its_first_complete_point_is_skipped_not_faile
     let error = jobs[1].error.as_deref().unwrap_or_default();
     assert!(!error.starts_with("skipped"), "{error}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_prune_and_a_backup_of_one_plan_due_together_run_in_turn_and_neither_is_missed() {
+    let t0 = utc(2, 56, 0);
+    let h = Harness::with_orchestrators(t0, &[("shop.toml", &shop())]).await;
+    let plan = h.shared().plans.read().await.get("shop").unwrap().clone();
+    let spawn = |kind, minute| {
+        let slot = t0 + TimeDelta::minutes(minute);
+        let job = Job {
+            plan: plan.clone(),
+            kind,
+            run: Run { slot, start: t0 },
+            trigger: Trigger::Schedule,
+        };
+        job::spawn(h.shared(), &h.tracker, &h.token, job);
+    };
+    // As when a daemon starts inside the hourly prune's jitter with a new
+    // plan: the prune holds the plan's backup lease while it works, and a
+    // backup that found it taken was missed, leaving the plan unprotected
+    // until its next slot (or the prune was missed). In both orders:
+    spawn(JobKind::Prune, 1);
+    spawn(JobKind::Backup, 1);
+    h.settle().await;
+    spawn(JobKind::Backup, 2);
+    spawn(JobKind::Prune, 2);
+    h.settle().await;
+    let prunes = h.jobs(JobKind::Prune).await;
+    let backups = h.jobs(JobKind::Backup).await;
+    assert_eq!((prunes.len(), backups.len()), (2, 2), "one row per slot");
+    for prune in &prunes {
+        assert_eq!(prune.status, JobStatus::Succeeded, "{prune:?}");
+    }
+    // The backups ran: they fail on their missing source (/srv/shop), not
+    // on the prune.
+    for backup in &backups {
+        assert_eq!(backup.status, JobStatus::Failed, "{backup:?}");
+        let error = backup.error.as_deref().unwrap_or_default();
+        assert!(
+            error.contains("cannot read path /srv/shop/files"),
+            "{error}"
+        );
+    }
+}
