@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Crash trials (issue 13): kill -9 at random instants during backups (and
-# their copies), drills, prunes, verifies, restores and the daemon's own
-# backups, then check after each restart that nothing was lost or left:
+# their copies), drills, prunes, verifies, restores, the daemon's first
+# backup and the daemon's own scheduled backups, drills and verifies, then
+# check after each restart that nothing was lost or left:
 #   - the catalog passes `PRAGMA integrity_check`;
 #   - no point, backup run, job, drill or restore is left `running` once the
 #     next run finished;
@@ -23,13 +24,17 @@
 # a minute apart), so each `daemon` trial starts it on a fresh catalog, where
 # its plan has no point yet and gets a first backup (snapshot and copy) at
 # once; the trial kills it somewhere in there, starts it again and waits for
-# that backup to succeed. Every other phase kills the CLI command.
+# that backup to succeed. Each `busy` trial runs a daemon whose plan backs
+# up every 2 s, drills every 3 s and verifies every 5 s (seconds-level
+# cron), kills it after 0.5-6 s, whatever it is doing, starts it again until
+# it has backed up and drilled once more, and stops it with SIGTERM. Every
+# other phase kills the CLI command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TRIALS=${TRIALS:-100}
 DATA_MB=${DATA_MB:-200}
 SEED=${SEED:-$$}
-PHASES=${PHASES:-"backup drill prune verify restore daemon"}
+PHASES=${PHASES:-"backup drill prune verify restore daemon busy"}
 RANDOM=$SEED
 for tool in sqlite3; do
   command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
@@ -96,13 +101,20 @@ sql = "SELECT count(*) > 0 FROM orders"
 TOML
 }
 plan shop "$root/vaults" > "$root/plans/shop.toml"
-mkdir -p "$root/dplans"
+mkdir -p "$root/dplans" "$root/bplans"
 plan dshop "$root/dvaults" > "$root/dplans/dshop.toml"
+# The busy daemon's plan: every kind of job, seconds apart.
+plan bshop "$root/bvaults" | sed \
+  -e 's|^schedule = "0 0 1 1 \*"|schedule = "*/2 * * * * *"\njitter = "0s"\nstart_window = "1s"|' \
+  -e 's|^region = "dr"|region = "dr"\nschedule = "*/3 * * * * *"\njitter = "0s"|' \
+  > "$root/bplans/bshop.toml"
+printf '[verify]\nschedule = "*/5 * * * * *"\njitter = "0s"\nread_data = true\n' >> "$root/bplans/bshop.toml"
 
 # Arrays, not functions: a function run in the background is a subshell,
 # and kill -9 would hit the subshell and leave lifeboat running.
 lb=("$BIN" --catalog "$root/lifeboat.db" --plans "$root/plans" --work-dir "$root/work")
 dlb=("$BIN" --catalog "$root/daemon.db" --plans "$root/dplans" --work-dir "$root/dwork")
+blb=("$BIN" --catalog "$root/busy.db" --plans "$root/bplans" --work-dir "$root/bwork")
 now_ms() { date +%s%3N; }
 
 # --- violations ----------------------------------------------------------
@@ -285,6 +297,43 @@ trial_daemon() {
   must daemon "next backup" "${dlb[@]}" backup run dshop
   check_catalog daemon "$root/daemon.db" "$root/dwork" "$root/dvaults"
   rm -rf "$root/daemon.db"* "$root/dvaults" "$root/dwork"
+}
+
+# Jobs of the busy daemon that succeeded since $1 (ms) of kind $2.
+busy_done() {
+  q "$root/busy.db" "SELECT count(*) FROM jobs WHERE kind = '$2' AND status = 'succeeded' AND started_at >= $1" 2>/dev/null || echo 0
+}
+trial_busy() {
+  sqlite3 "$root/data/app.db" "INSERT INTO orders (note) VALUES ('trial $trial')"
+  "${blb[@]}" daemon --listen 127.0.0.1:0 >>"$log" 2>&1 &
+  daemon_pid=$!
+  local ms; ms=$(( 500 + $(rand_ms 5500) ))
+  sleep "$(printf '%d.%03d' $((ms / 1000)) $((ms % 1000)))"
+  if kill -9 "$daemon_pid" 2>/dev/null; then hit=1; else hit=0; fi
+  wait "$daemon_pid" 2>/dev/null || true
+  where=$(q "$root/busy.db" "SELECT group_concat(kind, '+') FROM (SELECT DISTINCT kind FROM jobs WHERE status = 'running' ORDER BY kind)" 2>/dev/null || true)
+  where=${where:-idle}
+  # Started again: it records what was interrupted and goes on; it must
+  # back up and drill successfully once more before it is stopped.
+  local restarted; restarted=$(now_ms)
+  "${blb[@]}" daemon --listen 127.0.0.1:0 >>"$log" 2>&1 &
+  daemon_pid=$!
+  local deadline=$(( $(date +%s) + 60 ))
+  while [ "$(busy_done "$restarted" backup)" = 0 ] || [ "$(busy_done "$restarted" drill)" = 0 ]; do
+    if [ "$(date +%s)" -ge "$deadline" ] || ! kill -0 "$daemon_pid" 2>/dev/null; then
+      violation busy "no backup and drill succeeded within 60 s of the restart"
+      break
+    fi
+    sleep 0.2
+  done
+  kill -TERM "$daemon_pid" 2>/dev/null || true
+  wait "$daemon_pid" 2>/dev/null || true
+  daemon_pid=
+  must busy "next prune" "${blb[@]}" prune bshop
+  must busy "verify --read-data" "${blb[@]}" verify bshop --read-data
+  must busy "next drill" "${blb[@]}" drill run bshop
+  check_catalog busy "$root/busy.db" "$root/bwork" "$root/bvaults"
+  rm -rf "$root/busy.db"* "$root/bvaults" "$root/bwork"
 }
 
 read -r -a phases <<<"$PHASES"
