@@ -11,6 +11,7 @@
 mod alerts;
 mod drills;
 mod evidence_head;
+mod exposure_days;
 mod jobs;
 mod leases;
 mod metrics;
@@ -31,6 +32,7 @@ pub use drills::{
     CheckRecord, DrillOutcome, DrillPhases, DrillRecord, DrillStatus, DrillView, NewCheck,
 };
 pub use evidence_head::EvidenceHead;
+pub use exposure_days::ExposureDay;
 pub use jobs::{Job, JobKind, JobStatus};
 pub use leases::{LeaseRecord, NewLease};
 pub use metrics::{RunSource, RunStats, RunTally, WrittenBytes, DURATION_BUCKETS};

@@ -201,7 +201,51 @@ impl Summary {
         }
     }
 
-    fn into_exposure(self, newest_data_time: Option<Millis>) -> Exposure {
+    /// A summary from its stored parts (see [`Summary::parts`]).
+    pub fn from_parts(
+        rpo_ms: i64,
+        worst: i64,
+        within: i64,
+        total: i64,
+        breaches: Vec<Breach>,
+    ) -> Summary {
+        Summary {
+            rpo_ms,
+            worst,
+            within,
+            total,
+            breaches,
+        }
+    }
+
+    /// The worst exposure, the time within the objective, the time
+    /// covered, and the breaches.
+    pub fn parts(&self) -> (i64, i64, i64, &[Breach]) {
+        (self.worst, self.within, self.total, &self.breaches)
+    }
+
+    /// Extends this summary by the one of the span that follows it: a
+    /// breach running across the seam is one breach.
+    pub fn append(&mut self, later: Summary) {
+        self.worst = self.worst.max(later.worst);
+        self.within += later.within;
+        self.total += later.total;
+        let mut rest = later.breaches.into_iter();
+        if let Some(first) = rest.next() {
+            match self.breaches.last_mut() {
+                Some(last) if last.end == first.start => {
+                    last.end = first.end;
+                    last.worst_ms = last.worst_ms.max(first.worst_ms);
+                }
+                _ => self.breaches.push(first),
+            }
+        }
+        self.breaches.extend(rest);
+    }
+
+    /// The exposure these numbers give, with the newest data time usable
+    /// at the end.
+    pub fn into_exposure(self, newest_data_time: Option<Millis>) -> Exposure {
         Exposure {
             worst_ms: self.worst,
             within_ratio: if self.total > 0 {

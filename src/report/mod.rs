@@ -10,6 +10,7 @@
 mod chart;
 mod compliance;
 mod csv;
+pub mod daily;
 pub mod exposure;
 mod html;
 mod markdown;
@@ -278,7 +279,7 @@ pub async fn build(
     // thread while this task walks the points.
     let mut out = Vec::with_capacity(plans.len());
     for input in plans {
-        out.push(plan::plan_report(cat, input, from, to, with_charts).await?);
+        out.push(plan::plan_report(cat, input, from, to, now, with_charts).await?);
     }
     Ok(Report {
         generated_at: rfc3339(now),

@@ -3,6 +3,7 @@
 //! flagged points, then compliance over all of them.
 
 use super::compliance::{self, DrillCadence};
+use super::daily;
 use super::exposure::{self, Exposure, Interval};
 use super::{
     secs, BackupSummary, BreachPeriod, DrillRow, DrillSummary, ExposureSummary, FlaggedPoint,
@@ -19,6 +20,8 @@ struct Window {
     protection_start: Option<Millis>,
     from: Millis,
     to: Millis,
+    /// When the report is built: the days over by then can be kept.
+    now: Millis,
 }
 
 /// One plan's report over `[from, to)` (catalog ms), compliance judged;
@@ -28,6 +31,7 @@ pub(super) async fn plan_report(
     input: &PlanInput<'_>,
     from: Millis,
     to: Millis,
+    now: Millis,
     with_charts: bool,
 ) -> Result<PlanReport, CatalogError> {
     let plan = input.plan;
@@ -35,6 +39,7 @@ pub(super) async fn plan_report(
         protection_start: cat.first_run_start(&plan.name).await?,
         from,
         to,
+        now,
     };
     let regions = exposure_per_region(cat, plan, window, with_charts).await?;
     let verified = verified_exposure(cat, plan, window).await?;
@@ -96,8 +101,9 @@ async fn exposure_per_region(
     Ok(regions)
 }
 
-/// One ordered pass over the points of `region` that can matter, streamed
-/// from the catalog.
+/// A region's exposure: for a chart, one ordered pass over the points of
+/// `region` that can matter, streamed from the catalog, which also draws
+/// the line; otherwise from the days the catalog keeps ([`daily`]).
 async fn region_exposure(
     cat: &Catalog,
     plan: &Plan,
@@ -106,31 +112,39 @@ async fn region_exposure(
     with_charts: bool,
 ) -> Result<RegionExposure, CatalogError> {
     let resources: Vec<&str> = plan.resources.iter().map(|r| r.name.as_str()).collect();
-    let walk = w.protection_start.and_then(|start| {
-        exposure::region_walk(
-            resources.len(),
-            start,
-            w.from,
-            w.to,
-            rpo_ms(plan),
-            with_charts,
-        )
-    });
-    let (e, timeline) = match walk {
-        Some(mut walk) => {
-            cat.for_each_usable_point(&plan.name, region, &resources, w.from, w.to, |p| {
-                walk.add(&Interval {
-                    resource: p.resource,
-                    data_time: p.data_time,
-                    valid_from: p.completed_at,
-                    valid_to: p.deleted_at,
-                });
-            })
-            .await?;
-            let (e, timeline) = exposure::finish_region(walk);
-            (Some(e), timeline)
-        }
+    let (e, timeline) = match w.protection_start {
         None => (None, Vec::new()),
+        Some(start) if !with_charts => {
+            let ask = daily::Ask {
+                plan: &plan.name,
+                region,
+                resources: &resources,
+                protection_start: start,
+                rpo_ms: rpo_ms(plan),
+                from: w.from,
+                to: w.to,
+                now: w.now,
+            };
+            (daily::region_exposure(cat, &ask).await?, Vec::new())
+        }
+        Some(start) => {
+            match exposure::region_walk(resources.len(), start, w.from, w.to, rpo_ms(plan), true) {
+                Some(mut walk) => {
+                    cat.for_each_usable_point(&plan.name, region, &resources, w.from, w.to, |p| {
+                        walk.add(&Interval {
+                            resource: p.resource,
+                            data_time: p.data_time,
+                            valid_from: p.completed_at,
+                            valid_to: p.deleted_at,
+                        });
+                    })
+                    .await?;
+                    let (e, timeline) = exposure::finish_region(walk);
+                    (Some(e), timeline)
+                }
+                None => (None, Vec::new()),
+            }
+        }
     };
     let breaches = e.iter().flat_map(|e| &e.breaches).map(|b| BreachPeriod {
         start: rfc3339(b.start),

@@ -824,9 +824,14 @@ fn drills_chain_their_evidence_and_the_report_verifies_it() {
 /// the ones nothing newer outlives). Against a history where older points
 /// often outlive newer ones (as keep-daily retention leaves them), the
 /// report's walk must give exactly what the whole computation over every
-/// point gives, for windows that start before, inside and after it.
+/// point gives, for windows that start before, inside and after it. So
+/// must the report's other path, from the days the catalog keeps
+/// (`report::daily`): when it first walks and stores them, when it reads
+/// them back, and after a point of a stored day changed (a deletion set in
+/// the past, a point a rebuild puts back), which drops the days it changed.
 #[tokio::test]
 async fn the_walk_over_the_catalogs_usable_points_equals_the_whole_computation() {
+    use lifeboat::report::daily::{region_exposure, Ask};
     use lifeboat::report::exposure::{compute, finish_region, region_walk, Interval};
 
     let env = Env::new();
@@ -841,6 +846,7 @@ async fn the_walk_over_the_catalogs_usable_points_equals_the_whole_computation()
         ((seed >> 33) % n as u64) as i64
     };
     let mut all: Vec<(usize, usize, Interval)> = Vec::new();
+    let mut ids = Vec::new();
     for i in 0..400i64 {
         let region = rand(2) as usize;
         let resource = rand(2) as usize;
@@ -867,6 +873,7 @@ async fn the_walk_over_the_catalogs_usable_points_equals_the_whole_computation()
             cat.mark_point_deleting(id, at).await.unwrap();
             cat.mark_point_deleted(id, at, "test").await.unwrap();
         }
+        ids.push(id);
         all.push((
             region,
             resource,
@@ -896,15 +903,45 @@ async fn the_walk_over_the_catalogs_usable_points_equals_the_whole_computation()
         .unwrap();
 
     let end = T0 + 400 * 7 * M;
-    let mut compared = 0;
-    for (from, to) in [
+    let windows = [
         (T0 - 60 * M, T0 + 300 * M),
         (T0 + 600 * M, T0 + 900 * M),
         (T0 + 1000 * M, end),
         (T0 + 1234 * M, T0 + 1300 * M),
         (end - 90 * M, end + 5 * 24 * 60 * M),
         (end + 24 * 60 * M, end + 2 * 24 * 60 * M),
-    ] {
+        (T0 - 3 * 24 * 60 * M, end + 3 * 24 * 60 * M + 17 * M),
+    ];
+    let wanted = |all: &[(usize, usize, Interval)], r: usize, from, to| {
+        let ivs: Vec<Interval> = all
+            .iter()
+            .filter(|(g, _, _)| *g == r)
+            .map(|(_, _, iv)| iv.clone())
+            .collect();
+        let want = compute(2, &ivs, T0, from, to, 30 * M).unwrap();
+        let line = lifeboat::report::exposure::timeline(2, &ivs, T0, from, to);
+        (want, line)
+    };
+    // Long after the history: every day of it is over and can be kept.
+    let now = end + 30 * 24 * 60 * M;
+    let kept = |region: &'static str, from, to| {
+        let cat = &cat;
+        async move {
+            let ask = Ask {
+                plan: "shop",
+                region,
+                resources: &resources,
+                protection_start: T0,
+                rpo_ms: 30 * M,
+                from,
+                to,
+                now,
+            };
+            region_exposure(cat, &ask).await.unwrap().unwrap()
+        }
+    };
+    let mut compared = 0;
+    for (from, to) in windows {
         for (r, region) in regions.iter().enumerate() {
             let mut walk = region_walk(2, T0, from, to, 30 * M, true).unwrap();
             cat.for_each_usable_point("shop", region, &resources, from, to, |p| {
@@ -918,21 +955,61 @@ async fn the_walk_over_the_catalogs_usable_points_equals_the_whole_computation()
             .await
             .unwrap();
             let (got, chart) = finish_region(walk);
-            let ivs: Vec<Interval> = all
-                .iter()
-                .filter(|(g, _, _)| *g == r)
-                .map(|(_, _, iv)| iv.clone())
-                .collect();
-            let want = compute(2, &ivs, T0, from, to, 30 * M).unwrap();
+            let (want, line) = wanted(&all, r, from, to);
             assert_eq!(got, want, "region {region}, window {from}..{to}");
+            assert_eq!(chart, line, "region {region}, window {from}..{to}");
+            // Walked and kept, then read back.
             assert_eq!(
-                chart,
-                lifeboat::report::exposure::timeline(2, &ivs, T0, from, to),
-                "region {region}, window {from}..{to}"
+                kept(region, from, to).await,
+                want,
+                "kept days, walked: {region}, {from}..{to}"
+            );
+            assert_eq!(
+                kept(region, from, to).await,
+                want,
+                "kept days, read: {region}, {from}..{to}"
             );
             compared += 1;
         }
     }
-    assert_eq!(compared, 12);
+    assert_eq!(compared, 14);
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM exposure_days")
+        .fetch_one(cat.pool())
+        .await
+        .unwrap();
+    assert!(stored >= 8, "{stored} days kept");
+
+    // The past changes: a long-lived point deleted on the first day, and a
+    // point put back in the middle of the second (as a rebuild does).
+    let (i, _) = all
+        .iter()
+        .enumerate()
+        .find(|(_, (_, _, iv))| iv.valid_to.is_none() && iv.valid_from < T0 + 20 * 60 * M)
+        .expect("a point never deleted on the first day");
+    let at = all[i].2.valid_from + 3 * 60 * M;
+    cat.mark_point_deleting(ids[i], at).await.unwrap();
+    all[i].2.valid_to = Some(at);
+    let data = T0 + 30 * 60 * M;
+    complete_point(&cat, "shop", "db", "dr", None, None, data, data + 7 * M).await;
+    all.push((
+        1,
+        0,
+        Interval {
+            resource: 0,
+            data_time: data,
+            valid_from: data + 7 * M,
+            valid_to: None,
+        },
+    ));
+    for (from, to) in windows {
+        for (r, region) in regions.iter().enumerate() {
+            let (want, _) = wanted(&all, r, from, to);
+            assert_eq!(
+                kept(region, from, to).await,
+                want,
+                "after the change: {region}, {from}..{to}"
+            );
+        }
+    }
     cat.close().await;
 }
