@@ -44,7 +44,12 @@ impl S3Vault {
         if first.len() < PART {
             let size = first.len() as u64;
             // The SHA-256 checksum is also the integrity header S3 requires
-            // of a PutObject that sets a retention.
+            // of a PutObject that sets a retention. It is what guards the
+            // body, so the payload is not hashed a second time for the
+            // signature (`UNSIGNED-PAYLOAD`): the SDK puts the checksum of
+            // an in-memory body in a header before signing, so the signed
+            // request still binds the body's bytes (S3 rejects a body that
+            // does not match it), over TLS or not.
             self.client
                 .put_object()
                 .bucket(&self.bucket)
@@ -55,6 +60,8 @@ impl S3Vault {
                 .set_ssekms_key_id(self.kms_key.clone())
                 .set_object_lock_mode(lock.map(|l| l.mode()))
                 .set_object_lock_retain_until_date(lock.map(|l| l.date()))
+                .customize()
+                .disable_payload_signing()
                 .send()
                 .await
                 .map_err(|e| remote("PutObject", location, e))?;
@@ -139,6 +146,10 @@ async fn upload_part(t: Arc<UploadTarget>, number: i32, body: Vec<u8>) -> PartRe
         .part_number(number)
         .checksum_algorithm(ChecksumAlgorithm::Sha256)
         .body(ByteStream::from(body))
+        // As for PutObject above: the signed checksum header guards the
+        // part, so it is hashed once, not a second time for the signature.
+        .customize()
+        .disable_payload_signing()
         .send()
         .await
         .map_err(|e| remote("UploadPart", t.location.clone(), e))?;
