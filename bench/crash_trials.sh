@@ -191,11 +191,16 @@ rm -rf "$root/restored/files" "$root/restored/app.db"
 "${lb[@]}" backup run shop >>"$log" 2>&1
 "${lb[@]}" backup run shop >>"$log" 2>&1
 dur[prune]=$(timed "${lb[@]}" prune shop)
+stop_daemon() { # SIGTERM: a graceful stop, which must leave nothing running
+  kill -TERM "$daemon_pid" 2>/dev/null || true
+  wait "$daemon_pid" 2>/dev/null || true
+  daemon_pid=
+}
 daemon_backup() { # starts the daemon on a fresh catalog, waits for its backup
   "${dlb[@]}" daemon --listen 127.0.0.1:0 >>"$log" 2>&1 &
   daemon_pid=$!
   wait_daemon_backup
-  kill -TERM "$daemon_pid"; wait "$daemon_pid" 2>/dev/null || true; daemon_pid=
+  stop_daemon
 }
 # Until a backup run succeeded and no run or job is running: a job the
 # killed daemon left `running` is recorded interrupted once the new one has
@@ -288,9 +293,7 @@ trial_daemon() {
   "${dlb[@]}" daemon --listen 127.0.0.1:0 >>"$log" 2>&1 &
   daemon_pid=$!
   if ! wait_daemon_backup; then violation daemon "no backup succeeded after the restart"; fi
-  kill -TERM "$daemon_pid" 2>/dev/null || true
-  wait "$daemon_pid" 2>/dev/null || true
-  daemon_pid=
+  stop_daemon
   must daemon "next prune" "${dlb[@]}" prune dshop
   must daemon "verify --read-data" "${dlb[@]}" verify dshop --read-data
   must daemon "next drill" "${dlb[@]}" drill run dshop
@@ -326,9 +329,7 @@ trial_busy() {
     fi
     sleep 0.2
   done
-  kill -TERM "$daemon_pid" 2>/dev/null || true
-  wait "$daemon_pid" 2>/dev/null || true
-  daemon_pid=
+  stop_daemon
   must busy "next prune" "${blb[@]}" prune bshop
   must busy "verify --read-data" "${blb[@]}" verify bshop --read-data
   must busy "next drill" "${blb[@]}" drill run bshop
