@@ -5,7 +5,7 @@ use serde::Serialize;
 
 use crate::catalog::{Catalog, CatalogError};
 use crate::plan::Plan;
-use crate::time::{rfc3339, to_datetime, Millis};
+use crate::time::{parse_rfc3339, rfc3339, to_datetime, Millis};
 
 /// A plan's status now.
 #[derive(Debug, Serialize)]
@@ -24,11 +24,30 @@ pub struct PlanStatus {
     pub next_backup: Option<String>,
     /// The next scheduled drill start; `None` without a drill schedule.
     pub next_drill: Option<String>,
+    /// Work holding one of the plan's leases now (a backup, drill,
+    /// verify or restore, by the daemon or by hand), oldest first.
+    pub running: Vec<Running>,
     /// What is wrong now, one sentence each: a region without a point
     /// within the RPO, a last drill that failed or missed an objective.
     /// Empty when the plan is within its objectives (`status --check`
     /// exits 1 when any plan's is not).
     pub problems: Vec<String>,
+}
+
+/// Work holding one of a plan's leases.
+#[derive(Debug, Serialize)]
+pub struct Running {
+    /// `backup`, `drill`, `verify` or `restore`.
+    pub kind: String,
+    /// The holder's host name.
+    pub host: String,
+    /// The holder's process id (on `host`).
+    pub pid: i64,
+    /// Since when it holds the lease, RFC 3339.
+    pub since: String,
+    /// The holder stopped renewing it: crashed or cut off. The next run of
+    /// that kind takes the lease over.
+    pub expired: bool,
 }
 
 /// A plan's newest points in one region.
@@ -74,6 +93,7 @@ pub async fn build(
     now: Millis,
 ) -> Result<Vec<PlanStatus>, CatalogError> {
     let mut out = Vec::new();
+    let leases = cat.leases().await?;
     for plan in plans {
         let rpo_s = plan.rpo.as_secs_f64();
         let mut regions = Vec::new();
@@ -124,8 +144,21 @@ pub async fn build(
                 .first()
                 .map(|r| rfc3339(r.start.timestamp_millis()))
         };
+        let mut running: Vec<Running> = leases
+            .iter()
+            .filter(|l| l.plan == plan.name)
+            .map(|l| Running {
+                kind: l.kind.clone(),
+                host: l.host.clone(),
+                pid: l.pid,
+                since: rfc3339(l.acquired_at),
+                expired: l.expires_at <= now,
+            })
+            .collect();
+        running.sort_by(|a, b| a.since.cmp(&b.since));
         let problems = problems(rpo_s, &regions, last_drill.as_ref());
         out.push(PlanStatus {
+            running,
             problems,
             plan: plan.name.clone(),
             rpo_objective_seconds: rpo_s,
@@ -292,6 +325,21 @@ pub fn render_table(plans: &[PlanStatus], now: Millis, colour: bool) -> String {
         );
         out.push_str(&cell(&next, 0, paint(DIM)));
         out.push('\n');
+        if !p.running.is_empty() {
+            let work: Vec<String> = p
+                .running
+                .iter()
+                .map(|r| {
+                    let age = parse_rfc3339(&r.since)
+                        .map(|t| dur((now - t).max(0) as f64 / 1000.0))
+                        .unwrap_or_default();
+                    let stale = if r.expired { ", lease expired" } else { "" };
+                    format!("{} for {age} (pid {} on {}{stale})", r.kind, r.pid, r.host)
+                })
+                .collect();
+            out.push_str(&cell(&format!("  running: {}", work.join(" · ")), 0, None));
+            out.push('\n');
+        }
     }
     out
 }
@@ -302,6 +350,7 @@ mod tests {
 
     fn sample(within: bool) -> Vec<PlanStatus> {
         vec![PlanStatus {
+            running: vec![],
             plan: "shop".into(),
             rpo_objective_seconds: 3600.0,
             rto_objective_seconds: 600.0,
@@ -347,6 +396,38 @@ mod tests {
         // Columns line up: STATE starts at the same offset on every row.
         let col = lines[0].find("STATE").unwrap();
         assert_eq!(&lines[1][col..col + 2], "ok");
+    }
+
+    #[test]
+    fn work_holding_a_lease_is_shown_with_its_holder_and_age() {
+        let now = 1_767_225_600_000;
+        let mut plans = sample(true);
+        plans[0].running = vec![
+            Running {
+                kind: "backup".into(),
+                host: "db-1".into(),
+                pid: 4242,
+                since: rfc3339(now - 125_000),
+                expired: false,
+            },
+            Running {
+                kind: "drill".into(),
+                host: "db-2".into(),
+                pid: 7,
+                since: rfc3339(now - 3_600_000),
+                expired: true,
+            },
+        ];
+        let t = render_table(&plans, now, false);
+        let last = t.lines().last().unwrap();
+        assert_eq!(
+            last,
+            "  running: backup for 2m 5s (pid 4242 on db-1) · drill for 1h (pid 7 on db-2, lease expired)",
+            "{t}"
+        );
+        // Nothing running: no such line.
+        let t = render_table(&sample(true), now, false);
+        assert!(!t.contains("running:"), "{t}");
     }
 
     #[test]
