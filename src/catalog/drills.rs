@@ -430,15 +430,20 @@ impl Catalog {
         from: Millis,
         to: Millis,
     ) -> Result<Vec<DrillRecord>, CatalogError> {
-        Ok(sqlx::query_as::<_, DrillRecord>(
-            "SELECT * FROM drills WHERE (?1 IS NULL OR plan = ?1) AND started_at >= ?2 AND started_at < ?3
-             ORDER BY started_at, id",
-        )
-        .bind(plan)
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.pool)
-        .await?)
+        // Two statements, not `(?1 IS NULL OR plan = ?1)`: that one is
+        // planned without knowing the plan, so it scans every drill.
+        let query = match plan {
+            Some(plan) => sqlx::query_as::<_, DrillRecord>(
+                "SELECT * FROM drills WHERE plan = ? AND started_at >= ? AND started_at < ?
+                 ORDER BY started_at, id",
+            )
+            .bind(plan),
+            None => sqlx::query_as::<_, DrillRecord>(
+                "SELECT * FROM drills WHERE started_at >= ? AND started_at < ?
+                 ORDER BY started_at, id",
+            ),
+        };
+        Ok(query.bind(from).bind(to).fetch_all(&self.pool).await?)
     }
 
     /// The newest passing drill of `plan` started before `before`.

@@ -351,13 +351,15 @@ impl Catalog {
         from: Millis,
         to: Millis,
     ) -> Result<Vec<Job>, CatalogError> {
+        // The statuses are written out, not bound: SQLite uses the partial
+        // index `jobs_troubled` only when it can see that the query's
+        // condition implies the index's, which a bound value hides (it then
+        // read all of a plan's jobs: 4.6 ms a plan on a year of history).
         Ok(sqlx::query_as::<_, Job>(
-            "SELECT * FROM jobs WHERE plan = ? AND status IN (?, ?)
+            "SELECT * FROM jobs WHERE plan = ? AND status IN ('missed', 'failed')
                AND scheduled_start >= ? AND scheduled_start < ? ORDER BY scheduled_start, id",
         )
         .bind(plan)
-        .bind(JobStatus::Missed)
-        .bind(JobStatus::Failed)
         .bind(from)
         .bind(to)
         .fetch_all(&self.pool)
