@@ -12,6 +12,7 @@
 #   bench/postgres.sh             # pgbench scale 64 + a text table: ~1.3 GB
 #   SCALE=8 bench/postgres.sh     # ~170 MB, quicker
 #   REPEAT=5 bench/postgres.sh    # runs of each, interleaved (default 3): medians
+#   LIFEBOAT_BIN=/path/to/lifeboat bench/postgres.sh   # another build (default: cargo build --release)
 #
 # Starts its own throwaway server (initdb into a temporary folder, as the
 # postgres user when run as root) on a free port, and removes it at the end.
@@ -27,8 +28,12 @@ done
 for tool in python3 /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install python3 time)" >&2; exit 1; }
 done
-cargo build --release --quiet
-BIN=$PWD/target/release/lifeboat
+if [ -n "${LIFEBOAT_BIN:-}" ]; then
+  BIN=$LIFEBOAT_BIN
+else
+  cargo build --release --quiet
+  BIN=$PWD/target/release/lifeboat
+fi
 
 base=${BENCH_DIR:-/dev/shm}
 root=$(mktemp -d "$base/lifeboat-pgbench.XXXXXX")
