@@ -507,3 +507,29 @@ fn the_progress_total_counts_each_file_once_and_skips_what_is_excluded() {
         1000
     );
 }
+
+#[test]
+fn a_scratch_tree_is_removed_whole_without_following_its_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = dir.path().join("outside");
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("keep"), b"not the scratch's").unwrap();
+    // One folder at the top (as a drill's scratch has), then branches.
+    let scratch = dir.path().join("scratch");
+    let tree = scratch.join("tree");
+    for d in 0..7 {
+        let sub = tree.join(format!("d{d}")).join("deeper");
+        fs::create_dir_all(&sub).unwrap();
+        for f in 0..30 {
+            fs::write(sub.join(format!("f{f}")), b"x").unwrap();
+        }
+        fs::write(tree.join(format!("top{d}")), b"y").unwrap();
+    }
+    std::os::unix::fs::symlink(&outside, tree.join("link-to-outside")).unwrap();
+    std::os::unix::fs::symlink(outside.join("keep"), tree.join("d3").join("file-link")).unwrap();
+    super::remove_scratch(&scratch).unwrap();
+    assert!(fs::symlink_metadata(&scratch).is_err(), "the scratch is gone");
+    assert_eq!(fs::read(outside.join("keep")).unwrap(), b"not the scratch's");
+    // Nothing to remove is no error.
+    super::remove_scratch(&scratch).unwrap();
+}
