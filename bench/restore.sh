@@ -5,7 +5,9 @@
 #          every file (decompress, write, and hash what was written)
 #   peer:  restic restore --verify from a restic repository of the tree
 #   lifeboat: restore --to a new folder (restore, verify every byte
-#          against the manifest, the plan's checks, put in place)
+#          against the manifest, the plan's checks, put in place), and
+#          drill run (the same restore into its scratch folder, the checks,
+#          the catalog's drill record; the scratch removed)
 # RUNS rounds (default 3), the three tools alternating within each round;
 # prints each round, the medians and the ratios, and the load average.
 #
@@ -78,8 +80,9 @@ floor() {
 }
 peer() { restic restore latest --verify --quiet --target "$root/out"; }
 ours() { lb restore bench --to "$root/out" --json > "$root/restore.json"; }
+drill() { lb drill run bench --json > "$root/drill.json"; }
 
-f=(); p=(); l=()
+f=(); p=(); l=(); d=()
 for run in $(seq "$RUNS"); do
   sync; f+=("$(timed floor)"); rm -rf "$root/out"
   sync; p+=("$(timed peer)"); rm -rf "$root/out"
@@ -89,15 +92,20 @@ for run in $(seq "$RUNS"); do
   diff -r --no-dereference "$data" "$root/out" >/dev/null ||
     { echo "the restored tree differs from the source" >&2; exit 1; }
   rm -rf "$root/out"
-  echo "run $run: floor ${f[-1]} s, restic ${p[-1]} s, lifeboat ${l[-1]} s" >&2
+  sync; d+=("$(timed drill)")
+  python3 -c "import json,sys; d=json.load(open('$root/drill.json')); sys.exit(d['status'] != 'passed')" ||
+    { echo "lifeboat drill did not pass: $(cat "$root/drill.json")" >&2; exit 1; }
+  echo "run $run: floor ${f[-1]} s, restic ${p[-1]} s, lifeboat restore ${l[-1]} s, drill ${d[-1]} s" >&2
 done
 
-python3 - "${f[*]}" "${p[*]}" "${l[*]}" <<PY
+python3 - "${f[*]}" "${p[*]}" "${l[*]}" "${d[*]}" <<PY
 import os, statistics, sys
-f, p, l = (statistics.median(map(float, a.split())) for a in sys.argv[1:4])
+f, p, l, d = (statistics.median(map(float, a.split())) for a in sys.argv[1:5])
 print(f"data: {$bytes/1e6:.0f} MB in {$files} files; {os.cpu_count()} cores; median of $RUNS runs; load average {os.getloadavg()[0]:.2f}")
-print(f"{'restore (s)':40}{'time':>8}{'lifeboat / it':>16}")
-print(f"{'floor: zstd -d | tar -x + sha256sum':40}{f:>8.2f}{l/f:>16.2f}")
-print(f"{'restic restore --verify':40}{p:>8.2f}{l/p:>16.2f}")
+print(f"{'restore (s)':40}{'time':>8}{'restore / it':>14}{'drill / it':>12}")
+print(f"{'floor: zstd -d | tar -x + sha256sum':40}{f:>8.2f}{l/f:>14.2f}{d/f:>12.2f}")
+print(f"{'restic restore --verify':40}{p:>8.2f}{l/p:>14.2f}{d/p:>12.2f}")
 print(f"{'lifeboat restore':40}{l:>8.2f}")
+print(f"{'lifeboat drill run':40}{d:>8.2f}")
+print("runs (s): floor " + "${f[*]}" + "; restic " + "${p[*]}" + "; restore " + "${l[*]}" + "; drill " + "${d[*]}")
 PY
