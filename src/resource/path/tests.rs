@@ -528,8 +528,14 @@ fn a_scratch_tree_is_removed_whole_without_following_its_links() {
     std::os::unix::fs::symlink(&outside, tree.join("link-to-outside")).unwrap();
     std::os::unix::fs::symlink(outside.join("keep"), tree.join("d3").join("file-link")).unwrap();
     super::remove_scratch(&scratch).unwrap();
-    assert!(fs::symlink_metadata(&scratch).is_err(), "the scratch is gone");
-    assert_eq!(fs::read(outside.join("keep")).unwrap(), b"not the scratch's");
+    assert!(
+        fs::symlink_metadata(&scratch).is_err(),
+        "the scratch is gone"
+    );
+    assert_eq!(
+        fs::read(outside.join("keep")).unwrap(),
+        b"not the scratch's"
+    );
     // Nothing to remove is no error.
     super::remove_scratch(&scratch).unwrap();
 }
