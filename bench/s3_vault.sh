@@ -54,8 +54,8 @@ if [ ! -x "$AWS" ]; then
   "$CACHE/awscli-$AWSCLI_VERSION/bin/pip" install --quiet --disable-pip-version-check "awscli==$AWSCLI_VERSION"
 fi
 cargo build --release --quiet --bin lifeboat --example vault_put
-BIN=$PWD/target/release/lifeboat
-PUT=$PWD/target/release/examples/vault_put
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/lifeboat
+PUT=${CARGO_TARGET_DIR:-$PWD/target}/release/examples/vault_put
 
 base=${BENCH_DIR:-/dev/shm}
 root=$(mktemp -d "$base/lifeboat-s3bench.XXXXXX")
