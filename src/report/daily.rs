@@ -105,6 +105,20 @@ async fn walk<S: Stretches>(
     else {
         return Ok((ask.protection_start, false));
     };
+    feed(cat, ask, from, to, &mut walker).await?;
+    let (base, all_have, _) = walker.finish();
+    Ok((base, all_have))
+}
+
+/// Hands `walker` the points of `ask.region` that can matter over
+/// `[from, to)`, streamed from the catalog in the order they became usable.
+pub(super) async fn feed<S: Stretches>(
+    cat: &Catalog,
+    ask: &Ask<'_>,
+    from: Millis,
+    to: Millis,
+    walker: &mut Walker<S>,
+) -> Result<(), CatalogError> {
     cat.for_each_usable_point(ask.plan, ask.region, ask.resources, from, to, |p| {
         walker.add(&Interval {
             resource: p.resource,
@@ -113,9 +127,7 @@ async fn walk<S: Stretches>(
             valid_to: p.deleted_at,
         });
     })
-    .await?;
-    let (base, all_have, _) = walker.finish();
-    Ok((base, all_have))
+    .await
 }
 
 impl<S: Stretches> Stretches for &mut S {

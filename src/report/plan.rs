@@ -114,7 +114,7 @@ async fn region_exposure(
     let resources: Vec<&str> = plan.resources.iter().map(|r| r.name.as_str()).collect();
     let (e, timeline) = match w.protection_start {
         None => (None, Vec::new()),
-        Some(start) if !with_charts => {
+        Some(start) => {
             let ask = daily::Ask {
                 plan: &plan.name,
                 region,
@@ -125,24 +125,18 @@ async fn region_exposure(
                 to: w.to,
                 now: w.now,
             };
-            (daily::region_exposure(cat, &ask).await?, Vec::new())
-        }
-        Some(start) => {
-            match exposure::region_walk(resources.len(), start, w.from, w.to, rpo_ms(plan), true) {
+            let walk = with_charts
+                .then(|| {
+                    exposure::region_walk(resources.len(), start, w.from, w.to, ask.rpo_ms, true)
+                })
+                .flatten();
+            match walk {
                 Some(mut walk) => {
-                    cat.for_each_usable_point(&plan.name, region, &resources, w.from, w.to, |p| {
-                        walk.add(&Interval {
-                            resource: p.resource,
-                            data_time: p.data_time,
-                            valid_from: p.completed_at,
-                            valid_to: p.deleted_at,
-                        });
-                    })
-                    .await?;
+                    daily::feed(cat, &ask, w.from, w.to, &mut walk).await?;
                     let (e, timeline) = exposure::finish_region(walk);
                     (Some(e), timeline)
                 }
-                None => (None, Vec::new()),
+                None => (daily::region_exposure(cat, &ask).await?, Vec::new()),
             }
         }
     };
