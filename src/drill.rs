@@ -676,7 +676,6 @@ pub async fn recover(ctx: &Context, plan: &Plan) -> Result<Vec<i64>, DrillError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Catalog;
 
     tokio::task_local! {
         /// The phase a test makes fail.
@@ -726,7 +725,7 @@ sql = "SELECT count(*) = 3 FROM orders"
         );
         let (plan, _) = crate::plan::parse_plan(&root.join("shop.toml"), &toml).unwrap();
         let ctx = Context {
-            catalog: Catalog::open(&root.join("catalog.db")).await.unwrap(),
+            catalog: crate::catalog::testing::open(root).await,
             work_dir: root.join("work"),
         };
         let outcome = crate::backup::run(&ctx, &plan, "test", None).await.unwrap();

@@ -15,11 +15,12 @@ pub struct AlertState {
 impl Catalog {
     /// The notified state of each region of a plan that has one.
     pub async fn rpo_alerts(&self, plan: &str) -> Result<Vec<(String, AlertState)>, CatalogError> {
-        let rows: Vec<(String, bool, Millis)> =
-            sqlx::query_as("SELECT region, breached, since FROM rpo_alerts WHERE plan = ?")
-                .bind(plan)
-                .fetch_all(&self.pool)
-                .await?;
+        let rows: Vec<(String, bool, Millis)> = on_pool!(self, |db| sqlx::query_as(
+            "SELECT region, breached, since FROM rpo_alerts WHERE plan = $1"
+        )
+        .bind(plan)
+        .fetch_all(db)
+        .await)?;
         Ok(rows
             .into_iter()
             .map(|(region, breached, since)| (region, AlertState { breached, since }))
@@ -33,16 +34,18 @@ impl Catalog {
         region: &str,
         state: AlertState,
     ) -> Result<(), CatalogError> {
-        sqlx::query(
-            "INSERT INTO rpo_alerts (plan, region, breached, since) VALUES (?, ?, ?, ?)
+        on_pool!(self, |db| {
+            sqlx::query(
+            "INSERT INTO rpo_alerts (plan, region, breached, since) VALUES ($1, $2, $3, $4)
              ON CONFLICT (plan, region) DO UPDATE SET breached = excluded.breached, since = excluded.since",
         )
         .bind(plan)
         .bind(region)
         .bind(state.breached)
         .bind(state.since)
-        .execute(&self.pool)
-        .await?;
+        .execute(db)
+        .await.map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 }

@@ -11,7 +11,7 @@ use crate::time::{serde_ms, Millis};
 /// Where a drill stands, stored as its lowercase name in `drills.status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
-#[sqlx(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum DrillStatus {
     /// Started and not finished; or its process died, until the next drill
     /// of the plan marks it failed.
@@ -306,9 +306,10 @@ impl Catalog {
         rto_objective_ms: i64,
         rpo_objective_ms: i64,
     ) -> Result<i64, CatalogError> {
-        Ok(sqlx::query(
+        Ok(on_pool!(self, |db| {
+            sqlx::query_scalar(
             "INSERT INTO drills (plan, region, trigger, status, started_at, rto_objective_ms, rpo_objective_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
         .bind(plan)
         .bind(region)
@@ -317,25 +318,29 @@ impl Catalog {
         .bind(started_at)
         .bind(rto_objective_ms)
         .bind(rpo_objective_ms)
-        .execute(&self.pool)
-        .await?
-        .last_insert_rowid())
+        .fetch_one(db)
+        .await
+        })?)
     }
 
     /// Records that the drill restores `point`.
     pub async fn add_drill_point(&self, drill: i64, point: i64) -> Result<(), CatalogError> {
-        sqlx::query("INSERT OR IGNORE INTO drill_points (drill_id, point_id) VALUES (?, ?)")
-            .bind(drill)
-            .bind(point)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(self, |db| sqlx::query(
+            "INSERT INTO drill_points (drill_id, point_id) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+        )
+        .bind(drill)
+        .bind(point)
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
     /// Records one check of the drill.
     pub async fn add_check(&self, drill: i64, c: &NewCheck) -> Result<(), CatalogError> {
-        sqlx::query(
-            "INSERT INTO drill_checks (drill_id, name, resource, passed, detail, ms) VALUES (?, ?, ?, ?, ?, ?)",
+        on_pool!(self, |db| {
+            sqlx::query(
+            "INSERT INTO drill_checks (drill_id, name, resource, passed, detail, ms) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(drill)
         .bind(&c.name)
@@ -343,16 +348,18 @@ impl Catalog {
         .bind(c.passed)
         .bind(&c.detail)
         .bind(c.ms)
-        .execute(&self.pool)
-        .await?;
+        .execute(db)
+        .await.map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 
     /// Records how the drill ended.
     pub async fn finish_drill(&self, id: i64, o: &DrillOutcome) -> Result<(), CatalogError> {
-        sqlx::query(
-            "UPDATE drills SET status = ?, finished_at = ?, rto_ms = ?, rpo_ms = ?, choose_ms = ?, restore_ms = ?,
-                checks_ms = ?, cleanup_ms = ?, kept_path = ?, error = ? WHERE id = ?",
+        on_pool!(self, |db| {
+            sqlx::query(
+            "UPDATE drills SET status = $1, finished_at = $2, rto_ms = $3, rpo_ms = $4, choose_ms = $5, restore_ms = $6,
+                checks_ms = $7, cleanup_ms = $8, kept_path = $9, error = $10 WHERE id = $11",
         )
         .bind(o.status)
         .bind(o.finished_at)
@@ -365,8 +372,9 @@ impl Catalog {
         .bind(&o.kept_path)
         .bind(&o.error)
         .bind(id)
-        .execute(&self.pool)
-        .await?;
+        .execute(db)
+        .await.map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 
@@ -377,33 +385,36 @@ impl Catalog {
         plan: &str,
         now: Millis,
     ) -> Result<Vec<i64>, CatalogError> {
-        let ids: Vec<i64> =
-            sqlx::query_scalar("SELECT id FROM drills WHERE plan = ? AND status = ?")
-                .bind(plan)
-                .bind(DrillStatus::Running)
-                .fetch_all(&self.pool)
-                .await?;
-        sqlx::query(
-            "UPDATE drills SET status = ?, finished_at = ?, error = 'interrupted: the process running this drill stopped before it finished'
-             WHERE plan = ? AND status = ?",
+        let ids: Vec<i64> = on_pool!(self, |db| sqlx::query_scalar(
+            "SELECT id FROM drills WHERE plan = $1 AND status = $2"
+        )
+        .bind(plan)
+        .bind(DrillStatus::Running)
+        .fetch_all(db)
+        .await)?;
+        on_pool!(self, |db| {
+            sqlx::query(
+            "UPDATE drills SET status = $1, finished_at = $2, error = 'interrupted: the process running this drill stopped before it finished'
+             WHERE plan = $3 AND status = $4",
         )
         .bind(DrillStatus::Failed)
         .bind(now)
         .bind(plan)
         .bind(DrillStatus::Running)
-        .execute(&self.pool)
-        .await?;
+        .execute(db)
+        .await.map(|r| r.rows_affected())
+        })?;
         Ok(ids)
     }
 
     /// The drill `id`, if there is one.
     pub async fn drill(&self, id: i64) -> Result<Option<DrillRecord>, CatalogError> {
-        Ok(
-            sqlx::query_as::<_, DrillRecord>("SELECT * FROM drills WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?,
+        Ok(on_pool!(self, |db| sqlx::query_as::<_, DrillRecord>(
+            "SELECT * FROM drills WHERE id = $1"
         )
+        .bind(id)
+        .fetch_optional(db)
+        .await)?)
     }
 
     /// The full record of drill `d`: its row, its points and its checks.
@@ -432,18 +443,20 @@ impl Catalog {
     ) -> Result<Vec<DrillRecord>, CatalogError> {
         // Two statements, not `(?1 IS NULL OR plan = ?1)`: that one is
         // planned without knowing the plan, so it scans every drill.
-        let query = match plan {
-            Some(plan) => sqlx::query_as::<_, DrillRecord>(
-                "SELECT * FROM drills WHERE plan = ? AND started_at >= ? AND started_at < ?
-                 ORDER BY started_at, id",
-            )
-            .bind(plan),
-            None => sqlx::query_as::<_, DrillRecord>(
-                "SELECT * FROM drills WHERE started_at >= ? AND started_at < ?
-                 ORDER BY started_at, id",
-            ),
-        };
-        Ok(query.bind(from).bind(to).fetch_all(&self.pool).await?)
+        Ok(on_pool!(self, |db| {
+            let query = match plan {
+                Some(plan) => sqlx::query_as::<_, DrillRecord>(
+                    "SELECT * FROM drills WHERE plan = $1 AND started_at >= $2 AND started_at < $3
+                     ORDER BY started_at, id",
+                )
+                .bind(plan),
+                None => sqlx::query_as::<_, DrillRecord>(
+                    "SELECT * FROM drills WHERE started_at >= $1 AND started_at < $2
+                     ORDER BY started_at, id",
+                ),
+            };
+            query.bind(from).bind(to).fetch_all(db).await
+        })?)
     }
 
     /// The newest passing drill of `plan` started before `before`.
@@ -452,46 +465,50 @@ impl Catalog {
         plan: &str,
         before: Millis,
     ) -> Result<Option<DrillRecord>, CatalogError> {
-        Ok(sqlx::query_as::<_, DrillRecord>(
-            "SELECT * FROM drills WHERE plan = ? AND started_at < ? AND status = ?
+        Ok(on_pool!(self, |db| sqlx::query_as::<_, DrillRecord>(
+            "SELECT * FROM drills WHERE plan = $1 AND started_at < $2 AND status = $3
              ORDER BY started_at DESC, id DESC LIMIT 1",
         )
         .bind(plan)
         .bind(before)
         .bind(DrillStatus::Passed)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(db)
+        .await)?)
     }
 
     /// The newest finished drill of `plan`.
     pub async fn last_drill(&self, plan: &str) -> Result<Option<DrillRecord>, CatalogError> {
-        Ok(sqlx::query_as::<_, DrillRecord>(
-            "SELECT * FROM drills WHERE plan = ? AND status != ? ORDER BY started_at DESC, id DESC LIMIT 1",
+        Ok(on_pool!(self, |db| {
+            sqlx::query_as::<_, DrillRecord>(
+            "SELECT * FROM drills WHERE plan = $1 AND status != $2 ORDER BY started_at DESC, id DESC LIMIT 1",
         )
         .bind(plan)
         .bind(DrillStatus::Running)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(db)
+        .await
+        })?)
     }
 
     /// The checks of a drill, in the order it ran them.
     pub async fn drill_checks(&self, drill: i64) -> Result<Vec<CheckRecord>, CatalogError> {
-        Ok(sqlx::query_as::<_, CheckRecord>(
-            "SELECT name, resource, passed, detail, ms FROM drill_checks WHERE drill_id = ? ORDER BY id",
+        Ok(on_pool!(self, |db| {
+            sqlx::query_as::<_, CheckRecord>(
+            "SELECT name, resource, passed, detail, ms FROM drill_checks WHERE drill_id = $1 ORDER BY id",
         )
         .bind(drill)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(db)
+        .await
+        })?)
     }
 
     /// The ids of the points a drill restored, ascending.
     pub async fn drill_point_ids(&self, drill: i64) -> Result<Vec<i64>, CatalogError> {
-        Ok(sqlx::query_scalar(
-            "SELECT point_id FROM drill_points WHERE drill_id = ? ORDER BY point_id",
+        Ok(on_pool!(self, |db| sqlx::query_scalar(
+            "SELECT point_id FROM drill_points WHERE drill_id = $1 ORDER BY point_id",
         )
         .bind(drill)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(db)
+        .await)?)
     }
 
     /// Every point of a plan that a passing drill restored, with when it
@@ -501,16 +518,18 @@ impl Catalog {
         &self,
         plan: &str,
     ) -> Result<Vec<(String, Millis, Millis, Option<Millis>, Millis)>, CatalogError> {
-        Ok(sqlx::query_as(
+        Ok(on_pool!(self, |db| {
+            sqlx::query_as(
             "SELECT p.resource, p.data_time, p.completed_at, p.deleted_at, MIN(d.finished_at)
              FROM drills d JOIN drill_points dp ON dp.drill_id = d.id JOIN points p ON p.id = dp.point_id
-             WHERE d.plan = ? AND d.status = ? AND d.finished_at IS NOT NULL
+             WHERE d.plan = $1 AND d.status = $2 AND d.finished_at IS NOT NULL
                AND p.data_time IS NOT NULL AND p.completed_at IS NOT NULL
-             GROUP BY dp.point_id",
+             GROUP BY p.id",
         )
         .bind(plan)
         .bind(DrillStatus::Passed)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(db)
+        .await
+        })?)
     }
 }

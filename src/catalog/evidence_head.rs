@@ -25,13 +25,13 @@ impl Catalog {
         plan: &str,
         region: &str,
     ) -> Result<Option<EvidenceHead>, CatalogError> {
-        Ok(sqlx::query_as::<_, EvidenceHead>(
-            "SELECT key, sha256, length FROM evidence_heads WHERE plan = ? AND region = ?",
+        Ok(on_pool!(self, |db| sqlx::query_as::<_, EvidenceHead>(
+            "SELECT key, sha256, length FROM evidence_heads WHERE plan = $1 AND region = $2",
         )
         .bind(plan)
         .bind(region)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(db)
+        .await)?)
     }
 
     /// Records that drill `drill`'s record is written and is now the head
@@ -45,27 +45,30 @@ impl Catalog {
         head: &EvidenceHead,
         now: Millis,
     ) -> Result<(), CatalogError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO evidence_heads (plan, region, key, sha256, length, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?)
+        on_pool!(self, |db| {
+            let mut tx = db.begin().await?;
+            sqlx::query(
+                "INSERT INTO evidence_heads (plan, region, key, sha256, length, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (plan, region) DO UPDATE SET
                 key = excluded.key, sha256 = excluded.sha256, length = excluded.length,
                 updated_at = excluded.updated_at",
-        )
-        .bind(plan)
-        .bind(region)
-        .bind(&head.key)
-        .bind(&head.sha256)
-        .bind(head.length)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE drills SET evidence_written = 1 WHERE id = ?")
-            .bind(drill)
+            )
+            .bind(plan)
+            .bind(region)
+            .bind(&head.key)
+            .bind(&head.sha256)
+            .bind(head.length)
+            .bind(now)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
+            sqlx::query("UPDATE drills SET evidence_written = TRUE WHERE id = $1")
+                .bind(drill)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<(), sqlx::Error>(())
+        })?;
         Ok(())
     }
 
@@ -76,15 +79,17 @@ impl Catalog {
         plan: &str,
         region: &str,
     ) -> Result<Vec<DrillRecord>, CatalogError> {
-        Ok(sqlx::query_as::<_, DrillRecord>(
-            "SELECT * FROM drills WHERE plan = ? AND region = ? AND evidence_written = 0 AND status != ?
+        Ok(on_pool!(self, |db| {
+            sqlx::query_as::<_, DrillRecord>(
+            "SELECT * FROM drills WHERE plan = $1 AND region = $2 AND evidence_written = FALSE AND status != $3
              ORDER BY id",
         )
         .bind(plan)
         .bind(region)
         .bind(DrillStatus::Running)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(db)
+        .await
+        })?)
     }
 
     /// The ids of the drills of `plan` in `region` whose record is written,
@@ -94,40 +99,44 @@ impl Catalog {
         plan: &str,
         region: &str,
     ) -> Result<Vec<i64>, CatalogError> {
-        Ok(sqlx::query_scalar(
-            "SELECT id FROM drills WHERE plan = ? AND region = ? AND evidence_written = 1 ORDER BY id",
+        Ok(on_pool!(self, |db| {
+            sqlx::query_scalar(
+            "SELECT id FROM drills WHERE plan = $1 AND region = $2 AND evidence_written = TRUE ORDER BY id",
         )
         .bind(plan)
         .bind(region)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(db)
+        .await
+        })?)
     }
 
     /// The regions where `plan` has, or should have, an evidence chain: a
     /// head, or a finished drill.
     pub async fn evidence_regions(&self, plan: &str) -> Result<Vec<String>, CatalogError> {
-        Ok(sqlx::query_scalar(
-            "SELECT region FROM evidence_heads WHERE plan = ?1
-             UNION SELECT region FROM drills WHERE plan = ?1 AND status != ?2
+        Ok(on_pool!(self, |db| sqlx::query_scalar(
+            "SELECT region FROM evidence_heads WHERE plan = $1
+             UNION SELECT region FROM drills WHERE plan = $1 AND status != $2
              ORDER BY 1",
         )
         .bind(plan)
         .bind(DrillStatus::Running)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(db)
+        .await)?)
     }
 
     /// The regions where `plan` has finished drills whose record is not
     /// written yet.
     pub async fn regions_missing_evidence(&self, plan: &str) -> Result<Vec<String>, CatalogError> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT region FROM drills WHERE plan = ? AND evidence_written = 0 AND status != ?
+        Ok(on_pool!(self, |db| {
+            sqlx::query_scalar(
+            "SELECT DISTINCT region FROM drills WHERE plan = $1 AND evidence_written = FALSE AND status != $2
              ORDER BY 1",
         )
         .bind(plan)
         .bind(DrillStatus::Running)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(db)
+        .await
+        })?)
     }
 }
 
@@ -138,7 +147,7 @@ mod tests {
     #[tokio::test]
     async fn the_head_and_the_written_flag_move_together() {
         let dir = tempfile::tempdir().unwrap();
-        let cat = Catalog::open(&dir.path().join("c.db")).await.unwrap();
+        let cat = crate::catalog::testing::open(dir.path()).await;
         let a = cat.start_drill("p", "dr", "test", 1, 1, 1).await.unwrap();
         let b = cat.start_drill("p", "dr", "test", 2, 1, 1).await.unwrap();
         let other = cat.start_drill("p", "west", "test", 3, 1, 1).await.unwrap();

@@ -25,12 +25,13 @@ pub struct ExposureDay {
 impl Catalog {
     /// The change counter of a plan's points in a region (0 before any).
     pub async fn exposure_epoch(&self, plan: &str, region: &str) -> Result<i64, CatalogError> {
-        let epoch: Option<i64> =
-            sqlx::query_scalar("SELECT epoch FROM exposure_epochs WHERE plan = ? AND region = ?")
-                .bind(plan)
-                .bind(region)
-                .fetch_optional(&self.pool)
-                .await?;
+        let epoch: Option<i64> = on_pool!(self, |db| sqlx::query_scalar(
+            "SELECT epoch FROM exposure_epochs WHERE plan = $1 AND region = $2"
+        )
+        .bind(plan)
+        .bind(region)
+        .fetch_optional(db)
+        .await)?;
         Ok(epoch.unwrap_or(0))
     }
 
@@ -42,16 +43,16 @@ impl Catalog {
         from: Millis,
         to: Millis,
     ) -> Result<Vec<ExposureDay>, CatalogError> {
-        Ok(sqlx::query_as(
+        Ok(on_pool!(self, |db| sqlx::query_as(
             "SELECT day, basis, worst_ms, within_ms, total_ms, breaches FROM exposure_days
-              WHERE plan = ? AND region = ? AND day >= ? AND day < ? ORDER BY day",
+              WHERE plan = $1 AND region = $2 AND day >= $3 AND day < $4 ORDER BY day",
         )
         .bind(plan)
         .bind(region)
         .bind(from)
         .bind(to)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(db)
+        .await)?)
     }
 
     /// Stores `days` if the points of the plan in the region are still at
@@ -64,20 +65,41 @@ impl Catalog {
         epoch: i64,
         days: &[ExposureDay],
     ) -> Result<bool, CatalogError> {
-        let mut tx = self.pool.begin().await?;
-        let now: Option<i64> =
-            sqlx::query_scalar("SELECT epoch FROM exposure_epochs WHERE plan = ? AND region = ?")
+        // On SQLite the transaction's snapshot does it: if a point changed
+        // since the epoch was read, the write fails as busy. On PostgreSQL
+        // the epoch row is locked (made first if need be): the trigger
+        // bumps it before it forgets days, so a point written meanwhile
+        // waits for these days to be stored and then forgets them.
+        let sqlite = self.is_sqlite();
+        let read_epoch = if sqlite {
+            "SELECT epoch FROM exposure_epochs WHERE plan = $1 AND region = $2"
+        } else {
+            "SELECT epoch FROM exposure_epochs WHERE plan = $1 AND region = $2 FOR UPDATE"
+        };
+        Ok(on_pool!(self, |db| {
+            let mut tx = db.begin().await?;
+            if !sqlite {
+                sqlx::query(
+                    "INSERT INTO exposure_epochs (plan, region, epoch) VALUES ($1, $2, 0)
+                 ON CONFLICT (plan, region) DO NOTHING",
+                )
+                .bind(plan)
+                .bind(region)
+                .execute(&mut *tx)
+                .await?;
+            }
+            let now: Option<i64> = sqlx::query_scalar(read_epoch)
                 .bind(plan)
                 .bind(region)
                 .fetch_optional(&mut *tx)
                 .await?;
-        if now.unwrap_or(0) != epoch {
-            return Ok(false);
-        }
-        for d in days {
-            sqlx::query(
+            if now.unwrap_or(0) != epoch {
+                return Ok(false);
+            }
+            for d in days {
+                sqlx::query(
                 "INSERT INTO exposure_days (plan, region, day, basis, worst_ms, within_ms, total_ms, breaches)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                  ON CONFLICT (plan, region, day) DO UPDATE SET basis = excluded.basis,
                    worst_ms = excluded.worst_ms, within_ms = excluded.within_ms,
                    total_ms = excluded.total_ms, breaches = excluded.breaches",
@@ -92,8 +114,9 @@ impl Catalog {
             .bind(&d.breaches)
             .execute(&mut *tx)
             .await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+            }
+            tx.commit().await?;
+            Ok::<bool, sqlx::Error>(true)
+        })?)
     }
 }

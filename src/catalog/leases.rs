@@ -75,14 +75,15 @@ impl Catalog {
         new: &NewLease<'_>,
         dead_owner: Option<&str>,
     ) -> Result<bool, CatalogError> {
-        let done = sqlx::query(
+        let done = on_pool!(self, |db| {
+            sqlx::query(
             "INSERT INTO leases (plan, kind, owner, pid, host, node, acquired_at, heartbeat_at, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (plan, kind) DO UPDATE SET
                  owner = excluded.owner, pid = excluded.pid, host = excluded.host,
                  node = excluded.node, acquired_at = excluded.acquired_at,
                  heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at
-             WHERE leases.expires_at <= excluded.acquired_at OR leases.owner = ?",
+             WHERE leases.expires_at <= excluded.acquired_at OR leases.owner = $10",
         )
         .bind(new.plan)
         .bind(new.kind)
@@ -94,19 +95,20 @@ impl Catalog {
         .bind(new.now)
         .bind(new.expires_at)
         .bind(dead_owner)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .execute(db)
+        .await.map(|r| r.rows_affected())
+        })?;
+        Ok(done == 1)
     }
 
     /// Who holds (plan, kind), if anyone (expired or not).
     pub async fn lease(&self, plan: &str, kind: &str) -> Result<Option<LeaseRecord>, CatalogError> {
-        let sql = format!("SELECT {COLUMNS} FROM leases WHERE plan = ? AND kind = ?");
-        Ok(sqlx::query_as(&sql)
+        let sql = format!("SELECT {COLUMNS} FROM leases WHERE plan = $1 AND kind = $2");
+        Ok(on_pool!(self, |db| sqlx::query_as(&sql)
             .bind(plan)
             .bind(kind)
-            .fetch_optional(&self.pool)
-            .await?)
+            .fetch_optional(db)
+            .await)?)
     }
 
     /// Renews `owner`'s lease: a heartbeat at `now`, valid until
@@ -120,18 +122,19 @@ impl Catalog {
         now: Millis,
         expires_at: Millis,
     ) -> Result<bool, CatalogError> {
-        let done = sqlx::query(
-            "UPDATE leases SET heartbeat_at = ?, expires_at = ?
-             WHERE plan = ? AND kind = ? AND owner = ?",
+        let done = on_pool!(self, |db| sqlx::query(
+            "UPDATE leases SET heartbeat_at = $1, expires_at = $2
+             WHERE plan = $3 AND kind = $4 AND owner = $5",
         )
         .bind(now)
         .bind(expires_at)
         .bind(plan)
         .bind(kind)
         .bind(owner)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(done == 1)
     }
 
     /// Releases `owner`'s lease; `false` when it was no longer `owner`'s.
@@ -141,20 +144,25 @@ impl Catalog {
         kind: &str,
         owner: &str,
     ) -> Result<bool, CatalogError> {
-        let done = sqlx::query("DELETE FROM leases WHERE plan = ? AND kind = ? AND owner = ?")
-            .bind(plan)
-            .bind(kind)
-            .bind(owner)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        let done = on_pool!(self, |db| sqlx::query(
+            "DELETE FROM leases WHERE plan = $1 AND kind = $2 AND owner = $3"
+        )
+        .bind(plan)
+        .bind(kind)
+        .bind(owner)
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(done == 1)
     }
 
     /// Every lease row, expired or not, by plan and kind: what `status`
     /// and people debugging want to see.
     pub async fn leases(&self) -> Result<Vec<LeaseRecord>, CatalogError> {
         let sql = format!("SELECT {COLUMNS} FROM leases ORDER BY plan, kind");
-        Ok(sqlx::query_as(&sql).fetch_all(&self.pool).await?)
+        Ok(on_pool!(self, |db| sqlx::query_as(&sql)
+            .fetch_all(db)
+            .await)?)
     }
 }
 
@@ -177,9 +185,7 @@ mod tests {
 
     async fn catalog() -> (tempfile::TempDir, Catalog) {
         let dir = tempfile::tempdir().unwrap();
-        let cat = Catalog::open(&dir.path().join("lifeboat.db"))
-            .await
-            .unwrap();
+        let cat = crate::catalog::testing::open(dir.path()).await;
         (dir, cat)
     }
 

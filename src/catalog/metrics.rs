@@ -8,8 +8,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sqlx::{Row, SqliteConnection};
-
 use super::{Catalog, CatalogError};
 use crate::time::Millis;
 
@@ -58,11 +56,11 @@ impl RunSource {
         match self {
             RunSource::Backup => (
                 "backup_runs",
-                "1",
+                "TRUE",
                 "status IN ('succeeded', 'partial', 'failed')",
                 "succeeded",
             ),
-            RunSource::Drill => ("drills", "1", "status IN ('passed', 'failed')", "passed"),
+            RunSource::Drill => ("drills", "TRUE", "status IN ('passed', 'failed')", "passed"),
             RunSource::Prune => (
                 "jobs",
                 "kind = 'prune'",
@@ -112,52 +110,63 @@ impl RunStats {
     }
 }
 
-/// Finished runs of `source` with ids in `(after, upto]`, per plan: counts
-/// by status, duration histogram, newest success. One grouped pass.
-async fn run_stats_between(
-    conn: &mut SqliteConnection,
-    source: RunSource,
-    after: i64,
-    upto: i64,
-) -> Result<BTreeMap<String, RunStats>, CatalogError> {
-    let (table, scope, finished, success) = source.table();
+/// The statement that reads finished runs of `source` with ids in
+/// `(after, upto]`, grouped by plan and status: count, total duration
+/// (ms), newest finish, then one count per duration bucket.
+fn run_stats_sql(source: RunSource) -> String {
+    let (table, scope, finished, _) = source.table();
     let buckets: Vec<String> = DURATION_BUCKETS
         .iter()
-        .map(|b| format!("SUM(d <= {})", (*b * 1000.0) as i64))
+        .map(|b| format!("COUNT(CASE WHEN d <= {} THEN 1 END)", (*b * 1000.0) as i64))
         .collect();
-    let sql = format!(
-        "SELECT plan, status, COUNT(*), TOTAL(d), MAX(finished_at), {}
-         FROM (SELECT plan, status, finished_at, MAX(finished_at - started_at, 0) AS d FROM {table}
-               WHERE id > ?1 AND id <= ?2 AND {scope} AND {finished} AND finished_at IS NOT NULL)
+    format!(
+        "SELECT plan, status, COUNT(*), CAST(COALESCE(SUM(d), 0) AS DOUBLE PRECISION), MAX(finished_at), {}
+         FROM (SELECT plan, status, finished_at,
+                      CASE WHEN finished_at > started_at THEN finished_at - started_at ELSE 0 END AS d
+                 FROM {table}
+                WHERE id > $1 AND id <= $2 AND {scope} AND {finished} AND finished_at IS NOT NULL) AS runs
          GROUP BY plan, status",
         buckets.join(", ")
-    );
-    let mut out: BTreeMap<String, RunStats> = BTreeMap::new();
-    for row in sqlx::query(&sql)
-        .bind(after)
-        .bind(upto)
-        .fetch_all(&mut *conn)
-        .await?
-    {
-        let plan: String = row.try_get(0)?;
-        let status: String = row.try_get(1)?;
-        let count: i64 = row.try_get(2)?;
-        let sum_ms: f64 = row.try_get(3)?;
-        let newest: Option<i64> = row.try_get(4)?;
-        let mut buckets = Vec::with_capacity(DURATION_BUCKETS.len());
-        for i in 0..DURATION_BUCKETS.len() {
-            let n: i64 = row.try_get(5 + i)?;
-            buckets.push(u64::try_from(n).unwrap_or(0));
+    )
+}
+
+/// Finished runs of `$source` with ids in `($after, $upto]`, per plan:
+/// counts by status, duration histogram, newest success. One grouped pass,
+/// on `$conn` (a connection or transaction of either engine).
+macro_rules! run_stats_between {
+    ($conn:expr, $source:expr, $after:expr, $upto:expr) => {
+        async {
+            use sqlx::Row;
+            let source: RunSource = $source;
+            let (_, _, _, success) = source.table();
+            let mut out: BTreeMap<String, RunStats> = BTreeMap::new();
+            for row in sqlx::query(&run_stats_sql(source))
+                .bind($after)
+                .bind($upto)
+                .fetch_all($conn)
+                .await?
+            {
+                let plan: String = row.try_get(0)?;
+                let status: String = row.try_get(1)?;
+                let count: i64 = row.try_get(2)?;
+                let sum_ms: f64 = row.try_get(3)?;
+                let newest: Option<i64> = row.try_get(4)?;
+                let mut buckets = Vec::with_capacity(DURATION_BUCKETS.len());
+                for i in 0..DURATION_BUCKETS.len() {
+                    let n: i64 = row.try_get(5 + i)?;
+                    buckets.push(u64::try_from(n).unwrap_or(0));
+                }
+                let stats = RunStats {
+                    by_status: [(status.clone(), u64::try_from(count).unwrap_or(0))].into(),
+                    buckets,
+                    duration_sum_seconds: sum_ms / 1000.0,
+                    last_success: if status == success { newest } else { None },
+                };
+                out.entry(plan).or_default().merge(stats);
+            }
+            Ok::<_, CatalogError>(out)
         }
-        let stats = RunStats {
-            by_status: [(status.clone(), u64::try_from(count).unwrap_or(0))].into(),
-            buckets,
-            duration_sum_seconds: sum_ms / 1000.0,
-            last_success: if status == success { newest } else { None },
-        };
-        out.entry(plan).or_default().merge(stats);
-    }
-    Ok(out)
+    };
 }
 
 impl Catalog {
@@ -167,8 +176,8 @@ impl Catalog {
         &self,
         source: RunSource,
     ) -> Result<BTreeMap<String, RunStats>, CatalogError> {
-        let mut conn = self.pool.acquire().await?;
-        run_stats_between(&mut conn, source, 0, i64::MAX).await
+        on_pool!(self, |db| run_stats_between!(db, source, 0i64, i64::MAX)
+            .await)
     }
 }
 
@@ -209,44 +218,55 @@ impl RunTally {
     /// Reads what finished since the last refresh.
     pub async fn refresh(&mut self, cat: &Catalog) -> Result<(), CatalogError> {
         let (table, scope, _, _) = self.source.table();
-        // One snapshot: a row that finishes meanwhile is counted once.
-        let mut tx = cat.pool.begin().await?;
-        let newest: Option<i64> = sqlx::query_scalar(&format!("SELECT MAX(id) FROM {table}"))
-            .fetch_one(&mut *tx)
-            .await?;
-        let newest = newest.unwrap_or(0);
-        if newest > self.seen_up_to {
-            let found = run_stats_between(&mut tx, self.source, self.seen_up_to, newest).await?;
-            let running: Vec<i64> = sqlx::query_scalar(&format!(
-                "SELECT id FROM {table} WHERE id > ?1 AND id <= ?2 AND {scope} AND status = 'running'"
-            ))
-            .bind(self.seen_up_to)
-            .bind(newest)
-            .fetch_all(&mut *tx)
-            .await?;
-            for (plan, stats) in found {
-                self.stats.entry(plan).or_default().merge(stats);
-            }
-            self.pending.extend(running);
-            self.seen_up_to = newest;
-        }
-        let pending: Vec<i64> = self.pending.iter().copied().collect();
-        for id in pending {
-            let status: Option<String> =
-                sqlx::query_scalar(&format!("SELECT status FROM {table} WHERE id = ?"))
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
+        // One snapshot: a row that finishes meanwhile is counted once
+        // (PostgreSQL's default gives each statement its own).
+        let sqlite = cat.is_sqlite();
+        on_pool!(cat, |db| {
+            // One snapshot: a row that finishes meanwhile is counted once.
+            let mut tx = db.begin().await?;
+            if !sqlite {
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    .execute(&mut *tx)
                     .await?;
-            if status.as_deref() == Some("running") {
-                continue;
             }
-            for (plan, stats) in run_stats_between(&mut tx, self.source, id - 1, id).await? {
-                self.stats.entry(plan).or_default().merge(stats);
+            let newest: Option<i64> = sqlx::query_scalar(&format!("SELECT MAX(id) FROM {table}"))
+                .fetch_one(&mut *tx)
+                .await?;
+            let newest = newest.unwrap_or(0);
+            if newest > self.seen_up_to {
+                let found =
+                    run_stats_between!(&mut *tx, self.source, self.seen_up_to, newest).await?;
+                let running: Vec<i64> = sqlx::query_scalar(&format!(
+                    "SELECT id FROM {table} WHERE id > $1 AND id <= $2 AND {scope} AND status = 'running'"
+                ))
+                .bind(self.seen_up_to)
+                .bind(newest)
+                .fetch_all(&mut *tx)
+                .await?;
+                for (plan, stats) in found {
+                    self.stats.entry(plan).or_default().merge(stats);
+                }
+                self.pending.extend(running);
+                self.seen_up_to = newest;
             }
-            self.pending.remove(&id);
-        }
-        tx.commit().await?;
-        Ok(())
+            let pending: Vec<i64> = self.pending.iter().copied().collect();
+            for id in pending {
+                let status: Option<String> =
+                    sqlx::query_scalar(&format!("SELECT status FROM {table} WHERE id = $1"))
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if status.as_deref() == Some("running") {
+                    continue;
+                }
+                for (plan, stats) in run_stats_between!(&mut *tx, self.source, id - 1, id).await? {
+                    self.stats.entry(plan).or_default().merge(stats);
+                }
+                self.pending.remove(&id);
+            }
+            tx.commit().await?;
+            Ok::<(), CatalogError>(())
+        })
     }
 }
 
@@ -278,43 +298,54 @@ impl WrittenBytes {
     pub async fn refresh(&mut self, cat: &Catalog) -> Result<(), CatalogError> {
         // One read transaction: the sums and the running points come from
         // one snapshot, so a point completing meanwhile is counted once.
-        let mut tx = cat.pool.begin().await?;
-        let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM points")
-            .fetch_one(&mut *tx)
-            .await?;
-        let newest = newest.unwrap_or(0);
-        if newest > self.seen_up_to {
-            let sums: Vec<(String, String, f64)> = sqlx::query_as(
-                "SELECT plan, region, TOTAL(size_bytes) FROM points
-                 WHERE id > ?1 AND id <= ?2 AND completed_at IS NOT NULL GROUP BY plan, region",
-            )
-            .bind(self.seen_up_to)
-            .bind(newest)
-            .fetch_all(&mut *tx)
-            .await?;
-            let running: Vec<i64> = sqlx::query_scalar(
-                "SELECT id FROM points WHERE id > ?1 AND id <= ?2 AND completed_at IS NULL
-                   AND status = 'running'",
-            )
-            .bind(self.seen_up_to)
-            .bind(newest)
-            .fetch_all(&mut *tx)
-            .await?;
-            for (plan, region, bytes) in sums {
-                self.add(plan, region, bytes as u64);
+        let sqlite = cat.is_sqlite();
+        on_pool!(cat, |db| {
+            let mut tx = db.begin().await?;
+            if !sqlite {
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                    .execute(&mut *tx)
+                    .await?;
             }
-            self.pending.extend(running);
-            self.seen_up_to = newest;
-        }
-        tx.commit().await?;
+            let newest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM points")
+                .fetch_one(&mut *tx)
+                .await?;
+            let newest = newest.unwrap_or(0);
+            if newest > self.seen_up_to {
+                let sums: Vec<(String, String, f64)> = sqlx::query_as(
+                    "SELECT plan, region, CAST(COALESCE(SUM(size_bytes), 0) AS DOUBLE PRECISION) FROM points
+                     WHERE id > $1 AND id <= $2 AND completed_at IS NOT NULL GROUP BY plan, region",
+                )
+                .bind(self.seen_up_to)
+                .bind(newest)
+                .fetch_all(&mut *tx)
+                .await?;
+                let running: Vec<i64> = sqlx::query_scalar(
+                    "SELECT id FROM points WHERE id > $1 AND id <= $2 AND completed_at IS NULL
+                       AND status = 'running'",
+                )
+                .bind(self.seen_up_to)
+                .bind(newest)
+                .fetch_all(&mut *tx)
+                .await?;
+                for (plan, region, bytes) in sums {
+                    self.add(plan, region, bytes as u64);
+                }
+                self.pending.extend(running);
+                self.seen_up_to = newest;
+            }
+            tx.commit().await?;
+            Ok::<(), CatalogError>(())
+        })?;
         let pending: Vec<i64> = self.pending.iter().copied().collect();
         for id in pending {
-            let row: Option<PointRow> = sqlx::query_as(
-                "SELECT plan, region, status, completed_at, size_bytes FROM points WHERE id = ?",
+            let row: Option<PointRow> = on_pool!(cat, |db| {
+                sqlx::query_as(
+                "SELECT plan, region, status, completed_at, size_bytes FROM points WHERE id = $1",
             )
             .bind(id)
-            .fetch_optional(&cat.pool)
-            .await?;
+            .fetch_optional(db)
+            .await
+            })?;
             match row {
                 Some((plan, region, _, Some(_), size)) => {
                     self.add(plan, region, u64::try_from(size.unwrap_or(0)).unwrap_or(0));
@@ -339,13 +370,11 @@ mod tests {
     use super::*;
 
     async fn catalog(dir: &tempfile::TempDir) -> Catalog {
-        Catalog::open(&dir.path().join("lifeboat.db"))
-            .await
-            .unwrap()
+        crate::catalog::testing::open(dir.path()).await
     }
 
     async fn exec(cat: &Catalog, sql: &str) {
-        sqlx::query(sql).execute(cat.pool()).await.unwrap();
+        cat.execute(sql).await.unwrap();
     }
 
     #[tokio::test]

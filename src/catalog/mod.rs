@@ -1,4 +1,11 @@
-//! The SQLite catalog: every backup run, recovery point, drill and check.
+//! The catalog: every backup run, recovery point, drill and check.
+//!
+//! Two engines hold it: SQLite, the embedded default (a file), and
+//! PostgreSQL (`--catalog postgres://…`), which many daemons on several
+//! hosts share (`docs/fleet.md`). Each query is written once, in the SQL
+//! both speak (`$1` placeholders, `ON CONFLICT`, `RETURNING`), and
+//! compiled once per engine by [`on_pool!`]; the few statements that must
+//! differ ask [`Catalog::is_sqlite`]. The SQLite file:
 //!
 //! Opened through sqlx with the migrations of `migrations/` applied on open,
 //! in WAL mode so readers (`status`, `report`) never block a backup. Only
@@ -7,6 +14,20 @@
 //! The orchestration (backup, drill, prune) writes it; reports read it.
 //! A step is written as `running` before it acts and only marked complete
 //! once its effect is durable, so a crash never leaves a false `complete`.
+
+/// Runs `$body` with `$p` bound to the catalog's pool (written like a
+/// closure, `on_pool!(self, |db| …)`, so rustfmt formats it), whichever engine it
+/// is on: the body is compiled once per engine, so each query is written
+/// once and both engines run the same SQL. The body's value must not
+/// depend on the engine (map a `QueryResult` to its `rows_affected()`).
+macro_rules! on_pool {
+    ($cat:expr, |$p:ident| $body:expr) => {
+        match &$cat.pool {
+            $crate::catalog::Pool::Sqlite($p) => $body,
+            $crate::catalog::Pool::Postgres($p) => $body,
+        }
+    };
+}
 
 mod alerts;
 mod drills;
@@ -20,12 +41,15 @@ mod rebuild;
 mod restores;
 mod runs;
 mod status;
+#[cfg(test)]
+pub(crate) mod testing;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{PgPool, SqlitePool};
 
 pub use alerts::AlertState;
 pub use drills::{
@@ -43,6 +67,12 @@ pub use runs::BackupRun;
 pub use status::{Flags, PointStatus, RunStatus, UnknownFlag};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The PostgreSQL catalog's migrations: the same schema as SQLite's, in
+/// PostgreSQL's types (`BIGINT` ids from identities, `BOOLEAN` flags,
+/// PL/pgSQL triggers), from one first migration since PostgreSQL catalogs
+/// have no history of their own to replay.
+static MIGRATOR_PG: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// `PRAGMA application_id` of a Lifeboat catalog ('LFBT'), set by migration
 /// 0009: a SQLite file with another id is some other program's.
@@ -177,7 +207,11 @@ impl CatalogError {
 /// SQLite's extended result code of an error, if it is one.
 fn sqlite_code(e: &sqlx::Error) -> Option<i32> {
     match e {
-        sqlx::Error::Database(d) => d.code()?.parse().ok(),
+        sqlx::Error::Database(d) => {
+            sqlx::error::DatabaseError::code(d.try_downcast_ref::<sqlx::sqlite::SqliteError>()?)?
+                .parse()
+                .ok()
+        }
         _ => None,
     }
 }
@@ -465,10 +499,107 @@ async fn run_checks(
     Ok(())
 }
 
+/// Opens the catalog in the PostgreSQL database `url` names (user,
+/// password, TLS from the URL, the libpq environment — `PGPASSWORD`,
+/// `PGSSLMODE`… — or `~/.pgpass`), creating its tables when `mode` allows
+/// and the database holds none yet. A database whose `_sqlx_migrations`
+/// are not Lifeboat's is refused untouched. Migrations take PostgreSQL's
+/// advisory lock, so daemons starting together migrate once.
+async fn open_postgres(url: &Path, mode: OpenMode) -> Result<Catalog, CatalogError> {
+    use std::str::FromStr;
+    let shown = PathBuf::from(display_location(url));
+    let open_error = |source: sqlx::Error| CatalogError::Open {
+        path: shown.clone(),
+        source,
+    };
+    let options = PgConnectOptions::from_str(&url.to_string_lossy()).map_err(open_error)?;
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options)
+        .await
+        .map_err(open_error)?;
+    let checked = async {
+        let present: Option<String> =
+            sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations')::text")
+                .fetch_one(&pool)
+                .await
+                .map_err(open_error)?;
+        if present.is_some() {
+            let first: Option<Vec<u8>> =
+                sqlx::query_scalar("SELECT checksum FROM _sqlx_migrations WHERE version = 1")
+                    .fetch_optional(&pool)
+                    .await
+                    .map_err(open_error)?;
+            let ours = MIGRATOR_PG.migrations.first().map(|m| m.checksum.as_ref());
+            if first.as_deref() != ours {
+                return Err(CatalogError::Foreign {
+                    path: shown.clone(),
+                    why: "its migrations are not Lifeboat's".to_string(),
+                });
+            }
+        } else if mode == OpenMode::Existing {
+            return Err(CatalogError::Missing {
+                path: shown.clone(),
+            });
+        }
+        MIGRATOR_PG
+            .run(&pool)
+            .await
+            .map_err(|source| CatalogError::Migrate {
+                path: shown.clone(),
+                source,
+            })
+    }
+    .await;
+    if let Err(e) = checked {
+        pool.close().await;
+        return Err(e);
+    }
+    Ok(Catalog {
+        pool: Pool::Postgres(pool),
+        path: shown,
+    })
+}
+
+/// The connections to the catalog, on one engine or the other.
+#[derive(Clone, Debug)]
+pub(crate) enum Pool {
+    /// The embedded default: a file.
+    Sqlite(SqlitePool),
+    /// A PostgreSQL database, shared by the daemons of a fleet.
+    Postgres(PgPool),
+}
+
+/// Whether `--catalog` names a PostgreSQL database rather than a file.
+pub fn is_postgres_url(location: &Path) -> bool {
+    let text = location.to_string_lossy();
+    text.starts_with("postgres://") || text.starts_with("postgresql://")
+}
+
+/// The catalog's location as it may be shown: a path as it is, a URL
+/// without its password (which must never reach a log or a message).
+pub fn display_location(location: &Path) -> String {
+    let text = location.to_string_lossy();
+    if !is_postgres_url(location) {
+        return text.into_owned();
+    }
+    match url::Url::parse(&text) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("***"));
+            }
+            url.to_string()
+        }
+        Err(_) => "postgres://(unparsable URL)".to_string(),
+    }
+}
+
 /// A handle on the catalog database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Catalog {
-    pool: SqlitePool,
+    pool: Pool,
+    /// The path, or the URL without its password.
     path: PathBuf,
 }
 
@@ -496,6 +627,9 @@ impl Catalog {
         mode: OpenMode,
         integrity: Integrity,
     ) -> Result<Catalog, CatalogError> {
+        if is_postgres_url(path) {
+            return open_postgres(path, mode).await;
+        }
         let found = inspect(path)?;
         if mode == OpenMode::Create {
             // The commands that start a catalog are the ones whose killed
@@ -542,34 +676,60 @@ impl Catalog {
             .connect_with(options)
             .await
             .map_err(|e| read_error(path, e))?;
-        let cat = Catalog {
-            pool,
-            path: path.to_path_buf(),
-        };
-        if let Err(source) = MIGRATOR.run(&cat.pool).await {
-            cat.close().await;
+        if let Err(source) = MIGRATOR.run(&pool).await {
+            pool.close().await;
             return Err(CatalogError::Migrate {
                 path: path.to_path_buf(),
                 source,
             });
         }
-        Ok(cat)
+        Ok(Catalog {
+            pool: Pool::Sqlite(pool),
+            path: path.to_path_buf(),
+        })
     }
 
-    /// The database file, as given to [`Catalog::open`], for messages.
+    /// Whether the catalog is the embedded SQLite file (for the few
+    /// statements the engines must word differently).
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self.pool, Pool::Sqlite(_))
+    }
+
+    /// The database file as given to [`Catalog::open`], or the URL
+    /// without its password: for messages.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// The connection pool (at most 4 connections), for queries outside
-    /// this module such as the daemon's readiness probe.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// Runs one statement that returns nothing: the daemon's readiness
+    /// probe (`SELECT 1`), and the tests that put a catalog in a state
+    /// the program never would. Returns the rows it changed.
+    pub async fn execute(&self, sql: &str) -> Result<u64, CatalogError> {
+        Ok(on_pool!(self, |db| sqlx::query(sql)
+            .execute(db)
+            .await?
+            .rows_affected()))
     }
 
-    /// Closes the pool, checkpointing the WAL.
+    /// Runs one query that returns one integer (or none): for tests that
+    /// look at what the catalog holds.
+    pub async fn query_i64(&self, sql: &str) -> Result<Option<i64>, CatalogError> {
+        Ok(on_pool!(self, |db| sqlx::query_scalar(sql)
+            .fetch_optional(db)
+            .await?))
+    }
+
+    /// Runs one query and returns its first column as text, row by row:
+    /// for tests that look at what the catalog holds.
+    pub async fn query_text(&self, sql: &str) -> Result<Vec<String>, CatalogError> {
+        Ok(on_pool!(self, |db| sqlx::query_scalar(sql)
+            .fetch_all(db)
+            .await?))
+    }
+
+    /// Closes the pool (on SQLite, checkpointing the WAL).
     pub async fn close(&self) {
-        self.pool.close().await;
+        on_pool!(self, |db| db.close().await);
     }
 }
 

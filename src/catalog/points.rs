@@ -176,12 +176,28 @@ pub struct PointFilter {
 }
 
 impl Catalog {
+    /// `INDEXED BY` the two indexes of the exposure walk on SQLite, whose
+    /// planner otherwise picks the other index for these queries and reads
+    /// a plan's whole history; nothing on PostgreSQL (no such clause, and
+    /// a planner that chooses well from its statistics).
+    fn point_indexes(&self) -> (&'static str, &'static str) {
+        if self.is_sqlite() {
+            (
+                "INDEXED BY points_plan_region_completed",
+                "INDEXED BY points_plan_region_resource_deleted",
+            )
+        } else {
+            ("", "")
+        }
+    }
+
     /// Records a new point as `running`; returns its id (which the kinds
     /// use to name what they write).
     pub async fn insert_point(&self, p: NewPoint<'_>) -> Result<i64, CatalogError> {
-        Ok(sqlx::query(
+        Ok(on_pool!(self, |db| {
+            sqlx::query_scalar(
             "INSERT INTO points (plan, resource, kind, region, run_id, source_point_id, status, started_at)
-             VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, 'running', $7) RETURNING id",
         )
         .bind(p.plan)
         .bind(p.resource)
@@ -190,18 +206,19 @@ impl Catalog {
         .bind(p.run_id)
         .bind(p.source_point_id)
         .bind(p.started_at)
-        .execute(&self.pool)
-        .await?
-        .last_insert_rowid())
+        .fetch_one(db)
+        .await
+        })?)
     }
 
     /// Marks a running point complete: only called once its artifact is durable.
     pub async fn complete_point(&self, id: i64, c: &PointCompletion) -> Result<(), CatalogError> {
-        sqlx::query(
-            "UPDATE points SET status = 'complete', data_time = ?, completed_at = ?, size_bytes = ?,
-                content_bytes = ?, file_count = ?, sha256 = ?, manifest_sha256 = ?, location = ?,
-                stored = ?, flags = ?, error = NULL
-             WHERE id = ? AND status = 'running'",
+        on_pool!(self, |db| {
+            sqlx::query(
+            "UPDATE points SET status = 'complete', data_time = $1, completed_at = $2, size_bytes = $3,
+                content_bytes = $4, file_count = $5, sha256 = $6, manifest_sha256 = $7, location = $8,
+                stored = $9, flags = $10, error = NULL
+             WHERE id = $11 AND status = 'running'",
         )
         .bind(c.data_time)
         .bind(c.completed_at)
@@ -214,8 +231,9 @@ impl Catalog {
         .bind(&c.stored)
         .bind(&c.flags)
         .bind(id)
-        .execute(&self.pool)
-        .await?;
+        .execute(db)
+        .await.map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 
@@ -228,12 +246,15 @@ impl Catalog {
         error: &str,
         data_time: Option<Millis>,
     ) -> Result<(), CatalogError> {
-        sqlx::query("UPDATE points SET status = 'failed', error = ?, data_time = ? WHERE id = ?")
-            .bind(error)
-            .bind(data_time)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(self, |db| sqlx::query(
+            "UPDATE points SET status = 'failed', error = $1, data_time = $2 WHERE id = $3"
+        )
+        .bind(error)
+        .bind(data_time)
+        .bind(id)
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -242,15 +263,16 @@ impl Catalog {
     /// `complete` point without its data. A damaged point keeps its
     /// `deleted_at` (its `completed_at`): it never counted as usable.
     pub async fn mark_point_deleting(&self, id: i64, now: Millis) -> Result<(), CatalogError> {
-        sqlx::query(
+        on_pool!(self, |db| sqlx::query(
             "UPDATE points SET status = 'deleting',
-                deleted_at = CASE WHEN status = 'damaged' THEN deleted_at ELSE ? END
-             WHERE id = ? AND status IN ('complete', 'damaged')",
+                deleted_at = CASE WHEN status = 'damaged' THEN deleted_at ELSE $1 END
+             WHERE id = $2 AND status IN ('complete', 'damaged')",
         )
         .bind(now)
         .bind(id)
-        .execute(&self.pool)
-        .await?;
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -266,31 +288,34 @@ impl Catalog {
         damage: &str,
         now: Millis,
     ) -> Result<bool, CatalogError> {
-        let done = sqlx::query(
-            "UPDATE points SET status = 'damaged', damaged_at = COALESCE(damaged_at, ?),
-                damage = ?, deleted_at = completed_at
-             WHERE id = ? AND status IN ('complete', 'damaged') AND completed_at IS NOT NULL",
+        let done = on_pool!(self, |db| sqlx::query(
+            "UPDATE points SET status = 'damaged', damaged_at = COALESCE(damaged_at, $1),
+                damage = $2, deleted_at = completed_at
+             WHERE id = $3 AND status IN ('complete', 'damaged') AND completed_at IS NOT NULL",
         )
         .bind(now)
         .bind(damage)
         .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(done == 1)
     }
 
     /// Makes a damaged point complete again, once its data was found
     /// whole (its vault came back, or was repaired): usable as it was,
     /// from its completion on. Returns whether it was damaged.
     pub async fn mark_point_repaired(&self, id: i64) -> Result<bool, CatalogError> {
-        let done = sqlx::query(
+        let done = on_pool!(self, |db| {
+            sqlx::query(
             "UPDATE points SET status = 'complete', damaged_at = NULL, damage = NULL, deleted_at = NULL
-             WHERE id = ? AND status = 'damaged'",
+             WHERE id = $1 AND status = 'damaged'",
         )
         .bind(id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .execute(db)
+        .await.map(|r| r.rows_affected())
+        })?;
+        Ok(done == 1)
     }
 
     /// The points `lifeboat verify` checks in one region of a plan: the
@@ -301,14 +326,16 @@ impl Catalog {
         plan: &str,
         region: &str,
     ) -> Result<Vec<Point>, CatalogError> {
-        Ok(sqlx::query_as::<_, Point>(
-            "SELECT * FROM points WHERE plan = ? AND region = ? AND status IN ('complete', 'damaged')
+        Ok(on_pool!(self, |db| {
+            sqlx::query_as::<_, Point>(
+            "SELECT * FROM points WHERE plan = $1 AND region = $2 AND status IN ('complete', 'damaged')
              ORDER BY id",
         )
         .bind(plan)
         .bind(region)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(db)
+        .await
+        })?)
     }
 
     /// Damaged points of one resource in one region, newest data first:
@@ -319,25 +346,27 @@ impl Catalog {
         resource: &str,
         region: &str,
     ) -> Result<Vec<Point>, CatalogError> {
-        Ok(sqlx::query_as::<_, Point>(
-            "SELECT * FROM points WHERE plan = ? AND resource = ? AND region = ? AND status = 'damaged'
+        Ok(on_pool!(self, |db| {
+            sqlx::query_as::<_, Point>(
+            "SELECT * FROM points WHERE plan = $1 AND resource = $2 AND region = $3 AND status = 'damaged'
              ORDER BY data_time DESC, id DESC",
         )
         .bind(plan)
         .bind(resource)
         .bind(region)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(db)
+        .await
+        })?)
     }
 
     /// Points whose pruning started but did not finish (to retry).
     pub async fn deleting_points(&self, plan: &str) -> Result<Vec<Point>, CatalogError> {
-        Ok(sqlx::query_as::<_, Point>(
-            "SELECT * FROM points WHERE plan = ? AND status = 'deleting' ORDER BY id",
+        Ok(on_pool!(self, |db| sqlx::query_as::<_, Point>(
+            "SELECT * FROM points WHERE plan = $1 AND status = 'deleting' ORDER BY id",
         )
         .bind(plan)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(db)
+        .await)?)
     }
 
     /// Last step of pruning, once the objects are gone.
@@ -347,49 +376,54 @@ impl Catalog {
         now: Millis,
         reason: &str,
     ) -> Result<(), CatalogError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE points SET status = 'deleted', deleted_at = COALESCE(deleted_at, ?) WHERE id = ?")
+        let done = on_pool!(self, |db| {
+            let mut tx = db.begin().await?;
+            sqlx::query("UPDATE points SET status = 'deleted', deleted_at = COALESCE(deleted_at, $1) WHERE id = $2")
             .bind(now)
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT INTO prune_log (point_id, pruned_at, reason) VALUES (?, ?, ?)")
-            .bind(id)
-            .bind(now)
-            .bind(reason)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
+            sqlx::query("INSERT INTO prune_log (point_id, pruned_at, reason) VALUES ($1, $2, $3)")
+                .bind(id)
+                .bind(now)
+                .bind(reason)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(())
+        })?;
+        Ok(done)
     }
 
     /// One point by id, whatever its status; `None` if there is no such
     /// point.
     pub async fn point(&self, id: i64) -> Result<Option<Point>, CatalogError> {
-        Ok(
-            sqlx::query_as::<_, Point>("SELECT * FROM points WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?,
+        Ok(on_pool!(self, |db| sqlx::query_as::<_, Point>(
+            "SELECT * FROM points WHERE id = $1"
         )
+        .bind(id)
+        .fetch_optional(db)
+        .await)?)
     }
 
     /// The points `f` selects, oldest started first: only `complete` and
     /// `damaged` ones unless `f.all_statuses` (a damaged point is shown so
     /// its damage is seen, never used).
     pub async fn points(&self, f: &PointFilter) -> Result<Vec<Point>, CatalogError> {
-        Ok(sqlx::query_as::<_, Point>(
+        Ok(on_pool!(self, |db| {
+            sqlx::query_as::<_, Point>(
             "SELECT * FROM points
-             WHERE (?1 IS NULL OR plan = ?1) AND (?2 IS NULL OR region = ?2) AND (?3 IS NULL OR resource = ?3)
-               AND (?4 OR status IN ('complete', 'damaged'))
+             WHERE ($1 IS NULL OR plan = $1) AND ($2 IS NULL OR region = $2) AND ($3 IS NULL OR resource = $3)
+               AND ($4 OR status IN ('complete', 'damaged'))
              ORDER BY started_at, id",
         )
         .bind(&f.plan)
         .bind(&f.region)
         .bind(&f.resource)
         .bind(f.all_statuses)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(db)
+        .await
+        })?)
     }
 
     /// Complete points of one resource in one region, newest data first.
@@ -399,15 +433,17 @@ impl Catalog {
         resource: &str,
         region: &str,
     ) -> Result<Vec<Point>, CatalogError> {
-        Ok(sqlx::query_as::<_, Point>(
-            "SELECT * FROM points WHERE plan = ? AND resource = ? AND region = ? AND status = 'complete'
+        Ok(on_pool!(self, |db| {
+            sqlx::query_as::<_, Point>(
+            "SELECT * FROM points WHERE plan = $1 AND resource = $2 AND region = $3 AND status = 'complete'
              ORDER BY data_time DESC, id DESC",
         )
         .bind(plan)
         .bind(resource)
         .bind(region)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(db)
+        .await
+        })?)
     }
 
     /// The newest complete point of one resource in one region.
@@ -417,30 +453,32 @@ impl Catalog {
         resource: &str,
         region: &str,
     ) -> Result<Option<Point>, CatalogError> {
-        Ok(sqlx::query_as::<_, Point>(
-            "SELECT * FROM points WHERE plan = ? AND resource = ? AND region = ? AND status = 'complete'
+        Ok(on_pool!(self, |db| {
+            sqlx::query_as::<_, Point>(
+            "SELECT * FROM points WHERE plan = $1 AND resource = $2 AND region = $3 AND status = 'complete'
              ORDER BY data_time DESC, id DESC LIMIT 1",
         )
         .bind(plan)
         .bind(resource)
         .bind(region)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(db)
+        .await
+        })?)
     }
 
     /// Whether the catalog holds anything of `plan` (a backup run, a point,
     /// a drill or a restore): the history commands accept a plan whose file
     /// is gone as long as its records remain.
     pub async fn plan_has_records(&self, plan: &str) -> Result<bool, CatalogError> {
-        Ok(sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM backup_runs WHERE plan = ?1)
-                 OR EXISTS (SELECT 1 FROM points WHERE plan = ?1)
-                 OR EXISTS (SELECT 1 FROM drills WHERE plan = ?1)
-                 OR EXISTS (SELECT 1 FROM restores WHERE plan = ?1)",
+        Ok(on_pool!(self, |db| sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM backup_runs WHERE plan = $1)
+                 OR EXISTS (SELECT 1 FROM points WHERE plan = $1)
+                 OR EXISTS (SELECT 1 FROM drills WHERE plan = $1)
+                 OR EXISTS (SELECT 1 FROM restores WHERE plan = $1)",
         )
         .bind(plan)
-        .fetch_one(&self.pool)
-        .await?)
+        .fetch_one(db)
+        .await)?)
     }
 
     /// Whether a point of one resource in one region was ever complete
@@ -451,26 +489,26 @@ impl Catalog {
         resource: &str,
         region: &str,
     ) -> Result<bool, CatalogError> {
-        Ok(sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM points WHERE plan = ? AND resource = ? AND region = ?
+        Ok(on_pool!(self, |db| sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM points WHERE plan = $1 AND resource = $2 AND region = $3
                AND completed_at IS NOT NULL)",
         )
         .bind(plan)
         .bind(resource)
         .bind(region)
-        .fetch_one(&self.pool)
-        .await?)
+        .fetch_one(db)
+        .await)?)
     }
 
     /// Plans with points or drills still marked running.
     pub async fn plans_with_running_work(&self) -> Result<Vec<String>, CatalogError> {
-        Ok(sqlx::query_scalar(
+        Ok(on_pool!(self, |db| sqlx::query_scalar(
             "SELECT plan FROM points WHERE status = 'running'
              UNION SELECT plan FROM backup_runs WHERE status = 'running'
              UNION SELECT plan FROM drills WHERE status = 'running'",
         )
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(db)
+        .await)?)
     }
 
     /// Calls `f`, in the order they became usable, for the points of
@@ -515,48 +553,54 @@ impl Catalog {
         // rows for a year: the resource comes back as its index in
         // `resources` (not a string), and not at all when there is one.
         let (resource_column, resource_filter) = match resources {
-            [_] => (String::new(), "AND resource = ?5"),
+            [_] => (String::new(), "AND resource = $5"),
             _ => {
+                // PostgreSQL reads a bare number as a 4-byte integer.
+                let as_i64 = if self.is_sqlite() { "" } else { "::bigint" };
                 let case: String = (0..resources.len())
-                    .map(|i| format!(" WHEN ?{} THEN {i}", i + 5))
+                    .map(|i| format!(" WHEN ${} THEN {i}{as_i64}", i + 5))
                     .collect();
                 (format!("CASE resource{case} END, "), "")
             }
         };
+        let (by_completed, _) = self.point_indexes();
         let sql = format!(
             "SELECT {resource_column}data_time, completed_at, deleted_at
-               FROM points INDEXED BY points_plan_region_completed
-              WHERE plan = ?1 AND region = ?2 AND completed_at >= ?3 AND completed_at < ?4
+               FROM points {by_completed}
+              WHERE plan = $1 AND region = $2 AND completed_at >= $3 AND completed_at < $4
                 AND data_time IS NOT NULL {resource_filter}
               ORDER BY completed_at"
         );
-        let mut query = sqlx::query(&sql)
-            .bind(plan)
-            .bind(region)
-            .bind(from)
-            .bind(to);
-        for resource in resources {
-            query = query.bind(*resource);
-        }
-        let first = usize::from(resources.len() > 1);
-        let mut rows = query.fetch(&self.pool);
-        while let Some(row) = rows.try_next().await? {
-            let resource = if first == 0 {
-                0
-            } else {
-                // A resource no longer in the plan: not part of its exposure.
-                match row.try_get::<Option<i64>, _>(0)? {
-                    Some(index) => index as usize,
-                    None => continue,
-                }
-            };
-            f(UsablePoint {
-                resource,
-                data_time: row.try_get(first)?,
-                completed_at: row.try_get(first + 1)?,
-                deleted_at: row.try_get(first + 2)?,
-            });
-        }
+        on_pool!(self, |db| {
+            let mut query = sqlx::query(&sql)
+                .bind(plan)
+                .bind(region)
+                .bind(from)
+                .bind(to);
+            for resource in resources {
+                query = query.bind(*resource);
+            }
+            let first = usize::from(resources.len() > 1);
+            let mut rows = query.fetch(db);
+            while let Some(row) = rows.try_next().await? {
+                let resource = if first == 0 {
+                    0
+                } else {
+                    // A resource no longer in the plan: not part of its exposure.
+                    match row.try_get::<Option<i64>, _>(0)? {
+                        Some(index) => index as usize,
+                        None => continue,
+                    }
+                };
+                f(UsablePoint {
+                    resource,
+                    data_time: row.try_get(first)?,
+                    completed_at: row.try_get(first + 1)?,
+                    deleted_at: row.try_get(first + 2)?,
+                });
+            }
+            Ok::<(), CatalogError>(())
+        })?;
         Ok(())
     }
 
@@ -581,25 +625,26 @@ impl Catalog {
         // time (data is always read before it completes), so only the
         // points completed since can hold newer data. Ties on data time:
         // the longest-lived one, which covers the others.
-        let first: Option<Row> = sqlx::query_as(
+        let (by_completed, by_deleted) = self.point_indexes();
+        let first: Option<Row> = on_pool!(self, |db| sqlx::query_as(&format!(
             "SELECT data_time, completed_at, deleted_at
-               FROM points INDEXED BY points_plan_region_completed
-              WHERE plan = ?1 AND region = ?2 AND resource = ?3 AND data_time IS NOT NULL
-                AND completed_at < ?4 AND (deleted_at IS NULL OR deleted_at > ?4)
+               FROM points {by_completed}
+              WHERE plan = $1 AND region = $2 AND resource = $3 AND data_time IS NOT NULL
+                AND completed_at < $4 AND (deleted_at IS NULL OR deleted_at > $4)
                 AND completed_at >= (
-                    SELECT data_time FROM points INDEXED BY points_plan_region_completed
-                     WHERE plan = ?1 AND region = ?2 AND resource = ?3 AND data_time IS NOT NULL
-                       AND completed_at < ?4 AND (deleted_at IS NULL OR deleted_at > ?4)
+                    SELECT data_time FROM points {by_completed}
+                     WHERE plan = $1 AND region = $2 AND resource = $3 AND data_time IS NOT NULL
+                       AND completed_at < $4 AND (deleted_at IS NULL OR deleted_at > $4)
                      ORDER BY completed_at DESC LIMIT 1)
               ORDER BY data_time DESC, deleted_at IS NULL DESC, deleted_at DESC
-              LIMIT 1",
-        )
+              LIMIT 1"
+        ))
         .bind(plan)
         .bind(region)
         .bind(resource)
         .bind(from)
-        .fetch_optional(&self.pool)
-        .await?;
+        .fetch_optional(db)
+        .await)?;
         let mut out: Vec<Row> = first.into_iter().collect();
         // Then, while the last one found dies inside the window, the
         // newest among the points outliving it (two ranges of the index
@@ -608,28 +653,28 @@ impl Catalog {
             if after >= to {
                 break;
             }
-            let next: Option<Row> = sqlx::query_as(
+            let next: Option<Row> = on_pool!(self, |db| sqlx::query_as(&format!(
                 "SELECT data_time, completed_at, deleted_at FROM (
                    SELECT data_time, completed_at, deleted_at
-                     FROM points INDEXED BY points_plan_region_resource_deleted
-                    WHERE plan = ?1 AND region = ?2 AND resource = ?3
-                      AND deleted_at IS NULL AND completed_at < ?5
+                     FROM points {by_deleted}
+                    WHERE plan = $1 AND region = $2 AND resource = $3
+                      AND deleted_at IS NULL AND completed_at < $5
                    UNION ALL
                    SELECT data_time, completed_at, deleted_at
-                     FROM points INDEXED BY points_plan_region_resource_deleted
-                    WHERE plan = ?1 AND region = ?2 AND resource = ?3
-                      AND deleted_at > ?4 AND completed_at < ?5)
+                     FROM points {by_deleted}
+                    WHERE plan = $1 AND region = $2 AND resource = $3
+                      AND deleted_at > $4 AND completed_at < $5) AS outliving
                   WHERE data_time IS NOT NULL
                   ORDER BY data_time DESC, deleted_at IS NULL DESC, deleted_at DESC
-                  LIMIT 1",
-            )
+                  LIMIT 1"
+            ))
             .bind(plan)
             .bind(region)
             .bind(resource)
             .bind(after)
             .bind(from)
-            .fetch_optional(&self.pool)
-            .await?;
+            .fetch_optional(db)
+            .await)?;
             match next {
                 Some(p) => out.push(p),
                 None => break,
@@ -646,27 +691,32 @@ impl Catalog {
         from: Millis,
         to: Millis,
     ) -> Result<Vec<Point>, CatalogError> {
-        Ok(sqlx::query_as::<_, Point>(
-            "SELECT * FROM points WHERE plan = ? AND flags != '' AND completed_at >= ? AND completed_at < ?
+        Ok(on_pool!(self, |db| {
+            sqlx::query_as::<_, Point>(
+            "SELECT * FROM points WHERE plan = $1 AND flags != '' AND completed_at >= $2 AND completed_at < $3
                AND status IN ('complete', 'deleting', 'deleted') AND damaged_at IS NULL
              ORDER BY completed_at, id",
         )
         .bind(plan)
         .bind(from)
         .bind(to)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(db)
+        .await
+        })?)
     }
 
     /// Records until when the objects a running point wrote are locked
     /// (at least as long as any of them), before it is marked complete or
     /// failed.
     pub async fn set_point_locked_until(&self, id: i64, until: Millis) -> Result<(), CatalogError> {
-        sqlx::query("UPDATE points SET locked_until = ? WHERE id = ? AND status = 'running'")
-            .bind(until)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(self, |db| sqlx::query(
+            "UPDATE points SET locked_until = $1 WHERE id = $2 AND status = 'running'"
+        )
+        .bind(until)
+        .bind(id)
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -680,16 +730,22 @@ impl Catalog {
         region: &str,
         until: Millis,
     ) -> Result<(), CatalogError> {
-        sqlx::query(
-            "UPDATE points SET locked_until = ?
-             WHERE plan = ? AND region = ? AND status = 'running' AND locked_until IS NULL
-               AND (stored IS NULL OR json_type(stored, '$.rds_snapshot') IS NULL)",
-        )
+        let no_snapshot = if self.is_sqlite() {
+            "json_type(stored, '$.rds_snapshot') IS NULL"
+        } else {
+            "(stored::jsonb -> 'rds_snapshot') IS NULL"
+        };
+        on_pool!(self, |db| sqlx::query(&format!(
+            "UPDATE points SET locked_until = $1
+             WHERE plan = $2 AND region = $3 AND status = 'running' AND locked_until IS NULL
+               AND (stored IS NULL OR {no_snapshot})"
+        ))
         .bind(until)
         .bind(plan)
         .bind(region)
-        .execute(&self.pool)
-        .await?;
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -702,15 +758,16 @@ impl Catalog {
         stored: &Location,
         shown: Option<&str>,
     ) -> Result<(), CatalogError> {
-        sqlx::query(
-            "UPDATE points SET stored = ?, location = COALESCE(?, location)
-             WHERE id = ? AND status = 'running'",
+        on_pool!(self, |db| sqlx::query(
+            "UPDATE points SET stored = $1, location = COALESCE($2, location)
+             WHERE id = $3 AND status = 'running'",
         )
         .bind(stored)
         .bind(shown)
         .bind(id)
-        .execute(&self.pool)
-        .await?;
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -722,26 +779,27 @@ impl Catalog {
         &self,
         plan: &str,
     ) -> Result<Vec<Point>, CatalogError> {
-        Ok(sqlx::query_as::<_, Point>(
-            "SELECT * FROM points WHERE plan = ? AND status = 'failed' AND location IS NOT NULL
+        Ok(on_pool!(self, |db| sqlx::query_as::<_, Point>(
+            "SELECT * FROM points WHERE plan = $1 AND status = 'failed' AND location IS NOT NULL
                AND stored IS NOT NULL AND ',' || flags || ',' NOT LIKE '%,leftovers-removed,%'
              ORDER BY id",
         )
         .bind(plan)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(db)
+        .await)?)
     }
 
     /// Adds a flag to a point (idempotent).
     pub async fn add_point_flag(&self, id: i64, flag: PointFlag) -> Result<(), CatalogError> {
-        sqlx::query(
-            "UPDATE points SET flags = CASE WHEN flags = '' THEN ?1 ELSE flags || ',' || ?1 END
-             WHERE id = ?2 AND ',' || flags || ',' NOT LIKE '%,' || ?1 || ',%'",
+        on_pool!(self, |db| sqlx::query(
+            "UPDATE points SET flags = CASE WHEN flags = '' THEN $1 ELSE flags || ',' || $1 END
+             WHERE id = $2 AND ',' || flags || ',' NOT LIKE '%,' || $1 || ',%'",
         )
         .bind(flag.as_str())
         .bind(id)
-        .execute(&self.pool)
-        .await?;
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 }
@@ -787,7 +845,7 @@ mod tests {
         for (kind, status, location) in rows {
             sqlx::query(
                 "INSERT INTO points (plan, resource, kind, region, status, started_at, location)
-                 VALUES ('shop', 'r', ?, 'primary', ?, 0, ?)",
+                 VALUES ('shop', 'r', $1, 'primary', $2, 0, $3)",
             )
             .bind(kind)
             .bind(status)

@@ -46,16 +46,25 @@ pub struct RebuiltPoint {
     pub locked_until: Option<Millis>,
 }
 
+/// On PostgreSQL an identity does not follow ids written explicitly (SQLite
+/// always gives MAX(id) + 1): after a rebuild writes its own ids, the
+/// identities are moved past them, or the next backup's point would
+/// collide with a rebuilt one.
+const SYNC_POINT_IDS: &str =
+    "SELECT setval(pg_get_serial_sequence('points', 'id'), (SELECT MAX(id) FROM points))";
+const SYNC_DRILL_IDS: &str =
+    "SELECT setval(pg_get_serial_sequence('drills', 'id'), (SELECT MAX(id) FROM drills))";
+
 impl Catalog {
     /// Whether the catalog records any point of `plan` in `region`.
     pub async fn has_points_in(&self, plan: &str, region: &str) -> Result<bool, CatalogError> {
-        Ok(sqlx::query_scalar::<_, i64>(
-            "SELECT 1 FROM points WHERE plan = ? AND region = ? LIMIT 1",
+        Ok(on_pool!(self, |db| sqlx::query_scalar::<_, i64>(
+            "SELECT id FROM points WHERE plan = $1 AND region = $2 LIMIT 1",
         )
         .bind(plan)
         .bind(region)
-        .fetch_optional(&self.pool)
-        .await?
+        .fetch_optional(db)
+        .await)?
         .is_some())
     }
 
@@ -68,31 +77,33 @@ impl Catalog {
         &self,
         points: &[RebuiltPoint],
     ) -> Result<Vec<i64>, CatalogError> {
-        let mut tx = self.pool.begin().await?;
-        let highest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM points")
-            .fetch_one(&mut *tx)
-            .await?;
-        let named = points.iter().map(|p| p.origin).max().unwrap_or(0);
-        let mut next = highest.unwrap_or(0).max(named) + 1;
-        let mut ids = Vec::with_capacity(points.len());
-        for p in points {
-            let taken = !p.is_origin
-                || sqlx::query_scalar::<_, i64>("SELECT 1 FROM points WHERE id = ?")
-                    .bind(p.origin)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .is_some();
-            let id = if taken {
-                next += 1;
-                next - 1
-            } else {
-                p.origin
-            };
-            sqlx::query(
+        let sqlite = self.is_sqlite();
+        let done = on_pool!(self, |db| {
+            let mut tx = db.begin().await?;
+            let highest: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM points")
+                .fetch_one(&mut *tx)
+                .await?;
+            let named = points.iter().map(|p| p.origin).max().unwrap_or(0);
+            let mut next = highest.unwrap_or(0).max(named) + 1;
+            let mut ids = Vec::with_capacity(points.len());
+            for p in points {
+                let taken = !p.is_origin
+                    || sqlx::query_scalar::<_, i64>("SELECT id FROM points WHERE id = $1")
+                        .bind(p.origin)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .is_some();
+                let id = if taken {
+                    next += 1;
+                    next - 1
+                } else {
+                    p.origin
+                };
+                sqlx::query(
                 "INSERT INTO points (id, plan, resource, kind, region, origin_point_id, status,
                     started_at, data_time, completed_at, size_bytes, content_bytes, file_count,
                     sha256, manifest_sha256, location, stored, flags, locked_until)
-                 VALUES (?, ?, ?, ?, ?, ?, 'complete', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6, 'complete', $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
             )
             .bind(id)
             .bind(&p.plan)
@@ -114,10 +125,15 @@ impl Catalog {
             .bind(p.locked_until)
             .execute(&mut *tx)
             .await?;
-            ids.push(id);
-        }
-        tx.commit().await?;
-        Ok(ids)
+                ids.push(id);
+            }
+            if !sqlite {
+                sqlx::query(SYNC_POINT_IDS).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(ids)
+        })?;
+        Ok(done)
     }
 }
 
@@ -161,13 +177,13 @@ pub struct RebuiltDrill {
 impl Catalog {
     /// Whether the catalog records any drill of `plan` in `region`.
     pub async fn has_drills_in(&self, plan: &str, region: &str) -> Result<bool, CatalogError> {
-        Ok(sqlx::query_scalar::<_, i64>(
-            "SELECT 1 FROM drills WHERE plan = ? AND region = ? LIMIT 1",
+        Ok(on_pool!(self, |db| sqlx::query_scalar::<_, i64>(
+            "SELECT id FROM drills WHERE plan = $1 AND region = $2 LIMIT 1",
         )
         .bind(plan)
         .bind(region)
-        .fetch_optional(&self.pool)
-        .await?
+        .fetch_optional(db)
+        .await)?
         .is_some())
     }
 
@@ -177,14 +193,16 @@ impl Catalog {
     /// it under the same id in the drill's region, taken there (not a
     /// rebuilt copy, whose id is new); the view keeps the record's ids.
     pub async fn insert_rebuilt_drills(&self, drills: &[RebuiltDrill]) -> Result<(), CatalogError> {
-        let mut tx = self.pool.begin().await?;
-        for d in drills {
-            let points = serde_json::to_string(&d.points).unwrap_or_else(|_| "[]".into());
-            sqlx::query(
+        let sqlite = self.is_sqlite();
+        let done = on_pool!(self, |db| {
+            let mut tx = db.begin().await?;
+            for d in drills {
+                let points = serde_json::to_string(&d.points).unwrap_or_else(|_| "[]".into());
+                sqlx::query(
                 "INSERT INTO drills (id, plan, region, trigger, status, started_at, finished_at,
                     rto_ms, rpo_ms, rto_objective_ms, rpo_objective_ms, choose_ms, restore_ms,
                     checks_ms, cleanup_ms, kept_path, error, evidence_written, recorded_points)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, TRUE, $18)",
             )
             .bind(d.id)
             .bind(&d.plan)
@@ -206,35 +224,40 @@ impl Catalog {
             .bind(points)
             .execute(&mut *tx)
             .await?;
-            for p in &d.points {
-                sqlx::query(
-                    "INSERT INTO drill_points (drill_id, point_id)
-                     SELECT ?, id FROM points
-                     WHERE id = ? AND plan = ? AND region = ? AND origin_point_id IS NULL",
-                )
-                .bind(d.id)
-                .bind(p)
-                .bind(&d.plan)
-                .bind(&d.region)
-                .execute(&mut *tx)
-                .await?;
+                for p in &d.points {
+                    sqlx::query(
+                        "INSERT INTO drill_points (drill_id, point_id)
+                     SELECT $1, id FROM points
+                     WHERE id = $2 AND plan = $3 AND region = $4 AND origin_point_id IS NULL",
+                    )
+                    .bind(d.id)
+                    .bind(p)
+                    .bind(&d.plan)
+                    .bind(&d.region)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for c in &d.checks {
+                    sqlx::query(
+                        "INSERT INTO drill_checks (drill_id, name, resource, passed, detail, ms)
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(d.id)
+                    .bind(&c.name)
+                    .bind(&c.resource)
+                    .bind(c.passed)
+                    .bind(&c.detail)
+                    .bind(c.ms)
+                    .execute(&mut *tx)
+                    .await?;
+                }
             }
-            for c in &d.checks {
-                sqlx::query(
-                    "INSERT INTO drill_checks (drill_id, name, resource, passed, detail, ms)
-                     VALUES (?, ?, ?, ?, ?, ?)",
-                )
-                .bind(d.id)
-                .bind(&c.name)
-                .bind(&c.resource)
-                .bind(c.passed)
-                .bind(&c.detail)
-                .bind(c.ms)
-                .execute(&mut *tx)
-                .await?;
+            if !sqlite {
+                sqlx::query(SYNC_DRILL_IDS).execute(&mut *tx).await?;
             }
-        }
-        tx.commit().await?;
-        Ok(())
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(())
+        })?;
+        Ok(done)
     }
 }

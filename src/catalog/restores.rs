@@ -10,7 +10,7 @@ use crate::time::{serde_ms, Millis};
 /// Where a restore stands, stored as its lowercase name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, sqlx::Type)]
 #[serde(rename_all = "lowercase")]
-#[sqlx(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 pub enum RestoreStatus {
     /// Started and not finished; or its process died, until the next
     /// restore of the plan marks it failed.
@@ -96,9 +96,9 @@ pub struct NewRestore<'a> {
 impl Catalog {
     /// Records a restore as running; returns its id.
     pub async fn start_restore(&self, r: &NewRestore<'_>) -> Result<i64, CatalogError> {
-        Ok(sqlx::query(
+        Ok(on_pool!(self, |db| sqlx::query_scalar(
             "INSERT INTO restores (plan, region, by_whom, moment, status, started_at, checks_run)
-             VALUES (?, ?, ?, ?, 'running', ?, ?)",
+             VALUES ($1, $2, $3, $4, 'running', $5, $6) RETURNING id",
         )
         .bind(r.plan)
         .bind(r.region)
@@ -106,9 +106,8 @@ impl Catalog {
         .bind(r.moment)
         .bind(r.started_at)
         .bind(r.checks_run)
-        .execute(&self.pool)
-        .await?
-        .last_insert_rowid())
+        .fetch_one(db)
+        .await)?)
     }
 
     /// Records that the restore puts `point` of `resource` at `target`,
@@ -121,16 +120,18 @@ impl Catalog {
         target: &str,
         staging: Option<&str>,
     ) -> Result<(), CatalogError> {
-        sqlx::query(
-            "INSERT INTO restore_points (restore_id, resource, point_id, target, staging) VALUES (?, ?, ?, ?, ?)",
+        on_pool!(self, |db| {
+            sqlx::query(
+            "INSERT INTO restore_points (restore_id, resource, point_id, target, staging) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(restore)
         .bind(resource)
         .bind(point)
         .bind(target)
         .bind(staging)
-        .execute(&self.pool)
-        .await?;
+        .execute(db)
+        .await.map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 
@@ -141,12 +142,15 @@ impl Catalog {
         resource: &str,
         outcome: &str,
     ) -> Result<(), CatalogError> {
-        sqlx::query("UPDATE restore_points SET outcome = ? WHERE restore_id = ? AND resource = ?")
-            .bind(outcome)
-            .bind(restore)
-            .bind(resource)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(self, |db| sqlx::query(
+            "UPDATE restore_points SET outcome = $1 WHERE restore_id = $2 AND resource = $3"
+        )
+        .bind(outcome)
+        .bind(restore)
+        .bind(resource)
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -159,16 +163,18 @@ impl Catalog {
         checks_json: &str,
         error: Option<&str>,
     ) -> Result<(), CatalogError> {
-        sqlx::query(
-            "UPDATE restores SET status = ?, finished_at = ?, checks = ?, error = ? WHERE id = ?",
+        on_pool!(self, |db| {
+            sqlx::query(
+            "UPDATE restores SET status = $1, finished_at = $2, checks = $3, error = $4 WHERE id = $5",
         )
         .bind(status)
         .bind(finished_at)
         .bind(checks_json)
         .bind(error)
         .bind(id)
-        .execute(&self.pool)
-        .await?;
+        .execute(db)
+        .await.map(|r| r.rows_affected())
+        })?;
         Ok(())
     }
 
@@ -180,35 +186,39 @@ impl Catalog {
         plan: &str,
         now: Millis,
     ) -> Result<Vec<(i64, RestorePoint)>, CatalogError> {
-        let ids: Vec<i64> =
-            sqlx::query_scalar("SELECT id FROM restores WHERE plan = ? AND status = 'running'")
-                .bind(plan)
-                .fetch_all(&self.pool)
-                .await?;
+        let ids: Vec<i64> = on_pool!(self, |db| sqlx::query_scalar(
+            "SELECT id FROM restores WHERE plan = $1 AND status = 'running'"
+        )
+        .bind(plan)
+        .fetch_all(db)
+        .await)?;
         let mut staged = Vec::new();
         for &id in &ids {
             for p in self.restore_points(id).await? {
                 staged.push((id, p));
             }
         }
-        sqlx::query(
-            "UPDATE restores SET status = 'failed', finished_at = ?,
+        on_pool!(self, |db| sqlx::query(
+            "UPDATE restores SET status = 'failed', finished_at = $1,
                  error = 'interrupted: the process running this restore stopped before it finished'
-             WHERE plan = ? AND status = 'running'",
+             WHERE plan = $2 AND status = 'running'",
         )
         .bind(now)
         .bind(plan)
-        .execute(&self.pool)
-        .await?;
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(staged)
     }
 
     /// The restore `id`, if any.
     pub async fn restore(&self, id: i64) -> Result<Option<RestoreRecord>, CatalogError> {
-        Ok(sqlx::query_as("SELECT * FROM restores WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(on_pool!(self, |db| sqlx::query_as(
+            "SELECT * FROM restores WHERE id = $1"
+        )
+        .bind(id)
+        .fetch_optional(db)
+        .await)?)
     }
 
     /// Restores, newest first: of `plan` (or every plan), at most `limit`.
@@ -217,13 +227,15 @@ impl Catalog {
         plan: Option<&str>,
         limit: i64,
     ) -> Result<Vec<RestoreRecord>, CatalogError> {
-        Ok(sqlx::query_as(
-            "SELECT * FROM restores WHERE (?1 IS NULL OR plan = ?1) ORDER BY started_at DESC, id DESC LIMIT ?2",
+        Ok(on_pool!(self, |db| {
+            sqlx::query_as(
+            "SELECT * FROM restores WHERE ($1 IS NULL OR plan = $1) ORDER BY started_at DESC, id DESC LIMIT $2",
         )
         .bind(plan)
         .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(db)
+        .await
+        })?)
     }
 
     /// Restores of `plan` started in `[from, to)`, oldest first (the report).
@@ -233,26 +245,28 @@ impl Catalog {
         from: Millis,
         to: Millis,
     ) -> Result<Vec<RestoreRecord>, CatalogError> {
-        Ok(sqlx::query_as(
-            "SELECT * FROM restores WHERE plan = ? AND started_at >= ? AND started_at < ? ORDER BY started_at, id",
+        Ok(on_pool!(self, |db| {
+            sqlx::query_as(
+            "SELECT * FROM restores WHERE plan = $1 AND started_at >= $2 AND started_at < $3 ORDER BY started_at, id",
         )
         .bind(plan)
         .bind(from)
         .bind(to)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(db)
+        .await
+        })?)
     }
 
     /// The resources of restore `id`, with their points' data times.
     pub async fn restore_points(&self, id: i64) -> Result<Vec<RestorePoint>, CatalogError> {
-        Ok(sqlx::query_as(
+        Ok(on_pool!(self, |db| sqlx::query_as(
             "SELECT rp.resource, rp.point_id, p.data_time, rp.target, rp.staging, rp.outcome
              FROM restore_points rp LEFT JOIN points p ON p.id = rp.point_id
-             WHERE rp.restore_id = ? ORDER BY rp.resource",
+             WHERE rp.restore_id = $1 ORDER BY rp.resource",
         )
         .bind(id)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(db)
+        .await)?)
     }
 }
 
@@ -263,7 +277,7 @@ mod tests {
     #[tokio::test]
     async fn a_restore_is_recorded_and_an_interrupted_one_is_failed_with_its_staging() {
         let dir = tempfile::tempdir().unwrap();
-        let cat = Catalog::open(&dir.path().join("c.db")).await.unwrap();
+        let cat = crate::catalog::testing::open(dir.path()).await;
         let new = NewRestore {
             plan: "shop",
             region: "dr",

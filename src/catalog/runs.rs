@@ -40,16 +40,17 @@ impl Catalog {
         slot: Option<Millis>,
         now: Millis,
     ) -> Result<i64, CatalogError> {
-        let id = sqlx::query(
-            "INSERT INTO backup_runs (plan, trigger, slot, started_at, status) VALUES (?, ?, ?, ?, 'running')",
+        let id = on_pool!(self, |db| {
+            sqlx::query_scalar(
+            "INSERT INTO backup_runs (plan, trigger, slot, started_at, status) VALUES ($1, $2, $3, $4, 'running') RETURNING id",
         )
         .bind(plan)
         .bind(trigger)
         .bind(slot)
         .bind(now)
-        .execute(&self.pool)
-        .await?
-        .last_insert_rowid();
+        .fetch_one(db)
+        .await
+        })?;
         Ok(id)
     }
 
@@ -61,13 +62,16 @@ impl Catalog {
         error: Option<&str>,
         now: Millis,
     ) -> Result<(), CatalogError> {
-        sqlx::query("UPDATE backup_runs SET status = ?, error = ?, finished_at = ? WHERE id = ?")
-            .bind(status)
-            .bind(error)
-            .bind(now)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        on_pool!(self, |db| sqlx::query(
+            "UPDATE backup_runs SET status = $1, error = $2, finished_at = $3 WHERE id = $4"
+        )
+        .bind(status)
+        .bind(error)
+        .bind(now)
+        .bind(id)
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
@@ -79,25 +83,28 @@ impl Catalog {
         plan: &str,
         now: Millis,
     ) -> Result<u64, CatalogError> {
-        let mut tx = self.pool.begin().await?;
-        let points = sqlx::query(
+        let done = on_pool!(self, |db| {
+            let mut tx = db.begin().await?;
+            let points = sqlx::query(
             "UPDATE points SET status = 'failed', error = 'interrupted: the process running this backup stopped before it finished', completed_at = NULL
-             WHERE plan = ? AND status = 'running'",
+             WHERE plan = $1 AND status = 'running'",
         )
         .bind(plan)
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        sqlx::query(
-            "UPDATE backup_runs SET status = 'failed', finished_at = ?, error = 'interrupted: the process running this backup stopped before it finished'
-             WHERE plan = ? AND status = 'running'",
+            sqlx::query(
+            "UPDATE backup_runs SET status = 'failed', finished_at = $1, error = 'interrupted: the process running this backup stopped before it finished'
+             WHERE plan = $2 AND status = 'running'",
         )
         .bind(now)
         .bind(plan)
         .execute(&mut *tx)
         .await?;
-        tx.commit().await?;
-        Ok(points)
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(points)
+        })?;
+        Ok(done)
     }
 
     /// How many runs of a plan started in `[from, to)`.
@@ -107,14 +114,16 @@ impl Catalog {
         from: Millis,
         to: Millis,
     ) -> Result<i64, CatalogError> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM backup_runs WHERE plan = ? AND started_at >= ? AND started_at < ?",
+        Ok(on_pool!(self, |db| {
+            sqlx::query_scalar(
+            "SELECT COUNT(*) FROM backup_runs WHERE plan = $1 AND started_at >= $2 AND started_at < $3",
         )
         .bind(plan)
         .bind(from)
         .bind(to)
-        .fetch_one(&self.pool)
-        .await?)
+        .fetch_one(db)
+        .await
+        })?)
     }
 
     /// A plan's failed or partial runs started in `[from, to)`, oldest
@@ -125,24 +134,24 @@ impl Catalog {
         from: Millis,
         to: Millis,
     ) -> Result<Vec<BackupRun>, CatalogError> {
-        Ok(sqlx::query_as::<_, BackupRun>(
-            "SELECT * FROM backup_runs WHERE plan = ? AND status IN ('failed', 'partial')
-               AND started_at >= ? AND started_at < ? ORDER BY started_at, id",
+        Ok(on_pool!(self, |db| sqlx::query_as::<_, BackupRun>(
+            "SELECT * FROM backup_runs WHERE plan = $1 AND status IN ('failed', 'partial')
+               AND started_at >= $2 AND started_at < $3 ORDER BY started_at, id",
         )
         .bind(plan)
         .bind(from)
         .bind(to)
-        .fetch_all(&self.pool)
-        .await?)
+        .fetch_all(db)
+        .await)?)
     }
 
     /// When protection of a plan started: its first backup attempt.
     pub async fn first_run_start(&self, plan: &str) -> Result<Option<Millis>, CatalogError> {
-        Ok(sqlx::query_scalar::<_, Option<i64>>(
-            "SELECT MIN(started_at) FROM backup_runs WHERE plan = ?",
+        Ok(on_pool!(self, |db| sqlx::query_scalar::<_, Option<i64>>(
+            "SELECT MIN(started_at) FROM backup_runs WHERE plan = $1",
         )
         .bind(plan)
-        .fetch_one(&self.pool)
-        .await?)
+        .fetch_one(db)
+        .await)?)
     }
 }

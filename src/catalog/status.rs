@@ -4,14 +4,13 @@
 use serde::{Serialize, Serializer};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
-use sqlx::sqlite::{Sqlite, SqliteArgumentValue, SqliteTypeInfo, SqliteValueRef};
-use sqlx::{Decode, Encode, Type};
+use sqlx::{Database, Decode, Encode, Type};
 
 use crate::resource::{Location, PointFlag};
 
 /// Where a point is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Type, Serialize)]
-#[sqlx(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
 pub enum PointStatus {
     /// Being taken or copied; never restored from.
@@ -59,7 +58,7 @@ impl PointStatus {
 
 /// How a backup run ended (or that it has not yet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Type, Serialize)]
-#[sqlx(rename_all = "lowercase")]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
     /// Started and not finished (or its process died: the plan's next
@@ -149,43 +148,51 @@ impl Serialize for Flags {
     }
 }
 
-impl Type<Sqlite> for Flags {
-    fn type_info() -> SqliteTypeInfo {
-        <str as Type<Sqlite>>::type_info()
-    }
+/// A value kept as text in the catalog, whichever engine holds it.
+macro_rules! text_column {
+    ($ty:ty, $to_text:expr, $from_text:expr) => {
+        impl<DB: Database> Type<DB> for $ty
+        where
+            String: Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <String as Type<DB>>::type_info()
+            }
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <String as Type<DB>>::compatible(ty)
+            }
+        }
+
+        impl<'r, DB: Database> Decode<'r, DB> for $ty
+        where
+            &'r str: Decode<'r, DB>,
+        {
+            fn decode(value: <DB as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+                let text = <&str as Decode<DB>>::decode(value)?;
+                let from_text: fn(&str) -> Result<$ty, BoxDynError> = $from_text;
+                from_text(text)
+            }
+        }
+
+        impl<'q, DB: Database> Encode<'q, DB> for $ty
+        where
+            String: Encode<'q, DB>,
+        {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <DB as Database>::ArgumentBuffer<'q>,
+            ) -> Result<IsNull, BoxDynError> {
+                let to_text: fn(&$ty) -> Result<String, BoxDynError> = $to_text;
+                <String as Encode<DB>>::encode(to_text(self)?, buf)
+            }
+        }
+    };
 }
 
-impl<'r> Decode<'r, Sqlite> for Flags {
-    fn decode(value: SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
-        let text = <&str as Decode<Sqlite>>::decode(value)?;
-        Ok(Flags::from_text(text)?)
-    }
-}
-
-impl<'q> Encode<'q, Sqlite> for Flags {
-    fn encode_by_ref(&self, buf: &mut Vec<SqliteArgumentValue<'q>>) -> Result<IsNull, BoxDynError> {
-        <String as Encode<Sqlite>>::encode(self.to_text(), buf)
-    }
-}
-
-impl Type<Sqlite> for Location {
-    fn type_info() -> SqliteTypeInfo {
-        <str as Type<Sqlite>>::type_info()
-    }
-}
-
-impl<'r> Decode<'r, Sqlite> for Location {
-    fn decode(value: SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
-        let text = <&str as Decode<Sqlite>>::decode(value)?;
-        Ok(serde_json::from_str(text)?)
-    }
-}
-
-impl<'q> Encode<'q, Sqlite> for Location {
-    fn encode_by_ref(&self, buf: &mut Vec<SqliteArgumentValue<'q>>) -> Result<IsNull, BoxDynError> {
-        <String as Encode<Sqlite>>::encode(serde_json::to_string(self)?, buf)
-    }
-}
+text_column!(Flags, |f| Ok(f.to_text()), |t| Ok(Flags::from_text(t)?));
+text_column!(Location, |l| Ok(serde_json::to_string(l)?), |t| Ok(
+    serde_json::from_str(t)?
+));
 
 #[cfg(test)]
 mod tests {

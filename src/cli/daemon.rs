@@ -92,13 +92,13 @@ pub async fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
         "lifeboat daemon: {} plan(s) from {}, catalog {}",
         daemon.plan_count().await,
         cli.plans.display(),
-        cli.catalog.display()
+        lifeboat::catalog::display_location(&cli.catalog)
     );
     outln!("  health:  http://{addr}/healthz   ready: http://{addr}/readyz");
     outln!("  metrics: http://{addr}/metrics");
     outln!(
         "  status:  lifeboat --catalog {} --plans {} status",
-        cli.catalog.display(),
+        lifeboat::catalog::display_location(&cli.catalog),
         cli.plans.display()
     );
     outln!("  stop with Ctrl-C (SIGINT) or SIGTERM; reload plans with SIGHUP (edits are also picked up by themselves)");

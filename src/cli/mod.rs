@@ -405,7 +405,7 @@ impl Cli {
             } else {
                 known.join(", ")
             },
-            self.catalog.display()
+            lifeboat::catalog::display_location(&self.catalog)
         )))
     }
 

@@ -229,11 +229,15 @@ async fn throwaway_context(
     plan: &Plan,
     region: &str,
 ) -> Result<(Context, tempfile::TempDir)> {
-    if cli.catalog.exists() {
-        let kept = Catalog::open_with(&cli.catalog, OpenMode::Existing, Integrity::Light).await?;
-        from_vault::refuse_if_recorded(&kept, plan, region)
-            .await
-            .map_err(restore_error)?;
+    if cli.catalog.exists() || lifeboat::catalog::is_postgres_url(&cli.catalog) {
+        match Catalog::open_with(&cli.catalog, OpenMode::Existing, Integrity::Light).await {
+            Ok(kept) => from_vault::refuse_if_recorded(&kept, plan, region)
+                .await
+                .map_err(restore_error)?,
+            // A database with no catalog in it, as a missing file.
+            Err(lifeboat::catalog::CatalogError::Missing { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     let dir = tempfile::tempdir()?;
     let catalog = Catalog::open(&dir.path().join("catalog.db")).await?;

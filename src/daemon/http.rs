@@ -21,10 +21,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 }
 
 async fn readyz(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
-    let catalog_ok = sqlx::query("SELECT 1")
-        .execute(shared.ctx.catalog.pool())
-        .await
-        .is_ok();
+    let catalog_ok = shared.ctx.catalog.execute("SELECT 1").await.is_ok();
     if shared.ready.load(Ordering::SeqCst) && catalog_ok {
         (StatusCode::OK, "ready\n".to_string())
     } else {

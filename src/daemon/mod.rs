@@ -231,7 +231,9 @@ impl Daemon {
             Err(e) => {
                 catalog.close().await;
                 return Err(match e.holder() {
-                    Some(holder) => DaemonError::AlreadyRunning(config.catalog.clone(), holder),
+                    Some(holder) => {
+                        DaemonError::AlreadyRunning(catalog.path().to_path_buf(), holder)
+                    }
                     None => DaemonError::Lease(e),
                 });
             }
@@ -414,7 +416,9 @@ impl Daemon {
         self.lease.release().await;
         shared.ctx.catalog.close().await;
         if lease_lost {
-            return Err(DaemonError::LeaseLost(shared.config.catalog.clone()));
+            return Err(DaemonError::LeaseLost(
+                shared.ctx.catalog.path().to_path_buf(),
+            ));
         }
         Ok(())
     }

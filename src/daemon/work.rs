@@ -376,15 +376,13 @@ mod tests {
 
     /// A point of `files` in `dr`, in `status`; returns its id.
     async fn point(cat: &Catalog, status: &str) -> i64 {
-        sqlx::query(
+        cat.query_i64(&format!(
             "INSERT INTO points (plan, resource, kind, region, status, started_at, data_time, completed_at)
-             VALUES ('shop', 'files', 'path', 'dr', ?, 1, 1, 2)",
-        )
-        .bind(status)
-        .execute(cat.pool())
+             VALUES ('shop', 'files', 'path', 'dr', '{status}', 1, 1, 2) RETURNING id"
+        ))
         .await
         .unwrap()
-        .last_insert_rowid()
+        .unwrap()
     }
 
     fn checked(point: i64, verdict: Verdict, detail: &str) -> Checked {
@@ -440,9 +438,7 @@ schedule = "0 5 * * *"
     #[tokio::test]
     async fn a_verify_job_fails_on_damage_or_unchecked_points_never_on_a_point_pruned_meanwhile() {
         let dir = tempfile::tempdir().unwrap();
-        let cat = Catalog::open(&dir.path().join("lifeboat.db"))
-            .await
-            .unwrap();
+        let cat = crate::catalog::testing::open(dir.path()).await;
         let plan = plan();
         let (good, damaged, pruned, unreachable) = (
             point(&cat, "complete").await,

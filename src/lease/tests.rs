@@ -7,9 +7,7 @@ use super::*;
 
 async fn catalog() -> (tempfile::TempDir, Catalog) {
     let dir = tempfile::tempdir().unwrap();
-    let cat = Catalog::open(&dir.path().join("lifeboat.db"))
-        .await
-        .unwrap();
+    let cat = crate::catalog::testing::open(dir.path()).await;
     (dir, cat)
 }
 
@@ -127,8 +125,7 @@ async fn the_heartbeat_renews_and_a_lost_lease_says_so() {
     assert_eq!(renewed.expires_at - renewed.heartbeat_at, 600);
     assert!(!lease.lost().is_cancelled());
     // Someone took it (as after an expiry): the next beat notices.
-    sqlx::query("UPDATE leases SET owner = 'thief'")
-        .execute(cat.pool())
+    cat.execute("UPDATE leases SET owner = 'thief'")
         .await
         .unwrap();
     tokio::time::timeout(Duration::from_secs(2), lease.lost().cancelled())

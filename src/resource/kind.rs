@@ -10,7 +10,7 @@ use crate::plan::ResourceSpec;
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, sqlx::Type, serde::Serialize, serde::Deserialize,
 )]
-#[sqlx(rename_all = "kebab-case")]
+#[sqlx(type_name = "text", rename_all = "kebab-case")]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
     /// A folder or file, archived as tar + zstd into a vault.

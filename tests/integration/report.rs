@@ -973,9 +973,10 @@ async fn the_walk_over_the_catalogs_usable_points_equals_the_whole_computation()
         }
     }
     assert_eq!(compared, 14);
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM exposure_days")
-        .fetch_one(cat.pool())
+    let stored = cat
+        .query_i64("SELECT count(*) FROM exposure_days")
         .await
+        .unwrap()
         .unwrap();
     assert!(stored >= 8, "{stored} days kept");
 

@@ -433,7 +433,7 @@ impl Harness {
             std::fs::write(plans_dir.join(file), text).unwrap();
         }
         let mut config = DaemonConfig {
-            catalog: dir.path().join("lifeboat.db"),
+            catalog: crate::catalog::testing::location(dir.path()),
             plans_dir: plans_dir.clone(),
             work_dir: dir.path().join("work"),
             listen: "127.0.0.1:0".parse().unwrap(),
@@ -545,18 +545,15 @@ impl Harness {
     /// Records a complete point of `resource` in the plan's primary region.
     async fn complete_point(&self, plan: &str, resource: &str) {
         let t = self.shared().clock.now_ms();
-        sqlx::query(
-            "INSERT INTO points (plan, resource, kind, region, status, started_at, data_time, completed_at)
-             VALUES (?, ?, 'path', 'primary', 'complete', ?, ?, ?)",
-        )
-        .bind(plan)
-        .bind(resource)
-        .bind(t)
-        .bind(t)
-        .bind(t)
-        .execute(self.shared().ctx.catalog.pool())
-        .await
-        .unwrap();
+        self.shared()
+            .ctx
+            .catalog
+            .execute(&format!(
+                "INSERT INTO points (plan, resource, kind, region, status, started_at, data_time, completed_at)
+                 VALUES ('{plan}', '{resource}', 'path', 'primary', 'complete', {t}, {t}, {t})"
+            ))
+            .await
+            .unwrap();
     }
 }
 
@@ -1084,11 +1081,11 @@ async fn a_daemon_that_loses_its_catalog_lease_stops() {
     let run = tokio::spawn(daemon.run_until_stopped(std::future::pending()));
     // Another daemon took the catalog over (as after this one stalled
     // past its lease's expiry): the next heartbeat finds it gone.
-    let taken = sqlx::query("UPDATE leases SET owner = 'another daemon' WHERE kind = 'daemon'")
-        .execute(catalog.pool())
+    let taken = catalog
+        .execute("UPDATE leases SET owner = 'another daemon' WHERE kind = 'daemon'")
         .await
         .unwrap();
-    assert_eq!(taken.rows_affected(), 1);
+    assert_eq!(taken, 1);
     // A minute of the paused clock, a second at a time, each with real time
     // for the catalog's thread to answer.
     for _ in 0..60 {
@@ -1147,8 +1144,10 @@ async fn a_new_plan_s_drill_before_its_first_complete_point_is_skipped_not_faile
     // Once every resource has had a complete point, even if it is gone
     // since, a drill runs and its failure is the drill's.
     h.complete_point("shop", "db").await;
-    sqlx::query("UPDATE points SET status = 'deleted' WHERE resource = 'db'")
-        .execute(h.shared().ctx.catalog.pool())
+    h.shared()
+        .ctx
+        .catalog
+        .execute("UPDATE points SET status = 'deleted' WHERE resource = 'db'")
         .await
         .unwrap();
     job::spawn(h.shared(), &h.tracker, &h.token, drill(2));
