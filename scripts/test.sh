@@ -52,3 +52,22 @@ if ! .venv/bin/python -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_
 fi
 
 cargo test --locked --all-targets "$@"
+
+# The catalog on PostgreSQL (--catalog postgres://…): the catalog's tests
+# once more with every catalog they open on the suite's PostgreSQL server.
+# The library's tests all open theirs through catalog::testing; of the
+# integration tests, the scenarios that live on the catalog (backup, drill,
+# report, restore, rebuild, verify, the daemon, leases, metrics), less two
+# that are about the SQLite file itself (a symlinked path, relative paths).
+# Only for the whole suite: with arguments (a filter), the run above is all.
+if [ $# -eq 0 ]; then
+  export LIFEBOAT_TEST_CATALOG=postgres
+  cargo test --locked --lib
+  cargo test --locked --test integration -- \
+    cli:: daemon:: evidence_chain:: hooks:: leases:: local_loop:: metrics:: notify:: \
+    rebuild:: report:: restore:: verify:: encryption::a_lost_catalog \
+    --skip leases::a_second_daemon_through_a_symlinked_catalog \
+    --skip local_loop::relative_plan_paths
+else
+  echo "scripts/test.sh: arguments given; the PostgreSQL-catalog pass runs only with the whole suite" >&2
+fi

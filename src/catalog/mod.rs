@@ -139,6 +139,13 @@ pub enum CatalogError {
         /// The path given.
         path: PathBuf,
     },
+    /// The PostgreSQL database exists but holds no catalog, and this
+    /// command does not create one.
+    #[error("catalog {}: the database holds no Lifeboat catalog yet; {CREATED_BY}", path.display())]
+    NoneInDatabase {
+        /// The URL given, without its password.
+        path: PathBuf,
+    },
     /// The file is empty: not a catalog, and not made into one.
     #[error("catalog {} is an empty file, not a Lifeboat catalog; refusing to use it (delete it to start a new catalog: {CREATED_BY})", path.display())]
     Empty {
@@ -197,6 +204,7 @@ impl CatalogError {
         matches!(
             self,
             CatalogError::Missing { .. }
+                | CatalogError::NoneInDatabase { .. }
                 | CatalogError::Empty { .. }
                 | CatalogError::NotSqlite { .. }
                 | CatalogError::Foreign { .. }
@@ -539,7 +547,7 @@ async fn open_postgres(url: &Path, mode: OpenMode) -> Result<Catalog, CatalogErr
                 });
             }
         } else if mode == OpenMode::Existing {
-            return Err(CatalogError::Missing {
+            return Err(CatalogError::NoneInDatabase {
                 path: shown.clone(),
             });
         }

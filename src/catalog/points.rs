@@ -376,7 +376,7 @@ impl Catalog {
         now: Millis,
         reason: &str,
     ) -> Result<(), CatalogError> {
-        let done = on_pool!(self, |db| {
+        on_pool!(self, |db| {
             let mut tx = db.begin().await?;
             sqlx::query("UPDATE points SET status = 'deleted', deleted_at = COALESCE(deleted_at, $1) WHERE id = $2")
             .bind(now)
@@ -392,7 +392,7 @@ impl Catalog {
             tx.commit().await?;
             Ok::<_, sqlx::Error>(())
         })?;
-        Ok(done)
+        Ok(())
     }
 
     /// One point by id, whatever its status; `None` if there is no such

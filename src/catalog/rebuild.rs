@@ -194,7 +194,7 @@ impl Catalog {
     /// rebuilt copy, whose id is new); the view keeps the record's ids.
     pub async fn insert_rebuilt_drills(&self, drills: &[RebuiltDrill]) -> Result<(), CatalogError> {
         let sqlite = self.is_sqlite();
-        let done = on_pool!(self, |db| {
+        on_pool!(self, |db| {
             let mut tx = db.begin().await?;
             for d in drills {
                 let points = serde_json::to_string(&d.points).unwrap_or_else(|_| "[]".into());
@@ -258,6 +258,6 @@ impl Catalog {
             tx.commit().await?;
             Ok::<_, sqlx::Error>(())
         })?;
-        Ok(done)
+        Ok(())
     }
 }

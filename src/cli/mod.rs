@@ -89,8 +89,10 @@ Every global option can also be set by its environment variable (shown as [env: 
 Exit codes: 0 success; 1 the operation failed or objectives were breached; 2 bad input."
 )]
 pub struct Cli {
-    /// SQLite catalog. Created by `backup run`, `daemon` and `demo` when
-    /// missing; every other command needs an existing one.
+    /// The catalog: a SQLite file, or a PostgreSQL database as
+    /// `postgres://USER@HOST/DB` (password and TLS from the URL, PGPASSWORD,
+    /// PGSSLMODE… or ~/.pgpass). Created by `backup run`, `daemon` and
+    /// `demo` when missing; every other command needs an existing one.
     #[arg(
         long,
         env = "LIFEBOAT_CATALOG",
@@ -108,7 +110,7 @@ pub struct Cli {
         help_heading = GLOBAL
     )]
     pub plans: PathBuf,
-    /// Scratch space for drills and temporary copies [default: lifeboat-work beside the catalog].
+    /// Scratch space for drills and temporary copies [default: lifeboat-work beside the catalog file, or in the current folder for a postgres:// catalog].
     #[arg(long, env = "LIFEBOAT_WORK_DIR", global = true, help_heading = GLOBAL)]
     pub work_dir: Option<PathBuf>,
     /// Webhook told about every plan's failed backups and drills and RPO
@@ -324,10 +326,14 @@ impl Cli {
         })
     }
 
-    /// `--work-dir`, else `lifeboat-work` beside the catalog.
+    /// `--work-dir`, else `lifeboat-work` beside the catalog's file (in the
+    /// current folder for a catalog on PostgreSQL, which has no folder).
     pub fn work_dir(&self) -> PathBuf {
         match &self.work_dir {
             Some(w) => w.clone(),
+            None if lifeboat::catalog::is_postgres_url(&self.catalog) => {
+                PathBuf::from("lifeboat-work")
+            }
             None => self
                 .catalog
                 .parent()

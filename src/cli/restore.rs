@@ -235,7 +235,7 @@ async fn throwaway_context(
                 .await
                 .map_err(restore_error)?,
             // A database with no catalog in it, as a missing file.
-            Err(lifeboat::catalog::CatalogError::Missing { .. }) => {}
+            Err(lifeboat::catalog::CatalogError::NoneInDatabase { .. }) => {}
             Err(e) => return Err(e.into()),
         }
     }

@@ -10,13 +10,99 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_lifeboat");
 
 pub struct Env {
     pub dir: tempfile::TempDir,
+    /// The database of this test's catalog when the run puts catalogs on
+    /// PostgreSQL (`LIFEBOAT_TEST_CATALOG=postgres`); `None`: the SQLite
+    /// file `lifeboat.db` in `dir`.
+    pub pg_catalog: Option<String>,
+}
+
+/// Whether this test run puts the catalogs of `Env` on PostgreSQL.
+pub fn catalogs_on_postgres() -> bool {
+    match std::env::var("LIFEBOAT_TEST_CATALOG").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("LIFEBOAT_TEST_CATALOG={other}: expected `sqlite` or `postgres`"),
+    }
 }
 
 impl Env {
     pub fn new() -> Env {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join("plans")).unwrap();
-        Env { dir }
+        // An empty database: the commands that start a catalog create its
+        // tables there, as they create the SQLite file.
+        let pg_catalog = catalogs_on_postgres().then(|| {
+            let db = format!("lifeboat_catalog_{:016x}", rand::random::<u64>());
+            let server = crate::pg::server();
+            server.admin_sql(
+                "postgres",
+                &format!("CREATE DATABASE {db} OWNER {}", crate::pg::USER),
+            );
+            db
+        });
+        Env { dir, pg_catalog }
+    }
+
+    /// What `--catalog` says: the SQLite file, or the database's URL
+    /// (without its password: the commands get it from `PGPASSWORD`, as
+    /// libpq's tools do).
+    pub fn catalog(&self) -> PathBuf {
+        match &self.pg_catalog {
+            Some(db) => PathBuf::from(crate::pg::server().url(db)),
+            None => self.path("lifeboat.db"),
+        }
+    }
+
+    /// The catalog with its password, for opening it from the test.
+    pub fn catalog_with_password(&self) -> PathBuf {
+        match &self.pg_catalog {
+            Some(db) => PathBuf::from(format!(
+                "postgres://{}:{}@127.0.0.1:{}/{db}",
+                crate::pg::USER,
+                crate::pg::PASSWORD,
+                crate::pg::server().port
+            )),
+            None => self.path("lifeboat.db"),
+        }
+    }
+
+    /// Whether a command has created the catalog (its file, or its tables).
+    pub fn catalog_exists(&self) -> bool {
+        match &self.pg_catalog {
+            Some(db) => {
+                crate::pg::server().sql(db, "SELECT to_regclass('points') IS NOT NULL") == "t"
+            }
+            None => self.path("lifeboat.db").exists(),
+        }
+    }
+
+    /// Loses the catalog, as when its host or database is gone: removes the
+    /// file (with its WAL), or empties the database.
+    pub fn lose_catalog(&self) {
+        match &self.pg_catalog {
+            Some(db) => {
+                let server = crate::pg::server();
+                server.admin_sql("postgres", &format!("DROP DATABASE {db} WITH (FORCE)"));
+                server.admin_sql(
+                    "postgres",
+                    &format!("CREATE DATABASE {db} OWNER {}", crate::pg::USER),
+                );
+            }
+            None => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(self.path(&format!("lifeboat.db{suffix}")));
+                }
+            }
+        }
+    }
+
+    /// Runs SQL on the catalog; its output as `sqlite3` prints it (columns
+    /// joined by `|`, one row a line).
+    pub fn sql(&self, sql: &str) -> String {
+        match &self.pg_catalog {
+            Some(db) => crate::pg::server().sql(db, sql),
+            None => sqlite(&self.path("lifeboat.db"), sql),
+        }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -36,7 +122,7 @@ impl Env {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.arg("--catalog")
-            .arg(self.path("lifeboat.db"))
+            .arg(self.catalog())
             .arg("--plans")
             .arg(self.plans())
             .arg("--work-dir")
@@ -45,6 +131,9 @@ impl Env {
             .env_remove("RUST_LOG")
             .env_remove("LIFEBOAT_CATALOG")
             .env_remove("LIFEBOAT_PLANS");
+        if self.pg_catalog.is_some() {
+            c = crate::pg::with_pg_env(c, crate::pg::PASSWORD);
+        }
         c
     }
 

@@ -130,9 +130,7 @@ pub(crate) struct JobRow {
 }
 
 pub(crate) fn jobs(env: &Env) -> Vec<JobRow> {
-    let out = sqlite(
-        &env.path("lifeboat.db"),
-        "SELECT plan, kind, slot, scheduled_start, status, COALESCE(started_at, ''), COALESCE(error, '') FROM jobs ORDER BY id",
+    let out = env.sql("SELECT plan, kind, slot, scheduled_start, status, COALESCE(CAST(started_at AS TEXT), ''), COALESCE(error, '') FROM jobs ORDER BY id",
     );
     out.lines()
         .filter(|l| !l.is_empty())
@@ -152,7 +150,7 @@ pub(crate) fn jobs(env: &Env) -> Vec<JobRow> {
 }
 
 fn count(env: &Env, sql: &str) -> i64 {
-    sqlite(&env.path("lifeboat.db"), sql).parse().unwrap()
+    env.sql(sql).parse().unwrap()
 }
 
 pub(crate) fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
@@ -164,7 +162,7 @@ pub(crate) fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> 
 }
 
 pub(crate) fn succeeded(env: &Env, kind: &str) -> usize {
-    if !env.path("lifeboat.db").exists() {
+    if !env.catalog_exists() {
         return 0;
     }
     jobs(env)
@@ -247,11 +245,11 @@ fn runs_on_schedule_with_stable_jitter_restarts_and_stops_on_sigterm() {
     let (code, _) = d.stop();
     assert_eq!(code, 0);
     assert_jitter(&env, up_since);
-    assert_eq!(count(&env, "SELECT COUNT(*) FROM (SELECT plan, slot FROM backup_runs WHERE slot IS NOT NULL GROUP BY plan, slot HAVING COUNT(*) > 1)"), 0);
+    assert_eq!(count(&env, "SELECT COUNT(*) FROM (SELECT plan, slot FROM backup_runs WHERE slot IS NOT NULL GROUP BY plan, slot HAVING COUNT(*) > 1) AS twice"), 0);
     assert_eq!(
         count(
             &env,
-            "SELECT COUNT(*) FROM (SELECT run_id FROM points GROUP BY run_id HAVING COUNT(*) > 4)"
+            "SELECT COUNT(*) FROM (SELECT run_id FROM points GROUP BY run_id HAVING COUNT(*) > 4) AS big"
         ),
         0
     );
@@ -373,11 +371,11 @@ fn kill_9_during_a_backup_and_a_drill_leaves_nothing_stuck_or_duplicated() {
         "leftover drill data: {:?}",
         files_under(&drills)
     );
-    assert_eq!(count(&env, "SELECT COUNT(*) FROM (SELECT plan, slot FROM backup_runs WHERE slot IS NOT NULL GROUP BY plan, slot HAVING COUNT(*) > 1)"), 0);
+    assert_eq!(count(&env, "SELECT COUNT(*) FROM (SELECT plan, slot FROM backup_runs WHERE slot IS NOT NULL GROUP BY plan, slot HAVING COUNT(*) > 1) AS twice"), 0);
     assert_eq!(
         count(
             &env,
-            "SELECT COUNT(*) FROM (SELECT run_id FROM points GROUP BY run_id HAVING COUNT(*) > 4)"
+            "SELECT COUNT(*) FROM (SELECT run_id FROM points GROUP BY run_id HAVING COUNT(*) > 4) AS big"
         ),
         0
     );

@@ -334,9 +334,7 @@ fn a_lost_catalog_is_rebuilt_from_an_encrypted_vault() {
     assert_eq!(code, 0, "{backup}");
     let (drill, code) = e.json(&["drill", "run", "shop", "--json"]);
     assert_eq!(code, 0, "{drill}");
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(e.env.path(&format!("lifeboat.db{suffix}")));
-    }
+    e.env.lose_catalog();
     let (rebuilt, code) = e.json(&["catalog", "rebuild", "--from", "dr", "--json"]);
     assert_eq!(code, 0, "{rebuilt}");
     let r = &rebuilt["rebuilt"][0];

@@ -242,30 +242,23 @@ fn a_record_whose_head_update_was_lost_is_adopted_and_an_old_chain_too() {
     // A crash after the second record was written, before the head moved.
     let (p1, _) = record(&env, "dr", first);
     let sha1 = hex::encode(Sha256::digest(std::fs::read(&p1).unwrap()));
-    let catalog = env.path("lifeboat.db");
-    sqlite(
-        &catalog,
-        &format!(
-            "UPDATE evidence_heads SET key = 'evidence/shop/{first:012}.json', sha256 = '{sha1}', length = 1;
-             UPDATE drills SET evidence_written = 0 WHERE id = {second};"
-        ),
-    );
+    env.sql(&format!(
+        "UPDATE evidence_heads SET key = 'evidence/shop/{first:012}.json', sha256 = '{sha1}', length = 1;
+         UPDATE drills SET evidence_written = FALSE WHERE id = {second};"
+    ));
     intact(&env, 2);
     let third = drill(&env, &[])["id"].as_i64().unwrap();
     intact(&env, 3);
     assert_eq!(
-        sqlite(&catalog, "SELECT key, length FROM evidence_heads"),
+        env.sql("SELECT key, length FROM evidence_heads"),
         format!("evidence/shop/{third:012}.json|3")
     );
     assert_eq!(
-        sqlite(
-            &catalog,
-            "SELECT COUNT(*) FROM drills WHERE evidence_written = 0"
-        ),
+        env.sql("SELECT COUNT(*) FROM drills WHERE evidence_written = FALSE"),
         "0"
     );
     // A catalog from before the head existed: its chain is taken as found.
-    sqlite(&catalog, "DELETE FROM evidence_heads;");
+    env.sql("DELETE FROM evidence_heads;");
     intact(&env, 3);
     // But not a chain cut short before the head existed and a drill since.
     let (p3, _) = record(&env, "dr", third);
@@ -313,9 +306,7 @@ fn a_new_catalog_never_overwrites_the_evidence_of_a_lost_one() {
     let (path, _) = record(&env, "dr", first);
     let old = std::fs::read(&path).unwrap();
     // The catalog is lost; a new one starts, and its drill ids with it.
-    for f in ["lifeboat.db", "lifeboat.db-wal", "lifeboat.db-shm"] {
-        let _ = std::fs::remove_file(env.path(f));
-    }
+    env.lose_catalog();
     assert_eq!(env.run(&["backup", "run", "shop"]).status.code(), Some(0));
     let again = drill(&env, &[])["id"].as_i64().unwrap();
     assert_eq!(again, first);

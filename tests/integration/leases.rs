@@ -24,6 +24,9 @@ fn command_with(env: &Env, catalog: &Path, work_dir: &Path, args: &[&str]) -> Co
         .env_remove("LIFEBOAT_CATALOG")
         .env_remove("LIFEBOAT_PLANS")
         .env_remove("LIFEBOAT_LEASE_TTL");
+    if env.pg_catalog.is_some() {
+        c = crate::pg::with_pg_env(c, crate::pg::PASSWORD);
+    }
     c
 }
 
@@ -54,9 +57,7 @@ fn output_within_a_minute(mut c: Command) -> Output {
 /// `expires_in` ms (negative: expired).
 fn held_elsewhere(env: &Env, kind: &str, host: &str, expires_in: i64) {
     let now = now_ms();
-    sqlite(
-        &env.path("lifeboat.db"),
-        &format!(
+    env.sql(&format!(
             "INSERT INTO leases (plan, kind, owner, pid, host, node, acquired_at, heartbeat_at, expires_at)
              VALUES ('shop', '{kind}', 'theirs', 4242, '{host}', 'node-of-{host}', {}, {}, {})",
             now - 600_000,
@@ -116,7 +117,7 @@ fn two_backups_of_a_plan_with_different_work_folders_never_run_at_once() {
     // first one.
     let second = output_within_a_minute(command_with(
         &env,
-        &env.path("lifeboat.db"),
+        &env.catalog(),
         &env.path("other-work"),
         &["backup", "run", "shop"],
     ));
@@ -147,12 +148,9 @@ fn two_backups_of_a_plan_with_different_work_folders_never_run_at_once() {
     for p in all {
         assert_eq!(p["status"], "complete", "{p}");
     }
+    assert_eq!(env.sql("SELECT count(*) FROM backup_runs"), "1");
     assert_eq!(
-        sqlite(&env.path("lifeboat.db"), "SELECT count(*) FROM backup_runs"),
-        "1"
-    );
-    assert_eq!(
-        sqlite(&env.path("lifeboat.db"), "SELECT count(*) FROM leases"),
+        env.sql("SELECT count(*) FROM leases"),
         "0",
         "the first backup released its lease"
     );
@@ -187,7 +185,7 @@ fn a_second_daemon_through_a_symlinked_catalog_refuses_to_start() {
     let (code, _) = first.stop();
     assert_eq!(code, 0, "the first daemon ran on, and stopped cleanly");
     assert_eq!(
-        sqlite(&env.path("lifeboat.db"), "SELECT count(*) FROM leases"),
+        env.sql("SELECT count(*) FROM leases"),
         "0",
         "the daemon released its lease"
     );
@@ -211,26 +209,14 @@ fn another_hosts_lease_blocks_a_backup_until_it_expires() {
         "{said}"
     );
     // Refused before anything was recorded.
-    assert_eq!(
-        sqlite(&env.path("lifeboat.db"), "SELECT count(*) FROM backup_runs"),
-        "1"
-    );
+    assert_eq!(env.sql("SELECT count(*) FROM backup_runs"), "1");
 
     // Expired: taken over, whatever its host; released when done.
-    sqlite(
-        &env.path("lifeboat.db"),
-        &format!("UPDATE leases SET expires_at = {}", now_ms() - 1),
-    );
+    env.sql(&format!("UPDATE leases SET expires_at = {}", now_ms() - 1));
     let out = env.run(&["backup", "run", "shop"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(
-        sqlite(&env.path("lifeboat.db"), "SELECT count(*) FROM backup_runs"),
-        "2"
-    );
-    assert_eq!(
-        sqlite(&env.path("lifeboat.db"), "SELECT count(*) FROM leases"),
-        "0"
-    );
+    assert_eq!(env.sql("SELECT count(*) FROM backup_runs"), "2");
+    assert_eq!(env.sql("SELECT count(*) FROM leases"), "0");
 
     // A restore of the plan running elsewhere holds prune off.
     held_elsewhere(&env, "restore", "db-3", 45_000);
@@ -251,10 +237,7 @@ fn a_dead_process_s_lease_on_this_machine_is_taken_over_at_once_and_said() {
     // What this machine's processes write as their node (boot id and pid
     // namespace), read from a running daemon's lease.
     let daemon = Daemon::start(&env, &[]);
-    let node = sqlite(
-        &env.path("lifeboat.db"),
-        "SELECT node FROM leases WHERE kind = 'daemon'",
-    );
+    let node = env.sql("SELECT node FROM leases WHERE kind = 'daemon'");
     assert!(!node.is_empty());
     let (code, _) = daemon.stop();
     assert_eq!(code, 0);
@@ -264,9 +247,7 @@ fn a_dead_process_s_lease_on_this_machine_is_taken_over_at_once_and_said() {
     let pid = gone.id();
     gone.wait().unwrap();
     let now = now_ms();
-    sqlite(
-        &env.path("lifeboat.db"),
-        &format!(
+    env.sql(&format!(
             "INSERT INTO leases (plan, kind, owner, pid, host, node, acquired_at, heartbeat_at, expires_at)
              VALUES ('shop', 'backup', 'killed', {pid}, 'here', '{node}', {now}, {now}, {})",
             now + 600_000
@@ -279,8 +260,5 @@ fn a_dead_process_s_lease_on_this_machine_is_taken_over_at_once_and_said() {
         "{}",
         stderr(&out)
     );
-    assert_eq!(
-        sqlite(&env.path("lifeboat.db"), "SELECT count(*) FROM leases"),
-        "0"
-    );
+    assert_eq!(env.sql("SELECT count(*) FROM leases"), "0");
 }

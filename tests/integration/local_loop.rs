@@ -313,7 +313,7 @@ fn a_drill_without_points_fails_clearly() {
     // catalog is made up.
     let out = env.run(&["drill", "run", "shop", "--json"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(!env.path("lifeboat.db").exists());
+    assert!(!env.catalog_exists());
     // A catalog whose only backup failed: no point to restore.
     std::fs::remove_dir_all(env.path("data")).unwrap();
     assert_eq!(env.run(&["backup", "run", "shop"]).status.code(), Some(1));
@@ -503,9 +503,7 @@ fn only_one_drill_of_a_plan_runs_at_a_time() {
     assert_eq!(env.run(&["backup", "run", "shop"]).status.code(), Some(0));
     // Hold the plan's drill lease as a running drill of another host would.
     let now = now_ms();
-    sqlite(
-        &env.path("lifeboat.db"),
-        &format!(
+    env.sql(&format!(
             "INSERT INTO leases (plan, kind, owner, pid, host, node, acquired_at, heartbeat_at, expires_at)
              VALUES ('shop', 'drill', 'theirs', 4242, 'db-2', 'db-2', {now}, {now}, {})",
             now + 60_000
@@ -518,7 +516,7 @@ fn only_one_drill_of_a_plan_runs_at_a_time() {
         "{}",
         stderr(&out)
     );
-    sqlite(&env.path("lifeboat.db"), "DELETE FROM leases");
+    env.sql("DELETE FROM leases");
     assert_eq!(env.run(&["drill", "run", "shop"]).status.code(), Some(0));
 }
 

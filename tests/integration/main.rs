@@ -6,6 +6,7 @@ mod aws_proxy;
 mod bad_input;
 mod binding;
 mod catalog_open;
+mod catalog_postgres;
 mod cli;
 mod closed_stdout;
 mod common;

@@ -85,10 +85,7 @@ fn value(metrics: &str, series: &str) -> Option<f64> {
 }
 
 fn sum_sql(env: &Env, sql: &str) -> f64 {
-    sqlite(&env.path("lifeboat.db"), sql)
-        .trim()
-        .parse()
-        .unwrap()
+    env.sql(sql).trim().parse().unwrap()
 }
 
 #[test]
@@ -188,7 +185,7 @@ fn metrics_count_cli_runs_with_stable_labels_and_export_every_name_rules_and_das
     let bytes = |region: &str| {
         sum_sql(
             &env,
-            &format!("SELECT TOTAL(size_bytes) FROM points WHERE region = '{region}' AND completed_at IS NOT NULL"),
+            &format!("SELECT COALESCE(SUM(size_bytes), 0) FROM points WHERE region = '{region}' AND completed_at IS NOT NULL"),
         )
     };
     for region in ["primary", "dr"] {

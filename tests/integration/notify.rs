@@ -185,7 +185,7 @@ fn a_dead_webhook_neither_holds_nor_changes_a_command() {
     let out = env.run(&["--notify-url", "ftp://hooks/x", "backup", "run", "shop"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("must be an http:// or https:// URL"));
-    assert!(!env.path("lifeboat.db").exists() || count_runs(&env) == 0);
+    assert!(!env.catalog_exists() || count_runs(&env) == 0);
 
     assert_eq!(env.run(&["backup", "run", "shop"]).status.code(), Some(0));
     let started = Instant::now();
@@ -207,9 +207,7 @@ fn a_dead_webhook_neither_holds_nor_changes_a_command() {
 }
 
 fn count_runs(env: &Env) -> i64 {
-    sqlite(&env.path("lifeboat.db"), "SELECT COUNT(*) FROM backup_runs")
-        .parse()
-        .unwrap()
+    env.sql("SELECT COUNT(*) FROM backup_runs").parse().unwrap()
 }
 
 /// The RPO events of one region, in the order they arrived.

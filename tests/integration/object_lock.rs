@@ -452,10 +452,7 @@ fn a_locked_version_survives_an_attempt_to_delete_it() {
         "two points in two regions, each locked: {listed}"
     );
     // A catalog that lost the lock of point 1: prune tries, S3 refuses.
-    common::sqlite(
-        &env.path("lifeboat.db"),
-        "UPDATE points SET locked_until = NULL WHERE id = 1",
-    );
+    env.sql("UPDATE points SET locked_until = NULL WHERE id = 1");
     let pruned = env.run(&["prune", tag]);
     let (out, err) = (common::stdout(&pruned), common::stderr(&pruned));
     assert_eq!(pruned.status.code(), Some(1), "{out}{err}");
@@ -684,9 +681,7 @@ fn what_a_killed_backup_wrote_in_a_locked_region_is_kept_until_its_lock_ends() {
     // location was recorded first (what a kill -9 leaves in the catalog).
     let key = format!("{tag}/invoices/20261125T000000000Z-p99.objects");
     let location = format!("s3://{tag}-vault-east/lifeboat/{key}");
-    common::sqlite(
-        &env.path("lifeboat.db"),
-        &format!(
+    env.sql(&format!(
             "INSERT INTO points (id, plan, resource, kind, region, status, started_at, location, stored)
              VALUES (99, '{tag}', 'invoices', 's3', '{EAST}', 'running', 0, '{location}',
                      '{{\"objects\":{{\"key\":\"{key}\"}}}}')"

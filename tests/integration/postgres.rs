@@ -345,18 +345,12 @@ fn the_next_drill_drops_the_database_of_an_interrupted_one() {
     assert_eq!(code, 0, "{backup}");
     // A drill that died mid-restore: its row says running, its scratch
     // database exists.
-    let catalog = env.path("lifeboat.db");
-    sqlite(
-        &catalog,
-        &format!(
+    env.sql(&format!(
             "INSERT INTO drills (plan, region, trigger, status, started_at, rto_objective_ms, rpo_objective_ms)
              VALUES ('{plan}', 'dr', 'manual', 'running', {}, 600000, 3600000)",
-            now_ms()
-        ),
-    );
-    let stale: i64 = sqlite(&catalog, "SELECT max(id) FROM drills")
-        .parse()
-        .unwrap();
+        now_ms()
+    ));
+    let stale: i64 = env.sql("SELECT max(id) FROM drills").parse().unwrap();
     let stale_db = format!("lifeboat_drill_{stale}_pg_crash_db");
     pg.admin_sql(
         "postgres",
@@ -428,13 +422,10 @@ fn a_failing_pg_restore_is_reported_and_its_database_dropped() {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(&manifest))
     };
-    sqlite(
-        &env.path("lifeboat.db"),
-        &format!(
-            "UPDATE points SET sha256 = '{sha}', manifest_sha256 = '{manifest_sha}' WHERE id = {}",
-            copy["id"]
-        ),
-    );
+    env.sql(&format!(
+        "UPDATE points SET sha256 = '{sha}', manifest_sha256 = '{manifest_sha}' WHERE id = {}",
+        copy["id"]
+    ));
 
     let (drill, code) = json_pg(&env, &["drill", "run", plan, "--json"], PASSWORD);
     assert_eq!(code, 1, "{drill}");

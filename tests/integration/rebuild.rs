@@ -6,9 +6,7 @@ use serde_json::Value;
 use crate::common::*;
 
 fn lose_catalog(env: &Env) {
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(env.path(&format!("lifeboat.db{suffix}")));
-    }
+    env.lose_catalog();
 }
 
 fn points(env: &Env, region: &str) -> Vec<Value> {

@@ -254,10 +254,10 @@ fn setup() -> Env {
         .build()
         .unwrap();
     rt.block_on(async {
-        seed_catalog(&env.path("lifeboat.db")).await;
+        seed_catalog(&env.catalog_with_password()).await;
         // The drills' evidence, as a drill writes it: a drill without its
         // record is reported as a broken chain.
-        let cat = Catalog::open(&env.path("lifeboat.db")).await.unwrap();
+        let cat = Catalog::open(&env.catalog_with_password()).await.unwrap();
         let text = plan_text("shop", &env.path("vaults"));
         let (shop, _) = lifeboat::plan::parse_plan(&env.plans().join("shop.toml"), &text).unwrap();
         let written = lifeboat::evidence::write_pending(&cat, &shop, "dr")
@@ -835,7 +835,7 @@ async fn the_walk_over_the_catalogs_usable_points_equals_the_whole_computation()
     use lifeboat::report::exposure::{compute, finish_region, region_walk, Interval};
 
     let env = Env::new();
-    let cat = Catalog::open(&env.path("lifeboat.db")).await.unwrap();
+    let cat = Catalog::open(&env.catalog_with_password()).await.unwrap();
     let resources = ["db", "files"];
     let regions = ["primary", "dr"];
     let mut seed: u64 = 0x5eed;

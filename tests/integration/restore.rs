@@ -563,11 +563,9 @@ timeout = "30s"
 /// Removes the catalog and the work folder, as when the host that ran
 /// Lifeboat is lost.
 fn lose_the_host(env: &Env) {
-    for f in ["lifeboat.db", "lifeboat.db-wal", "lifeboat.db-shm"] {
-        let _ = std::fs::remove_file(env.path(f));
-    }
+    env.lose_catalog();
     let _ = std::fs::remove_dir_all(env.path("lifeboat-work"));
-    assert!(!env.path("lifeboat.db").exists());
+    assert!(!env.catalog_exists());
 }
 
 #[test]
@@ -591,7 +589,7 @@ fn with_the_catalog_lost_a_restore_reads_what_to_restore_from_the_vault() {
     assert_eq!(code, 0, "{dry:#}");
     assert_eq!(dry["region"], "dr");
     assert_eq!(dry["resources"].as_array().unwrap().len(), 2, "{dry:#}");
-    assert!(!env.path("lifeboat.db").exists());
+    assert!(!env.catalog_exists());
     assert!(!to_files.exists() && !to_db.exists());
 
     let mut args = vec!["--from-vault", "dr"];

@@ -362,7 +362,7 @@ async fn the_exposure_walk_treats_damaged_points_as_never_there() {
     const M: i64 = 60_000;
     const T0: i64 = 1_767_225_600_000;
     let env = Env::new();
-    let cat = Catalog::open(&env.path("lifeboat.db")).await.unwrap();
+    let cat = Catalog::open(&env.catalog_with_password()).await.unwrap();
     let mut seed: u64 = 0xda3a;
     let mut rand = |n: i64| {
         seed = seed
