@@ -15,6 +15,8 @@ command -v sqlite3 >/dev/null || need+=(sqlite3)
 command -v chromium >/dev/null || need+=(chromium)
 # age: the encryption tests decrypt vault objects without Lifeboat.
 command -v age >/dev/null || need+=(age)
+# openssl: the test PostgreSQL server's TLS certificate.
+command -v openssl >/dev/null || need+=(openssl)
 # promtool checks and unit-tests deploy/prometheus-rules.yml
 # (tests/integration/metrics.rs). Debian's `prometheus` package ships it
 # (Debian 12: 2.42); `promtool test rules` needs 2.x or later.

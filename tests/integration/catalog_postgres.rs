@@ -108,3 +108,38 @@ fn the_password_of_a_catalog_url_never_reaches_a_message() {
     assert!(said.contains("***"), "{said}");
     assert!(!said.contains(secret), "{said}");
 }
+
+#[test]
+fn a_catalog_is_reached_over_verified_tls_and_a_wrong_certificate_is_refused() {
+    let env = Env::new();
+    env.seed(5);
+    env.write_plan("shop.toml", &env.local_plan(""));
+    let db = fresh_database("tls");
+    let server = pg::server();
+    let with_root = |root: &std::path::Path| {
+        format!(
+            "{}?sslmode=verify-full&sslrootcert={}",
+            server.url(&db),
+            root.display()
+        )
+    };
+    // Trusting the server's own certificate: the backup records its points.
+    let out = with_catalog(&env, &with_root(&server.ca), &["backup", "run", "shop"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_ne!(
+        pg::server().sql(&db, "SELECT count(*) FROM points WHERE status = 'complete'"),
+        "0"
+    );
+    // Trusting another certificate: the connection is refused, so the
+    // catalog was reached over TLS and its certificate checked.
+    std::fs::create_dir_all(env.path("other-ca")).unwrap();
+    let other = pg::test_ca(&env.path("other-ca"));
+    let out = with_catalog(&env, &with_root(&other), &["status"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(said.contains("cannot open"), "{said}");
+}

@@ -26,6 +26,9 @@ pub const PASSWORD: &str = "lifeboat-pw-93af";
 pub struct PgServer {
     pub port: u16,
     pub bin: PathBuf,
+    /// The certificate authority that signed the server's TLS certificate
+    /// (for 127.0.0.1): the root to trust with `sslmode=verify-full`.
+    pub ca: PathBuf,
 }
 
 static SERVER: OnceLock<PgServer> = OnceLock::new();
@@ -78,6 +81,101 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+fn openssl(args: &[&str], dir: &Path) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the openssl command is needed by the tests (scripts/test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Writes a test certificate authority into `dir` (`ca.crt`, `ca.key`).
+pub fn test_ca(dir: &Path) -> PathBuf {
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-subj",
+            "/CN=lifeboat test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+        dir,
+    );
+    dir.join("ca.crt")
+}
+
+/// Writes a CA and a server certificate it signed for 127.0.0.1 into `dir`
+/// (`ca.crt`, `server.crt`, `server.key` in mode 0600, as PostgreSQL
+/// demands); returns the CA's certificate.
+pub fn test_server_cert(dir: &Path) -> PathBuf {
+    let ca = test_ca(dir);
+    openssl(
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+        dir,
+    );
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            "server.crt",
+            "-extfile",
+            "server.ext",
+        ],
+        dir,
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.join("server.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    ca
+}
+
 /// Runs a server program, as `postgres` when we are root.
 fn run_server_tool(root_user: bool, program: &Path, args: &[&str]) {
     let mut cmd = if root_user {
@@ -115,6 +213,9 @@ impl PgServer {
         std::fs::create_dir_all(&sock).unwrap();
         let pwfile = root.join("pw");
         std::fs::write(&pwfile, ADMIN_PASSWORD).unwrap();
+        // TLS, offered not required: clients that ask get it.
+        let ca = test_server_cert(&root);
+        let (cert, key) = (root.join("server.crt"), root.join("server.key"));
         if root_user {
             let ok = Command::new("chown")
                 .args(["-R", "postgres:"])
@@ -161,8 +262,11 @@ impl PgServer {
                 "-o",
                 &format!(
                     "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off \
-                     -c synchronous_commit=off -c full_page_writes=off",
-                    s(&sock)
+                     -c synchronous_commit=off -c full_page_writes=off \
+                     -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                    s(&sock),
+                    s(&cert),
+                    s(&key)
                 ),
                 "start",
             ],
@@ -185,7 +289,7 @@ impl PgServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("start the server watchdog");
-        let server = PgServer { port, bin };
+        let server = PgServer { port, bin, ca };
         server.admin_sql(
             "postgres",
             &format!("CREATE ROLE {USER} LOGIN CREATEDB PASSWORD '{PASSWORD}'"),
