@@ -52,6 +52,7 @@ pub mod retention;
 pub mod schedule;
 pub mod telemetry;
 pub mod time;
+pub mod tls;
 pub mod units;
 pub mod vault;
 pub mod verify;

@@ -40,6 +40,7 @@ impl Heartbeat {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(HeartbeatError::Scheme);
         }
+        crate::tls::install_default_provider();
         let client = reqwest::Client::builder()
             .timeout(TIMEOUT)
             .connect_timeout(TIMEOUT)

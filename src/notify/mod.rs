@@ -91,6 +91,7 @@ impl Notifier {
     /// `global` gets every event of every plan, besides the plans' own
     /// `[[notify]]` webhooks.
     pub fn new(global: Option<SecretUrl>, policy: RetryPolicy) -> Result<Notifier, NotifierError> {
+        crate::tls::install_default_provider();
         let client = reqwest::Client::builder()
             .timeout(policy.timeout)
             .connect_timeout(policy.timeout)

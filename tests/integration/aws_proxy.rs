@@ -391,6 +391,7 @@ async fn forward(
         }
     }
 
+    lifeboat::tls::install_default_provider();
     let client = reqwest::Client::new();
     let url = format!(
         "{}{}",
