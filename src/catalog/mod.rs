@@ -30,6 +30,7 @@ macro_rules! on_pool {
 }
 
 mod alerts;
+mod daemons;
 mod drills;
 mod evidence_head;
 mod exposure_days;
@@ -52,6 +53,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, SqlitePool};
 
 pub use alerts::AlertState;
+pub use daemons::DaemonRecord;
 pub use drills::{
     CheckRecord, DrillOutcome, DrillPhases, DrillRecord, DrillStatus, DrillView, NewCheck,
 };
@@ -128,6 +130,7 @@ const SMALL_TABLES: &[&str] = &[
     "evidence_heads",
     "rpo_alerts",
     "leases",
+    "daemons",
 ];
 
 /// Why the catalog could not be opened, read or written.

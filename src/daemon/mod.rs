@@ -9,6 +9,8 @@
 
 mod alerts;
 mod breaker;
+#[allow(dead_code)] // Wired into the scheduler next (docs/fleet.md).
+mod fleet;
 mod heartbeat;
 mod http;
 mod job;
