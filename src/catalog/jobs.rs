@@ -231,6 +231,29 @@ impl Catalog {
         Ok(jobs)
     }
 
+    /// Marks one plan's `running` jobs failed (a fleet daemon taking the
+    /// plan over from a daemon that died); returns how many.
+    pub async fn fail_interrupted_jobs_of(
+        &self,
+        plan: &str,
+        now: Millis,
+    ) -> Result<u64, CatalogError> {
+        Ok(on_pool!(self, |db| {
+            sqlx::query(
+            "UPDATE jobs SET status = $1, finished_at = $2,
+                 error = 'interrupted: the daemon that owned the plan stopped before the job finished'
+             WHERE plan = $3 AND status = $4"
+        )
+        .bind(JobStatus::Failed)
+        .bind(now)
+        .bind(plan)
+        .bind(JobStatus::Running)
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected())
+        })?)
+    }
+
     /// The latest slot with a row for a plan's job kind.
     pub async fn last_job_slot(
         &self,

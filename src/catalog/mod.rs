@@ -161,8 +161,8 @@ pub enum CatalogError {
         /// The path given.
         path: PathBuf,
     },
-    /// A SQLite database, but some other program's.
-    #[error("catalog {} is a SQLite database but not a Lifeboat catalog ({why}); refusing to touch it ({CREATED_BY})", path.display())]
+    /// A database (SQLite or PostgreSQL), but some other program's.
+    #[error("catalog {} is a database but not a Lifeboat catalog ({why}); refusing to touch it ({CREATED_BY})", path.display())]
     Foreign {
         /// The path given.
         path: PathBuf,
@@ -516,6 +516,10 @@ async fn run_checks(
 /// and the database holds none yet. A database whose `_sqlx_migrations`
 /// are not Lifeboat's is refused untouched. Migrations take PostgreSQL's
 /// advisory lock, so daemons starting together migrate once.
+/// The advisory lock key that serialises opening a PostgreSQL catalog
+/// ("LIFEBOAT" in ASCII).
+const OPEN_LOCK_KEY: i64 = 0x4c49_4645_424f_4154;
+
 async fn open_postgres(url: &Path, mode: OpenMode) -> Result<Catalog, CatalogError> {
     use std::str::FromStr;
     let shown = PathBuf::from(display_location(url));
@@ -528,6 +532,16 @@ async fn open_postgres(url: &Path, mode: OpenMode) -> Result<Catalog, CatalogErr
         .max_connections(4)
         .acquire_timeout(Duration::from_secs(30))
         .connect_with(options)
+        .await
+        .map_err(open_error)?;
+    // Daemons of a fleet often start together on a new database: one
+    // must not read the migrations table while another is filling it
+    // (it would look foreign). A session lock serialises the check and
+    // the migration; sqlx's own migration lock uses another key.
+    let mut guard = pool.acquire().await.map_err(open_error)?;
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(OPEN_LOCK_KEY)
+        .execute(&mut *guard)
         .await
         .map_err(open_error)?;
     let checked = async {
@@ -563,6 +577,13 @@ async fn open_postgres(url: &Path, mode: OpenMode) -> Result<Catalog, CatalogErr
             })
     }
     .await;
+    // Closing the connection would release it too; unlock so the pooled
+    // connection is clean for whoever takes it next.
+    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(OPEN_LOCK_KEY)
+        .execute(&mut *guard)
+        .await;
+    drop(guard);
     if let Err(e) = checked {
         pool.close().await;
         return Err(e);

@@ -49,6 +49,22 @@ pub struct DaemonArgs {
     /// healthchecks URL. Only its host is ever logged.
     #[arg(long, env = "LIFEBOAT_HEARTBEAT_URL", hide_env_values = true)]
     pub heartbeat_url: Option<String>,
+    /// Run as one daemon of a fleet sharing a PostgreSQL catalog: plans are
+    /// spread over the live daemons and move when one dies (docs/fleet.md).
+    #[arg(long, env = "LIFEBOAT_FLEET")]
+    pub fleet: bool,
+    /// This fleet daemon's labels, comma-separated (for `[placement]`).
+    #[arg(
+        long,
+        env = "LIFEBOAT_LABELS",
+        value_delimiter = ',',
+        requires = "fleet"
+    )]
+    pub labels: Vec<String>,
+    /// How long a fleet daemon and its plans count as alive without a
+    /// heartbeat; a dead daemon's plans move within about this.
+    #[arg(long, env = "LIFEBOAT_FLEET_LEASE", default_value = "30s", value_parser = super::duration_option)]
+    pub fleet_lease: Duration,
 }
 
 pub async fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
@@ -77,6 +93,15 @@ pub async fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
         watch_interval: args.watch_interval.max(Duration::from_millis(100)),
         heartbeat_url: args.heartbeat_url.clone(),
         notify_url: cli.notify_url.clone(),
+        fleet: args.fleet.then(|| lifeboat::daemon::fleet::FleetConfig {
+            labels: args
+                .labels
+                .iter()
+                .filter(|l| !l.is_empty())
+                .cloned()
+                .collect(),
+            lease: args.fleet_lease.max(Duration::from_secs(1)),
+        }),
     };
     // Before the catalog is opened: a SIGTERM during start-up (systemd
     // stopping a unit that is starting) is then a graceful stop, which

@@ -167,7 +167,7 @@ pub(crate) async fn run(
             .read()
             .await
             .plans()
-            .filter(|p| shared.notifier.has_targets(p))
+            .filter(|p| shared.notifier.has_targets(p) && shared.owns(&p.name))
             .cloned()
             .collect();
         due.retain(|name, _| plans.iter().any(|p| &p.name == name));

@@ -4,9 +4,186 @@
 //! rows, with no coordination beyond the catalog; plans spread evenly, and
 //! when a daemon joins or leaves only the plans it gains or held move.
 
-use sha2::{Digest, Sha256};
+use std::collections::BTreeSet;
+use std::time::Duration;
 
-use crate::catalog::DaemonRecord;
+use sha2::{Digest, Sha256};
+use tracing::{info, warn};
+
+use crate::catalog::{Catalog, CatalogError, DaemonRecord, NewLease};
+use crate::lease;
+use crate::time::Millis;
+
+/// How a daemon joins a fleet (`daemon --fleet`).
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    /// What `[placement] labels` this daemon can serve (its host, a zone).
+    pub labels: Vec<String>,
+    /// How long a daemon (and its plans) count as alive without a
+    /// heartbeat; heartbeats and rebalancing come every third of it.
+    pub lease: Duration,
+}
+
+/// This daemon as a member of its fleet: who it is and which plans it owns.
+pub(crate) struct Member {
+    pub id: String,
+    pub config: FleetConfig,
+    host: String,
+    node: String,
+    started_at: Millis,
+    owned: std::sync::Mutex<BTreeSet<String>>,
+}
+
+impl Member {
+    fn lease_ms(&self) -> Millis {
+        i64::try_from(self.config.lease.as_millis()).unwrap_or(i64::MAX / 2)
+    }
+
+    /// This daemon's row as of a heartbeat at `now`.
+    fn record(&self, now: Millis) -> DaemonRecord {
+        DaemonRecord {
+            id: self.id.clone(),
+            host: self.host.clone(),
+            pid: i64::from(std::process::id()),
+            labels: self.config.labels.join(","),
+            started_at: self.started_at,
+            heartbeat_at: now,
+            expires_at: now + self.lease_ms(),
+        }
+    }
+
+    /// Whether this daemon owns `plan` now.
+    pub fn owns(&self, plan: &str) -> bool {
+        self.owned.lock().map(|o| o.contains(plan)).unwrap_or(false)
+    }
+
+    /// The plans it owns.
+    pub fn owned(&self) -> BTreeSet<String> {
+        self.owned.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+
+    fn set_owned(&self, plan: &str, owned: bool) {
+        if let Ok(mut o) = self.owned.lock() {
+            if owned {
+                o.insert(plan.to_string());
+            } else {
+                o.remove(plan);
+            }
+        }
+    }
+
+    fn owner_lease<'a>(&'a self, plan: &'a str, now: Millis) -> NewLease<'a> {
+        NewLease {
+            plan,
+            kind: lease::OWNER,
+            owner: &self.id,
+            pid: i64::from(std::process::id()),
+            host: &self.host,
+            node: &self.node,
+            now,
+            expires_at: now + self.lease_ms(),
+        }
+    }
+}
+
+/// Registers this daemon in the catalog's fleet.
+pub(crate) async fn join(
+    catalog: &Catalog,
+    config: FleetConfig,
+    now: Millis,
+) -> Result<Member, CatalogError> {
+    let member = Member {
+        id: format!("{:016x}", rand::random::<u64>()),
+        config,
+        host: crate::host::name(),
+        node: crate::lease::node_id(),
+        started_at: now,
+        owned: Default::default(),
+    };
+    catalog.register_daemon(&member.record(now)).await?;
+    info!(daemon = %member.id, labels = ?member.config.labels, "joined the fleet");
+    Ok(member)
+}
+
+/// What one round of rebalancing changed.
+#[derive(Debug, Default)]
+pub(crate) struct Changes {
+    /// Plans this daemon took (to schedule from now on).
+    pub gained: Vec<String>,
+    /// Plans it gave up or lost (to stop scheduling).
+    pub lost: Vec<String>,
+}
+
+/// One heartbeat and rebalancing round: beats, reads the live daemons, and
+/// takes, renews or releases the ownership of each of `plans` (name and
+/// required labels) as [`owner`] decides. Owned plans no longer loaded are
+/// released.
+pub(crate) async fn rebalance(
+    catalog: &Catalog,
+    me: &Member,
+    plans: &[(String, Vec<String>)],
+    now: Millis,
+) -> Result<Changes, CatalogError> {
+    if !catalog
+        .renew_daemon(&me.id, now, now + me.lease_ms())
+        .await?
+    {
+        warn!(daemon = %me.id, "this daemon's row was gone from the fleet: registered again");
+        catalog.register_daemon(&me.record(now)).await?;
+    }
+    let live = catalog.live_daemons(now).await?;
+    let mut changes = Changes::default();
+    let held = me.owned();
+    for (plan, required) in plans {
+        let mine = owner(plan, required, &live).is_some_and(|d| d.id == me.id);
+        let had = held.contains(plan);
+        match (mine, had) {
+            (true, false) => {
+                // Taken only once the previous owner released it or its
+                // lease expired: never two owners at once.
+                if catalog.take_lease(&me.owner_lease(plan, now), None).await? {
+                    me.set_owned(plan, true);
+                    changes.gained.push(plan.clone());
+                }
+            }
+            (true, true) => {
+                let renewed = catalog
+                    .renew_lease(plan, lease::OWNER, &me.id, now, now + me.lease_ms())
+                    .await?;
+                if !renewed {
+                    me.set_owned(plan, false);
+                    changes.lost.push(plan.clone());
+                }
+            }
+            (false, true) => {
+                catalog.release_lease(plan, lease::OWNER, &me.id).await?;
+                me.set_owned(plan, false);
+                changes.lost.push(plan.clone());
+            }
+            (false, false) => {}
+        }
+    }
+    for plan in held.iter().filter(|h| !plans.iter().any(|(p, _)| &p == h)) {
+        catalog.release_lease(plan, lease::OWNER, &me.id).await?;
+        me.set_owned(plan, false);
+        changes.lost.push(plan.clone());
+    }
+    Ok(changes)
+}
+
+/// Leaves the fleet at a graceful stop: releases every plan at once (the
+/// others take them at their next round) and removes this daemon's row.
+pub(crate) async fn leave(catalog: &Catalog, me: &Member) {
+    for plan in me.owned() {
+        if let Err(e) = catalog.release_lease(&plan, lease::OWNER, &me.id).await {
+            warn!(plan, error = %e, "cannot release the plan; it moves once its lease expires");
+        }
+        me.set_owned(&plan, false);
+    }
+    if let Err(e) = catalog.remove_daemon(&me.id).await {
+        warn!(error = %e, "cannot leave the fleet; this daemon's row expires by itself");
+    }
+}
 
 /// The weight of `daemon` for `plan`: the first 8 bytes of
 /// SHA-256(plan, NUL, daemon id). A hash of both names, so each plan ranks

@@ -9,8 +9,7 @@
 
 mod alerts;
 mod breaker;
-#[allow(dead_code)] // Wired into the scheduler next (docs/fleet.md).
-mod fleet;
+pub mod fleet;
 mod heartbeat;
 mod http;
 mod job;
@@ -80,6 +79,9 @@ pub struct DaemonConfig {
     /// Told about every plan's failures and RPO breaches, besides the
     /// plans' own `[[notify]]` webhooks.
     pub notify_url: Option<String>,
+    /// Run as one daemon of a fleet sharing the catalog (PostgreSQL only):
+    /// `None` for the single daemon of a catalog.
+    pub fleet: Option<fleet::FleetConfig>,
 }
 
 /// How long queued notifications may take to go out at shutdown, once
@@ -123,6 +125,56 @@ pub enum DaemonError {
     Catalog(#[from] CatalogError),
 }
 
+/// Takes the catalog's `daemon` lease (one daemon per catalog), or joins
+/// the catalog's fleet (`--fleet`, PostgreSQL only). Neither starts beside
+/// the other.
+async fn start_alone_or_in_fleet(
+    catalog: &Catalog,
+    config: &DaemonConfig,
+    clock: &Clock,
+) -> Result<(Option<Lease>, Option<fleet::Member>), DaemonError> {
+    let now = clock.now_ms();
+    let Some(fleet_config) = &config.fleet else {
+        let live = catalog.live_daemons(now).await?;
+        if let Some(d) = live.first() {
+            return Err(DaemonError::AlreadyRunning(
+                catalog.path().to_path_buf(),
+                format!(
+                    "a fleet of {} daemon(s), one on host {} (pid {})",
+                    live.len(),
+                    d.host,
+                    d.pid
+                ),
+            ));
+        }
+        return match Lease::acquire(catalog, lease::CATALOG_WIDE, lease::DAEMON).await {
+            Ok(lease) => Ok((Some(lease), None)),
+            Err(e) => Err(match e.holder() {
+                Some(holder) => DaemonError::AlreadyRunning(catalog.path().to_path_buf(), holder),
+                None => DaemonError::Lease(e),
+            }),
+        };
+    };
+    if catalog.is_sqlite() {
+        return Err(DaemonError::Config(
+            "--fleet needs a catalog on PostgreSQL (--catalog postgres://...): a SQLite file is one host's"
+                .to_string(),
+        ));
+    }
+    if let Some(solo) = catalog
+        .lease(lease::CATALOG_WIDE, lease::DAEMON)
+        .await?
+        .filter(|l| l.expires_at > now)
+    {
+        return Err(DaemonError::AlreadyRunning(
+            catalog.path().to_path_buf(),
+            lease::describe(&solo, now),
+        ));
+    }
+    let member = fleet::join(catalog, fleet_config.clone(), now).await?;
+    Ok((None, Some(member)))
+}
+
 /// State shared by the scheduler, the jobs and the HTTP endpoints.
 pub(crate) struct Shared {
     pub ctx: Context,
@@ -149,9 +201,17 @@ pub(crate) struct Shared {
     pub written: tokio::sync::Mutex<crate::catalog::WrittenBytes>,
     /// Finished runs of each kind, brought up to date at each scrape.
     pub runs: tokio::sync::Mutex<Vec<crate::catalog::RunTally>>,
+    /// This daemon in its fleet; `None` for the single daemon of a catalog.
+    pub fleet: Option<fleet::Member>,
 }
 
 impl Shared {
+    /// Whether this daemon runs `plan`: always, alone on its catalog; in
+    /// a fleet, while it owns the plan.
+    pub fn owns(&self, plan: &str) -> bool {
+        self.fleet.as_ref().is_none_or(|m| m.owns(plan))
+    }
+
     /// Asks the RPO alert watcher to look at a plan now.
     pub fn recheck(&self, plan: &str) {
         // Only fails once the watcher has stopped (shutdown): nothing to do.
@@ -184,7 +244,9 @@ pub struct Daemon {
     shared: Arc<Shared>,
     recheck: UnboundedReceiver<String>,
     listener: tokio::net::TcpListener,
-    lease: Lease,
+    /// The catalog's `daemon` lease; `None` in a fleet, whose daemons
+    /// register instead.
+    lease: Option<Lease>,
 }
 
 impl Daemon {
@@ -228,16 +290,11 @@ impl Daemon {
         // The daemon starts a catalog, and checks all of it once at start.
         let catalog =
             Catalog::open_with(&config.catalog, OpenMode::Create, Integrity::Full).await?;
-        let lease = match Lease::acquire(&catalog, lease::CATALOG_WIDE, lease::DAEMON).await {
-            Ok(lease) => lease,
+        let (lease, member) = match start_alone_or_in_fleet(&catalog, &config, &clock).await {
+            Ok(started) => started,
             Err(e) => {
                 catalog.close().await;
-                return Err(match e.holder() {
-                    Some(holder) => {
-                        DaemonError::AlreadyRunning(catalog.path().to_path_buf(), holder)
-                    }
-                    None => DaemonError::Lease(e),
-                });
+                return Err(e);
             }
         };
         let ctx = Context {
@@ -277,6 +334,7 @@ impl Daemon {
             plans: RwLock::new(plans),
             ctx,
             config,
+            fleet: member,
         });
         Ok(Daemon {
             shared,
@@ -312,55 +370,61 @@ impl Daemon {
         let tracker = TaskTracker::new();
         let shared = self.shared.clone();
 
-        // Clean up what a previous daemon left: jobs, points and drills it
-        // was running (it is gone: we hold the daemon lease).
-        let interrupted = shared
-            .ctx
-            .catalog
-            .fail_interrupted_jobs(shared.clock.now_ms())
-            .await?;
-        if !interrupted.is_empty() {
-            warn!(
-                jobs = interrupted.len(),
-                "recorded jobs of a previous daemon run as interrupted"
-            );
-        }
-        let with_running = shared.ctx.catalog.plans_with_running_work().await?;
-        let plans: Vec<_> = shared
-            .plans
-            .read()
-            .await
-            .plans()
-            .filter(|p| with_running.contains(&p.name))
-            .cloned()
-            .collect();
-        for plan in &plans {
-            // Only when no `lifeboat backup run` of the plan holds its lease.
-            match Lease::acquire(&shared.ctx.catalog, &plan.name, lease::BACKUP).await {
-                Ok(lease) => {
-                    if let Err(e) = crate::backup::fail_interrupted(&shared.ctx.catalog, plan).await
-                    {
-                        warn!(plan = %plan.name, error = %e, "cannot record interrupted backups");
+        // In a fleet, each plan's new owner does this for the plan
+        // (`fleet::take_over`): other daemons' work is running now.
+        if shared.fleet.is_none() {
+            // Clean up what a previous daemon left: jobs, points and drills it
+            // was running (it is gone: we hold the daemon lease).
+            let interrupted = shared
+                .ctx
+                .catalog
+                .fail_interrupted_jobs(shared.clock.now_ms())
+                .await?;
+            if !interrupted.is_empty() {
+                warn!(
+                    jobs = interrupted.len(),
+                    "recorded jobs of a previous daemon run as interrupted"
+                );
+            }
+            let with_running = shared.ctx.catalog.plans_with_running_work().await?;
+            let plans: Vec<_> = shared
+                .plans
+                .read()
+                .await
+                .plans()
+                .filter(|p| with_running.contains(&p.name))
+                .cloned()
+                .collect();
+            for plan in &plans {
+                // Only when no `lifeboat backup run` of the plan holds its lease.
+                match Lease::acquire(&shared.ctx.catalog, &plan.name, lease::BACKUP).await {
+                    Ok(lease) => {
+                        if let Err(e) =
+                            crate::backup::fail_interrupted(&shared.ctx.catalog, plan).await
+                        {
+                            warn!(plan = %plan.name, error = %e, "cannot record interrupted backups");
+                        }
+                        lease.release().await;
                     }
-                    lease.release().await;
+                    Err(e) => {
+                        warn!(plan = %plan.name, error = %e, "not touching its running backup rows")
+                    }
                 }
-                Err(e) => {
-                    warn!(plan = %plan.name, error = %e, "not touching its running backup rows")
+                if let Err(e) = crate::drill::recover(&shared.ctx, plan).await {
+                    warn!(plan = %plan.name, error = %e, "cannot clean up interrupted drills");
                 }
             }
-            if let Err(e) = crate::drill::recover(&shared.ctx, plan).await {
-                warn!(plan = %plan.name, error = %e, "cannot clean up interrupted drills");
+            // What crashed processes left in the vaults and the work folder.
+            let all: Vec<_> = shared.plans.read().await.plans().cloned().collect();
+            let removed =
+                crate::leftovers::remove_temporaries(&shared.ctx, &all, crate::time::now_ms())
+                    .await;
+            if removed > 0 {
+                warn!(
+                    removed,
+                    "removed partial uploads and snapshot folders that crashed processes left"
+                );
             }
-        }
-        // What crashed processes left in the vaults and the work folder.
-        let all: Vec<_> = shared.plans.read().await.plans().cloned().collect();
-        let removed =
-            crate::leftovers::remove_temporaries(&shared.ctx, &all, crate::time::now_ms()).await;
-        if removed > 0 {
-            warn!(
-                removed,
-                "removed partial uploads and snapshot folders that crashed processes left"
-            );
         }
 
         let http = {
@@ -393,7 +457,10 @@ impl Daemon {
 
         // Stop as for SIGTERM if the daemon lease is lost: another daemon
         // may have taken the catalog. Jobs running hold leases of their own.
-        let lost = self.lease.lost();
+        let lost = self
+            .lease
+            .as_ref()
+            .map_or_else(CancellationToken::new, |l| l.lost());
         let lease_lost = tokio::select! {
             _ = shutdown => false,
             _ = lost.cancelled() => true,
@@ -415,7 +482,12 @@ impl Daemon {
         // Leases of jobs that ended are released before the catalog closes;
         // an abandoned job's lease is found dead by the next start.
         lease::settle().await;
-        self.lease.release().await;
+        if let Some(lease) = self.lease {
+            lease.release().await;
+        }
+        if let Some(member) = &shared.fleet {
+            fleet::leave(&shared.ctx.catalog, member).await;
+        }
         shared.ctx.catalog.close().await;
         if lease_lost {
             return Err(DaemonError::LeaseLost(

@@ -28,8 +28,9 @@ use tracing::{error, info, warn};
 
 use super::job::{self, Job, Trigger};
 use super::plans::fingerprint;
-use super::Shared;
+use super::{fleet, Shared};
 use crate::catalog::JobKind;
+use crate::lease::{self, Lease};
 use crate::plan::Plan;
 use crate::schedule::{Cron, Run, Timing};
 use crate::time::to_datetime;
@@ -215,6 +216,9 @@ pub(crate) struct Scheduler {
     token: CancellationToken,
     tracker: TaskTracker,
     tracks: BTreeMap<(String, JobKind), Track>,
+    /// Plans this fleet daemon took over whose previous owner's leftovers
+    /// are not cleaned up yet (its jobs' leases were still live).
+    pending_takeover: std::collections::BTreeSet<String>,
 }
 
 impl Scheduler {
@@ -230,9 +234,13 @@ impl Scheduler {
             token,
             tracker,
             tracks: BTreeMap::new(),
+            pending_takeover: Default::default(),
         };
         for plan in scheduler.loaded_plans().await {
-            scheduler.add_plan(&plan).await;
+            // In a fleet, none yet: plans come with ownership (`rebalance`).
+            if scheduler.shared.owns(&plan.name) {
+                scheduler.add_plan(&plan).await;
+            }
         }
         scheduler
     }
@@ -444,7 +452,10 @@ impl Scheduler {
         for name in report.added.iter().chain(&report.changed) {
             // Its objective or regions may have changed.
             shared.recheck(name);
-            if let Some(plan) = plans.iter().find(|p| &p.name == name) {
+            if let Some(plan) = plans
+                .iter()
+                .find(|p| &p.name == name && shared.owns(&p.name))
+            {
                 self.add_plan(plan).await;
             }
         }
@@ -459,6 +470,97 @@ impl Scheduler {
     }
 }
 
+impl Scheduler {
+    /// A fleet daemon's heartbeat and rebalancing round (`fleet`): plans
+    /// gained are cleaned up after their previous owner, then scheduled
+    /// as after a restart (slots still in their window run late, older
+    /// ones are recorded missed); plans lost stop being scheduled, their
+    /// running jobs finish under their own leases.
+    pub async fn rebalance(&mut self) {
+        let shared = self.shared.clone();
+        let Some(me) = shared.fleet.as_ref() else {
+            return;
+        };
+        let plans = self.loaded_plans().await;
+        let wanted: Vec<(String, Vec<String>)> =
+            plans.iter().map(|p| (p.name.clone(), Vec::new())).collect();
+        let now = shared.clock.now_ms();
+        let changes = match fleet::rebalance(&shared.ctx.catalog, me, &wanted, now).await {
+            Ok(c) => c,
+            Err(e) => {
+                warn!(error = %e, "cannot reach the catalog to beat and rebalance; plans stay as they were until their leases expire");
+                return;
+            }
+        };
+        for name in &changes.lost {
+            info!(plan = %name, "the plan moved to another daemon of the fleet");
+            self.tracks.retain(|(p, _), _| p != name);
+            self.pending_takeover.remove(name);
+        }
+        for name in &changes.gained {
+            info!(plan = %name, "took the plan over");
+            self.pending_takeover.insert(name.clone());
+        }
+        let pending: Vec<String> = self.pending_takeover.iter().cloned().collect();
+        for name in pending {
+            if let Some(plan) = plans.iter().find(|p| p.name == name) {
+                if self.clean_up_before_us(plan).await {
+                    self.pending_takeover.remove(&name);
+                }
+            }
+        }
+        for name in &changes.gained {
+            if let Some(plan) = plans.iter().find(|p| &p.name == name) {
+                self.add_plan(plan).await;
+            }
+        }
+    }
+
+    /// Records what the plan's previous owner left running as interrupted
+    /// (jobs, backups, drills), once no lease of the plan is live: a live
+    /// one is a job still running, on a daemon that handed the plan over.
+    /// `false` when it must wait.
+    async fn clean_up_before_us(&self, plan: &Plan) -> bool {
+        let cat = &self.shared.ctx.catalog;
+        let now = self.shared.clock.now_ms();
+        let busy = match cat.leases().await {
+            Ok(leases) => leases
+                .iter()
+                .any(|l| l.plan == plan.name && l.kind != lease::OWNER && l.expires_at > now),
+            Err(e) => {
+                warn!(plan = %plan.name, error = %e, "cannot read the plan's leases");
+                return false;
+            }
+        };
+        if busy {
+            return false;
+        }
+        match cat.fail_interrupted_jobs_of(&plan.name, now).await {
+            Ok(0) => {}
+            Ok(n) => {
+                warn!(plan = %plan.name, jobs = n, "recorded jobs of the plan's previous owner as interrupted")
+            }
+            Err(e) => {
+                warn!(plan = %plan.name, error = %e, "cannot record interrupted jobs");
+                return false;
+            }
+        }
+        match Lease::acquire(cat, &plan.name, lease::BACKUP).await {
+            Ok(held) => {
+                if let Err(e) = crate::backup::fail_interrupted(cat, plan).await {
+                    warn!(plan = %plan.name, error = %e, "cannot record interrupted backups");
+                }
+                held.release().await;
+            }
+            Err(_) => return false,
+        }
+        if let Err(e) = crate::drill::recover(&self.shared.ctx, plan).await {
+            warn!(plan = %plan.name, error = %e, "cannot clean up interrupted drills");
+        }
+        true
+    }
+}
+
 /// Runs the scheduler until `token` is cancelled: sleeps until the next
 /// start (or [`MAX_SLEEP`]), a reload request, or an edit of the plans folder.
 pub(crate) async fn run(shared: Arc<Shared>, token: CancellationToken, tracker: TaskTracker) {
@@ -467,6 +569,15 @@ pub(crate) async fn run(shared: Arc<Shared>, token: CancellationToken, tracker: 
     let mut seen = fingerprint(&dir);
     let mut watch = tokio::time::interval(shared.config.watch_interval);
     watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A fleet daemon beats and rebalances every third of its lease time.
+    let in_fleet = shared.fleet.is_some();
+    let beat = shared
+        .fleet
+        .as_ref()
+        .map_or(Duration::from_secs(3600), |m| m.config.lease / 3)
+        .max(Duration::from_millis(100));
+    let mut rebalance = tokio::time::interval(beat);
+    rebalance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let next = scheduler.tick().await;
         let cap = tokio::time::Instant::now() + MAX_SLEEP;
@@ -474,6 +585,8 @@ pub(crate) async fn run(shared: Arc<Shared>, token: CancellationToken, tracker: 
         tokio::select! {
             _ = token.cancelled() => break,
             _ = tokio::time::sleep_until(wake) => {}
+            // Boxed: its future is deep (catalog calls in a loop).
+            _ = rebalance.tick(), if in_fleet => Box::pin(scheduler.rebalance()).await,
             _ = shared.reload.notified() => {
                 scheduler.reload().await;
                 seen = fingerprint(&dir);

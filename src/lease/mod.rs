@@ -37,6 +37,9 @@ pub const VERIFY: &str = "verify";
 pub const RESTORE: &str = "restore";
 /// One daemon per catalog (with [`CATALOG_WIDE`] as the plan).
 pub const DAEMON: &str = "daemon";
+/// A fleet daemon's ownership of a plan (`daemon::fleet`): held by
+/// expiry alone, renewed by the owner's rebalancing.
+pub const OWNER: &str = "owner";
 /// The plan of a lease on the whole catalog (no plan is named `*`).
 pub const CATALOG_WIDE: &str = "*";
 
@@ -108,6 +111,12 @@ pub fn describe(holder: &LeaseRecord, now: Millis) -> String {
         ));
     }
     text
+}
+
+/// Where this process's pid means something (boot id and pid namespace),
+/// as leases record it.
+pub fn node_id() -> String {
+    process::me().node.clone()
 }
 
 /// The time to live from `LIFEBOAT_LEASE_TTL`, else [`DEFAULT_TTL`].

@@ -146,7 +146,7 @@ pub async fn build(
         };
         let mut running: Vec<Running> = leases
             .iter()
-            .filter(|l| l.plan == plan.name)
+            .filter(|l| l.plan == plan.name && l.kind != crate::lease::OWNER)
             .map(|l| Running {
                 kind: l.kind.clone(),
                 host: l.host.clone(),

@@ -14,6 +14,7 @@ mod crash;
 mod daemon;
 mod encryption;
 mod evidence_chain;
+mod fleet;
 mod hooks;
 mod leases;
 mod leftovers;

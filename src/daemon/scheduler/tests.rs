@@ -445,6 +445,7 @@ impl Harness {
             watch_interval: Duration::from_secs(3600),
             heartbeat_url: None,
             notify_url: None,
+            fleet: None,
         };
         configure(&mut config);
         let daemon = Daemon::build_with(config, Clock::tokio_at(start), work)
