@@ -137,6 +137,28 @@ impl Catalog {
         Ok(done == 1)
     }
 
+    /// Renews every lease of `kind` held by `owner` in one statement (a
+    /// fleet daemon's plans: one query per round, not one per plan), and
+    /// returns the plans renewed.
+    pub async fn renew_leases_of(
+        &self,
+        kind: &str,
+        owner: &str,
+        now: Millis,
+        expires_at: Millis,
+    ) -> Result<Vec<String>, CatalogError> {
+        Ok(on_pool!(self, |db| sqlx::query_scalar(
+            "UPDATE leases SET heartbeat_at = $1, expires_at = $2
+             WHERE kind = $3 AND owner = $4 RETURNING plan",
+        )
+        .bind(now)
+        .bind(expires_at)
+        .bind(kind)
+        .bind(owner)
+        .fetch_all(db)
+        .await)?)
+    }
+
     /// Releases `owner`'s lease; `false` when it was no longer `owner`'s.
     pub async fn release_lease(
         &self,

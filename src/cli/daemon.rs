@@ -80,6 +80,15 @@ pub async fn run(cli: &Cli, args: &DaemonArgs) -> Result<ExitCode> {
             "--max-jobs and --max-jobs-per-region must be at least 1",
         ));
     }
+    if let Some(bad) = args
+        .labels
+        .iter()
+        .find(|l| !l.is_empty() && !lifeboat::plan::is_label(l))
+    {
+        return Err(bad_input(format!(
+            "--labels: `{bad}` must be 1 to 63 characters of a-z, 0-9, '-', '_' and '.'"
+        )));
+    }
     let config = DaemonConfig {
         catalog: cli.catalog.clone(),
         plans_dir: cli.plans.clone(),

@@ -25,6 +25,7 @@ mod backup;
 mod catalog;
 mod daemon;
 mod drill;
+mod fleet;
 #[cfg(test)]
 mod fuzz;
 mod init;
@@ -188,6 +189,8 @@ Examples:
 
 Stop with SIGTERM or Ctrl-C (running jobs get --grace to finish); SIGHUP reloads the plans.")]
     Daemon(daemon::DaemonArgs),
+    /// The daemons sharing a PostgreSQL catalog and the plans each owns.
+    Fleet(fleet::FleetArgs),
     /// The catalog itself: rebuild it from a vault when it is lost.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
@@ -243,6 +246,7 @@ pub async fn run(mut cli: Cli) -> Result<ExitCode> {
         Command::Daemon(args) => daemon::run(&cli, args).await,
         Command::Demo(args) => backup::demo(&cli, args).await,
         Command::Catalog(cmd) => catalog::run(&cli, cmd).await,
+        Command::Fleet(args) => fleet::run(&cli, args).await,
         Command::Restore(args) => restore::run(&cli, args).await,
         Command::Restores(cmd) => restore::list(&cli, cmd).await,
         Command::Key(cmd) => key::run(cmd).await,
@@ -294,7 +298,8 @@ impl Command {
             | Command::Drills(_)
             | Command::Status(_)
             | Command::Report(_)
-            | Command::Restores(_) => Some(CatalogAccess::Read),
+            | Command::Restores(_)
+            | Command::Fleet(_) => Some(CatalogAccess::Read),
         }
     }
 }

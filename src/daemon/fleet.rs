@@ -5,6 +5,7 @@
 //! when a daemon joins or leaves only the plans it gains or held move.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
@@ -32,6 +33,24 @@ pub(crate) struct Member {
     node: String,
     started_at: Millis,
     owned: std::sync::Mutex<BTreeSet<String>>,
+    /// What `/metrics` shows of this member's rounds.
+    pub counters: Counters,
+}
+
+/// Counts of a member's heartbeat and rebalancing rounds, for `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// Rounds that beat and renewed the owned plans' leases.
+    pub rounds: AtomicU64,
+    /// Rounds that could not reach the catalog.
+    pub failed_rounds: AtomicU64,
+    /// Plans taken over, and plans given up or lost.
+    pub gained: AtomicU64,
+    pub lost: AtomicU64,
+    /// Live daemons seen by the last round, this one included.
+    pub live: AtomicU64,
+    /// When the last round succeeded (Unix millis; 0 before the first).
+    pub last_round_ms: AtomicI64,
 }
 
 impl Member {
@@ -99,6 +118,7 @@ pub(crate) async fn join(
         node: crate::lease::node_id(),
         started_at: now,
         owned: Default::default(),
+        counters: Counters::default(),
     };
     catalog.register_daemon(&member.record(now)).await?;
     info!(daemon = %member.id, labels = ?member.config.labels, "joined the fleet");
@@ -132,8 +152,14 @@ pub(crate) async fn rebalance(
         catalog.register_daemon(&me.record(now)).await?;
     }
     let live = catalog.live_daemons(now).await?;
+    me.counters.live.store(live.len() as u64, Ordering::Relaxed);
     let mut changes = Changes::default();
     let held = me.owned();
+    let renewed: BTreeSet<String> = catalog
+        .renew_leases_of(lease::OWNER, &me.id, now, now + me.lease_ms())
+        .await?
+        .into_iter()
+        .collect();
     for (plan, required) in plans {
         let mine = owner(plan, required, &live).is_some_and(|d| d.id == me.id);
         let had = held.contains(plan);
@@ -147,10 +173,7 @@ pub(crate) async fn rebalance(
                 }
             }
             (true, true) => {
-                let renewed = catalog
-                    .renew_lease(plan, lease::OWNER, &me.id, now, now + me.lease_ms())
-                    .await?;
-                if !renewed {
+                if !renewed.contains(plan) {
                     me.set_owned(plan, false);
                     changes.lost.push(plan.clone());
                 }
@@ -168,6 +191,13 @@ pub(crate) async fn rebalance(
         me.set_owned(plan, false);
         changes.lost.push(plan.clone());
     }
+    let c = &me.counters;
+    c.rounds.fetch_add(1, Ordering::Relaxed);
+    c.gained
+        .fetch_add(changes.gained.len() as u64, Ordering::Relaxed);
+    c.lost
+        .fetch_add(changes.lost.len() as u64, Ordering::Relaxed);
+    c.last_round_ms.store(now, Ordering::Relaxed);
     Ok(changes)
 }
 

@@ -95,7 +95,67 @@ pub(super) async fn render(shared: &Shared) -> Result<String, CatalogError> {
     objectives(&mut out, shared, &plans).await?;
     damaged(&mut out, shared, &plans).await?;
     breakers(&mut out, shared);
+    fleet(&mut out, shared);
     Ok(out.0)
+}
+
+/// A fleet daemon's share and its rounds (absent outside a fleet).
+fn fleet(out: &mut Exposition, shared: &Shared) {
+    let Some(me) = shared.fleet.as_ref() else {
+        return;
+    };
+    let c = &me.counters;
+    let daemon = [("daemon", me.id.as_str())];
+    out.family(
+        "lifeboat_fleet_owned_plans",
+        "gauge",
+        "Plans this fleet daemon owns (schedules) now.",
+    );
+    out.sample("lifeboat_fleet_owned_plans", &daemon, me.owned().len());
+    out.family(
+        "lifeboat_fleet_live_daemons",
+        "gauge",
+        "Live daemons of the fleet at this daemon's last round, itself included.",
+    );
+    out.sample(
+        "lifeboat_fleet_live_daemons",
+        &daemon,
+        c.live.load(Ordering::Relaxed),
+    );
+    out.family(
+        "lifeboat_fleet_rounds_total",
+        "counter",
+        "Heartbeat and lease-renewal rounds, by outcome (ok, failed: the catalog was out of reach).",
+    );
+    for (outcome, n) in [("ok", &c.rounds), ("failed", &c.failed_rounds)] {
+        out.sample(
+            "lifeboat_fleet_rounds_total",
+            &[("daemon", &me.id), ("outcome", outcome)],
+            n.load(Ordering::Relaxed),
+        );
+    }
+    out.family(
+        "lifeboat_fleet_plan_moves_total",
+        "counter",
+        "Plans this daemon took over (gained) or gave up (lost).",
+    );
+    for (direction, n) in [("gained", &c.gained), ("lost", &c.lost)] {
+        out.sample(
+            "lifeboat_fleet_plan_moves_total",
+            &[("daemon", &me.id), ("direction", direction)],
+            n.load(Ordering::Relaxed),
+        );
+    }
+    out.family(
+        "lifeboat_fleet_last_round_timestamp_seconds",
+        "gauge",
+        "When this daemon last renewed its row and its plans' leases (0 before the first round).",
+    );
+    out.sample(
+        "lifeboat_fleet_last_round_timestamp_seconds",
+        &daemon,
+        seconds(c.last_round_ms.load(Ordering::Relaxed)),
+    );
 }
 
 /// The scheduler's view: every slot of every track, by how it ended.

@@ -482,12 +482,17 @@ impl Scheduler {
             return;
         };
         let plans = self.loaded_plans().await;
-        let wanted: Vec<(String, Vec<String>)> =
-            plans.iter().map(|p| (p.name.clone(), Vec::new())).collect();
+        let wanted: Vec<(String, Vec<String>)> = plans
+            .iter()
+            .map(|p| (p.name.clone(), p.placement.clone()))
+            .collect();
         let now = shared.clock.now_ms();
         let changes = match fleet::rebalance(&shared.ctx.catalog, me, &wanted, now).await {
             Ok(c) => c,
             Err(e) => {
+                me.counters
+                    .failed_rounds
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 warn!(error = %e, "cannot reach the catalog to beat and rebalance; plans stay as they were until their leases expire");
                 return;
             }

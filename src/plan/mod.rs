@@ -19,6 +19,16 @@ use std::time::Duration;
 pub use diagnostic::{Diagnostic, Severity};
 pub use load::{load_dir, load_file, parse_plan, LoadedPlans, PlanFileError};
 
+/// Whether `s` can be a placement label (`[placement] labels`, `daemon
+/// --labels`): 1 to 63 of `a-z`, `0-9`, `-`, `_`, `.`. No comma: the
+/// catalog keeps a daemon's labels comma-separated.
+pub fn is_label(s: &str) -> bool {
+    (1..=63).contains(&s.len())
+        && s.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+        })
+}
+
 use crate::schedule::Timing;
 
 /// A validated DR plan.
@@ -52,6 +62,10 @@ pub struct Plan {
     pub aws: Option<AwsSpec>,
     /// Webhooks told about failures and RPO breaches (`[[notify]]`).
     pub notify: Vec<Webhook>,
+    /// `[placement] labels`: in a fleet, only a daemon carrying every one
+    /// of them may own the plan (data only one host can read). Empty:
+    /// any daemon.
+    pub placement: Vec<String>,
     /// The file the plan was read from.
     pub source: PathBuf,
 }

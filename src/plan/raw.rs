@@ -28,6 +28,14 @@ pub struct RawPlan {
     pub verify: Option<S<RawVerify>>,
     pub aws: Option<S<RawAws>>,
     pub notify: Option<S<Vec<S<RawNotify>>>>,
+    pub placement: Option<S<RawPlacement>>,
+}
+
+/// `[placement]`: where in a fleet the plan may run.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlacement {
+    pub labels: Option<S<Vec<S<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]

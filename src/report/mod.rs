@@ -12,6 +12,7 @@ mod compliance;
 mod csv;
 pub mod daily;
 pub mod exposure;
+pub mod fleet;
 mod html;
 mod markdown;
 mod plan;

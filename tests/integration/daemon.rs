@@ -29,16 +29,28 @@ pub(crate) fn daemon_plan(env: &Env) -> String {
 }
 
 pub(crate) struct Daemon {
-    child: Child,
+    pub(crate) child: Child,
     addr: String,
 }
 
 impl Daemon {
     pub(crate) fn start(env: &Env, extra: &[&str]) -> Daemon {
+        Daemon::start_logging_to(env, extra, &[], "daemon.log")
+    }
+
+    /// Started with `extra` arguments and `vars` in its environment, its
+    /// stderr appended to `log` in the test's folder.
+    pub(crate) fn start_logging_to(
+        env: &Env,
+        extra: &[&str],
+        vars: &[(&str, &str)],
+        log: &str,
+    ) -> Daemon {
+        let log_name = log;
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(env.path("daemon.log"))
+            .open(env.path(log_name))
             .unwrap();
         let mut args = vec![
             "daemon",
@@ -52,6 +64,7 @@ impl Daemon {
         args.extend_from_slice(extra);
         let mut child = env
             .command(&args)
+            .envs(vars.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
             .spawn()
@@ -71,7 +84,7 @@ impl Daemon {
         let addr = addr.unwrap_or_else(|| {
             panic!(
                 "the daemon did not start: {}",
-                std::fs::read_to_string(env.path("daemon.log")).unwrap_or_default()
+                std::fs::read_to_string(env.path(log_name)).unwrap_or_default()
             )
         });
         Daemon { child, addr }
@@ -94,7 +107,7 @@ impl Daemon {
         (status.code().unwrap_or(-1), t.elapsed())
     }
 
-    fn kill9(mut self) {
+    pub(crate) fn kill9(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
     }

@@ -61,7 +61,7 @@ fn the_base_plan_is_valid_without_warnings() {
     "rto = \"1h",
     "p.toml:3:10: invalid basic string, expected `\"`"
 )]
-#[case::unknown_top_key("rto = \"1h\"", "rto = \"1h\"\ncolour = \"red\"", "p.toml:4:1: unknown key `colour`, expected one of `name`, `owner`, `rto`, `rpo`, `backup`, `retention`, `regions`, `resources`, `drill`, `verify`, `aws`, `notify`")]
+#[case::unknown_top_key("rto = \"1h\"", "rto = \"1h\"\ncolour = \"red\"", "p.toml:4:1: unknown key `colour`, expected one of `name`, `owner`, `rto`, `rpo`, `backup`, `retention`, `regions`, `resources`, `drill`, `verify`, `aws`, `notify`, `placement`")]
 #[case::unknown_nested_key("jitter = \"2m\"", "jitter = \"2m\"\nfrequency = 3", "p.toml:10:1: unknown key `frequency`, expected one of `schedule`, `timezone`, `jitter`, `start_window`, `completion_window`, `primary_region`, `copy_to`, `before`, `after`, `hook_timeout`")]
 #[case::missing_key(
     "owner = \"payments@example.com\"\n",
@@ -369,6 +369,16 @@ fn the_base_plan_is_valid_without_warnings() {
     "encryption = { key_env = \"K\" }\n",
     "p.toml:16:14: region `us-west-2` has no vault: `encryption` encrypts the objects of its vault (RDS snapshots are encrypted with `kms_key`)"
 )]
+#[case::placement_bad_label(
+    "rto = \"1h\"",
+    "rto = \"1h\"\nplacement = { labels = [\"host-a\", \"Host B\"] }",
+    "p.toml:4:35: label `Host B` must be 1 to 63 characters of a-z, 0-9, '-', '_' and '.' (as given to `daemon --labels`)"
+)]
+#[case::placement_unknown_key(
+    "rto = \"1h\"",
+    "rto = \"1h\"\nplacement = { hosts = [\"a\"] }",
+    "p.toml:4:15: unknown key `hosts`, expected `labels`"
+)]
 fn each_rule_reports_its_message_and_position(
     #[case] find: &str,
     #[case] replace: &str,
@@ -555,6 +565,19 @@ subnet_group = "private""#;
             security_groups: Vec::new(),
         }
     );
+}
+
+#[test]
+fn placement_labels_are_read_without_repeats() {
+    let text = BASE.replacen(
+        "rto = \"1h\"",
+        "rto = \"1h\"\nplacement = { labels = [\"host-a\", \"zone.eu-1\", \"host-a\"] }",
+        1,
+    );
+    let (plan, _) = lifeboat::plan::parse_plan(Path::new("p.toml"), &text).expect("valid");
+    assert_eq!(plan.placement, ["host-a", "zone.eu-1"]);
+    let (plan, _) = lifeboat::plan::parse_plan(Path::new("p.toml"), BASE).expect("valid");
+    assert!(plan.placement.is_empty());
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod aws;
 mod backup;
 mod drill;
 mod notify;
+mod placement;
 mod regions;
 mod resources;
 mod retention;
@@ -89,6 +90,7 @@ impl Validator<'_> {
         let verify = self.verify(raw.verify.as_ref(), backup.tz);
         let aws = self.aws(raw.aws.as_ref());
         let notify = self.notify(raw.notify.as_ref());
+        let placement = self.placement(raw.placement.as_ref());
         self.check_rpo(&raw.rpo, rpo, &backup);
         if self.has_errors() {
             return None;
@@ -107,6 +109,7 @@ impl Validator<'_> {
             verify,
             aws,
             notify,
+            placement,
             source: self.file.to_path_buf(),
         })
     }
