@@ -11,6 +11,47 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::{Catalog, CatalogError};
 use crate::time::Millis;
 
+/// Ids below the newest that had no row when a refresh read them, on
+/// PostgreSQL. Its writers commit concurrently, so a row can become
+/// visible after a higher id was read (SQLite's one writer commits ids in
+/// order); each refresh looks for these again, and counts one that has
+/// appeared. An id that never appears (a rolled-back insert, a sequence
+/// gap after a crash) is forgotten after [`HOLE_TTL`].
+#[derive(Debug, Default)]
+struct Holes(BTreeMap<i64, std::time::Instant>);
+
+/// How far below the newest id a row may still be uncommitted: more
+/// concurrent inserts than any fleet makes.
+const HOLE_WINDOW: i64 = 10_000;
+
+/// How long a missing id is looked for: far longer than the one-statement
+/// transaction that inserts a run or a point.
+const HOLE_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
+impl Holes {
+    /// Records the ids of `(after, upto]` (its last [`HOLE_WINDOW`]) that
+    /// are not in `present`.
+    fn record(&mut self, after: i64, upto: i64, present: &[i64]) {
+        let present: BTreeSet<i64> = present.iter().copied().collect();
+        let now = std::time::Instant::now();
+        for id in after.max(upto - HOLE_WINDOW) + 1..=upto {
+            if !present.contains(&id) {
+                self.0.insert(id, now);
+            }
+        }
+    }
+
+    /// The ids still looked for; the ones looked for too long are dropped.
+    fn waiting(&mut self) -> Vec<i64> {
+        self.0.retain(|_, since| since.elapsed() < HOLE_TTL);
+        self.0.keys().copied().collect()
+    }
+
+    fn filled(&mut self, id: i64) {
+        self.0.remove(&id);
+    }
+}
+
 /// The upper bounds (seconds) of the run duration histogram's buckets:
 /// from a one-second file backup to a six-hour database restore.
 pub const DURATION_BUCKETS: [f64; 12] = [
@@ -192,6 +233,7 @@ pub struct RunTally {
     stats: BTreeMap<String, RunStats>,
     seen_up_to: i64,
     pending: BTreeSet<i64>,
+    holes: Holes,
 }
 
 impl RunTally {
@@ -202,6 +244,7 @@ impl RunTally {
             stats: BTreeMap::new(),
             seen_up_to: 0,
             pending: BTreeSet::new(),
+            holes: Holes::default(),
         }
     }
 
@@ -247,7 +290,30 @@ impl RunTally {
                     self.stats.entry(plan).or_default().merge(stats);
                 }
                 self.pending.extend(running);
+                if !sqlite {
+                    let present: Vec<i64> = sqlx::query_scalar(&format!(
+                        "SELECT id FROM {table} WHERE id > $1 AND id <= $2"
+                    ))
+                    .bind(self.seen_up_to.max(newest - HOLE_WINDOW))
+                    .bind(newest)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    self.holes.record(self.seen_up_to, newest, &present);
+                }
                 self.seen_up_to = newest;
+            }
+            // A row that committed after a higher id was read: pending
+            // from now on, so counted below once finished.
+            for id in self.holes.waiting() {
+                let found: Option<i64> =
+                    sqlx::query_scalar(&format!("SELECT id FROM {table} WHERE id = $1"))
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if found.is_some() {
+                    self.holes.filled(id);
+                    self.pending.insert(id);
+                }
             }
             let pending: Vec<i64> = self.pending.iter().copied().collect();
             for id in pending {
@@ -285,6 +351,7 @@ pub struct WrittenBytes {
     seen_up_to: i64,
     /// Points looked at while running: counted once they complete.
     pending: BTreeSet<i64>,
+    holes: Holes,
 }
 
 impl WrittenBytes {
@@ -331,7 +398,28 @@ impl WrittenBytes {
                     self.add(plan, region, bytes as u64);
                 }
                 self.pending.extend(running);
+                if !sqlite {
+                    let present: Vec<i64> =
+                        sqlx::query_scalar("SELECT id FROM points WHERE id > $1 AND id <= $2")
+                            .bind(self.seen_up_to.max(newest - HOLE_WINDOW))
+                            .bind(newest)
+                            .fetch_all(&mut *tx)
+                            .await?;
+                    self.holes.record(self.seen_up_to, newest, &present);
+                }
                 self.seen_up_to = newest;
+            }
+            // A point that committed after a higher id was read: looked at
+            // below as a running one is.
+            for id in self.holes.waiting() {
+                let found: Option<i64> = sqlx::query_scalar("SELECT id FROM points WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if found.is_some() {
+                    self.holes.filled(id);
+                    self.pending.insert(id);
+                }
             }
             tx.commit().await?;
             Ok::<(), CatalogError>(())
@@ -441,6 +529,64 @@ mod tests {
         assert_eq!(tally.stats()["shop"].last_success, Some(201000));
         assert_eq!(tally.stats()["web"].count(), 1);
         assert!(tally.pending.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_run_committed_after_a_higher_id_was_read_is_still_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = catalog(&dir).await;
+        let crate::catalog::Pool::Postgres(pool) = &cat.pool else {
+            // SQLite has one writer: ids become visible in order.
+            eprintln!("PostgreSQL only (LIFEBOAT_TEST_CATALOG=postgres)");
+            return;
+        };
+        let insert = "INSERT INTO backup_runs (plan, trigger, started_at, finished_at, status)
+                      VALUES ('shop', 'manual', 0, 1000, 'succeeded')";
+        // A writer takes an id and has not committed when a higher one is
+        // committed and read.
+        let mut slow = pool.begin().await.unwrap();
+        sqlx::query(insert).execute(&mut *slow).await.unwrap();
+        exec(&cat, insert).await;
+        let mut tally = RunTally::new(RunSource::Backup);
+        tally.refresh(&cat).await.unwrap();
+        assert_eq!(tally.stats()["shop"].count(), 1);
+        slow.commit().await.unwrap();
+        tally.refresh(&cat).await.unwrap();
+        assert_eq!(tally.stats()["shop"].count(), 2);
+        assert_eq!(
+            tally.stats(),
+            &cat.run_stats(RunSource::Backup).await.unwrap()
+        );
+        // Counted once.
+        tally.refresh(&cat).await.unwrap();
+        assert_eq!(tally.stats()["shop"].count(), 2);
+
+        // The same for the bytes of points (inserted running, as backups
+        // do: a completed insert would wait on the exposure epoch's lock).
+        let point =
+            "INSERT INTO points (plan, resource, kind, region, status, started_at, size_bytes)
+                     VALUES ('shop', 'files', 'path', 'dr', 'running', 0, 100) RETURNING id";
+        let complete = |id: i64| {
+            format!("UPDATE points SET status = 'complete', completed_at = 1000 WHERE id = {id}")
+        };
+        let mut slow = pool.begin().await.unwrap();
+        let late: i64 = sqlx::query_scalar(point)
+            .fetch_one(&mut *slow)
+            .await
+            .unwrap();
+        let early = cat.query_i64(point).await.unwrap().unwrap();
+        assert!(early > late);
+        exec(&cat, &complete(early)).await;
+        let mut written = WrittenBytes::default();
+        written.refresh(&cat).await.unwrap();
+        let key = ("shop".to_string(), "dr".to_string());
+        assert_eq!(written.totals()[&key], 100);
+        slow.commit().await.unwrap();
+        written.refresh(&cat).await.unwrap();
+        exec(&cat, &complete(late)).await;
+        written.refresh(&cat).await.unwrap();
+        written.refresh(&cat).await.unwrap();
+        assert_eq!(written.totals()[&key], 200);
     }
 
     #[tokio::test]

@@ -506,11 +506,29 @@ impl Scheduler {
             info!(plan = %name, "took the plan over");
             self.pending_takeover.insert(name.clone());
         }
-        let pending: Vec<String> = self.pending_takeover.iter().cloned().collect();
-        for name in pending {
-            if let Some(plan) = plans.iter().find(|p| p.name == name) {
-                if self.clean_up_before_us(plan).await {
-                    self.pending_takeover.remove(&name);
+        if !self.pending_takeover.is_empty() {
+            // One read of the leases for every plan waiting (a takeover
+            // may bring hundreds).
+            let busy: std::collections::BTreeSet<String> = match shared.ctx.catalog.leases().await {
+                Ok(leases) => leases
+                    .into_iter()
+                    .filter(|l| l.kind != lease::OWNER && l.expires_at > now)
+                    .map(|l| l.plan)
+                    .collect(),
+                Err(e) => {
+                    warn!(error = %e, "cannot read the leases of the plans taken over");
+                    return;
+                }
+            };
+            let pending: Vec<String> = self.pending_takeover.iter().cloned().collect();
+            for name in pending {
+                if busy.contains(&name) {
+                    continue;
+                }
+                if let Some(plan) = plans.iter().find(|p| p.name == name) {
+                    if self.clean_up_before_us(plan).await {
+                        self.pending_takeover.remove(&name);
+                    }
                 }
             }
         }
@@ -522,24 +540,12 @@ impl Scheduler {
     }
 
     /// Records what the plan's previous owner left running as interrupted
-    /// (jobs, backups, drills), once no lease of the plan is live: a live
-    /// one is a job still running, on a daemon that handed the plan over.
-    /// `false` when it must wait.
+    /// (jobs, backups, drills); called once no lease of the plan is live
+    /// (a live one is a job still running, on a daemon that handed the
+    /// plan over). `false` when it must wait.
     async fn clean_up_before_us(&self, plan: &Plan) -> bool {
         let cat = &self.shared.ctx.catalog;
         let now = self.shared.clock.now_ms();
-        let busy = match cat.leases().await {
-            Ok(leases) => leases
-                .iter()
-                .any(|l| l.plan == plan.name && l.kind != lease::OWNER && l.expires_at > now),
-            Err(e) => {
-                warn!(plan = %plan.name, error = %e, "cannot read the plan's leases");
-                return false;
-            }
-        };
-        if busy {
-            return false;
-        }
         match cat.fail_interrupted_jobs_of(&plan.name, now).await {
             Ok(0) => {}
             Ok(n) => {
