@@ -28,6 +28,11 @@ pub struct DaemonRecord {
     /// When it is presumed dead unless it beats again.
     #[serde(with = "crate::time::serde_ms")]
     pub expires_at: Millis,
+    /// How many plans it has loaded, as of its last heartbeat.
+    pub plans_loaded: i64,
+    /// A digest of their names and placements: daemons that differ load
+    /// different plans.
+    pub plans_digest: String,
 }
 
 impl DaemonRecord {
@@ -42,18 +47,21 @@ impl DaemonRecord {
     }
 }
 
-const COLUMNS: &str = "id, host, pid, labels, started_at, heartbeat_at, expires_at";
+const COLUMNS: &str =
+    "id, host, pid, labels, started_at, heartbeat_at, expires_at, plans_loaded, plans_digest";
 
 impl Catalog {
     /// Records a daemon (or records it again, as at a restart with the
     /// same id).
     pub async fn register_daemon(&self, d: &DaemonRecord) -> Result<(), CatalogError> {
         on_pool!(self, |db| sqlx::query(
-            "INSERT INTO daemons (id, host, pid, labels, started_at, heartbeat_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+            "INSERT INTO daemons (id, host, pid, labels, started_at, heartbeat_at, expires_at,
+                                  plans_loaded, plans_digest)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (id) DO UPDATE SET host = excluded.host, pid = excluded.pid,
                  labels = excluded.labels, started_at = excluded.started_at,
-                 heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at"
+                 heartbeat_at = excluded.heartbeat_at, expires_at = excluded.expires_at,
+                 plans_loaded = excluded.plans_loaded, plans_digest = excluded.plans_digest"
         )
         .bind(&d.id)
         .bind(&d.host)
@@ -62,25 +70,31 @@ impl Catalog {
         .bind(d.started_at)
         .bind(d.heartbeat_at)
         .bind(d.expires_at)
+        .bind(d.plans_loaded)
+        .bind(&d.plans_digest)
         .execute(db)
         .await
         .map(|r| r.rows_affected()))?;
         Ok(())
     }
 
-    /// A daemon's heartbeat; `false` when its row is gone (removed as
-    /// dead by an operator, or never registered).
+    /// A daemon's heartbeat, with what it has loaded; `false` when its
+    /// row is gone (forgotten as dead, or never registered).
     pub async fn renew_daemon(
         &self,
         id: &str,
         now: Millis,
         expires_at: Millis,
+        plans: (i64, &str),
     ) -> Result<bool, CatalogError> {
         let done = on_pool!(self, |db| sqlx::query(
-            "UPDATE daemons SET heartbeat_at = $1, expires_at = $2 WHERE id = $3"
+            "UPDATE daemons SET heartbeat_at = $1, expires_at = $2, plans_loaded = $3,
+                 plans_digest = $4 WHERE id = $5"
         )
         .bind(now)
         .bind(expires_at)
+        .bind(plans.0)
+        .bind(plans.1)
         .bind(id)
         .execute(db)
         .await
@@ -103,6 +117,18 @@ impl Catalog {
         Ok(on_pool!(self, |db| sqlx::query_as(&sql)
             .fetch_all(db)
             .await)?)
+    }
+
+    /// Forgets the daemons dead (expired) before `before`: each start has a
+    /// new id, so a killed daemon's row would otherwise stay for good.
+    pub async fn forget_dead_daemons(&self, before: Millis) -> Result<u64, CatalogError> {
+        Ok(on_pool!(self, |db| sqlx::query(
+            "DELETE FROM daemons WHERE expires_at < $1"
+        )
+        .bind(before)
+        .execute(db)
+        .await
+        .map(|r| r.rows_affected()))?)
     }
 
     /// Removes a daemon's row (at its graceful stop); `false` if it was
@@ -130,6 +156,8 @@ mod tests {
             started_at: 0,
             heartbeat_at: beat,
             expires_at: beat + 30_000,
+            plans_loaded: 0,
+            plans_digest: String::new(),
         }
     }
 
@@ -150,17 +178,32 @@ mod tests {
             .collect();
         assert_eq!(live, ["a", "b"]);
         // `b` stops beating: past its expiry it is not alive, though listed.
-        assert!(cat.renew_daemon("a", 25_000, 55_000).await.unwrap());
+        assert!(cat
+            .renew_daemon("a", 25_000, 55_000, (3, "abc"))
+            .await
+            .unwrap());
         let live = cat.live_daemons(40_000).await.unwrap();
         assert_eq!(live.len(), 1);
         assert_eq!(live[0].heartbeat_at, 25_000);
+        assert_eq!(
+            (live[0].plans_loaded, live[0].plans_digest.as_str()),
+            (3, "abc")
+        );
         assert!(live[0].has_labels(&["ssd".to_string()]));
         assert!(!live[0].has_labels(&["ssd".to_string(), "gpu".to_string()]));
         assert_eq!(cat.daemons().await.unwrap().len(), 2);
         // A graceful stop removes the row; a removed daemon's beat says so.
         assert!(cat.remove_daemon("b").await.unwrap());
         assert!(!cat.remove_daemon("b").await.unwrap());
-        assert!(!cat.renew_daemon("b", 41_000, 71_000).await.unwrap());
+        assert!(!cat
+            .renew_daemon("b", 41_000, 71_000, (0, ""))
+            .await
+            .unwrap());
         assert_eq!(cat.daemons().await.unwrap().len(), 1);
+        // A dead daemon's row is forgotten once dead long enough, not before.
+        cat.register_daemon(&daemon("c", "", 1_000)).await.unwrap();
+        assert_eq!(cat.forget_dead_daemons(31_000).await.unwrap(), 0);
+        assert_eq!(cat.forget_dead_daemons(31_001).await.unwrap(), 1);
+        assert_eq!(cat.daemons().await.unwrap()[0].id, "a");
     }
 }

@@ -15,7 +15,8 @@ Examples:
   lifeboat --catalog postgres://lifeboat@db/lifeboat fleet --check   exit 1 if a plan runs nowhere")]
 pub struct FleetArgs {
     /// Exit 1 when a plan loaded here (or owned before) has no live owner,
-    /// saying why on stdout: for cron and monitoring.
+    /// or the live daemons load different plans, saying why on stdout: for
+    /// cron and monitoring.
     #[arg(long)]
     check: bool,
     /// Print the fleet as JSON (times RFC 3339).
@@ -32,10 +33,21 @@ pub async fn run(cli: &Cli, args: &FleetArgs) -> Result<ExitCode> {
         Vec::new()
     };
     let ctx = cli.context().await?;
+    if ctx.catalog.is_sqlite() {
+        let why = format!(
+            "catalog {} is a SQLite file, which one daemon runs alone: a fleet needs a catalog on PostgreSQL (docs/fleet.md)",
+            cli.catalog.display()
+        );
+        if args.check {
+            return Err(super::bad_input(why));
+        }
+        outln!("{why}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let now = lifeboat::time::now_ms();
     let view = lifeboat::report::fleet::build(&ctx.catalog, &plans, now).await?;
     let unowned = view.unowned();
-    let code = if args.check && unowned > 0 {
+    let code = if args.check && view.troubled() {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -50,17 +62,28 @@ pub async fn run(cli: &Cli, args: &FleetArgs) -> Result<ExitCode> {
             lifeboat::catalog::display_location(&cli.catalog)
         );
     }
-    out!("{}", lifeboat::report::fleet::render_table(&view, now));
+    if !view.daemons.is_empty() || !view.plans.is_empty() {
+        out!("{}", lifeboat::report::fleet::render_table(&view, now));
+    }
+    if view.plans_differ {
+        outln!();
+        outln!("WARNING: the live daemons load different plans (LOADED: count and digest of names and placements); deploy the same plans folder to every host");
+    }
     if args.check {
         outln!();
-        if unowned == 0 {
+        if !view.troubled() {
             outln!(
                 "OK: every one of {} plan(s) has a live owner",
                 view.plans.len()
             );
         } else {
+            let differ = if view.plans_differ {
+                "; the daemons load different plans"
+            } else {
+                ""
+            };
             outln!(
-                "PROBLEM: {unowned} of {} plan(s) run nowhere",
+                "PROBLEM: {unowned} of {} plan(s) run nowhere{differ}",
                 view.plans.len()
             );
         }

@@ -160,6 +160,11 @@ vault = "s3://my-dr-vault-usw2/lifeboat"
 # profile = "dr"
 "#
     };
+    // The comment in line with the others whatever the region's name.
+    let copy_to = format!(
+        "{:<37}# every point is copied here too",
+        format!("copy_to = [\"{dr}\"]")
+    );
     format!(
         r#"# Lifeboat plan `{name}` ({kind}), written by `lifeboat init`.
 # Replace the placeholders with your own, then `lifeboat plan validate`.
@@ -168,12 +173,13 @@ name = "{name}"
 owner = "you@example.com"            # who answers for this plan
 rto = "1h"                           # how long a restore may take (drills measure it)
 rpo = "2h"                           # how much data may be lost (newest point age)
+# placement = {{ labels = ["host-a"] }}   # in a fleet (docs/fleet.md): only daemons started with these --labels run it
 
 [backup]
 schedule = "0 * * * *"               # cron, UTC unless `timezone`: hourly
 jitter = "5m"                        # spread runs: each starts within 5m of its slot
 primary_region = "{primary}"
-copy_to = ["{dr}"]                   # every point is copied here too
+{copy_to}
 # before = ["./hooks/quiesce.sh"]    # a program run before the backup (no shell)
 # after = ["./hooks/resume.sh"]      # and after it, always
 

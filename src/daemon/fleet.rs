@@ -15,6 +15,10 @@ use crate::catalog::{Catalog, CatalogError, DaemonRecord, NewLease};
 use crate::lease;
 use crate::time::Millis;
 
+/// How long a dead daemon stays listed (`lifeboat fleet`, "DEAD") before
+/// the live ones forget its row.
+const DEAD_KEPT: Millis = 24 * 3600 * 1000;
+
 /// How a daemon joins a fleet (`daemon --fleet`).
 #[derive(Debug, Clone)]
 pub struct FleetConfig {
@@ -33,6 +37,8 @@ pub(crate) struct Member {
     node: String,
     started_at: Millis,
     owned: std::sync::Mutex<BTreeSet<String>>,
+    /// How many plans it has loaded and their digest ([`plans_digest`]).
+    loaded: std::sync::Mutex<(i64, String)>,
     /// What `/metrics` shows of this member's rounds.
     pub counters: Counters,
 }
@@ -60,7 +66,10 @@ impl Member {
 
     /// This daemon's row as of a heartbeat at `now`.
     fn record(&self, now: Millis) -> DaemonRecord {
+        let (plans_loaded, plans_digest) = self.loaded();
         DaemonRecord {
+            plans_loaded,
+            plans_digest,
             id: self.id.clone(),
             host: self.host.clone(),
             pid: i64::from(std::process::id()),
@@ -69,6 +78,10 @@ impl Member {
             heartbeat_at: now,
             expires_at: now + self.lease_ms(),
         }
+    }
+
+    fn loaded(&self) -> (i64, String) {
+        self.loaded.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// Whether this daemon owns `plan` now.
@@ -118,6 +131,7 @@ pub(crate) async fn join(
         node: crate::lease::node_id(),
         started_at: now,
         owned: Default::default(),
+        loaded: Default::default(),
         counters: Counters::default(),
     };
     catalog.register_daemon(&member.record(now)).await?;
@@ -144,13 +158,18 @@ pub(crate) async fn rebalance(
     plans: &[(String, Vec<String>)],
     now: Millis,
 ) -> Result<Changes, CatalogError> {
+    let loaded = (plans.len() as i64, plans_digest(plans));
+    if let Ok(mut l) = me.loaded.lock() {
+        *l = loaded.clone();
+    }
     if !catalog
-        .renew_daemon(&me.id, now, now + me.lease_ms())
+        .renew_daemon(&me.id, now, now + me.lease_ms(), (loaded.0, &loaded.1))
         .await?
     {
         warn!(daemon = %me.id, "this daemon's row was gone from the fleet: registered again");
         catalog.register_daemon(&me.record(now)).await?;
     }
+    catalog.forget_dead_daemons(now - DEAD_KEPT).await?;
     let live = catalog.live_daemons(now).await?;
     me.counters.live.store(live.len() as u64, Ordering::Relaxed);
     let mut changes = Changes::default();
@@ -215,6 +234,23 @@ pub(crate) async fn leave(catalog: &Catalog, me: &Member) {
     }
 }
 
+/// A digest of the plans a daemon has loaded: their names and placement
+/// labels, in name order, hashed (the first 8 bytes of SHA-256, in hex).
+/// What decides ownership; two daemons that differ would place a plan on
+/// one that has not loaded it.
+pub(crate) fn plans_digest(plans: &[(String, Vec<String>)]) -> String {
+    let mut sorted: Vec<&(String, Vec<String>)> = plans.iter().collect();
+    sorted.sort();
+    let mut h = Sha256::new();
+    for (name, labels) in sorted {
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update(labels.join(",").as_bytes());
+        h.update([b'\n']);
+    }
+    hex::encode(&h.finalize()[..8])
+}
+
 /// The weight of `daemon` for `plan`: the first 8 bytes of
 /// SHA-256(plan, NUL, daemon id). A hash of both names, so each plan ranks
 /// the daemons in its own order.
@@ -258,6 +294,8 @@ mod tests {
             started_at: 0,
             heartbeat_at: 0,
             expires_at: 1,
+            plans_loaded: 0,
+            plans_digest: String::new(),
         }
     }
 
@@ -301,6 +339,22 @@ mod tests {
         let moved = before.iter().zip(&joined).filter(|(w, i)| w != i).count();
         assert!(moved == joined.iter().filter(|o| *o == "d").count());
         assert!((600..=900).contains(&moved), "{moved} moved to d");
+    }
+
+    #[test]
+    fn the_plans_digest_ignores_order_and_sees_names_and_labels() {
+        let p = |name: &str, labels: &[&str]| {
+            (
+                name.to_string(),
+                labels.iter().map(|l| l.to_string()).collect::<Vec<_>>(),
+            )
+        };
+        let one = plans_digest(&[p("a", &[]), p("b", &["x"])]);
+        assert_eq!(one.len(), 16);
+        assert_eq!(one, plans_digest(&[p("b", &["x"]), p("a", &[])]));
+        assert_ne!(one, plans_digest(&[p("a", &[]), p("b", &[])]));
+        assert_ne!(one, plans_digest(&[p("a", &[]), p("c", &["x"])]));
+        assert_ne!(one, plans_digest(&[p("a", &[])]));
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub struct FleetView {
     pub daemons: Vec<DaemonView>,
     /// Every plan that is loaded here or owned somewhere, by name.
     pub plans: Vec<PlanView>,
+    /// Whether the live daemons have loaded different plans (names or
+    /// placements): a plan placed on a daemon without it runs nowhere.
+    pub plans_differ: bool,
 }
 
 /// One daemon.
@@ -27,8 +30,8 @@ pub struct DaemonView {
     #[serde(flatten)]
     pub record: DaemonRecord,
     /// Whether its heartbeat is current (`expires_at` in the future); a
-    /// dead daemon's row stays until its plans' new owners are settled and
-    /// it is removed by a graceful stop or a restart of it.
+    /// dead daemon stays listed for a day after its expiry, then the live
+    /// ones forget it (a graceful stop removes the row at once).
     pub live: bool,
     /// The plans whose ownership it holds now.
     pub plans: Vec<String>,
@@ -60,6 +63,12 @@ impl FleetView {
     pub fn unowned(&self) -> usize {
         self.plans.iter().filter(|p| p.owner.is_none()).count()
     }
+
+    /// Whether anything needs an operator: a plan without owner, or
+    /// daemons that load different plans.
+    pub fn troubled(&self) -> bool {
+        self.unowned() > 0 || self.plans_differ
+    }
 }
 
 /// Reads the fleet at `now`; `plans` are the ones loaded here (their
@@ -81,6 +90,15 @@ pub async fn build(
         .filter(|d| d.expires_at > now)
         .cloned()
         .collect();
+    // A daemon that has not finished its first round has no digest yet.
+    let mut digests: Vec<&str> = live
+        .iter()
+        .map(|d| d.plans_digest.as_str())
+        .filter(|d| !d.is_empty())
+        .collect();
+    digests.sort_unstable();
+    digests.dedup();
+    let plans_differ = digests.len() > 1;
     let mut daemons: Vec<DaemonView> = records
         .into_iter()
         .map(|record| DaemonView {
@@ -122,6 +140,10 @@ pub async fn build(
                     "no live daemon carries the labels {}",
                     placement.join(", ")
                 )),
+                None if plans_differ => Some(
+                    "not taken: the daemons load different plans (LOADED), and the one it is placed on may lack it"
+                        .to_string(),
+                ),
                 None => Some("not taken yet (within a lease time of a change)".to_string()),
             };
             PlanView {
@@ -135,7 +157,11 @@ pub async fn build(
             }
         })
         .collect();
-    Ok(FleetView { daemons, plans })
+    Ok(FleetView {
+        daemons,
+        plans,
+        plans_differ,
+    })
 }
 
 /// Seconds from `from` to `to`, as people read them.
@@ -154,7 +180,8 @@ pub fn render_table(view: &FleetView, now: Millis) -> String {
         "LABELS".into(),
         "STARTED".into(),
         "HEARTBEAT".into(),
-        "PLANS".into(),
+        "LOADED".into(),
+        "OWNS".into(),
     ]];
     for d in &view.daemons {
         let r = &d.record;
@@ -175,11 +202,14 @@ pub fn render_table(view: &FleetView, now: Millis) -> String {
             } else {
                 format!("DEAD {} ago", span(r.heartbeat_at, now))
             },
+            format!("{} {}", r.plans_loaded, r.plans_digest),
             d.plans.len().to_string(),
         ]);
     }
-    table(&mut out, &rows);
-    out.push('\n');
+    if !view.daemons.is_empty() {
+        table(&mut out, &rows);
+        out.push('\n');
+    }
     let mut rows = vec![[
         "PLAN".to_string(),
         "OWNER".into(),
@@ -227,5 +257,104 @@ fn table<const N: usize>(out: &mut String, rows: &[[String; N]]) {
         }
         out.push_str(line.trim_end());
         out.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::NewLease;
+
+    fn daemon(id: &str, labels: &str, digest: &str, expires_at: Millis) -> DaemonRecord {
+        DaemonRecord {
+            id: id.to_string(),
+            host: format!("host-{id}"),
+            pid: 7,
+            labels: labels.to_string(),
+            started_at: 0,
+            heartbeat_at: expires_at - 30_000,
+            expires_at,
+            plans_loaded: 2,
+            plans_digest: digest.to_string(),
+        }
+    }
+
+    async fn own(cat: &Catalog, plan: &str, owner: &str, expires_at: Millis) {
+        let lease = NewLease {
+            plan,
+            kind: lease::OWNER,
+            owner,
+            pid: 7,
+            host: "h",
+            node: "n",
+            now: expires_at - 30_000,
+            expires_at,
+        };
+        assert!(cat.take_lease(&lease, None).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn the_view_names_owners_dead_daemons_and_why_a_plan_runs_nowhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = crate::catalog::testing::open(dir.path()).await;
+        let now = 100_000;
+        cat.register_daemon(&daemon("a", "host-a", "d1", now + 20_000))
+            .await
+            .unwrap();
+        cat.register_daemon(&daemon("b", "", "d1", now + 20_000))
+            .await
+            .unwrap();
+        cat.register_daemon(&daemon("dead", "gpu", "d1", now - 1))
+            .await
+            .unwrap();
+        own(&cat, "shop", "a", now + 20_000).await;
+        // A lease of the dead daemon, expired: not an owner.
+        own(&cat, "render", "dead", now - 1).await;
+        let view = build(&cat, &[], now).await.unwrap();
+        assert!(!view.plans_differ);
+        let ids: Vec<(&str, bool, usize)> = view
+            .daemons
+            .iter()
+            .map(|d| (d.record.id.as_str(), d.live, d.plans.len()))
+            .collect();
+        assert_eq!(ids, [("a", true, 1), ("b", true, 0), ("dead", false, 0)]);
+        assert_eq!(view.plans.len(), 1, "only live owners without plans loaded");
+        assert_eq!(view.plans[0].owner.as_deref(), Some("a"));
+        assert!(!view.troubled());
+
+        // With the plans loaded here: `render` needs a label no live
+        // daemon has; the table says so.
+        let text = |placement: &str| {
+            format!(
+                "name = \"render\"\nowner = \"o\"\nrto = \"1h\"\nrpo = \"1h\"\n{placement}\n[backup]\nschedule = \"0 * * * *\"\nprimary_region = \"p\"\n[regions.p]\nvault = \"file:///v\"\n[[resources]]\nname = \"f\"\nkind = \"path\"\npath = \"/srv\"\n"
+            )
+        };
+        let (render, _) = crate::plan::parse_plan(
+            std::path::Path::new("render.toml"),
+            &text("placement = { labels = [\"gpu\"] }"),
+        )
+        .unwrap();
+        let view = build(&cat, &[render], now).await.unwrap();
+        let p = view.plans.iter().find(|p| p.plan == "render").unwrap();
+        assert_eq!(p.owner, None);
+        assert_eq!(
+            p.problem.as_deref(),
+            Some("no live daemon carries the labels gpu")
+        );
+        assert_eq!(view.unowned(), 1);
+        let table = render_table(&view, now);
+        assert!(table.contains("DEAD"), "{table}");
+        assert!(
+            table.contains("no live daemon carries the labels gpu"),
+            "{table}"
+        );
+
+        // Daemons that loaded different plans are a problem of their own.
+        cat.register_daemon(&daemon("b", "", "d2", now + 20_000))
+            .await
+            .unwrap();
+        let view = build(&cat, &[], now).await.unwrap();
+        assert!(view.plans_differ);
+        assert!(view.troubled());
     }
 }

@@ -376,6 +376,14 @@ fn a_joining_daemon_takes_its_share_and_a_pinned_plan_stays_on_its_host() {
         }
     };
     let (two, before) = settled(&env, 2);
+    // Both loaded the same plans, and say so.
+    wait_for("both daemons' digests", Duration::from_secs(30), || {
+        let (view, _) = fleet_view(&env);
+        view["plans_differ"] == false
+            && view["daemons"].as_array().unwrap().iter().all(|d| {
+                d["plans_loaded"] == everything && d["plans_digest"].as_str().unwrap().len() == 16
+            })
+    });
     let host_a = &two.iter().find(|(_, l)| l.contains("host-a")).unwrap().0;
     let pinned_owner = |owners: &[(String, String)]| {
         owners
@@ -475,6 +483,28 @@ fn a_fleet_needs_postgresql_and_a_single_daemon_never_starts_beside_one() {
         "{}",
         stderr(&out)
     );
+    // `fleet` on it says why there is no fleet; `--check` is bad input.
+    let fleet_on_sqlite = |check: bool| {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.arg("--catalog")
+            .arg(dir.path().join("lifeboat.db"))
+            .arg("--plans")
+            .arg(dir.path().join("plans"))
+            .arg("fleet")
+            .env_remove("LIFEBOAT_CATALOG");
+        if check {
+            cmd.arg("--check");
+        }
+        cmd.output().unwrap()
+    };
+    let out = fleet_on_sqlite(false);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("a fleet needs a catalog on PostgreSQL"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(fleet_on_sqlite(true).status.code(), Some(2));
 
     // A fleet daemon runs: a daemon without --fleet is refused, naming it.
     let mut env = Env::new();
