@@ -131,6 +131,16 @@ impl Daemon {
     }
 }
 
+/// A test that fails half-way must not leave its daemon running (after
+/// `stop` or `kill9` the child is already reaped, and killing it again does
+/// nothing).
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct JobRow {
     pub(crate) plan: String,

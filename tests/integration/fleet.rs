@@ -16,17 +16,9 @@ use crate::pg;
 /// a busy machine misses its renewals.
 const LEASE_S: i64 = 5;
 
-/// The daemons, killed if the test fails half-way.
+/// The daemons (each killed if dropped running: a test that fails
+/// half-way leaves none behind).
 struct Fleet(Vec<Option<Daemon>>);
-
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        for d in self.0.iter_mut().flatten() {
-            let _ = d.child.kill();
-            let _ = d.child.wait();
-        }
-    }
-}
 
 impl Fleet {
     /// The daemon whose process is `pid`, taken out of the fleet.
