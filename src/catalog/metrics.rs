@@ -52,6 +52,41 @@ impl Holes {
     }
 }
 
+/// On PostgreSQL, records the ids of `($after, $upto]` that had no row in
+/// this snapshot as [`Holes`], and moves the ones that have a row now into
+/// `$tally.pending` (so they are counted as a running row is, once done).
+/// A macro, as `run_stats_between!` is: `$conn` is either engine's.
+macro_rules! look_for_late_rows {
+    ($conn:expr, $table:expr, $sqlite:expr, $tally:expr, $after:expr, $upto:expr) => {
+        async {
+            let table: &str = $table;
+            let (after, upto): (i64, i64) = ($after, $upto);
+            if !$sqlite && upto > after {
+                let present: Vec<i64> = sqlx::query_scalar(&format!(
+                    "SELECT id FROM {table} WHERE id > $1 AND id <= $2"
+                ))
+                .bind(after.max(upto - HOLE_WINDOW))
+                .bind(upto)
+                .fetch_all($conn)
+                .await?;
+                $tally.holes.record(after, upto, &present);
+            }
+            for id in $tally.holes.waiting() {
+                let found: Option<i64> =
+                    sqlx::query_scalar(&format!("SELECT id FROM {table} WHERE id = $1"))
+                        .bind(id)
+                        .fetch_optional($conn)
+                        .await?;
+                if found.is_some() {
+                    $tally.holes.filled(id);
+                    $tally.pending.insert(id);
+                }
+            }
+            Ok::<(), sqlx::Error>(())
+        }
+    };
+}
+
 /// The upper bounds (seconds) of the run duration histogram's buckets:
 /// from a one-second file backup to a six-hour database restore.
 pub const DURATION_BUCKETS: [f64; 12] = [
@@ -276,6 +311,7 @@ impl RunTally {
                 .fetch_one(&mut *tx)
                 .await?;
             let newest = newest.unwrap_or(0);
+            let after = self.seen_up_to;
             if newest > self.seen_up_to {
                 let found =
                     run_stats_between!(&mut *tx, self.source, self.seen_up_to, newest).await?;
@@ -290,31 +326,9 @@ impl RunTally {
                     self.stats.entry(plan).or_default().merge(stats);
                 }
                 self.pending.extend(running);
-                if !sqlite {
-                    let present: Vec<i64> = sqlx::query_scalar(&format!(
-                        "SELECT id FROM {table} WHERE id > $1 AND id <= $2"
-                    ))
-                    .bind(self.seen_up_to.max(newest - HOLE_WINDOW))
-                    .bind(newest)
-                    .fetch_all(&mut *tx)
-                    .await?;
-                    self.holes.record(self.seen_up_to, newest, &present);
-                }
                 self.seen_up_to = newest;
             }
-            // A row that committed after a higher id was read: pending
-            // from now on, so counted below once finished.
-            for id in self.holes.waiting() {
-                let found: Option<i64> =
-                    sqlx::query_scalar(&format!("SELECT id FROM {table} WHERE id = $1"))
-                        .bind(id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                if found.is_some() {
-                    self.holes.filled(id);
-                    self.pending.insert(id);
-                }
-            }
+            look_for_late_rows!(&mut *tx, table, sqlite, self, after, newest).await?;
             let pending: Vec<i64> = self.pending.iter().copied().collect();
             for id in pending {
                 let status: Option<String> =
@@ -377,6 +391,7 @@ impl WrittenBytes {
                 .fetch_one(&mut *tx)
                 .await?;
             let newest = newest.unwrap_or(0);
+            let after = self.seen_up_to;
             if newest > self.seen_up_to {
                 let sums: Vec<(String, String, f64)> = sqlx::query_as(
                     "SELECT plan, region, CAST(COALESCE(SUM(size_bytes), 0) AS DOUBLE PRECISION) FROM points
@@ -398,29 +413,9 @@ impl WrittenBytes {
                     self.add(plan, region, bytes as u64);
                 }
                 self.pending.extend(running);
-                if !sqlite {
-                    let present: Vec<i64> =
-                        sqlx::query_scalar("SELECT id FROM points WHERE id > $1 AND id <= $2")
-                            .bind(self.seen_up_to.max(newest - HOLE_WINDOW))
-                            .bind(newest)
-                            .fetch_all(&mut *tx)
-                            .await?;
-                    self.holes.record(self.seen_up_to, newest, &present);
-                }
                 self.seen_up_to = newest;
             }
-            // A point that committed after a higher id was read: looked at
-            // below as a running one is.
-            for id in self.holes.waiting() {
-                let found: Option<i64> = sqlx::query_scalar("SELECT id FROM points WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if found.is_some() {
-                    self.holes.filled(id);
-                    self.pending.insert(id);
-                }
-            }
+            look_for_late_rows!(&mut *tx, "points", sqlite, self, after, newest).await?;
             tx.commit().await?;
             Ok::<(), CatalogError>(())
         })?;
