@@ -6,6 +6,7 @@
 #
 #   bench/daemon_scale.sh              # 1000 plans backed up every 2 minutes, for 4 minutes
 #   PLANS=200 MINUTES=2 SCHEDULE="* * * * *" JITTER=50s bench/daemon_scale.sh
+#   LIFEBOAT_BIN=/path/to/lifeboat bench/daemon_scale.sh   # a binary already built
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PLANS=${PLANS:-1000}
@@ -16,8 +17,12 @@ IDLE_SECONDS=${IDLE_SECONDS:-60}
 for tool in sqlite3 curl python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
 done
-cargo build --release --quiet
-BIN=$PWD/target/release/lifeboat
+if [ -n "${LIFEBOAT_BIN:-}" ]; then
+  BIN=$LIFEBOAT_BIN
+else
+  cargo build --release --quiet
+  BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/lifeboat
+fi
 root=$(mktemp -d "${BENCH_DIR:-/dev/shm}/lifeboat-daemon.XXXXXX")
 pid=
 cleanup() {
@@ -30,32 +35,7 @@ trap cleanup EXIT
 mkdir -p "$root/plans" "$root/data"
 echo "hello" > "$root/data/file.txt"
 
-write_plans() { # $1 = backup schedule
-  for i in $(seq -w 1 "$PLANS"); do
-    cat > "$root/plans/p$i.toml" <<TOML
-name = "p$i"
-owner = "bench@example.com"
-rto = "1h"
-rpo = "1d"
-[backup]
-schedule = "$1"
-jitter = "$JITTER"
-start_window = "5m"
-primary_region = "a"
-copy_to = ["b"]
-[regions.a]
-vault = "file://$root/vaults/a"
-[regions.b]
-vault = "file://$root/vaults/b"
-[[resources]]
-name = "f"
-kind = "path"
-path = "$root/data"
-[drill]
-region = "b"
-TOML
-  done
-}
+. bench/lib/scale_plans.sh
 
 write_plans "$SCHEDULE"
 t0=$(date +%s.%N)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A fleet of daemons (`daemon --fleet`) sharing one PostgreSQL catalog,
 # holding many plans (file vaults, tiny data), as issue 16 asks:
-#   start-up (spawn -> every plan owned), how far start times fall from
+#   start-up (spawn -> every plan owned and spread over the daemons), how far start times fall from
 #   slot + jitter, catalog statements and transactions per second (busy and
 #   idle), resident memory and idle CPU per daemon, and the failover time
 #   after `kill -9` of one daemon (until all its plans have a live owner).
@@ -63,33 +63,7 @@ sql "CREATE EXTENSION pg_stat_statements" >/dev/null
 CATALOG="postgres://bench@127.0.0.1:$port/lifeboat"
 echo "hello" > "$root/data/file.txt"
 
-write_plans() { # $1 = backup schedule
-  for i in $(seq -w 1 "$PLANS"); do
-    cat > "$root/plans/p$i.toml.new" <<TOML
-name = "p$i"
-owner = "bench@example.com"
-rto = "1h"
-rpo = "1d"
-[backup]
-schedule = "$1"
-jitter = "$JITTER"
-start_window = "5m"
-primary_region = "a"
-copy_to = ["b"]
-[regions.a]
-vault = "file://$root/vaults/a"
-[regions.b]
-vault = "file://$root/vaults/b"
-[[resources]]
-name = "f"
-kind = "path"
-path = "$root/data"
-[drill]
-region = "b"
-TOML
-    mv "$root/plans/p$i.toml.new" "$root/plans/p$i.toml"
-  done
-}
+. bench/lib/scale_plans.sh
 now_ms() { python3 -c 'import time; print(int(time.time() * 1000))'; }
 owned() { sql "SELECT count(*) FROM leases WHERE kind = 'owner' AND expires_at > $(now_ms)"; }
 # Statements (pg_stat_statements) and transactions (pg_stat_database).
@@ -108,7 +82,11 @@ for n in $(seq 0 $((DAEMONS - 1))); do
     > "$root/stdout-$n" 2> "$root/stderr-$n" &
   pids+=($!)
 done
-until [ "$(owned)" = "$PLANS" ] && [ "$(sql "SELECT count(*) FROM daemons")" = "$DAEMONS" ]; do
+# Formed: every plan owned, and spread (each daemon owns some; the first
+# to start takes them all until the others register).
+owners() { sql "SELECT count(DISTINCT owner) FROM leases WHERE kind = 'owner' AND expires_at > $(now_ms)"; }
+until [ "$(owned)" = "$PLANS" ] && [ "$(sql "SELECT count(*) FROM daemons")" = "$DAEMONS" ] \
+    && [ "$(owners)" = "$(( PLANS < DAEMONS ? PLANS : DAEMONS ))" ]; do
   sleep 0.2
 done
 t1=$(date +%s.%N)
@@ -168,7 +146,7 @@ busy = $b1 - $b0
 idle = $s1 - $s0
 print(f"daemons: $DAEMONS; plans: $PLANS (owned per daemon: $share); lease $LEASE")
 print(f"backups \"$SCHEDULE\" with jitter $JITTER for $MINUTES min, {len(late)} scheduled backups measured, slots run twice: $twice")
-print(f"start-up (spawn -> every plan owned): ${startup} s")
+print(f"start-up (spawn -> every plan owned, spread): ${startup} s")
 print(f"start - (slot + jitter), ms: p50 {pct(0.5)}  p99 {pct(0.99)}  max {late[-1] if late else 'n/a'}")
 print(f"catalog while busy: {($st1 - $st0) / busy:.1f} statements/s, {($tx1 - $tx0) / busy:.1f} transactions/s")
 print(f"catalog while idle: {($ist1 - $ist0) / idle:.1f} statements/s, {($itx1 - $itx0) / idle:.1f} transactions/s")
