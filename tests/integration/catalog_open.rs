@@ -4,23 +4,13 @@
 //! catalog. Refused files are left byte for byte as they were.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use crate::common::*;
 
 /// Runs lifeboat on the catalog at `catalog`.
 fn run_on(env: &Env, catalog: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("--catalog")
-        .arg(catalog)
-        .arg("--plans")
-        .arg(env.plans())
-        .arg("--work-dir")
-        .arg(env.path("work"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("LIFEBOAT_CATALOG")
-        .env_remove("LIFEBOAT_PLANS")
+    env.command_on(catalog, args)
         .output()
         .expect("run lifeboat")
 }

@@ -20,16 +20,7 @@ fn fresh_database(tag: &str) -> String {
 /// `lifeboat` with `--catalog url` and the test role's password in
 /// PGPASSWORD (as libpq's own tools take it).
 fn with_catalog(env: &Env, url: &str, args: &[&str]) -> Command {
-    let mut c = Command::new(BIN);
-    c.arg("--catalog")
-        .arg(url)
-        .arg("--plans")
-        .arg(env.plans())
-        .arg("--work-dir")
-        .arg(env.path("work"))
-        .args(args)
-        .env_remove("RUST_LOG")
-        .env_remove("LIFEBOAT_CATALOG");
+    let c = env.command_on(url, args);
     pg::with_pg_env(c, pg::PASSWORD)
 }
 

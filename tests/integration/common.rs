@@ -120,9 +120,20 @@ impl Env {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = self.command_on(self.catalog(), args);
+        if self.pg_catalog.is_some() {
+            c = crate::pg::with_pg_env(c, crate::pg::PASSWORD);
+        }
+        c
+    }
+
+    /// `lifeboat` on another catalog (a path or a URL), with this
+    /// environment's plans and work folder, and no catalog, plans or log
+    /// settings inherited from the shell.
+    pub fn command_on(&self, catalog: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.arg("--catalog")
-            .arg(self.catalog())
+            .arg(catalog)
             .arg("--plans")
             .arg(self.plans())
             .arg("--work-dir")
@@ -131,9 +142,6 @@ impl Env {
             .env_remove("RUST_LOG")
             .env_remove("LIFEBOAT_CATALOG")
             .env_remove("LIFEBOAT_PLANS");
-        if self.pg_catalog.is_some() {
-            c = crate::pg::with_pg_env(c, crate::pg::PASSWORD);
-        }
         c
     }
 
