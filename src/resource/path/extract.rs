@@ -23,6 +23,7 @@ use sha2::{Digest, Sha256};
 
 use super::super::manifest::{EntryType, FileEntry, Manifest};
 use super::super::ResourceError;
+use super::decode_ahead::decode_ahead;
 use super::fidelity::{self, Summary};
 use super::names::{self, shown};
 use super::{holes, sys};
@@ -30,8 +31,10 @@ use super::{holes, sys};
 /// Blocking: extracts the archive under `dest`, verifying each entry
 /// against the manifest, then the restored tree as a whole. Returns what
 /// was restored and verified.
+/// The artifact is read, hashed and decompressed on a second thread
+/// ([`decode_ahead`]) while this one checks, hashes and writes the files.
 pub(super) fn extract(
-    reader: impl Read,
+    reader: impl Read + Send,
     manifest: &Manifest,
     dest: &Path,
     location: &str,
@@ -39,20 +42,23 @@ pub(super) fn extract(
 ) -> Result<Summary, ResourceError> {
     fs::create_dir_all(dest).map_err(ResourceError::io("create", dest))?;
     let mut x = Extractor::new(&manifest.files, dest, location, progress);
-    let decoder = zstd::stream::read::Decoder::new(reader)
-        .map_err(|e| x.corrupt(format!("cannot start decompression: {e}")))?;
-    let mut archive = tar::Archive::new(decoder);
-    let entries = archive
-        .entries()
-        .map_err(|e| x.corrupt(format!("cannot read archive: {e}")))?;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| x.corrupt(format!("cannot read archive: {e}")))?;
-        x.entry(&mut entry)?;
-    }
-    // Read to the end so the artifact's checksum covers every byte.
-    let mut rest = archive.into_inner();
-    io::copy(&mut rest, &mut io::sink())
-        .map_err(|e| x.corrupt(format!("cannot read the end of the archive: {e}")))?;
+    std::thread::scope(|scope| {
+        let decoded = decode_ahead(scope, reader)
+            .map_err(|e| x.corrupt(format!("cannot start decompression: {e}")))?;
+        let mut archive = tar::Archive::new(decoded);
+        let entries = archive
+            .entries()
+            .map_err(|e| x.corrupt(format!("cannot read archive: {e}")))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| x.corrupt(format!("cannot read archive: {e}")))?;
+            x.entry(&mut entry)?;
+        }
+        // Read to the end so the artifact's checksum covers every byte.
+        let mut rest = archive.into_inner();
+        io::copy(&mut rest, &mut io::sink())
+            .map_err(|e| x.corrupt(format!("cannot read the end of the archive: {e}")))?;
+        Ok::<(), ResourceError>(())
+    })?;
     x.finish()
 }
 

@@ -11,6 +11,7 @@
 //! manifest (`fidelity`).
 
 pub mod commit;
+mod decode_ahead;
 mod extract;
 mod fidelity;
 mod holes;
