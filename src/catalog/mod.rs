@@ -705,6 +705,10 @@ impl Catalog {
             .row_buffer_size(1024);
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // A connection to a local file cannot go stale; the ping sqlx
+            // sends before lending one out is a round trip to SQLite's
+            // thread per query (`status` makes 400 of them).
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|e| read_error(path, e))?;

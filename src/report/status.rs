@@ -92,84 +92,98 @@ pub async fn build(
     plans: &[Plan],
     now: Millis,
 ) -> Result<Vec<PlanStatus>, CatalogError> {
-    let mut out = Vec::new();
     let leases = cat.leases().await?;
-    for plan in plans {
-        let rpo_s = plan.rpo.as_secs_f64();
-        let mut regions = Vec::new();
-        for region in plan.point_regions() {
-            let mut oldest_newest: Option<Millis> = None;
-            let mut missing = Vec::new();
-            let mut flags = Vec::new();
-            for res in &plan.resources {
-                let newest = cat
-                    .newest_complete_point(&plan.name, &res.name, region)
-                    .await?;
-                match newest {
-                    Some(p) => {
-                        let dt = p.data_time.unwrap_or(p.started_at);
-                        oldest_newest = Some(oldest_newest.map_or(dt, |o| o.min(dt)));
-                        for f in p.flag_list() {
-                            flags.push(format!("{}: {f}", res.name));
-                        }
-                    }
-                    None => missing.push(res.name.clone()),
-                }
-            }
-            let newest = if missing.is_empty() {
-                oldest_newest
-            } else {
-                None
-            };
-            let age = newest.map(|t| (now - t) as f64 / 1000.0);
-            regions.push(RegionStatus {
-                region: region.to_string(),
-                newest_data_time: newest.map(rfc3339),
-                age_seconds: age,
-                within_rpo: age.is_some_and(|a| a <= rpo_s),
-                missing,
-                flags,
-            });
-        }
-        let last_drill = cat.last_drill(&plan.name).await?.map(|d| LastDrill {
-            id: d.id,
-            started_at: rfc3339(d.started_at),
-            passed: d.passed(),
-            met_objectives: d.met_objectives(),
-            rto_seconds: d.rto_ms.map(|v| v as f64 / 1000.0),
-            rpo_seconds: d.rpo_ms.map(|v| v as f64 / 1000.0),
-        });
-        let next = |t: &crate::schedule::Timing, kind: &str| {
-            t.upcoming(&plan.name, kind, to_datetime(now), 1)
-                .first()
-                .map(|r| rfc3339(r.start.timestamp_millis()))
-        };
-        let mut running: Vec<Running> = leases
-            .iter()
-            .filter(|l| l.plan == plan.name && l.kind != crate::lease::OWNER)
-            .map(|l| Running {
-                kind: l.kind.clone(),
-                host: l.host.clone(),
-                pid: l.pid,
-                since: rfc3339(l.acquired_at),
-                expired: l.expires_at <= now,
-            })
-            .collect();
-        running.sort_by(|a, b| a.since.cmp(&b.since));
-        let problems = problems(rpo_s, &regions, last_drill.as_ref());
-        out.push(PlanStatus {
-            running,
-            problems,
-            plan: plan.name.clone(),
-            rpo_objective_seconds: rpo_s,
-            rto_objective_seconds: plan.rto.as_secs_f64(),
-            regions,
-            last_drill,
-            next_backup: next(&plan.backup.timing, "backup"),
-            next_drill: plan.drill.timing.as_ref().and_then(|t| next(t, "drill")),
-        });
+    // A few plans at once: each is a handful of quick lookups, and most of
+    // a lookup's time is handing it to the catalog's thread and back, which
+    // plans in flight together overlap (the pool has four connections).
+    let mut out = Vec::with_capacity(plans.len());
+    for some in plans.chunks(4) {
+        let statuses = some.iter().map(|plan| plan_status(cat, plan, &leases, now));
+        out.extend(futures_util::future::try_join_all(statuses).await?);
     }
     Ok(out)
+}
+
+/// One plan's status at `now`; `leases` are the catalog's.
+async fn plan_status(
+    cat: &Catalog,
+    plan: &Plan,
+    leases: &[crate::catalog::LeaseRecord],
+    now: Millis,
+) -> Result<PlanStatus, CatalogError> {
+    let rpo_s = plan.rpo.as_secs_f64();
+    let mut regions = Vec::new();
+    for region in plan.point_regions() {
+        let mut oldest_newest: Option<Millis> = None;
+        let mut missing = Vec::new();
+        let mut flags = Vec::new();
+        for res in &plan.resources {
+            let newest = cat
+                .newest_complete_point(&plan.name, &res.name, region)
+                .await?;
+            match newest {
+                Some(p) => {
+                    let dt = p.data_time.unwrap_or(p.started_at);
+                    oldest_newest = Some(oldest_newest.map_or(dt, |o| o.min(dt)));
+                    for f in p.flag_list() {
+                        flags.push(format!("{}: {f}", res.name));
+                    }
+                }
+                None => missing.push(res.name.clone()),
+            }
+        }
+        let newest = if missing.is_empty() {
+            oldest_newest
+        } else {
+            None
+        };
+        let age = newest.map(|t| (now - t) as f64 / 1000.0);
+        regions.push(RegionStatus {
+            region: region.to_string(),
+            newest_data_time: newest.map(rfc3339),
+            age_seconds: age,
+            within_rpo: age.is_some_and(|a| a <= rpo_s),
+            missing,
+            flags,
+        });
+    }
+    let last_drill = cat.last_drill(&plan.name).await?.map(|d| LastDrill {
+        id: d.id,
+        started_at: rfc3339(d.started_at),
+        passed: d.passed(),
+        met_objectives: d.met_objectives(),
+        rto_seconds: d.rto_ms.map(|v| v as f64 / 1000.0),
+        rpo_seconds: d.rpo_ms.map(|v| v as f64 / 1000.0),
+    });
+    let next = |t: &crate::schedule::Timing, kind: &str| {
+        t.upcoming(&plan.name, kind, to_datetime(now), 1)
+            .first()
+            .map(|r| rfc3339(r.start.timestamp_millis()))
+    };
+    let mut running: Vec<Running> = leases
+        .iter()
+        .filter(|l| l.plan == plan.name && l.kind != crate::lease::OWNER)
+        .map(|l| Running {
+            kind: l.kind.clone(),
+            host: l.host.clone(),
+            pid: l.pid,
+            since: rfc3339(l.acquired_at),
+            expired: l.expires_at <= now,
+        })
+        .collect();
+    running.sort_by(|a, b| a.since.cmp(&b.since));
+    let problems = problems(rpo_s, &regions, last_drill.as_ref());
+    Ok(PlanStatus {
+        running,
+        problems,
+        plan: plan.name.clone(),
+        rpo_objective_seconds: rpo_s,
+        rto_objective_seconds: plan.rto.as_secs_f64(),
+        regions,
+        last_drill,
+        next_backup: next(&plan.backup.timing, "backup"),
+        next_drill: plan.drill.timing.as_ref().and_then(|t| next(t, "drill")),
+    })
 }
 
 /// What keeps a plan from its objectives now: each region whose newest
