@@ -16,6 +16,7 @@ mod job;
 mod metrics;
 mod plans;
 mod scheduler;
+mod warm;
 mod work;
 
 use std::net::SocketAddr;
@@ -452,6 +453,11 @@ impl Daemon {
             let recheck = self.recheck;
             tokio::spawn(async move { alerts::run(shared, token, recheck).await })
         };
+        let warm = {
+            let token = token.clone();
+            let shared = shared.clone();
+            tokio::spawn(async move { warm::run(shared, token).await })
+        };
         shared.ready.store(true, Ordering::SeqCst);
         info!("daemon running");
 
@@ -470,6 +476,7 @@ impl Daemon {
         token.cancel();
         let _ = scheduler.await;
         let _ = alerts.await;
+        let _ = warm.await;
         tracker.close();
         if tokio::time::timeout(shared.config.grace, tracker.wait())
             .await

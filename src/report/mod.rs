@@ -28,6 +28,7 @@ use crate::time::{rfc3339, Millis};
 pub use self::csv::render_csv;
 pub use html::render_html;
 pub use markdown::render_markdown;
+pub use plan::keep_days;
 
 fn secs(ms: i64) -> f64 {
     ms as f64 / 1000.0

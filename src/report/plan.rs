@@ -68,6 +68,37 @@ pub(super) async fn plan_report(
     Ok(report)
 }
 
+/// Stores the exposure of every UTC day of `plan` that ended in the last
+/// `days` days and is not kept yet, in each region that holds points: what
+/// a report over those days would otherwise walk first. The daemon calls
+/// it after each midnight, so no report pays that walk.
+pub async fn keep_days(
+    cat: &Catalog,
+    plan: &Plan,
+    days: i64,
+    now: Millis,
+) -> Result<(), CatalogError> {
+    let Some(protection_start) = cat.first_run_start(&plan.name).await? else {
+        return Ok(());
+    };
+    let resources: Vec<&str> = plan.resources.iter().map(|r| r.name.as_str()).collect();
+    for region in plan.point_regions() {
+        let ask = daily::Ask {
+            plan: &plan.name,
+            region,
+            resources: &resources,
+            protection_start,
+            rpo_ms: rpo_ms(plan),
+            from: now - days * 86_400_000,
+            // Up to now, so the window's whole days run to yesterday's end.
+            to: now,
+            now,
+        };
+        daily::region_exposure(cat, &ask).await?;
+    }
+    Ok(())
+}
+
 fn rto_ms(plan: &Plan) -> i64 {
     plan.rto.as_millis() as i64
 }

@@ -471,6 +471,57 @@ fn fail_on_breach_exits_1_only_when_a_plan_breached() {
     assert_eq!(code, 0);
 }
 
+/// The days the daemon keeps ahead of any report (`report::keep_days`)
+/// are the days a report would walk and keep, and the report reading
+/// them says the same as the one that walked them.
+#[test]
+fn the_days_kept_ahead_are_the_days_a_report_keeps() {
+    const DAY: i64 = 24 * 60 * M;
+    let env = setup();
+    // Five days: the history's day and four days of a growing exposure.
+    let (from, to) = (T0 - DAY, T0 + 5 * DAY);
+    let (walked, code) = report(&env, from, to, &[]);
+    assert_eq!(code, 0, "{walked}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let kept_by_report = rt.block_on(async {
+        let cat = Catalog::open(&env.catalog_with_password()).await.unwrap();
+        let rows = cat
+            .query_i64("SELECT count(*) FROM exposure_days WHERE plan = 'shop'")
+            .await
+            .unwrap()
+            .unwrap();
+        cat.execute("DELETE FROM exposure_days WHERE plan = 'shop'")
+            .await
+            .unwrap();
+        let text = plan_text("shop", &env.path("vaults"));
+        let (shop, _) = lifeboat::plan::parse_plan(&env.plans().join("shop.toml"), &text).unwrap();
+        lifeboat::report::keep_days(&cat, &shop, 366, to)
+            .await
+            .unwrap();
+        let kept = cat
+            .query_i64("SELECT count(*) FROM exposure_days WHERE plan = 'shop'")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept, rows, "days kept ahead vs days the report kept");
+        cat.close().await;
+        rows
+    });
+    // Two regions, the four whole days from T0 (a midnight) to the last
+    // midnight before `to` (the window's last day is walked, not kept).
+    assert_eq!(kept_by_report, 2 * 4);
+    let (read, code) = report(&env, from, to, &[]);
+    assert_eq!(code, 0, "{read}");
+    let without_stamp = |mut v: Value| {
+        v.as_object_mut().unwrap().remove("generated_at");
+        v
+    };
+    assert_eq!(without_stamp(read), without_stamp(walked));
+}
+
 #[test]
 fn csv_has_a_row_per_drill_and_per_breach() {
     let env = setup();

@@ -1202,3 +1202,64 @@ async fn a_prune_and_a_backup_of_one_plan_due_together_run_in_turn_and_neither_i
         );
     }
 }
+
+/// The daemon keeps the report's days of the plans it runs: shortly after
+/// its start, then after each UTC midnight (see `daemon::warm`).
+#[tokio::test(start_paused = true)]
+async fn the_reports_days_are_kept_after_the_start_and_after_each_midnight() {
+    let start = utc(2, 56, 0);
+    let h = Harness::new(start, &[("shop.toml", &shop())]).await;
+    let cat = &h.shared().ctx.catalog;
+    // Protected for three days: a run and a point of each resource then.
+    let then = ms(start) - 3 * 86_400_000;
+    cat.execute(&format!(
+        "INSERT INTO backup_runs (plan, trigger, started_at, finished_at, status)
+         VALUES ('shop', 'schedule', {then}, {then}, 'succeeded')"
+    ))
+    .await
+    .unwrap();
+    for resource in ["files", "db"] {
+        cat.execute(&format!(
+            "INSERT INTO points (plan, resource, kind, region, status, started_at, data_time, completed_at)
+             VALUES ('shop', '{resource}', 'path', 'primary', 'complete', {then}, {then}, {then})"
+        ))
+        .await
+        .unwrap();
+    }
+    let kept = || async {
+        cat.query_i64("SELECT count(*) FROM exposure_days WHERE plan = 'shop'")
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let wait_kept = |n: i64| async move {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while kept().await < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} days kept, not {n}",
+                kept().await
+            );
+            tokio::task::yield_now().await;
+        }
+    };
+    let task = tokio::spawn(crate::daemon::warm::run(
+        h.shared().clone(),
+        h.token.clone(),
+    ));
+    tokio::task::yield_now().await;
+    assert_eq!(kept().await, 0, "kept before the first pass");
+    // The first pass: the two whole days that ended since protection
+    // started, in the plan's one region (its first, partial day is
+    // walked by each report, never kept).
+    h.at(start + TimeDelta::minutes(3)).await;
+    wait_kept(2).await;
+    // The next midnight's pass adds the day that just ended.
+    h.at(utc(23, 59, 0)).await;
+    tokio::task::yield_now().await;
+    assert_eq!(kept().await, 2);
+    h.at(utc(23, 59, 0) + TimeDelta::minutes(12)).await;
+    wait_kept(3).await;
+    h.token.cancel();
+    task.await.unwrap();
+}
