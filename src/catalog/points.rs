@@ -528,8 +528,6 @@ impl Catalog {
         to: Millis,
         mut f: impl FnMut(UsablePoint),
     ) -> Result<(), CatalogError> {
-        use futures_util::TryStreamExt;
-        use sqlx::Row;
         if resources.is_empty() {
             return Ok(());
         }
@@ -548,59 +546,60 @@ impl Catalog {
         }
         // `completed_at` is only set once a point is complete (and cleared
         // if an interrupted backup is failed), so it alone tells which
-        // points were ever usable, whatever their status now. Each value
-        // read costs two allocations in sqlx, and this reads millions of
-        // rows for a year: the resource comes back as its index in
-        // `resources` (not a string), and not at all when there is one.
+        // points were ever usable, whatever their status now. The rows come
+        // packed, one text value per slice of the window
+        // (`index,data_time,completed_at,deleted_at;…`), not a row per
+        // point: sqlx copies every value of every row it hands over (a
+        // malloc each, and a hand-over between threads), which was most of
+        // the HTML report's time (it walks every point of its window).
+        // The resource comes back as its index in `resources`, and not at
+        // all when there is one; a resource no longer in the plan makes the
+        // whole tuple NULL, which the aggregate skips (not part of the
+        // plan's exposure).
+        let text = |column: &str| format!("CAST({column} AS TEXT)");
         let (resource_column, resource_filter) = match resources {
             [_] => (String::new(), "AND resource = $5"),
             _ => {
-                // PostgreSQL reads a bare number as a 4-byte integer.
-                let as_i64 = if self.is_sqlite() { "" } else { "::bigint" };
                 let case: String = (0..resources.len())
-                    .map(|i| format!(" WHEN ${} THEN {i}{as_i64}", i + 5))
+                    .map(|i| format!(" WHEN ${} THEN '{i},'", i + 5))
                     .collect();
-                (format!("CASE resource{case} END, "), "")
+                (format!("CASE resource{case} END || "), "")
             }
         };
         let (by_completed, _) = self.point_indexes();
+        // `string_agg` with an ORDER BY: PostgreSQL, and SQLite from 3.44.
         let sql = format!(
-            "SELECT {resource_column}data_time, completed_at, deleted_at
+            "SELECT string_agg({resource_column}{} || ',' || {} || ',' || COALESCE({}, ''), ';'
+                               ORDER BY completed_at)
                FROM points {by_completed}
               WHERE plan = $1 AND region = $2 AND completed_at >= $3 AND completed_at < $4
-                AND data_time IS NOT NULL {resource_filter}
-              ORDER BY completed_at"
+                AND data_time IS NOT NULL {resource_filter}",
+            text("data_time"),
+            text("completed_at"),
+            text("deleted_at"),
         );
-        on_pool!(self, |db| {
-            let mut query = sqlx::query(&sql)
-                .bind(plan)
-                .bind(region)
-                .bind(from)
-                .bind(to);
-            for resource in resources {
-                query = query.bind(*resource);
+        let with_index = resources.len() > 1;
+        let mut slice_from = from;
+        while slice_from < to {
+            // Slices bound the text's size whatever the window (a month of
+            // one-minute points is about 2 MB).
+            let slice_to = to.min(slice_from.saturating_add(PACKED_SLICE));
+            let packed: Option<String> = on_pool!(self, |db| {
+                let mut query = sqlx::query_scalar(&sql)
+                    .bind(plan)
+                    .bind(region)
+                    .bind(slice_from)
+                    .bind(slice_to);
+                for resource in resources {
+                    query = query.bind(*resource);
+                }
+                query.fetch_one(db).await
+            })?;
+            for tuple in packed.iter().flat_map(|p| p.split(';')) {
+                f(unpack(tuple, with_index)?);
             }
-            let first = usize::from(resources.len() > 1);
-            let mut rows = query.fetch(db);
-            while let Some(row) = rows.try_next().await? {
-                let resource = if first == 0 {
-                    0
-                } else {
-                    // A resource no longer in the plan: not part of its exposure.
-                    match row.try_get::<Option<i64>, _>(0)? {
-                        Some(index) => index as usize,
-                        None => continue,
-                    }
-                };
-                f(UsablePoint {
-                    resource,
-                    data_time: row.try_get(first)?,
-                    completed_at: row.try_get(first + 1)?,
-                    deleted_at: row.try_get(first + 2)?,
-                });
-            }
-            Ok::<(), CatalogError>(())
-        })?;
+            slice_from = slice_to;
+        }
         Ok(())
     }
 
@@ -818,11 +817,64 @@ pub struct UsablePoint {
     pub deleted_at: Option<Millis>,
 }
 
+/// The span of one packed read of [`Catalog::for_each_usable_point`].
+const PACKED_SLICE: Millis = 30 * 86_400_000;
+
+/// One point of a packed read: `[index,]data_time,completed_at,[deleted_at]`.
+fn unpack(tuple: &str, with_index: bool) -> Result<UsablePoint, CatalogError> {
+    let bad = || {
+        CatalogError::from(sqlx::Error::Decode(
+            format!("unexpected packed point `{tuple}`").into(),
+        ))
+    };
+    let mut fields = tuple.split(',');
+    let mut number = || -> Result<Option<i64>, CatalogError> {
+        match fields.next() {
+            Some("") => Ok(None),
+            Some(v) => v.parse().map(Some).map_err(|_| bad()),
+            None => Err(bad()),
+        }
+    };
+    let resource = if with_index {
+        number()?.ok_or_else(bad)? as usize
+    } else {
+        0
+    };
+    let point = UsablePoint {
+        resource,
+        data_time: number()?.ok_or_else(bad)?,
+        completed_at: number()?.ok_or_else(bad)?,
+        deleted_at: number()?,
+    };
+    if fields.next().is_some() {
+        return Err(bad());
+    }
+    Ok(point)
+}
+
 #[cfg(test)]
 mod tests {
     use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
     use super::*;
+
+    #[test]
+    fn packed_points_read_back_and_anything_else_is_an_error() {
+        let p = unpack("2,10,20,30", true).unwrap();
+        assert_eq!(
+            (p.resource, p.data_time, p.completed_at, p.deleted_at),
+            (2, 10, 20, Some(30))
+        );
+        let p = unpack("-5,20,", false).unwrap();
+        assert_eq!(
+            (p.resource, p.data_time, p.completed_at, p.deleted_at),
+            (0, -5, 20, None)
+        );
+        for bad in ["", "1,2", "1,2,3,4", ",2,3", "1,x,3", "1,2,3,"] {
+            assert!(unpack(bad, false).is_err(), "{bad:?} read as a point");
+        }
+        assert!(unpack("1,2,3", true).is_err());
+    }
 
     /// A catalog as a build before migration 0007 left it, with `rows`
     /// inserted as `(kind, status, location)` of plan `shop`, resource `r`.

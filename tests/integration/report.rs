@@ -962,6 +962,9 @@ async fn the_walk_over_the_catalogs_usable_points_equals_the_whole_computation()
         (end - 90 * M, end + 5 * 24 * 60 * M),
         (end + 24 * 60 * M, end + 2 * 24 * 60 * M),
         (T0 - 3 * 24 * 60 * M, end + 3 * 24 * 60 * M + 17 * M),
+        // Longer than one packed read of the catalog (30 days), cut inside
+        // the history.
+        (T0 - 29 * 24 * 60 * M - 5 * M, end + 31 * 24 * 60 * M),
     ];
     let wanted = |all: &[(usize, usize, Interval)], r: usize, from, to| {
         let ivs: Vec<Interval> = all
@@ -1023,7 +1026,7 @@ async fn the_walk_over_the_catalogs_usable_points_equals_the_whole_computation()
             compared += 1;
         }
     }
-    assert_eq!(compared, 14);
+    assert_eq!(compared, 16);
     let stored = cat
         .query_i64("SELECT count(*) FROM exposure_days")
         .await
