@@ -235,10 +235,11 @@ fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// Downloads the dump into the scratch folder, checks it against
-/// `manifest` (the point's, already bound to the catalog's record), then (re)creates the scratch database on the drill server
-/// (`drill_url`, else the resource's own) and runs `pg_restore --jobs N
-/// --no-owner --no-privileges --exit-on-error` into it. A scratch database
+/// Downloads the dump into the scratch folder while it (re)creates the
+/// scratch database on the drill server (`drill_url`, else the resource's
+/// own), checks the dump against `manifest` (the point's, already bound
+/// to the catalog's record), then runs `pg_restore --jobs N --no-owner
+/// --no-privileges --exit-on-error` into the database. A scratch database
 /// left by a failed restore is for [`discard`] to drop.
 pub async fn restore(
     url: &str,
@@ -266,9 +267,16 @@ pub async fn restore(
         .await
         .map_err(ResourceError::io("create", dest))?;
     let dump = dest.join(DUMP_FILE);
+    let db = scratch.database_name();
+    // The scratch database is made while the dump downloads: nothing is
+    // restored into it before the dump is checked, and a database left by
+    // a failed download is for [`discard`] to drop, as after any failure.
     let progress =
         crate::progress::bytes(format!("download {label}"), Some(manifest.artifact.size));
-    let downloaded = download(vault, keys, &dump, &location, &progress).await;
+    let (downloaded, created) = tokio::join!(
+        download(vault, keys, &dump, &location, &progress),
+        create_scratch_database(&target, &db),
+    );
     progress.finish_and_clear();
     let (size, sha) = downloaded?;
     if sha != manifest.artifact.sha256 || size != manifest.artifact.size {
@@ -280,27 +288,7 @@ pub async fn restore(
             ),
         });
     }
-
-    let db = scratch.database_name();
-    let mut admin = target.connect(None).await?;
-    let (server_num, _) = server_version(&mut admin).await.map_err(|e| {
-        ResourceError::Source(format!(
-            "cannot read the server version of {}: {e}",
-            target.describe()
-        ))
-    })?;
-    // A database of this name can only be left over from a drill of a
-    // catalog since recreated: it is ours to replace.
-    drop_database(&mut admin, &db, server_num).await?;
-    let create = format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(&db));
-    admin.execute(sqlx::raw_sql(&create)).await.map_err(|e| {
-        ResourceError::Source(format!(
-            "cannot create the scratch database {db} on {}: {}",
-            target.describe(),
-            connect_error(&e)
-        ))
-    })?;
-    let _ = admin.close().await;
+    created?;
     info!(resource = label, database = %db, server = %target.describe(), "scratch database created");
 
     let jobs = std::thread::available_parallelism()
@@ -348,6 +336,30 @@ pub async fn restore(
             drill_url: drill_url.map(String::from),
         },
     })
+}
+
+/// (Re)creates the scratch database `db` on `target`, empty. A database
+/// of this name can only be left over from a drill of a catalog since
+/// recreated: it is ours to replace.
+async fn create_scratch_database(target: &Target, db: &str) -> Result<(), ResourceError> {
+    let mut admin = target.connect(None).await?;
+    let (server_num, _) = server_version(&mut admin).await.map_err(|e| {
+        ResourceError::Source(format!(
+            "cannot read the server version of {}: {e}",
+            target.describe()
+        ))
+    })?;
+    drop_database(&mut admin, db, server_num).await?;
+    let create = format!("CREATE DATABASE {} TEMPLATE template0", quote_ident(db));
+    let created = admin.execute(sqlx::raw_sql(&create)).await.map_err(|e| {
+        ResourceError::Source(format!(
+            "cannot create the scratch database {db} on {}: {}",
+            target.describe(),
+            connect_error(&e)
+        ))
+    });
+    let _ = admin.close().await;
+    created.map(|_| ())
 }
 
 /// Copies the artifact into `path`, hashing it on the way: `(size, sha256)`.
