@@ -567,10 +567,11 @@ impl Catalog {
             }
         };
         let (by_completed, _) = self.point_indexes();
-        // `string_agg` with an ORDER BY: PostgreSQL, and SQLite from 3.44.
+        // `string_agg`: PostgreSQL, and SQLite from 3.44. Without an ORDER
+        // BY, which SQLite would honour with a sort of its own: the rows
+        // come in the index's order, and are put in order here if not.
         let sql = format!(
-            "SELECT string_agg({resource_column}{} || ',' || {} || ',' || COALESCE({}, ''), ';'
-                               ORDER BY completed_at)
+            "SELECT string_agg({resource_column}{} || ',' || {} || ',' || COALESCE({}, ''), ';')
                FROM points {by_completed}
               WHERE plan = $1 AND region = $2 AND completed_at >= $3 AND completed_at < $4
                 AND data_time IS NOT NULL {resource_filter}",
@@ -579,6 +580,7 @@ impl Catalog {
             text("deleted_at"),
         );
         let with_index = resources.len() > 1;
+        let mut points = Vec::new();
         let mut slice_from = from;
         while slice_from < to {
             // Slices bound the text's size whatever the window (a month of
@@ -595,9 +597,14 @@ impl Catalog {
                 }
                 query.fetch_one(db).await
             })?;
+            points.clear();
             for tuple in packed.iter().flat_map(|p| p.split(';')) {
-                f(unpack(tuple, with_index)?);
+                points.push(unpack(tuple, with_index)?);
             }
+            if !points.is_sorted_by_key(|p| p.completed_at) {
+                points.sort_by_key(|p| p.completed_at);
+            }
+            points.iter().copied().for_each(&mut f);
             slice_from = slice_to;
         }
         Ok(())
