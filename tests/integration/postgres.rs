@@ -387,8 +387,8 @@ fn a_failing_pg_restore_is_reported_and_its_database_dropped() {
     env.write_plan("pg.toml", &pg_plan(&env, plan, &pg.url("pg_corrupt"), ""));
     let (backup, code) = json_pg(&env, &["backup", "run", plan, "--json"], PASSWORD);
     assert_eq!(code, 0, "{backup}");
-    // Damage the dr copy's compressed table data, and make the manifest
-    // and the catalog agree with the damage: only pg_restore can notice now.
+    // Damage the dr copy's compressed table data, then make the manifest
+    // and the catalog agree with the damage: only pg_restore can notice.
     let copy = backup["points"]
         .as_array()
         .unwrap()
@@ -407,6 +407,18 @@ fn a_failing_pg_restore_is_reported_and_its_database_dropped() {
         *b = !*b;
     }
     std::fs::write(&artifact, &bytes).unwrap();
+    // The download notices first: the dump no longer matches its
+    // manifest. The scratch database, made while the dump downloaded, is
+    // dropped with the failed restore (and the point marked damaged: the
+    // catalog is made to agree below).
+    let (drill, code) = json_pg(&env, &["drill", "run", plan, "--json"], PASSWORD);
+    assert_eq!(code, 1, "{drill}");
+    let detail = check(&drill, "restore")["detail"].as_str().unwrap();
+    assert!(detail.contains("does not match the manifest"), "{detail}");
+    assert!(
+        pg.scratch_databases(plan).is_empty(),
+        "the scratch database of a dump that failed its check is dropped"
+    );
     let manifest_path = artifact.replace(".pgdump", ".manifest.json");
     let mut manifest: Value =
         serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
@@ -423,7 +435,8 @@ fn a_failing_pg_restore_is_reported_and_its_database_dropped() {
         hex::encode(sha2::Sha256::digest(&manifest))
     };
     env.sql(&format!(
-        "UPDATE points SET sha256 = '{sha}', manifest_sha256 = '{manifest_sha}' WHERE id = {}",
+        "UPDATE points SET sha256 = '{sha}', manifest_sha256 = '{manifest_sha}',
+                status = 'complete', damaged_at = NULL, damage = NULL WHERE id = {}",
         copy["id"]
     ));
 
