@@ -7,14 +7,20 @@
 #
 #   bench/path_backup.sh            # ~600 MB: 20,000 small files + 4 large ones
 #   SCALE=2 bench/path_backup.sh    # twice the data (memory must not grow with it)
+#   LIFEBOAT_BIN=/path/to/lifeboat bench/path_backup.sh   # a binary already built
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCALE=${SCALE:-1}
 for tool in zstd tar sha256sum python3 /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install zstd tar coreutils python3 time)" >&2; exit 1; }
 done
-cargo build --release --quiet
-BIN=$PWD/target/release/lifeboat
+# LIFEBOAT_BIN: a binary already built (as the other bench scripts take it).
+if [ -n "${LIFEBOAT_BIN:-}" ]; then
+  BIN=$LIFEBOAT_BIN
+else
+  cargo build --release --quiet
+  BIN=$PWD/target/release/lifeboat
+fi
 
 # On tmpfs by default: on a disk, creating thousands of files right after
 # deleting thousands (ext4's inode allocator) dominates both sides and
