@@ -203,7 +203,14 @@ impl S3Vault {
         // otherwise need more than S3's 10,000 parts (over 5 TB at 512 MiB).
         let part = self.copy_parts.part.max(size.div_ceil(MAX_PARTS as u64));
         let lock = self.write_lock();
-        let mut upload = Multipart::create(self, dst_key, lock, PARALLEL_COPIES).await?;
+        let mut upload = Multipart::create(
+            self,
+            dst_key,
+            lock,
+            PARALLEL_COPIES,
+            ChecksumAlgorithm::Sha256,
+        )
+        .await?;
         let sent = copy_ranges(&mut upload, source, size, part).await;
         let ((), version) = upload.finish(sent).await?;
         if let Some(lock) = lock {

@@ -4,7 +4,8 @@
 //! ones as a multipart upload whose parts are uploaded several at a time
 //! while the next one is read (aborted on any error or cancellation, so a
 //! failed put never leaves a visible object nor stored parts). Every part
-//! carries a SHA-256 checksum that S3 verifies, and objects are encrypted at
+//! carries a CRC32C checksum that S3 verifies (server-side copies a
+//! SHA-256, which S3 computes), and objects are encrypted at
 //! rest (SSE-S3, or SSE-KMS with the region's key). A copy between two S3
 //! vaults is done by S3 itself (CopyObject, or UploadPartCopy ranges above
 //! CopyObject's 5 GiB limit); bytes never pass through Lifeboat.

@@ -46,12 +46,14 @@ pub(super) struct Multipart {
 
 impl Multipart {
     /// Starts a multipart upload of `dst_key` into `vault`, with up to
-    /// `parallel` part requests at once.
+    /// `parallel` part requests at once, each part checked by S3 against
+    /// its `checksum` (which every part request must then carry).
     pub(super) async fn create(
         vault: &S3Vault,
         dst_key: &str,
         lock: Option<WriteLock>,
         parallel: usize,
+        checksum: ChecksumAlgorithm,
     ) -> Result<Multipart, VaultError> {
         const OP: &str = "CreateMultipartUpload";
         let (key, location) = (vault.full_key(dst_key), vault.location(dst_key));
@@ -60,7 +62,7 @@ impl Multipart {
             .create_multipart_upload()
             .bucket(&vault.bucket)
             .key(&key)
-            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .checksum_algorithm(checksum)
             .server_side_encryption(vault.encryption())
             .set_ssekms_key_id(vault.kms_key.clone())
             .set_object_lock_mode(lock.map(|l| l.mode()))
