@@ -29,14 +29,18 @@ const DAY: Millis = 86_400_000;
 /// Until `token` is cancelled: a pass after [`FIRST_PASS`], then one
 /// [`AFTER_MIDNIGHT`] past each UTC midnight.
 pub(super) async fn run(shared: Arc<Shared>, token: CancellationToken) {
-    let mut wait = FIRST_PASS;
+    let mut deadline = tokio::time::Instant::now() + FIRST_PASS;
     loop {
         tokio::select! {
             _ = token.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::time::sleep_until(deadline) => {}
         }
+        // The next pass is reckoned from when this one starts: a pass that
+        // ends after midnight does not skip the day.
+        let now = shared.clock.now_ms();
+        let next = now + until_next_pass(now).as_millis() as Millis;
         pass(&shared, &token).await;
-        wait = until_next_pass(shared.clock.now_ms());
+        deadline = shared.clock.deadline(crate::time::to_datetime(next));
     }
 }
 
