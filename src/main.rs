@@ -31,6 +31,7 @@ fn main() -> ExitCode {
         }
     };
     private_files(cli.group_readable);
+    fewer_malloc_arenas(cli.command.is_long_running());
     // The daemon's log is its story: info by default.
     let verbosity = if cli.command.is_long_running() {
         cli.verbose.max(1)
@@ -75,6 +76,26 @@ fn private_files(group_readable: bool) {
     unsafe {
         libc::umask(mask);
     }
+}
+
+/// A long-running process (the daemon, `demo`) spreads its file work
+/// over tokio's blocking threads, and glibc gives each thread that
+/// allocates an arena of its own (up to eight per core), which it rarely
+/// hands back: at 1,000 plans the daemon held 107–117 MiB, and 78–80 MiB
+/// with two arenas (`bench/daemon_scale.sh`, BENCHMARKS.md). Commands that
+/// end soon keep glibc's default, and an operator's `MALLOC_ARENA_MAX`
+/// wins. Set before any thread starts.
+fn fewer_malloc_arenas(long_running: bool) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if long_running && std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only tunes glibc's allocator, and no other
+        // thread exists yet to be allocating meanwhile.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = long_running;
 }
 
 /// The error and its causes on one line. Most of our errors already quote
