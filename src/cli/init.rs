@@ -236,6 +236,7 @@ name = "db"
 kind = "postgres"
 url = "postgres://lifeboat@db.example.com:5432/app"   # no password here: PGPASSWORD or ~/.pgpass
 # drill_url = "postgres://lifeboat@scratch.example.com:5432/postgres"   # restore drills elsewhere
+# dump_format = "custom"   # default "directory": parallel, needs room in the work dir
 "#
             .into(),
             r#"

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::LazyLock;
 
 use super::raw::RawValue;
-use super::{RdsRestore, ResourceSpec};
+use super::{DumpFormat, RdsRestore, ResourceSpec};
 
 /// A resource kind as plans write it.
 pub(super) struct Kind {
@@ -42,6 +42,8 @@ pub(super) enum Read {
     List,
     /// A list of glob patterns.
     Globs,
+    /// One of these words; a key left out takes the first.
+    Choice(&'static [&'static str]),
 }
 
 /// How a value is written in TOML.
@@ -56,7 +58,7 @@ pub(super) enum Shape {
 impl Read {
     fn shape(self) -> Shape {
         match self {
-            Read::Text | Read::Path | Read::PostgresUrl => Shape::Text,
+            Read::Text | Read::Path | Read::PostgresUrl | Read::Choice(_) => Shape::Text,
             Read::List | Read::Globs => Shape::List,
         }
     }
@@ -103,10 +105,12 @@ pub(super) const KINDS: &[Kind] = &[
         keys: &[
             required("url", Read::PostgresUrl),
             optional("drill_url", Read::PostgresUrl),
+            optional("dump_format", Read::Choice(DumpFormat::NAMES)),
         ],
         build: |v| ResourceSpec::Postgres {
             url: v.text("url"),
             drill_url: v.optional_text("drill_url"),
+            dump_format: DumpFormat::named(&v.choice("dump_format", DumpFormat::NAMES)),
         },
     },
     Kind {
@@ -190,6 +194,12 @@ pub(super) enum ValueError {
     Empty(&'static str),
     #[error("`{0}` must be a postgres:// or postgresql:// URL")]
     NotPostgres(&'static str),
+    #[error("`{key}` must be one of {}, not `{given}`", .choices.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "))]
+    NotAChoice {
+        key: &'static str,
+        choices: &'static [&'static str],
+        given: String,
+    },
     #[error("`{0}` contains a password; give it through PGPASSWORD or ~/.pgpass instead, never in a plan file")]
     Password(&'static str),
     #[error("invalid {key} glob `{glob}`: {source}")]
@@ -229,6 +239,13 @@ impl Key {
                         Ok(()) => Ok(Value::Text(text.clone())),
                         Err(e) => one(e),
                     },
+                    Read::Choice(choices) if !choices.contains(&text.as_str()) => {
+                        one(ValueError::NotAChoice {
+                            key: self.name,
+                            choices,
+                            given: text.clone(),
+                        })
+                    }
                     _ => Ok(Value::Text(text.clone())),
                 }
             }
@@ -320,6 +337,12 @@ impl Values {
         }
     }
 
+    /// A [`Read::Choice`] key's word, else its first.
+    fn choice(&mut self, key: &str, choices: &[&str]) -> String {
+        self.optional_text(key)
+            .unwrap_or_else(|| choices[0].to_string())
+    }
+
     fn path(&mut self, key: &str) -> PathBuf {
         match self.0.remove(key) {
             Some(Value::Path(p)) => p,
@@ -368,6 +391,7 @@ mod tests {
             Read::Text => text("x"),
             Read::Path => text("data/app.db"),
             Read::PostgresUrl => text("postgres://app@db/app"),
+            Read::Choice(choices) => text(choices[choices.len() - 1]),
             Read::List | Read::Globs => list(&["*.tmp"]),
         }
     }

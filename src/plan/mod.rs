@@ -272,6 +272,8 @@ pub enum ResourceSpec {
         /// The server drills restore into, when not the source's own; same
         /// form as `url`.
         drill_url: Option<String>,
+        /// How pg_dump writes the dump (`dump_format`).
+        dump_format: DumpFormat,
     },
     /// `kind = "s3"`: the objects of a bucket under a prefix.
     S3 {
@@ -310,6 +312,41 @@ pub struct RdsRestore {
     /// `security_groups`: VPC security group ids for the restored
     /// instance or cluster; empty for RDS's default.
     pub security_groups: Vec<String>,
+}
+
+/// How a `postgres` resource is dumped (`dump_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DumpFormat {
+    /// `pg_dump --format=directory --jobs=2` into the work dir, then packed
+    /// into the vault as tar + zstd; restored with `pg_restore --jobs`
+    /// from the unpacked folder. Needs room in the work dir (and a drill's
+    /// scratch folder) for the dump uncompressed.
+    #[default]
+    Directory,
+    /// `pg_dump --format=custom` streamed into the vault: no local disk,
+    /// one core.
+    Custom,
+}
+
+impl DumpFormat {
+    /// The plan's words, the default first.
+    pub const NAMES: &'static [&'static str] = &["directory", "custom"];
+
+    /// The format a validated word names.
+    pub fn named(word: &str) -> DumpFormat {
+        match word {
+            "custom" => DumpFormat::Custom,
+            _ => DumpFormat::Directory,
+        }
+    }
+
+    /// Its word in plans and manifests.
+    pub fn name(self) -> &'static str {
+        match self {
+            DumpFormat::Directory => "directory",
+            DumpFormat::Custom => "custom",
+        }
+    }
 }
 
 impl ResourceSpec {

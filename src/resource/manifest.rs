@@ -330,7 +330,7 @@ pub struct PostgresInfo {
     pub server_version_num: i64,
     /// The version of pg_dump that wrote the dump.
     pub pg_dump_version: String,
-    /// pg_dump's `--format` (`custom`).
+    /// pg_dump's `--format`: `custom` or `directory`.
     pub format: String,
     /// The exported snapshot the dump ran on, when the server allowed one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -339,6 +339,26 @@ pub struct PostgresInfo {
     /// snapshot (server clock; `data_time` is on Lifeboat's clock).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_snapshot_time: Option<String>,
+    /// A `directory` dump's files, `toc.dat` first, in the artifact's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<DumpFile>,
+}
+
+/// One file of a directory-format dump, and where its zstd frame lies in
+/// the artifact (`resource/postgres/packed`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct DumpFile {
+    /// The file's name in the dump folder (`toc.dat`, `3364.dat`, ...).
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// The SHA-256 of its bytes, hex.
+    pub sha256: String,
+    /// Where its frame starts in the artifact.
+    pub offset: u64,
+    /// The frame's length in the artifact.
+    pub length: u64,
 }
 
 impl Manifest {

@@ -38,6 +38,7 @@ mod sql;
 mod sqlite;
 pub mod target;
 mod verify;
+mod work_folder;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -53,8 +54,8 @@ pub use postgres::promote as postgres_promote;
 pub use scratch::{
     InstanceTarget, Scratch, ScratchFor, RESTORE_DATABASE_PREFIX, SCRATCH_DATABASE_PREFIX,
 };
-pub use sqlite::snapshot_folder_pid;
 pub use verify::{reachable, Verified};
+pub use work_folder::pid_of as snapshot_folder_pid;
 
 use crate::plan::{Resource, ResourceSpec, SqlCheck};
 use crate::time::Millis;
@@ -275,8 +276,12 @@ pub async fn snapshot(
             let keys = keys_of(kind, at)?;
             sqlite::snapshot(path, place.vault().await?, &keys, work_dir, label).await
         }
-        ResourceSpec::Postgres { url, .. } => {
-            postgres::snapshot(url, place.vault().await?, &keys_of(kind, at)?, label).await
+        ResourceSpec::Postgres {
+            url, dump_format, ..
+        } => {
+            let keys = keys_of(kind, at)?;
+            let vault = place.vault().await?;
+            postgres::snapshot(url, *dump_format, vault, &keys, work_dir, label).await
         }
         ResourceSpec::S3 { bucket, prefix } => {
             let keys = keys_of(kind, at)?;
@@ -457,7 +462,7 @@ pub async fn restore(
             let restored = sqlite::restore(vault, &keys, &manifest, &scratch.dir, label).await?;
             Ok(restored.noting(note))
         }
-        ResourceSpec::Postgres { url, drill_url } => {
+        ResourceSpec::Postgres { url, drill_url, .. } => {
             let (vault, keys) = (place.vault().await?, keys_of(kind, at)?);
             let (manifest, note) = bound.load(vault, &keys).await?;
             // A restore stages on its target's server.
@@ -575,7 +580,7 @@ pub async fn discard(
 ) -> Result<Option<String>, ResourceError> {
     match spec {
         ResourceSpec::Path { .. } | ResourceSpec::Sqlite { .. } => Ok(None),
-        ResourceSpec::Postgres { url, drill_url } => {
+        ResourceSpec::Postgres { url, drill_url, .. } => {
             let drill_url = scratch.server.as_deref().or(drill_url.as_deref());
             postgres::discard(url, drill_url, scratch).await
         }

@@ -30,22 +30,6 @@ async fn open_read_only(path: &Path) -> Result<SqliteConnection, sqlx::Error> {
         .await
 }
 
-/// How snapshot folders are named: `sqlite-snapshot-PID-RANDOM`, so what
-/// a dead backup left can be told from a live one's
-/// (`crate::leftovers`).
-const SNAPSHOT_FOLDER: &str = "sqlite-snapshot-";
-
-fn snapshot_folder_prefix() -> String {
-    format!("{SNAPSHOT_FOLDER}{}-", std::process::id())
-}
-
-/// `Some` for a snapshot folder's name, with the id of the process that
-/// made it (`None` inside: a folder named before names carried it).
-pub fn snapshot_folder_pid(name: &str) -> Option<Option<u32>> {
-    let rest = name.strip_prefix(SNAPSHOT_FOLDER)?;
-    Some(rest.split_once('-').and_then(|(pid, _)| pid.parse().ok()))
-}
-
 /// Copies the database at `db` with `VACUUM INTO` into a temporary folder
 /// under `work_dir` (removed when done), then streams it through zstd into
 /// `keys.artifact`; returns the manifest (the copy's size and SHA-256)
@@ -65,11 +49,7 @@ pub async fn snapshot(
             db.display()
         )));
     }
-    fs::create_dir_all(work_dir).map_err(ResourceError::io("create", work_dir))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(&snapshot_folder_prefix())
-        .tempdir_in(work_dir)
-        .map_err(ResourceError::io("create temporary folder in", work_dir))?;
+    let tmp = super::work_folder::create(work_dir, super::work_folder::SQLITE)?;
     let copy = tmp.path().join("snapshot.db");
     let mut conn = open_read_only(db).await.map_err(|e| {
         ResourceError::Source(format!("cannot open SQLite database {}: {e}", db.display()))

@@ -137,6 +137,26 @@ expect = true
         "{manifest}"
     );
     assert!(manifest["postgres"]["snapshot"].is_string(), "{manifest}");
+    // The default: a directory-format dump, packed a frame per file with
+    // each file's SHA-256, the table of contents first; its folder in the
+    // work dir is gone.
+    assert_eq!(manifest["postgres"]["format"], "directory", "{manifest}");
+    let files = manifest["postgres"]["files"].as_array().unwrap();
+    assert_eq!(files[0]["name"], "toc.dat", "{manifest}");
+    let data: u64 = files.iter().map(|f| f["size"].as_u64().unwrap()).sum();
+    assert_eq!(manifest["content_bytes"].as_u64().unwrap(), data);
+    assert!(
+        files.iter().any(|f| f["size"].as_u64().unwrap() >= 1 << 20),
+        "a file large enough to be fed through a FIFO: {files:?}"
+    );
+    let left: Vec<String> = std::fs::read_dir(env.path("work"))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("pg-dump-"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(left.is_empty(), "the dump's folder is removed: {left:?}");
 
     // Changes after the backup must not show up in the drill.
     pg.sql(
@@ -384,7 +404,13 @@ fn a_failing_pg_restore_is_reported_and_its_database_dropped() {
     let env = Env::new();
     let plan = "pg-corrupt";
     pg.create_shop("pg_corrupt", 5000);
-    env.write_plan("pg.toml", &pg_plan(&env, plan, &pg.url("pg_corrupt"), ""));
+    // The custom format: one compressed file that the manifest describes
+    // as a whole, so a damage made to agree with it reaches pg_restore.
+    let text = pg_plan(&env, plan, &pg.url("pg_corrupt"), "").replace(
+        "kind = \"postgres\"\n",
+        "kind = \"postgres\"\ndump_format = \"custom\"\n",
+    );
+    env.write_plan("pg.toml", &text);
     let (backup, code) = json_pg(&env, &["backup", "run", plan, "--json"], PASSWORD);
     assert_eq!(code, 0, "{backup}");
     // Damage the dr copy's compressed table data, then make the manifest
@@ -450,6 +476,84 @@ fn a_failing_pg_restore_is_reported_and_its_database_dropped() {
     assert!(
         pg.scratch_databases(plan).is_empty(),
         "a failed restore's database is dropped"
+    );
+}
+
+#[test]
+fn a_damaged_file_of_a_directory_dump_fails_the_drill_even_with_a_matching_checksum() {
+    let pg = server();
+    let env = Env::new();
+    let plan = "pg-dir-damage";
+    pg.create_shop("pg_dir_damage", 40_000);
+    env.write_plan(
+        "pg.toml",
+        &pg_plan(&env, plan, &pg.url("pg_dir_damage"), ""),
+    );
+    let (backup, code) = json_pg(&env, &["backup", "run", plan, "--json"], PASSWORD);
+    assert_eq!(code, 0, "{backup}");
+    let copy = backup["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["region"] == "dr")
+        .unwrap()
+        .clone();
+    let artifact = copy["location"].as_str().unwrap()["file://".len()..].to_string();
+    // Change one byte inside the frame of the largest table's file, and
+    // give the artifact's new SHA-256 to the manifest and the catalog:
+    // only the frame's own check and the file's SHA-256 still tell.
+    let manifest_path = artifact.replace(".pgdump", ".manifest.json");
+    let manifest: Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let largest = manifest["postgres"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|f| f["size"].as_u64().unwrap())
+        .unwrap()
+        .clone();
+    let name = largest["name"].as_str().unwrap();
+    assert!(
+        largest["size"].as_u64().unwrap() >= 1 << 20,
+        "{largest}: fed through a FIFO"
+    );
+    let mut damaged = std::fs::read(&artifact).unwrap();
+    let at = largest["offset"].as_u64().unwrap() + largest["length"].as_u64().unwrap() / 2;
+    damaged[at as usize] ^= 0x20;
+    std::fs::write(&artifact, &damaged).unwrap();
+    let manifest_path = artifact.replace(".pgdump", ".manifest.json");
+    let mut manifest: Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&damaged))
+    };
+    manifest["artifact"]["sha256"] = sha.clone().into();
+    manifest["artifact"]["size"] = damaged.len().into();
+    let manifest = serde_json::to_vec(&manifest).unwrap();
+    std::fs::write(&manifest_path, &manifest).unwrap();
+    let manifest_sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&manifest))
+    };
+    env.sql(&format!(
+        "UPDATE points SET sha256 = '{sha}', manifest_sha256 = '{manifest_sha}',
+                size_bytes = {} WHERE id = {}",
+        damaged.len(),
+        copy["id"]
+    ));
+
+    let (drill, code) = json_pg(&env, &["drill", "run", plan, "--json"], PASSWORD);
+    assert_eq!(code, 1, "{drill}");
+    let restore = check(&drill, "restore");
+    assert_eq!(restore["passed"], false, "{drill}");
+    let detail = restore["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("did not reach pg_restore whole") && detail.contains(name),
+        "{detail}"
+    );
+    assert!(
+        pg.scratch_databases(plan).is_empty(),
+        "the scratch database of a failed restore is dropped"
     );
 }
 

@@ -165,6 +165,11 @@ fn the_base_plan_is_valid_without_warnings() {
     "kind = \"postgres\"\nurl = \"host=db dbname=app\"",
     "p.toml:21:7: `url` must be a postgres:// or postgresql:// URL"
 )]
+#[case::dump_format_unknown(
+    "kind = \"sqlite\"\npath = \"/tmp/app.db\"",
+    "kind = \"postgres\"\nurl = \"postgres://app@db/app\"\ndump_format = \"tar\"",
+    "p.toml:22:15: `dump_format` must be one of `directory`, `custom`, not `tar`"
+)]
 #[case::check_unknown_resource(
     "resource = \"db\"\nsql",
     "resource = \"cache\"\nsql",
@@ -481,7 +486,7 @@ fn an_unknown_resource_key_lists_every_key_a_resource_may_have() {
         1,
     );
     let got = diagnostics(&text);
-    let keys = "`name`, `kind`, `path`, `exclude`, `url`, `drill_url`, `bucket`, `prefix`, `instance`, `instance_class`, `subnet_group`, `security_groups`, `cluster`";
+    let keys = "`name`, `kind`, `path`, `exclude`, `url`, `drill_url`, `dump_format`, `bucket`, `prefix`, `instance`, `instance_class`, `subnet_group`, `security_groups`, `cluster`";
     for (line, key) in [(22, "colour"), (23, "shade")] {
         let expected = format!("p.toml:{line}:1: unknown key `{key}`, expected one of {keys}");
         assert!(got.contains(&expected), "{expected}\n{got:#?}");
@@ -490,7 +495,7 @@ fn an_unknown_resource_key_lists_every_key_a_resource_may_have() {
 
 #[test]
 fn every_kind_reads_its_keys_into_its_spec() {
-    use lifeboat::plan::{RdsRestore, ResourceSpec};
+    use lifeboat::plan::{DumpFormat, RdsRestore, ResourceSpec};
     let resources = r#"kind = "path"
 path = "srv"
 exclude = ["*.tmp", "cache/**"]
@@ -532,8 +537,9 @@ subnet_group = "private""#;
         specs[0]
     );
     assert!(
-        matches!(specs[1], ResourceSpec::Postgres { url, drill_url: Some(drill) }
-            if url == "postgres://app@db/app" && drill == "postgresql://drill@db/postgres"),
+        matches!(specs[1], ResourceSpec::Postgres { url, drill_url: Some(drill), dump_format }
+            if url == "postgres://app@db/app" && drill == "postgresql://drill@db/postgres"
+                && *dump_format == DumpFormat::Directory),
         "{:?}",
         specs[1]
     );

@@ -28,7 +28,8 @@ use std::path::Path;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use tokio_util::io::SyncIoBridge;
 
-use super::manifest::{EntryType, Manifest};
+use super::flag::PointFlag;
+use super::manifest::{ArtifactInfo, EntryType, FileEntry, Manifest};
 use super::{ArtifactKeys, Kind, ResourceError, Restored, RestoredInto, Snapshot};
 use crate::pipe::pipe;
 use crate::vault::{HashingReader, Vault};
@@ -65,44 +66,7 @@ pub async fn snapshot(
         .is_dir()
         .then(|| walk::record(b".", EntryType::Dir, &meta));
     let globs = build_globs(exclude)?;
-    let (writer, reader) = pipe();
-    // A bar with a total (and an ETA) costs a walk of the sizes first:
-    // only when someone is watching.
-    let total = if crate::progress::visible() {
-        let (root, globs) = (root.to_path_buf(), globs.clone());
-        tokio::task::spawn_blocking(move || walk::content_bytes(&root, &globs))
-            .await
-            .ok()
-    } else {
-        None
-    };
-    let progress = crate::progress::bytes(format!("backup {label}"), total);
-    let root_owned = root.to_path_buf();
-    let bar = progress.clone();
-    let producer =
-        tokio::task::spawn_blocking(move || write_archive(&root_owned, &globs, writer, &bar));
-    let put = vault.put(&keys.artifact, reader);
-    let (produced, put) = tokio::join!(producer, put);
-    progress.finish_and_clear();
-    let produced = produced
-        .map_err(|e| ResourceError::Other(format!("archiving {} stopped: {e}", root.display())))?;
-    // The producer's error explains a failed put better than the pipe's,
-    // unless the producer only heard the pipe close.
-    let (files, artifact, flags) = match (produced, put) {
-        // A producer that only heard the upload stop: the vault's error
-        // says why (a full vault, a refused write), not the source.
-        (Err(e), put) => {
-            return Err(match crate::pipe::cause(e, put.err()) {
-                Ok(e) => e,
-                Err(vault) => vault.into(),
-            })
-        }
-        (Ok(_), Err(e)) => return Err(e.into()),
-        (Ok(p), Ok(size)) => {
-            debug_assert_eq!(size, p.1.size);
-            p
-        }
-    };
+    let (files, artifact, flags) = archive(root, globs, vault, keys, label).await?;
     let file_count = files
         .iter()
         .filter(|f| f.entry_type == EntryType::File)
@@ -133,6 +97,54 @@ pub async fn snapshot(
         manifest_sha256: None,
     };
     Ok((snapshot, manifest))
+}
+
+/// Streams `root` (minus what `globs` matches) as tar + zstd into
+/// `keys.artifact`. Returns the entries, the artifact and the flags of
+/// what changed while it was read.
+async fn archive(
+    root: &Path,
+    globs: GlobSet,
+    vault: &Vault,
+    keys: &ArtifactKeys,
+    label: &str,
+) -> Result<(Vec<FileEntry>, ArtifactInfo, Vec<PointFlag>), ResourceError> {
+    let (writer, reader) = pipe();
+    // A bar with a total (and an ETA) costs a walk of the sizes first:
+    // only when someone is watching.
+    let total = if crate::progress::visible() {
+        let (root, globs) = (root.to_path_buf(), globs.clone());
+        tokio::task::spawn_blocking(move || walk::content_bytes(&root, &globs))
+            .await
+            .ok()
+    } else {
+        None
+    };
+    let progress = crate::progress::bytes(format!("backup {label}"), total);
+    let root_owned = root.to_path_buf();
+    let bar = progress.clone();
+    let producer =
+        tokio::task::spawn_blocking(move || write_archive(&root_owned, &globs, writer, &bar));
+    let put = vault.put(&keys.artifact, reader);
+    let (produced, put) = tokio::join!(producer, put);
+    progress.finish_and_clear();
+    let produced = produced
+        .map_err(|e| ResourceError::Other(format!("archiving {} stopped: {e}", root.display())))?;
+    // The producer's error explains a failed put better than the pipe's,
+    // unless the producer only heard the pipe close.
+    match (produced, put) {
+        // A producer that only heard the upload stop: the vault's error
+        // says why (a full vault, a refused write), not the source.
+        (Err(e), put) => Err(match crate::pipe::cause(e, put.err()) {
+            Ok(e) => e,
+            Err(vault) => vault.into(),
+        }),
+        (Ok(_), Err(e)) => Err(e.into()),
+        (Ok(p), Ok(size)) => {
+            debug_assert_eq!(size, p.1.size);
+            Ok(p)
+        }
+    }
 }
 
 fn build_globs(exclude: &[String]) -> Result<GlobSet, ResourceError> {

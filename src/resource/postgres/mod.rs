@@ -1,9 +1,20 @@
-//! `postgres` resources: a `pg_dump --format=custom --compress=1` stream, stored as it
-//! comes (the custom format is already compressed) with its SHA-256. A drill
-//! downloads the dump into its scratch folder (verifying the SHA-256 as it
-//! writes, so nothing unverified reaches the server), creates a scratch
-//! database on the drill server, runs `pg_restore --jobs N` into it, checks
-//! it, and drops it.
+//! `postgres` resources, dumped one of two ways (the plan's `dump_format`):
+//!
+//! - `directory` (the default): `pg_dump --format=directory --jobs=2
+//!   --compress=0` into a folder of the work dir, then packed into the vault
+//!   as a `path` point is (tar + zstd on every core, each file's SHA-256 in
+//!   the manifest). A drill unpacks it into its scratch folder, checking
+//!   every file, and `pg_restore --jobs N` reads the folder: its workers
+//!   have nothing to inflate. `zstd -d | tar -x` gives the folder back by
+//!   hand.
+//! - `custom`: a `pg_dump --format=custom --compress=1` stream, stored as it
+//!   comes with its SHA-256: no local disk, one core. A drill downloads it
+//!   into its scratch folder (verifying the SHA-256 as it writes).
+//!
+//! Either way nothing unverified reaches the server: the drill creates a
+//! scratch database on the drill server while the dump comes down, runs
+//! `pg_restore --jobs N` into it once the dump is checked, checks it, and
+//! drops it.
 //!
 //! Passwords never appear in plans (validation refuses them): the tools and
 //! the checks take them from PGPASSWORD, PGPASSFILE or ~/.pgpass, as libpq
@@ -21,6 +32,7 @@
 //! (still a lower bound, looser by pg_dump's connection time).
 
 mod checks;
+mod packed;
 pub mod promote;
 mod target;
 mod tools;
@@ -37,15 +49,22 @@ pub use checks::{endpoint_sql_check, sql_check, tables_check};
 use target::{connect_error, Target};
 use tools::{collect_stderr, one_line, tool, tool_missing, tool_version};
 
-use super::manifest::{ArtifactInfo, DatabaseInfo, Manifest, PostgresInfo};
+use super::manifest::{ArtifactInfo, DatabaseInfo, DumpFile, Manifest, PostgresInfo};
 use super::{ArtifactKeys, Kind, ResourceError, Restored, RestoredInto, Scratch, Snapshot};
 use crate::pipe::ChildOutput;
-use crate::vault::{HashingReader, Vault};
+use crate::plan::DumpFormat;
+use crate::vault::{HashingReader, HashingWriter, Vault};
 
-/// The dump's name in a drill's scratch folder.
+/// A custom-format dump's name in a drill's scratch folder.
 const DUMP_FILE: &str = "dump.pgdump";
+/// A directory-format dump's folder in a drill's scratch folder.
+const DUMP_FOLDER: &str = "dump";
 /// pg_restore runs at most this many jobs, whatever the core count.
 const MAX_JOBS: usize = 8;
+/// pg_dump's workers for a directory-format dump: each holds a connection
+/// (and a core of the server) besides the leader's. Two halve the dump of
+/// a database with two large tables without leaning harder on the source.
+const DUMP_JOBS: usize = 2;
 
 /// `(server_version_num, server_version)`, e.g. `(150018, "15.18 (Debian …)")`.
 async fn server_version(conn: &mut PgConnection) -> Result<(i64, String), sqlx::Error> {
@@ -65,8 +84,10 @@ async fn server_version(conn: &mut PgConnection) -> Result<(i64, String), sqlx::
 /// half-way fails the upload, so no truncated dump is stored as whole.
 pub async fn snapshot(
     url: &str,
+    format: DumpFormat,
     vault: &Vault,
     keys: &ArtifactKeys,
+    work_dir: &Path,
     label: &str,
 ) -> Result<(Snapshot, Manifest), ResourceError> {
     let source = Target::parse("url", url)?;
@@ -99,6 +120,83 @@ pub async fn snapshot(
         }
     };
 
+    let dumped = match format {
+        DumpFormat::Custom => {
+            dump_custom(&source, snapshot_id.as_deref(), vault, keys, label).await
+        }
+        DumpFormat::Directory => {
+            dump_directory(
+                &source,
+                snapshot_id.as_deref(),
+                vault,
+                keys,
+                work_dir,
+                label,
+            )
+            .await
+        }
+    };
+    // pg_dump has imported the snapshot long ago; now it may go.
+    let _ = conn.execute(sqlx::raw_sql("COMMIT")).await;
+    let _ = conn.close().await;
+    let (artifact, files) = dumped?;
+    let content_bytes = match format {
+        DumpFormat::Custom => artifact.size,
+        DumpFormat::Directory => files.iter().map(|f| f.size).sum(),
+    };
+    let file_count = files.len().max(1) as u64;
+    let manifest = Manifest {
+        format: Manifest::FORMAT,
+        point: None,
+        kind: Kind::Postgres,
+        data_time: crate::time::rfc3339(data_time),
+        artifact: artifact.clone(),
+        file_count,
+        content_bytes,
+        root: None,
+        files: Vec::new(),
+        database: (format == DumpFormat::Custom).then(|| DatabaseInfo {
+            size: artifact.size,
+            sha256: artifact.sha256.clone(),
+        }),
+        postgres: Some(PostgresInfo {
+            server_version: server_text,
+            server_version_num: server_num,
+            pg_dump_version: dump_version,
+            format: format.name().into(),
+            snapshot: snapshot_id,
+            server_snapshot_time: server_time,
+            // A directory dump's files, each with its SHA-256 and frame
+            // (none for the custom format: the dump is the artifact).
+            files,
+        }),
+        bucket: None,
+        objects: Vec::new(),
+    };
+    Ok((
+        Snapshot {
+            data_time,
+            size_bytes: artifact.size,
+            sha256: artifact.sha256,
+            file_count,
+            content_bytes,
+            flags: Vec::new(),
+            manifest_sha256: None,
+        },
+        manifest,
+    ))
+}
+
+/// `pg_dump --format=custom` streamed into `keys.artifact`, hashed on the
+/// way. A `pg_dump` that fails half-way fails the upload, so no truncated
+/// dump is stored as whole.
+async fn dump_custom(
+    source: &Target,
+    snapshot_id: Option<&str>,
+    vault: &Vault,
+    keys: &ArtifactKeys,
+    label: &str,
+) -> Result<(ArtifactInfo, Vec<DumpFile>), ResourceError> {
     let mut cmd = tool("pg_dump");
     // Level 1, not pg_dump's default 6: on bench/postgres.sh's database the
     // dump is 2% larger and takes less than half the time (pg_dump
@@ -107,7 +205,7 @@ pub async fn snapshot(
     cmd.arg("--format=custom")
         .arg("--compress=1")
         .arg("--no-password");
-    if let Some(id) = &snapshot_id {
+    if let Some(id) = snapshot_id {
         cmd.arg(format!("--snapshot={id}"));
     }
     cmd.arg(format!("--dbname={}", source.url))
@@ -121,9 +219,6 @@ pub async fn snapshot(
     let (reader, digest) = HashingReader::new(output);
     let put = vault.put(&keys.artifact, reader).await;
     let stderr = stderr.await.unwrap_or_default();
-    // pg_dump has imported the snapshot long ago; now it may go.
-    let _ = conn.execute(sqlx::raw_sql("COMMIT")).await;
-    let _ = conn.close().await;
     let size = match put {
         Ok(size) => size,
         Err(e) => {
@@ -138,49 +233,82 @@ pub async fn snapshot(
             });
         }
     };
-    let sha256 = digest.hex();
     let artifact = ArtifactInfo {
-        sha256: sha256.clone(),
+        sha256: digest.hex(),
         size,
     };
-    let manifest = Manifest {
-        format: Manifest::FORMAT,
-        point: None,
-        kind: Kind::Postgres,
-        data_time: crate::time::rfc3339(data_time),
-        artifact: artifact.clone(),
-        file_count: 1,
-        content_bytes: size,
-        root: None,
-        files: Vec::new(),
-        // Stored as pg_dump wrote it: the dump is the artifact.
-        database: Some(DatabaseInfo {
-            size,
-            sha256: sha256.clone(),
+    Ok((artifact, Vec::new()))
+}
+
+/// `pg_dump --format=directory --jobs=N --compress=0` into a folder of the
+/// work dir (removed after), then that folder packed into `keys.artifact`
+/// (`packed`: tar + zstd, a frame per file, each file's SHA-256 and frame
+/// in the manifest). pg_dump compresses nothing: zstd is faster than its
+/// gzip, and a restore feeds pg_restore's workers plain bytes.
+async fn dump_directory(
+    source: &Target,
+    snapshot_id: Option<&str>,
+    vault: &Vault,
+    keys: &ArtifactKeys,
+    work_dir: &Path,
+    label: &str,
+) -> Result<(ArtifactInfo, Vec<DumpFile>), ResourceError> {
+    let tmp = super::work_folder::create(work_dir, super::work_folder::POSTGRES)?;
+    let dir = tmp.path().join("dump");
+    // Workers share the exported snapshot; without one (a server that
+    // refused to export it), one job: its own snapshot is then the dump's.
+    let jobs = if snapshot_id.is_some() { DUMP_JOBS } else { 1 };
+    let mut cmd = tool("pg_dump");
+    cmd.arg("--format=directory")
+        .arg(format!("--jobs={jobs}"))
+        .arg("--compress=0")
+        .arg("--no-password");
+    if let Some(id) = snapshot_id {
+        cmd.arg(format!("--snapshot={id}"));
+    }
+    cmd.arg("--file")
+        .arg(&dir)
+        .arg(format!("--dbname={}", source.url))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| tool_missing("pg_dump", &e))?;
+    info!(resource = label, server = %source.describe(), jobs, "pg_dump started");
+    let stderr = collect_stderr(child.stderr.take());
+    let progress = crate::progress::waiting(format!("pg_dump --jobs={jobs} {label}"));
+    let status = child.wait().await;
+    progress.finish_and_clear();
+    let status = status.map_err(|e| ResourceError::Other(format!("waiting for pg_dump: {e}")))?;
+    let stderr = stderr.await.unwrap_or_default();
+    if !status.success() {
+        return Err(ResourceError::Source(format!(
+            "pg_dump of {} failed ({status}): {}",
+            source.describe(),
+            one_line(&stderr)
+        )));
+    }
+
+    let (writer, reader) = crate::pipe::pipe();
+    let packing = tokio::task::spawn_blocking(move || {
+        let hashing = HashingWriter::new(writer);
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, hashing);
+        let files = packed::pack(&dir, &mut out)?;
+        let hashing = out.into_inner().map_err(|e| e.into_error())?;
+        let (writer, sha256, size) = hashing.finish();
+        writer.finish()?;
+        Ok::<_, std::io::Error>((files, ArtifactInfo { sha256, size }))
+    });
+    let (packed, put) = tokio::join!(packing, vault.put(&keys.artifact, reader));
+    let packed =
+        packed.map_err(|e| ResourceError::Other(format!("packing the dump stopped: {e}")))?;
+    match (packed, put) {
+        // A packer that only heard the upload stop: the vault says why.
+        (Err(e), put) => Err(match crate::pipe::cause(e, put.err()) {
+            Ok(e) => ResourceError::Other(format!("packing the dump of {label}: {e}")),
+            Err(vault) => vault.into(),
         }),
-        postgres: Some(PostgresInfo {
-            server_version: server_text,
-            server_version_num: server_num,
-            pg_dump_version: dump_version,
-            format: "custom".into(),
-            snapshot: snapshot_id,
-            server_snapshot_time: server_time,
-        }),
-        bucket: None,
-        objects: Vec::new(),
-    };
-    Ok((
-        Snapshot {
-            data_time,
-            size_bytes: size,
-            sha256,
-            file_count: 1,
-            content_bytes: size,
-            flags: Vec::new(),
-            manifest_sha256: None,
-        },
-        manifest,
-    ))
+        (Ok(_), Err(e)) => Err(e.into()),
+        (Ok((files, artifact)), Ok(_)) => Ok((artifact, files)),
+    }
 }
 
 /// Starts a REPEATABLE READ transaction, takes its snapshot and exports it:
@@ -260,36 +388,47 @@ pub async fn restore(
     }
     let (restore_major, _) = tool_version("pg_restore").await?;
 
-    // The dump goes to a local file first: pg_restore needs a seekable file
-    // to run several jobs, and nothing unverified may reach the server.
+    // The dump goes to the scratch folder first: pg_restore needs a
+    // seekable file (or folder) to run several jobs, and nothing
+    // unverified may reach the server.
     let dest = &scratch.dir;
     tokio::fs::create_dir_all(dest)
         .await
         .map_err(ResourceError::io("create", dest))?;
-    let dump = dest.join(DUMP_FILE);
     let db = scratch.database_name();
+    let dump_files = manifest
+        .postgres
+        .as_ref()
+        .filter(|p| p.format == DumpFormat::Directory.name())
+        .map(|p| p.files.clone());
     // The scratch database is made while the dump downloads: nothing is
     // restored into it before the dump is checked, and a database left by
     // a failed download is for [`discard`] to drop, as after any failure.
-    let progress =
-        crate::progress::bytes(format!("download {label}"), Some(manifest.artifact.size));
+    let file = dest.join(DUMP_FILE);
     let (downloaded, created) = tokio::join!(
-        download(vault, keys, &dump, &location, &progress),
+        download_custom(vault, keys, manifest, &file, label),
         create_scratch_database(&target, &db),
     );
-    progress.finish_and_clear();
-    let (size, sha) = downloaded?;
-    if sha != manifest.artifact.sha256 || size != manifest.artifact.size {
-        return Err(ResourceError::Corrupt {
-            location,
-            detail: format!(
-                "dump does not match the manifest: expected {} bytes sha256 {}, got {size} bytes sha256 {sha}",
-                manifest.artifact.size, manifest.artifact.sha256
-            ),
-        });
-    }
+    let size = downloaded?;
     created?;
     info!(resource = label, database = %db, server = %target.describe(), "scratch database created");
+    // A directory dump: its small files extracted, each large one a FIFO
+    // our thread fills when a pg_restore worker opens it.
+    let (dump, unpacked) = match dump_files {
+        Some(files) => {
+            let (artifact, dir) = (file.clone(), dest.join(DUMP_FOLDER));
+            let unpacked =
+                tokio::task::spawn_blocking(move || packed::unpack(&artifact, &files, &dir))
+                    .await
+                    .map_err(|e| ResourceError::Other(format!("unpacking the dump stopped: {e}")))?
+                    .map_err(|e| ResourceError::Corrupt {
+                        location: location.clone(),
+                        detail: format!("cannot unpack the dump: {e}"),
+                    })?;
+            (unpacked.dir.clone(), Some(unpacked))
+        }
+        None => (file, None),
+    };
 
     let jobs = std::thread::available_parallelism()
         .map(|n| n.get())
@@ -316,6 +455,22 @@ pub async fn restore(
     let status =
         status.map_err(|e| ResourceError::Other(format!("waiting for pg_restore: {e}")))?;
     let stderr = stderr.await.unwrap_or_default();
+    // Every file fed whole, or the restore is not the dump.
+    let directory = unpacked.is_some();
+    let fed = match unpacked {
+        Some(unpacked) => tokio::task::spawn_blocking(move || unpacked.finish())
+            .await
+            .unwrap_or_else(|e| Err(format!("the feeding threads stopped: {e}"))),
+        None => Ok(()),
+    };
+    if let Err(problems) = fed {
+        return Err(ResourceError::Corrupt {
+            location,
+            detail: format!(
+                "the dump's files did not reach pg_restore whole ({problems}); pg_restore {status}"
+            ),
+        });
+    }
     if !status.success() {
         return Err(ResourceError::Source(format!(
             "pg_restore {restore_major} into scratch database {db} on {} failed ({status}): {}",
@@ -325,8 +480,9 @@ pub async fn restore(
     }
     Ok(Restored {
         verification: format!(
-            "dump of {} matches the manifest's sha256; restored into database {db} on {} by pg_restore --jobs={jobs}",
+            "dump of {} matches the manifest's sha256{}; restored into database {db} on {} by pg_restore --jobs={jobs}",
             crate::units::size(size),
+            if directory { ", and each of its files its own" } else { "" },
             target.describe()
         ),
         into: RestoredInto::Database {
@@ -360,6 +516,33 @@ async fn create_scratch_database(target: &Target, db: &str) -> Result<(), Resour
     });
     let _ = admin.close().await;
     created.map(|_| ())
+}
+
+/// Downloads a custom-format dump into `file` and checks it against
+/// the manifest: its size.
+async fn download_custom(
+    vault: &Vault,
+    keys: &ArtifactKeys,
+    manifest: &Manifest,
+    file: &Path,
+    label: &str,
+) -> Result<u64, ResourceError> {
+    let location = vault.location(&keys.artifact);
+    let progress =
+        crate::progress::bytes(format!("download {label}"), Some(manifest.artifact.size));
+    let downloaded = download(vault, keys, file, &location, &progress).await;
+    progress.finish_and_clear();
+    let (size, sha) = downloaded?;
+    if sha != manifest.artifact.sha256 || size != manifest.artifact.size {
+        return Err(ResourceError::Corrupt {
+            location,
+            detail: format!(
+                "dump does not match the manifest: expected {} bytes sha256 {}, got {size} bytes sha256 {sha}",
+                manifest.artifact.size, manifest.artifact.sha256
+            ),
+        });
+    }
+    Ok(size)
 }
 
 /// Copies the artifact into `path`, hashing it on the way: `(size, sha256)`.

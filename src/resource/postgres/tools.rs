@@ -110,8 +110,9 @@ pub(super) fn one_line(stderr: &str) -> String {
     format!("…{}", &joined[start..])
 }
 
-/// The tables a custom-format dump holds, from its table of contents
-/// (`pg_restore --list`, which reads only the head of the file).
+/// The tables a dump (a custom-format file or a directory) holds, from its
+/// table of contents (`pg_restore --list`, which reads only the head of a
+/// file, or a directory's `toc.dat`).
 pub(super) async fn dump_tables(dump: &Path) -> Result<BTreeSet<(String, String)>, ResourceError> {
     let out = tool("pg_restore")
         .arg("--list")
