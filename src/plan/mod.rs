@@ -318,9 +318,9 @@ pub struct RdsRestore {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DumpFormat {
     /// `pg_dump --format=directory --jobs=2` into the work dir, then packed
-    /// into the vault as tar + zstd; restored with `pg_restore --jobs`
-    /// from the unpacked folder. Needs room in the work dir (and a drill's
-    /// scratch folder) for the dump uncompressed.
+    /// into the vault as tar + zstd, a frame per file; restored with
+    /// `pg_restore --jobs` fed through FIFOs. Needs room in the work dir
+    /// for the dump uncompressed while a backup runs.
     #[default]
     Directory,
     /// `pg_dump --format=custom` streamed into the vault: no local disk,
