@@ -32,6 +32,9 @@ fn utc(h: u32, m: u32, s: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 25, h, m, s).unwrap()
 }
 
+/// The prunes' jitter, in minutes.
+const PRUNE_MINUTES: u64 = super::PRUNE_JITTER.as_secs() / 60;
+
 /// The run of `slot` for a plan's `kind` jittered over `jitter` minutes:
 /// slot + the stable offset [`jitter_offset`] gives it.
 fn jittered(plan: &str, kind: JobKind, slot: DateTime<Utc>, jitter: u64) -> Run {
@@ -269,15 +272,15 @@ fn drills_and_prunes_have_their_own_tracks() {
     // it still starts (the window follows the jittered start).
     assert_eq!(run.start, utc(4, 17, 11) + TimeDelta::milliseconds(356));
     assert_eq!(drill.due(run.start), vec![Decision::Start(run)]);
-    // Pruning: hourly, jittered over ten minutes, in every plan.
+    // Pruning: hourly, jittered over most of the hour, in every plan.
     let mut prune = track(&shop(), JobKind::Prune);
     prune.resume(None, utc(2, 56, 0), utc(2, 56, 0));
-    let run = jittered("shop", JobKind::Prune, utc(3, 0, 0), 10);
+    let run = jittered("shop", JobKind::Prune, utc(3, 0, 0), PRUNE_MINUTES);
     assert_eq!(prune.next, Some(run));
     assert_eq!(prune.due(run.start), vec![Decision::Start(run)]);
     assert_eq!(
         prune.next,
-        Some(jittered("shop", JobKind::Prune, utc(4, 0, 0), 10))
+        Some(jittered("shop", JobKind::Prune, utc(4, 0, 0), PRUNE_MINUTES))
     );
     // A plan without a drill schedule has no drill track.
     let no_drill = parse(&plan_text("shop", "", ""));
@@ -596,7 +599,7 @@ async fn jobs_start_at_their_jittered_start_and_each_slot_runs_once() {
         2,
     );
     on_schedule(JobKind::Drill, vec![utc(4, 0, 0)], 30);
-    on_schedule(JobKind::Prune, vec![utc(3, 0, 0), utc(4, 0, 0)], 10);
+    on_schedule(JobKind::Prune, vec![utc(3, 0, 0), utc(4, 0, 0)], PRUNE_MINUTES);
     expected.sort_by_key(|s| (s.at, s.plan.clone(), s.kind));
     assert_eq!(h.started(), expected);
     // The catalog agrees: every slot claimed once, started on time.
@@ -647,7 +650,7 @@ async fn a_slot_seen_after_its_window_closed_is_recorded_missed_with_why() {
     // The scheduler does not run again until just after the 03:00 backup's
     // window closed (the daemon was busy, the machine asleep).
     let backup = jittered("shop", JobKind::Backup, utc(3, 0, 0), 2);
-    let prune = jittered("shop", JobKind::Prune, utc(3, 0, 0), 10);
+    let prune = jittered("shop", JobKind::Prune, utc(3, 0, 0), PRUNE_MINUTES);
     let late = backup.start + TimeDelta::minutes(10) + MS;
     h.at(late).await;
     s.tick().await;
