@@ -319,8 +319,9 @@ pub struct RdsRestore {
 pub enum DumpFormat {
     /// `pg_dump --format=directory --jobs=2` into the work dir, then packed
     /// into the vault as tar + zstd, a frame per file; restored with
-    /// `pg_restore --jobs` fed through FIFOs. Needs room in the work dir
-    /// for the dump uncompressed while a backup runs.
+    /// `pg_restore --jobs` from the files extracted on several threads.
+    /// Needs room for the dump uncompressed in the work dir (backups) and
+    /// the scratch folder (drills, restores).
     #[default]
     Directory,
     /// `pg_dump --format=custom` streamed into the vault: no local disk,

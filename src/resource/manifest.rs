@@ -364,6 +364,29 @@ pub struct DumpFile {
 impl Manifest {
     /// The layout new points are written in: 2 names the point.
     pub const FORMAT: u32 = 2;
+    /// A `postgres` directory dump's layout: 2 and the dump's files
+    /// (`PostgresInfo::files`).
+    pub const FORMAT_DUMP_FILES: u32 = 3;
+    /// The newest layout this build reads: a newer one is refused as
+    /// unreadable here, not as damage (the point may be whole).
+    pub const NEWEST: u32 = Self::FORMAT_DUMP_FILES;
+
+    /// Refuses a manifest written in a layout newer than this build reads,
+    /// saying so: not damage (the point may be whole), and never marked as
+    /// such.
+    fn readable_layout(bytes: &[u8], location: &str) -> Result<(), ResourceError> {
+        #[derive(Deserialize)]
+        struct Layout {
+            format: u32,
+        }
+        match serde_json::from_slice::<Layout>(bytes) {
+            Ok(Layout { format }) if format > Self::NEWEST => Err(ResourceError::Other(format!(
+                "manifest {location} is in layout {format}, newer than this Lifeboat reads (up to {}): upgrade Lifeboat to restore or verify it",
+                Self::NEWEST
+            ))),
+            _ => Ok(()),
+        }
+    }
 
     /// Writes the manifest as JSON at `key`; returns the SHA-256 (hex) of
     /// the bytes written, which the catalog records so a restore can tell
@@ -403,10 +426,36 @@ impl Manifest {
             // vault's fault, not damage (unless decryption found damage).
             .map_err(|source| crate::vault::VaultError::reading(location.clone(), source))?;
         let sha256 = hex::encode(Sha256::digest(&bytes));
+        Self::readable_layout(&bytes, &location)?;
         let manifest = serde_json::from_slice(&bytes).map_err(|e| ResourceError::Corrupt {
             location,
             detail: format!("manifest is not valid: {e}"),
         })?;
         Ok((manifest, sha256))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_newer_layout_is_refused_as_unreadable_not_as_damage() {
+        let newer = format!(r#"{{"format": {}, "kind": "path"}}"#, Manifest::NEWEST + 1);
+        let err = Manifest::readable_layout(newer.as_bytes(), "file:///v/m.json").unwrap_err();
+        assert!(
+            matches!(&err, ResourceError::Other(m) if m.contains("upgrade Lifeboat")),
+            "{err:?}"
+        );
+        for ok in [
+            format!(r#"{{"format": {}}}"#, Manifest::NEWEST),
+            r#"{"format": 1}"#.to_string(),
+            "not json".to_string(),
+        ] {
+            assert!(
+                Manifest::readable_layout(ok.as_bytes(), "x").is_ok(),
+                "{ok}"
+            );
+        }
     }
 }

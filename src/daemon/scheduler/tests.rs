@@ -280,7 +280,12 @@ fn drills_and_prunes_have_their_own_tracks() {
     assert_eq!(prune.due(run.start), vec![Decision::Start(run)]);
     assert_eq!(
         prune.next,
-        Some(jittered("shop", JobKind::Prune, utc(4, 0, 0), PRUNE_MINUTES))
+        Some(jittered(
+            "shop",
+            JobKind::Prune,
+            utc(4, 0, 0),
+            PRUNE_MINUTES
+        ))
     );
     // A plan without a drill schedule has no drill track.
     let no_drill = parse(&plan_text("shop", "", ""));
@@ -599,7 +604,11 @@ async fn jobs_start_at_their_jittered_start_and_each_slot_runs_once() {
         2,
     );
     on_schedule(JobKind::Drill, vec![utc(4, 0, 0)], 30);
-    on_schedule(JobKind::Prune, vec![utc(3, 0, 0), utc(4, 0, 0)], PRUNE_MINUTES);
+    on_schedule(
+        JobKind::Prune,
+        vec![utc(3, 0, 0), utc(4, 0, 0)],
+        PRUNE_MINUTES,
+    );
     expected.sort_by_key(|s| (s.at, s.plan.clone(), s.kind));
     assert_eq!(h.started(), expected);
     // The catalog agrees: every slot claimed once, started on time.

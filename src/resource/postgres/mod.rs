@@ -2,11 +2,11 @@
 //!
 //! - `directory` (the default): `pg_dump --format=directory --jobs=2
 //!   --compress=0` into a folder of the work dir, then packed into the vault
-//!   as a `path` point is (tar + zstd on every core, each file's SHA-256 in
-//!   the manifest). A drill unpacks it into its scratch folder, checking
-//!   every file, and `pg_restore --jobs N` reads the folder: its workers
-//!   have nothing to inflate. `zstd -d | tar -x` gives the folder back by
-//!   hand.
+//!   as tar + zstd, a frame per file, each file's SHA-256 and frame in the
+//!   manifest (`packed`). A drill downloads and checks the artifact,
+//!   extracts the files on several threads, checking each, and
+//!   `pg_restore --jobs N` reads the folder: its workers have nothing to
+//!   inflate. `zstd -d | tar -x` gives the folder back by hand.
 //! - `custom`: a `pg_dump --format=custom --compress=1` stream, stored as it
 //!   comes with its SHA-256: no local disk, one core. A drill downloads it
 //!   into its scratch folder (verifying the SHA-256 as it writes).
@@ -57,6 +57,9 @@ use crate::vault::{HashingReader, HashingWriter, Vault};
 
 /// A custom-format dump's name in a drill's scratch folder.
 const DUMP_FILE: &str = "dump.pgdump";
+/// A directory-format dump's packed artifact in a drill's scratch folder,
+/// until it is unpacked.
+const PACKED_FILE: &str = "dump.tar.zst";
 /// A directory-format dump's folder in a drill's scratch folder.
 const DUMP_FOLDER: &str = "dump";
 /// pg_restore runs at most this many jobs, whatever the core count.
@@ -146,7 +149,12 @@ pub async fn snapshot(
     };
     let file_count = files.len().max(1) as u64;
     let manifest = Manifest {
-        format: Manifest::FORMAT,
+        // A directory dump's manifest lists its files: a layout older
+        // builds cannot read, and say so instead of calling it damaged.
+        format: match format {
+            DumpFormat::Custom => Manifest::FORMAT,
+            DumpFormat::Directory => Manifest::FORMAT_DUMP_FILES,
+        },
         point: None,
         kind: Kind::Postgres,
         data_time: crate::time::rfc3339(data_time),
@@ -307,7 +315,10 @@ async fn dump_directory(
             Err(vault) => vault.into(),
         }),
         (Ok(_), Err(e)) => Err(e.into()),
-        (Ok((files, artifact)), Ok(_)) => Ok((artifact, files)),
+        (Ok((files, artifact)), Ok(size)) => {
+            debug_assert_eq!(size, artifact.size);
+            Ok((artifact, files))
+        }
     }
 }
 
@@ -396,15 +407,24 @@ pub async fn restore(
         .await
         .map_err(ResourceError::io("create", dest))?;
     let db = scratch.database_name();
-    let dump_files = manifest
-        .postgres
-        .as_ref()
-        .filter(|p| p.format == DumpFormat::Directory.name())
-        .map(|p| p.files.clone());
+    let dump_files = match manifest.postgres.as_ref().map(|p| p.format.as_str()) {
+        Some("directory") => manifest.postgres.as_ref().map(|p| p.files.clone()),
+        // Manifests from before the format was recorded are custom dumps.
+        Some("custom") | None => None,
+        Some(other) => {
+            return Err(ResourceError::Other(format!(
+                "the point's dump is in format `{other}`, which this Lifeboat cannot restore: upgrade it"
+            )))
+        }
+    };
     // The scratch database is made while the dump downloads: nothing is
     // restored into it before the dump is checked, and a database left by
     // a failed download is for [`discard`] to drop, as after any failure.
-    let file = dest.join(DUMP_FILE);
+    let file = dest.join(if dump_files.is_some() {
+        PACKED_FILE
+    } else {
+        DUMP_FILE
+    });
     let (downloaded, created) = tokio::join!(
         download_custom(vault, keys, manifest, &file, label),
         create_scratch_database(&target, &db),
@@ -412,28 +432,45 @@ pub async fn restore(
     let size = downloaded?;
     created?;
     info!(resource = label, database = %db, server = %target.describe(), "scratch database created");
-    // A directory dump: its small files extracted, each large one a FIFO
-    // our thread fills when a pg_restore worker opens it.
-    let (dump, unpacked) = match dump_files {
-        Some(files) => {
-            let (artifact, dir) = (file.clone(), dest.join(DUMP_FOLDER));
-            let unpacked =
-                tokio::task::spawn_blocking(move || packed::unpack(&artifact, &files, &dir))
-                    .await
-                    .map_err(|e| ResourceError::Other(format!("unpacking the dump stopped: {e}")))?
-                    .map_err(|e| ResourceError::Corrupt {
-                        location: location.clone(),
-                        detail: format!("cannot unpack the dump: {e}"),
-                    })?;
-            (unpacked.dir.clone(), Some(unpacked))
-        }
-        None => (file, None),
-    };
-
     let jobs = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
         .clamp(1, MAX_JOBS);
+    // A directory dump: its files extracted, each checked, on as many
+    // threads as pg_restore will have jobs.
+    let dump = match dump_files {
+        Some(files) => {
+            let (artifact, dir) = (file.clone(), dest.join(DUMP_FOLDER));
+            let into = dir.clone();
+            let progress = crate::progress::waiting(format!("unpack {label}"));
+            let unpacked =
+                tokio::task::spawn_blocking(move || packed::unpack(&artifact, &files, &into, jobs))
+                    .await;
+            progress.finish_and_clear();
+            let unpacked = unpacked
+                .map_err(|e| ResourceError::Other(format!("unpacking the dump stopped: {e}")))?;
+            match unpacked {
+                Ok(()) => {}
+                Err(packed::UnpackError::Damaged(detail)) => {
+                    return Err(ResourceError::Corrupt {
+                        location,
+                        detail: format!("the dump's file {detail}"),
+                    })
+                }
+                Err(packed::UnpackError::Io(detail)) => {
+                    return Err(ResourceError::Other(format!(
+                        "cannot unpack the dump into {}: {detail}",
+                        dir.display()
+                    )))
+                }
+            }
+            // The artifact is not needed any more: the folder is the dump.
+            let _ = tokio::fs::remove_file(&file).await;
+            dir
+        }
+        None => file,
+    };
+
     let mut child = tool("pg_restore")
         .args([
             "--no-owner",
@@ -455,22 +492,6 @@ pub async fn restore(
     let status =
         status.map_err(|e| ResourceError::Other(format!("waiting for pg_restore: {e}")))?;
     let stderr = stderr.await.unwrap_or_default();
-    // Every file fed whole, or the restore is not the dump.
-    let directory = unpacked.is_some();
-    let fed = match unpacked {
-        Some(unpacked) => tokio::task::spawn_blocking(move || unpacked.finish())
-            .await
-            .unwrap_or_else(|e| Err(format!("the feeding threads stopped: {e}"))),
-        None => Ok(()),
-    };
-    if let Err(problems) = fed {
-        return Err(ResourceError::Corrupt {
-            location,
-            detail: format!(
-                "the dump's files did not reach pg_restore whole ({problems}); pg_restore {status}"
-            ),
-        });
-    }
     if !status.success() {
         return Err(ResourceError::Source(format!(
             "pg_restore {restore_major} into scratch database {db} on {} failed ({status}): {}",
@@ -482,7 +503,7 @@ pub async fn restore(
         verification: format!(
             "dump of {} matches the manifest's sha256{}; restored into database {db} on {} by pg_restore --jobs={jobs}",
             crate::units::size(size),
-            if directory { ", and each of its files its own" } else { "" },
+            if dump.is_dir() { ", and each of its files its own" } else { "" },
             target.describe()
         ),
         into: RestoredInto::Database {

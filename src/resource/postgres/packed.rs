@@ -7,23 +7,18 @@
 //! manifest records where each file's frame starts and ends, so a restore
 //! can decompress any file on its own. `toc.dat` comes first.
 //!
-//! A restore extracts the table of contents and the small files into the
-//! scratch folder, and makes each large file a FIFO that a thread of ours
-//! fills, from its frame, when a `pg_restore` worker opens it: the workers
-//! read plain bytes (nothing to inflate), several tables load at once, and
-//! the dump is never on disk uncompressed. Every byte fed is checked
-//! against the file's SHA-256, and the whole artifact's SHA-256 was checked
-//! before anything started.
+//! A restore extracts the files into the scratch folder on several
+//! threads, largest first, each from its own frame, checking each file's
+//! name, size and SHA-256; then `pg_restore --jobs` reads plain files
+//! (nothing to inflate, and sizes it can schedule by: it starts the
+//! largest tables first). The whole artifact's SHA-256 was checked before.
 
+use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
@@ -31,11 +26,8 @@ use crate::resource::manifest::DumpFile;
 
 /// pg_dump's table of contents: first in the artifact, always a file.
 pub const TOC: &str = "toc.dat";
-/// Files at least this large are fed through a FIFO; smaller ones are
-/// extracted (a FIFO per tiny table would only add threads).
-const FIFO_MIN: u64 = 1 << 20;
-/// At most this many FIFOs (a thread each); the largest files get them.
-const MAX_FIFOS: usize = 64;
+/// Files at least this large are compressed on every core.
+const LARGE: u64 = 1 << 20;
 /// tar's block.
 const BLOCK: u64 = 512;
 /// zstd level: as fast as zstd goes while still compressing rows well.
@@ -80,13 +72,15 @@ pub fn pack(dir: &Path, out: impl Write) -> io::Result<Vec<DumpFile>> {
         let offset = out.at;
         let mut zstd = zstd::stream::write::Encoder::new(&mut out, LEVEL)?;
         zstd.include_checksum(true)?;
-        if threads > 1 && size >= FIFO_MIN {
+        if threads > 1 && size >= LARGE {
             zstd.multithread(threads)?;
         }
         let mut header = tar::Header::new_ustar();
         header.set_path(&name)?;
         header.set_size(size);
         header.set_mode(0o644);
+        header.set_uid(0);
+        header.set_gid(0);
         header.set_entry_type(tar::EntryType::Regular);
         header.set_mtime(
             meta.modified()
@@ -123,10 +117,29 @@ pub fn pack(dir: &Path, out: impl Write) -> io::Result<Vec<DumpFile>> {
     Ok(files)
 }
 
+/// Why a dump could not be unpacked: its bytes are not what the manifest
+/// says, or the scratch folder could not take them.
+#[derive(Debug)]
+pub enum UnpackError {
+    /// A frame that does not decompress, or holds another name, size or
+    /// SHA-256 than the manifest's; a manifest naming files wrongly.
+    Damaged(String),
+    /// Reading the downloaded artifact or writing the scratch folder.
+    Io(String),
+}
+
+impl std::fmt::Display for UnpackError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UnpackError::Damaged(m) | UnpackError::Io(m) => f.write_str(m),
+        }
+    }
+}
+
 /// The names a dump may hold: one level, nothing that leaves the folder.
-fn check_name(name: &str) -> io::Result<()> {
+fn check_name(name: &str) -> Result<(), UnpackError> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
-        return Err(io::Error::other(format!(
+        return Err(UnpackError::Damaged(format!(
             "the manifest names a dump file `{name}`: not a plain file name"
         )));
     }
@@ -139,179 +152,124 @@ fn padding(size: u64) -> u64 {
 
 /// Decompresses `file`'s frame of `artifact` into `out`, checking the tar
 /// header's name and size and the bytes' SHA-256 against the entry.
-fn copy_member(artifact: &Path, file: &DumpFile, out: &mut impl Write) -> io::Result<()> {
-    let mut source = File::open(artifact)?;
-    source.seek(SeekFrom::Start(file.offset))?;
+fn copy_member(artifact: &Path, file: &DumpFile, out: &mut impl Write) -> Result<(), UnpackError> {
+    let io = |e: io::Error| UnpackError::Io(format!("{}: {e}", file.name));
+    let damaged = |what: String| UnpackError::Damaged(format!("{}: {what}", file.name));
+    let mut source = File::open(artifact).map_err(io)?;
+    source.seek(SeekFrom::Start(file.offset)).map_err(io)?;
     let frame = io::BufReader::with_capacity(1 << 20, source.take(file.length));
-    let mut zstd = zstd::stream::read::Decoder::with_buffer(frame)?.single_frame();
+    let mut zstd = zstd::stream::read::Decoder::with_buffer(frame)
+        .map_err(io)?
+        .single_frame();
     let mut header = [0u8; BLOCK as usize];
-    zstd.read_exact(&mut header)?;
+    zstd.read_exact(&mut header)
+        .map_err(|e| damaged(format!("its frame does not decompress: {e}")))?;
     let header = tar::Header::from_byte_slice(&header);
-    let (name, size) = (header.path_bytes(), header.size()?);
+    let name = header.path_bytes();
+    let size = header
+        .size()
+        .map_err(|e| damaged(format!("a bad tar header: {e}")))?;
     if name.as_ref() != file.name.as_bytes() || size != file.size {
-        return Err(io::Error::other(format!(
-            "the frame of {} holds {} of {size} bytes, not {} of {} bytes",
-            file.name,
+        return Err(damaged(format!(
+            "its frame holds {} of {size} bytes, not {} bytes",
             String::from_utf8_lossy(&name),
-            file.name,
             file.size
         )));
     }
-    let mut hashing = HashingCopy::new(out);
-    let copied = io::copy(&mut (&mut zstd).take(size), &mut hashing)?;
-    let sha256 = hashing.hex();
+    let mut sha = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = size;
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = zstd
+            .read(&mut buf[..want])
+            .map_err(|e| damaged(format!("its frame does not decompress: {e}")))?;
+        if n == 0 {
+            return Err(damaged(format!(
+                "its frame ends {left} bytes short of {size}"
+            )));
+        }
+        sha.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(io)?;
+        left -= n as u64;
+    }
+    // The padding, and nothing after it.
     let mut rest = Vec::new();
-    zstd.read_to_end(&mut rest)?;
-    if copied != size || sha256 != file.sha256 || rest.len() as u64 != padding(size) {
-        return Err(io::Error::other(format!(
-            "{} does not match the manifest: expected {} bytes sha256 {}, got {copied} bytes sha256 {sha256}",
-            file.name, file.size, file.sha256
+    (&mut zstd)
+        .take(BLOCK + 1)
+        .read_to_end(&mut rest)
+        .map_err(|e| damaged(format!("its frame does not decompress: {e}")))?;
+    let sha256 = hex::encode(sha.finalize());
+    if sha256 != file.sha256 || rest.len() as u64 != padding(size) {
+        return Err(damaged(format!(
+            "does not match the manifest: expected sha256 {}, got {sha256}",
+            file.sha256
         )));
     }
     Ok(())
 }
 
-/// The dump folder a restore gives `pg_restore`: small files extracted,
-/// large ones FIFOs, each with its feeding thread.
-pub struct Unpacked {
-    /// The folder.
-    pub dir: PathBuf,
-    feeders: Vec<Feeder>,
-    stop: Arc<AtomicBool>,
-}
-
-struct Feeder {
-    fifo: PathBuf,
-    name: String,
-    thread: JoinHandle<io::Result<bool>>,
-}
-
-/// Prepares `dir` from the (already verified) `artifact`: `toc.dat` and
-/// the small files extracted and checked, a FIFO and a waiting thread for
-/// each large one. Refuses names that are not plain file names.
-pub fn unpack(artifact: &Path, files: &[DumpFile], dir: &Path) -> io::Result<Unpacked> {
-    fs::create_dir_all(dir)?;
-    if !files.iter().any(|f| f.name == TOC) {
-        return Err(io::Error::other(format!("the manifest lists no {TOC}")));
-    }
+/// Extracts every file of the dump from the (already verified) `artifact`
+/// into `dir`, on up to `threads` threads, the largest files first; each
+/// checked against its entry. Refuses names that are not plain file names
+/// or that repeat, and a list without `toc.dat`.
+pub fn unpack(
+    artifact: &Path,
+    files: &[DumpFile],
+    dir: &Path,
+    threads: usize,
+) -> Result<(), UnpackError> {
+    let mut seen = HashSet::new();
     for file in files {
         check_name(&file.name)?;
+        if !seen.insert(file.name.as_str()) {
+            return Err(UnpackError::Damaged(format!(
+                "the manifest lists the dump file {} twice",
+                file.name
+            )));
+        }
     }
+    if !seen.contains(TOC) {
+        return Err(UnpackError::Damaged(format!("the manifest lists no {TOC}")));
+    }
+    fs::create_dir_all(dir).map_err(|e| UnpackError::Io(format!("{}: {e}", dir.display())))?;
     let mut by_size: Vec<&DumpFile> = files.iter().collect();
     by_size.sort_by_key(|f| std::cmp::Reverse(f.size));
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut unpacked = Unpacked {
-        dir: dir.to_path_buf(),
-        feeders: Vec::new(),
-        stop: stop.clone(),
+    let next = AtomicUsize::new(0);
+    let failed: Mutex<Option<UnpackError>> = Mutex::new(None);
+    let extract = |file: &DumpFile| -> Result<(), UnpackError> {
+        let io = |e: io::Error| UnpackError::Io(format!("{}: {e}", file.name));
+        // A new file each: nothing in the folder is written twice.
+        let out = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(dir.join(&file.name))
+            .map_err(io)?;
+        let mut out = BufWriter::with_capacity(1 << 20, out);
+        copy_member(artifact, file, &mut out)?;
+        out.flush().map_err(io)
     };
-    for file in by_size {
-        let path = dir.join(&file.name);
-        let fifo = file.name != TOC && file.size >= FIFO_MIN && unpacked.feeders.len() < MAX_FIFOS;
-        if !fifo {
-            let mut out = BufWriter::with_capacity(1 << 20, File::create(&path)?);
-            copy_member(artifact, file, &mut out)?;
-            out.flush()?;
-            continue;
-        }
-        make_fifo(&path)?;
-        let (artifact, file, stop, fifo) = (
-            artifact.to_path_buf(),
-            file.clone(),
-            stop.clone(),
-            path.clone(),
-        );
-        let name = file.name.clone();
-        let thread = std::thread::Builder::new()
-            .name("pg-feed".into())
-            .spawn(move || feed(&artifact, &file, &fifo, &stop))?;
-        unpacked.feeders.push(Feeder {
-            fifo: path,
-            name,
-            thread,
-        });
-    }
-    Ok(unpacked)
-}
-
-/// Waits for a reader of `fifo`, then writes `file` into it: `Ok(true)`
-/// when every byte went and matched, `Ok(false)` when the restore ended
-/// without opening it.
-fn feed(artifact: &Path, file: &DumpFile, fifo: &Path, stop: &AtomicBool) -> io::Result<bool> {
-    let out = fs::OpenOptions::new().write(true).open(fifo)?;
-    if stop.load(Ordering::SeqCst) {
-        return Ok(false);
-    }
-    let mut out = BufWriter::with_capacity(1 << 20, out);
-    copy_member(artifact, file, &mut out)?;
-    out.flush()?;
-    Ok(true)
-}
-
-impl Unpacked {
-    /// After `pg_restore` ended: releases the threads still waiting for a
-    /// reader, and says whether every file was fed whole. A file the
-    /// restore never opened, or fed wrong, is an error: the database would
-    /// lack what the dump holds.
-    pub fn finish(mut self) -> Result<(), String> {
-        let problems = self.release();
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems.join("; "))
-        }
-    }
-
-    fn release(&mut self) -> Vec<String> {
-        self.stop.store(true, Ordering::SeqCst);
-        let mut problems = Vec::new();
-        for feeder in std::mem::take(&mut self.feeders) {
-            // A writer blocked in open() returns once a reader opens; ours
-            // closes at once, and the writer sees `stop`.
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while !feeder.thread.is_finished() && Instant::now() < deadline {
-                let _ = fs::OpenOptions::new()
-                    .read(true)
-                    .custom_flags(libc::O_NONBLOCK)
-                    .open(&feeder.fifo);
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            if !feeder.thread.is_finished() {
-                problems.push(format!("{}: its feeding thread did not stop", feeder.name));
-                continue;
-            }
-            // Nothing may block on it later (a look at a kept scratch
-            // folder): the FIFO goes.
-            let _ = fs::remove_file(&feeder.fifo);
-            match feeder.thread.join() {
-                Ok(Ok(true)) => {}
-                Ok(Ok(false)) => {
-                    problems.push(format!("{}: pg_restore never read it", feeder.name))
+    std::thread::scope(|scope| {
+        for _ in 0..threads.clamp(1, by_size.len().max(1)) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(file) = by_size.get(i) else { return };
+                if let Err(e) = extract(file) {
+                    // The first error is the one to tell; the others stop.
+                    failed
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_or_insert(e);
+                    next.store(by_size.len(), Ordering::Relaxed);
+                    return;
                 }
-                Ok(Err(e)) => problems.push(format!("{}: {e}", feeder.name)),
-                Err(_) => problems.push(format!("{}: its feeding thread failed", feeder.name)),
-            }
+            });
         }
-        problems
+    });
+    match failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        Some(e) => Err(e),
+        None => Ok(()),
     }
-}
-
-/// An unpacked dump dropped without [`Unpacked::finish`] (a restore that
-/// failed before pg_restore ran) leaves no thread waiting.
-impl Drop for Unpacked {
-    fn drop(&mut self) {
-        self.release();
-    }
-}
-
-fn make_fifo(path: &Path) -> io::Result<()> {
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::other("a path with a NUL byte"))?;
-    // SAFETY: `c` is a valid NUL-terminated path for the call's duration.
-    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
 }
 
 /// A writer that counts what went through it: the frames' offsets.
@@ -367,7 +325,7 @@ mod tests {
     /// A fake dump folder: a toc, a large file and a small one.
     fn dump_dir() -> (tempfile::TempDir, Vec<u8>) {
         let dir = tempfile::tempdir().unwrap();
-        let large: Vec<u8> = (0..FIFO_MIN as usize * 3 + 17)
+        let large: Vec<u8> = (0..LARGE as usize * 3 + 17)
             .map(|i| (i * 31 % 251) as u8)
             .collect();
         fs::write(dir.path().join(TOC), b"PGDMP toc").unwrap();
@@ -376,7 +334,7 @@ mod tests {
         (dir, large)
     }
 
-    fn packed() -> (tempfile::TempDir, PathBuf, Vec<DumpFile>, Vec<u8>) {
+    fn packed() -> (tempfile::TempDir, std::path::PathBuf, Vec<DumpFile>, Vec<u8>) {
         let (dir, large) = dump_dir();
         let artifact = dir.path().join("artifact");
         let mut bytes = Vec::new();
@@ -406,47 +364,50 @@ mod tests {
     }
 
     #[test]
-    fn large_files_are_fed_through_fifos_and_small_ones_extracted() {
+    fn every_file_is_extracted_and_checked_on_several_threads() {
         let (dir, artifact, files, large) = packed();
         let out = dir.path().join("restore");
-        let unpacked = unpack(&artifact, &files, &out).unwrap();
+        unpack(&artifact, &files, &out, 2).unwrap();
+        assert_eq!(fs::read(out.join("3001.dat")).unwrap(), large);
         assert_eq!(fs::read(out.join("3000.dat")).unwrap(), b"1\tone\n\\.\n");
         assert_eq!(fs::read(out.join(TOC)).unwrap(), b"PGDMP toc");
-        use std::os::unix::fs::FileTypeExt;
-        let fifo = out.join("3001.dat");
-        assert!(fs::metadata(&fifo).unwrap().file_type().is_fifo());
-        assert_eq!(fs::read(&fifo).unwrap(), large, "a reader gets the bytes");
-        unpacked.finish().unwrap();
     }
 
     #[test]
-    fn a_fifo_never_read_or_a_damaged_frame_fails_the_finish() {
+    fn a_damaged_frame_is_damage_and_a_full_folder_is_not() {
         let (dir, artifact, files, _) = packed();
-        let unread = unpack(&artifact, &files, &dir.path().join("a")).unwrap();
-        let err = unread.finish().unwrap_err();
-        assert!(err.contains("3001.dat: pg_restore never read it"), "{err}");
-
-        // One byte of the large file's frame changed: the frame no longer
-        // decodes, or decodes to other bytes; either way the reader is cut
-        // short and the finish says so.
         let mut bytes = fs::read(&artifact).unwrap();
         let large = files.iter().find(|f| f.name == "3001.dat").unwrap();
         bytes[(large.offset + large.length / 2) as usize] ^= 0x40;
         fs::write(&artifact, &bytes).unwrap();
-        let damaged = unpack(&artifact, &files, &dir.path().join("b")).unwrap();
-        let _ = fs::read(dir.path().join("b/3001.dat"));
-        let err = damaged.finish().unwrap_err();
-        assert!(err.starts_with("3001.dat: "), "{err}");
+        let err = unpack(&artifact, &files, &dir.path().join("b"), 2).unwrap_err();
+        assert!(
+            matches!(&err, UnpackError::Damaged(m) if m.starts_with("3001.dat: ")),
+            "{err:?}"
+        );
+
+        // A file already there (as a full or read-only folder would) is
+        // the folder's trouble, not the dump's.
+        let (dir, artifact, files, _) = packed();
+        let out = dir.path().join("c");
+        fs::create_dir_all(&out).unwrap();
+        fs::write(out.join("3000.dat"), b"in the way").unwrap();
+        let err = unpack(&artifact, &files, &out, 1).unwrap_err();
+        assert!(
+            matches!(&err, UnpackError::Io(m) if m.starts_with("3000.dat: ")),
+            "{err:?}"
+        );
     }
 
     #[test]
-    fn names_that_leave_the_folder_are_refused() {
+    fn names_that_leave_the_folder_or_repeat_are_refused() {
         let (dir, artifact, mut files, _) = packed();
         files[1].name = "../escape".into();
-        let err = unpack(&artifact, &files, &dir.path().join("c"))
-            .err()
-            .unwrap();
+        let err = unpack(&artifact, &files, &dir.path().join("c"), 2).unwrap_err();
         assert!(err.to_string().contains("not a plain file name"), "{err}");
         assert!(!dir.path().join("escape").exists());
+        files[1].name = files[2].name.clone();
+        let err = unpack(&artifact, &files, &dir.path().join("d"), 2).unwrap_err();
+        assert!(err.to_string().contains("twice"), "{err}");
     }
 }
