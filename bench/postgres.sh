@@ -9,12 +9,12 @@
 # and the vault's fsync + rename; its drill adds the download of the dump
 # with its SHA-256 check, the feeding of pg_restore's workers, the built-in
 # tables check and the catalog. DUMP_FORMAT picks the plan's `dump_format`
-# (default `directory`).
+# (default `custom`, the plan's default).
 #
 #   bench/postgres.sh             # pgbench scale 64 + a text table: ~1.3 GB
 #   SCALE=8 bench/postgres.sh     # ~170 MB, quicker
 #   REPEAT=5 bench/postgres.sh    # runs of each, interleaved (default 3): medians
-#   DUMP_FORMAT=custom bench/postgres.sh   # the streamed custom-format dump
+#   DUMP_FORMAT=directory bench/postgres.sh   # pg_dump --jobs=2, packed
 #   LIFEBOAT_BIN=/path/to/lifeboat bench/postgres.sh   # another build (default: cargo build --release)
 #
 # Starts its own throwaway server (initdb into a temporary folder, as the
@@ -83,7 +83,7 @@ vault = "file://$root/vault"
 name = "shop"
 kind = "postgres"
 url = "postgres://bench@127.0.0.1:$port/shop"
-dump_format = "${DUMP_FORMAT:-directory}"
+dump_format = "${DUMP_FORMAT:-custom}"
 [drill]
 region = "local"
 [[drill.checks]]
@@ -130,7 +130,7 @@ floor_size=$(stat -c %s "$root/floor.pgdump")
 python3 - <<PY
 b, fb = $lb_backup, $floor_backup
 d, fd = $lb_drill, $floor_drill
-print(f"database: {$db_bytes/1e6:.0f} MB (pgbench scale $SCALE, {$rows} accounts, {$SCALE * 50000} notes); {__import__('os').cpu_count()} cores; pg_restore --jobs=$jobs; dump_format ${DUMP_FORMAT:-directory}; median of $REPEAT")
+print(f"database: {$db_bytes/1e6:.0f} MB (pgbench scale $SCALE, {$rows} accounts, {$SCALE * 50000} notes); {__import__('os').cpu_count()} cores; pg_restore --jobs=$jobs; dump_format ${DUMP_FORMAT:-custom}; median of $REPEAT")
 print(f"{'':34}{'floor':>10}{'lifeboat':>10}{'ratio':>8}")
 print(f"{'backup (s)':34}{fb:>10.2f}{b:>10.2f}{b/fb:>8.2f}")
 print(f"{'drill, whole command (s)':34}{fd:>10.2f}{d:>10.2f}{d/fd:>8.2f}")

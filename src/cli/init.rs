@@ -236,7 +236,7 @@ name = "db"
 kind = "postgres"
 url = "postgres://lifeboat@db.example.com:5432/app"   # no password here: PGPASSWORD or ~/.pgpass
 # drill_url = "postgres://lifeboat@scratch.example.com:5432/postgres"   # restore drills elsewhere
-# dump_format = "custom"   # default "directory": parallel, needs room in the work dir
+# dump_format = "directory"   # pg_dump --jobs=2: faster, needs room for the dump uncompressed (docs/postgres.md)
 "#
             .into(),
             r#"

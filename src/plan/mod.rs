@@ -317,27 +317,27 @@ pub struct RdsRestore {
 /// How a `postgres` resource is dumped (`dump_format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DumpFormat {
+    /// `pg_dump --format=custom` streamed into the vault: no local disk,
+    /// one core. The default: what plans had before the choice existed.
+    #[default]
+    Custom,
     /// `pg_dump --format=directory --jobs=2` into the work dir, then packed
     /// into the vault as tar + zstd, a frame per file; restored with
     /// `pg_restore --jobs` from the files extracted on several threads.
     /// Needs room for the dump uncompressed in the work dir (backups) and
     /// the scratch folder (drills, restores).
-    #[default]
     Directory,
-    /// `pg_dump --format=custom` streamed into the vault: no local disk,
-    /// one core.
-    Custom,
 }
 
 impl DumpFormat {
     /// The plan's words, the default first.
-    pub const NAMES: &'static [&'static str] = &["directory", "custom"];
+    pub const NAMES: &'static [&'static str] = &["custom", "directory"];
 
     /// The format a validated word names.
     pub fn named(word: &str) -> DumpFormat {
         match word {
-            "custom" => DumpFormat::Custom,
-            _ => DumpFormat::Directory,
+            "directory" => DumpFormat::Directory,
+            _ => DumpFormat::Custom,
         }
     }
 

@@ -73,10 +73,22 @@ fn check<'a>(drill: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn backup_and_drill_restore_the_snapshot_and_not_later_changes() {
+    backup_and_drill("custom");
+}
+
+#[test]
+fn a_directory_dump_backs_up_and_drills_the_same() {
+    backup_and_drill("directory");
+}
+
+/// The whole loop with `dump_format = FORMAT`: backup, copy, a drill of
+/// the snapshot and not of later changes, `--keep`.
+fn backup_and_drill(format: &str) {
     let pg = server();
     let env = Env::new();
-    let plan = "pg-loop";
-    pg.create_shop("pg_loop", 100_000);
+    let plan = &format!("loop-{format}");
+    let source = &format!("pg_loop_{format}");
+    pg.create_shop(source, 100_000);
     let checks = r#"
 [[drill.checks]]
 name = "orders-count"
@@ -107,7 +119,11 @@ resource = "db"
 sql = "SELECT to_regclass('public.later') IS NULL"
 expect = true
 "#;
-    env.write_plan("pg.toml", &pg_plan(&env, plan, &pg.url("pg_loop"), checks));
+    let text = pg_plan(&env, plan, &pg.url(source), checks).replace(
+        "kind = \"postgres\"\n",
+        &format!("kind = \"postgres\"\ndump_format = \"{format}\"\n"),
+    );
+    env.write_plan("pg.toml", &text);
 
     let before = now_ms();
     let (backup, code) = json_pg(&env, &["backup", "run", plan, "--json"], PASSWORD);
@@ -137,30 +153,34 @@ expect = true
         "{manifest}"
     );
     assert!(manifest["postgres"]["snapshot"].is_string(), "{manifest}");
-    // The default: a directory-format dump, packed a frame per file with
-    // each file's SHA-256, the table of contents first; its folder in the
-    // work dir is gone.
-    assert_eq!(manifest["postgres"]["format"], "directory", "{manifest}");
-    let files = manifest["postgres"]["files"].as_array().unwrap();
-    assert_eq!(files[0]["name"], "toc.dat", "{manifest}");
-    let data: u64 = files.iter().map(|f| f["size"].as_u64().unwrap()).sum();
-    assert_eq!(manifest["content_bytes"].as_u64().unwrap(), data);
-    assert!(
-        files.iter().any(|f| f["size"].as_u64().unwrap() >= 1 << 20),
-        "a file large enough for zstd's threads: {files:?}"
-    );
-    let left: Vec<String> = std::fs::read_dir(env.path("work"))
-        .map(|d| {
-            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .filter(|n| n.starts_with("pg-dump-"))
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(left.is_empty(), "the dump's folder is removed: {left:?}");
+    assert_eq!(manifest["postgres"]["format"], format, "{manifest}");
+    if format == "directory" {
+        // Packed a frame per file with each file's SHA-256, the table of
+        // contents first; its folder in the work dir is gone.
+        assert_eq!(manifest["format"], 3, "a layout older builds refuse");
+        let files = manifest["postgres"]["files"].as_array().unwrap();
+        assert_eq!(files[0]["name"], "toc.dat", "{manifest}");
+        let data: u64 = files.iter().map(|f| f["size"].as_u64().unwrap()).sum();
+        assert_eq!(manifest["content_bytes"].as_u64().unwrap(), data);
+        assert!(
+            files.iter().any(|f| f["size"].as_u64().unwrap() >= 1 << 20),
+            "a file large enough for zstd's threads: {files:?}"
+        );
+        let left: Vec<String> = std::fs::read_dir(env.path("work").join("tmp"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("pg-dump-"))
+            .collect();
+        assert!(left.is_empty(), "the dump's folder is removed: {left:?}");
+    } else {
+        // The dump is the artifact.
+        assert_eq!(manifest["database"]["sha256"], points[0]["sha256"]);
+        assert!(manifest["postgres"].get("files").is_none(), "{manifest}");
+    }
 
     // Changes after the backup must not show up in the drill.
     pg.sql(
-        "pg_loop",
+        source,
         "INSERT INTO orders (customer_id, total) SELECT 1, 1 FROM generate_series(1, 500);
          SELECT setval('invoice_numbers', 5000);
          CREATE TABLE later (id int);",
@@ -404,13 +424,10 @@ fn a_failing_pg_restore_is_reported_and_its_database_dropped() {
     let env = Env::new();
     let plan = "pg-corrupt";
     pg.create_shop("pg_corrupt", 5000);
-    // The custom format: one compressed file that the manifest describes
-    // as a whole, so a damage made to agree with it reaches pg_restore.
-    let text = pg_plan(&env, plan, &pg.url("pg_corrupt"), "").replace(
-        "kind = \"postgres\"\n",
-        "kind = \"postgres\"\ndump_format = \"custom\"\n",
-    );
-    env.write_plan("pg.toml", &text);
+    // The custom format (the default): one compressed file that the
+    // manifest describes as a whole, so a damage made to agree with it
+    // reaches pg_restore.
+    env.write_plan("pg.toml", &pg_plan(&env, plan, &pg.url("pg_corrupt"), ""));
     let (backup, code) = json_pg(&env, &["backup", "run", plan, "--json"], PASSWORD);
     assert_eq!(code, 0, "{backup}");
     // Damage the dr copy's compressed table data, then make the manifest
@@ -485,10 +502,11 @@ fn a_damaged_file_of_a_directory_dump_fails_the_drill_even_with_a_matching_check
     let env = Env::new();
     let plan = "pg-dir-damage";
     pg.create_shop("pg_dir_damage", 40_000);
-    env.write_plan(
-        "pg.toml",
-        &pg_plan(&env, plan, &pg.url("pg_dir_damage"), ""),
+    let text = pg_plan(&env, plan, &pg.url("pg_dir_damage"), "").replace(
+        "kind = \"postgres\"\n",
+        "kind = \"postgres\"\ndump_format = \"directory\"\n",
     );
+    env.write_plan("pg.toml", &text);
     let (backup, code) = json_pg(&env, &["backup", "run", plan, "--json"], PASSWORD);
     assert_eq!(code, 0, "{backup}");
     let copy = backup["points"]
@@ -552,7 +570,10 @@ fn a_damaged_file_of_a_directory_dump_fails_the_drill_even_with_a_matching_check
         detail.contains(&format!("the dump's file {name}: ")),
         "{detail}"
     );
-    assert!(!detail.contains("pg_restore"), "caught before pg_restore: {detail}");
+    assert!(
+        !detail.contains("pg_restore"),
+        "caught before pg_restore: {detail}"
+    );
     assert!(
         pg.scratch_databases(plan).is_empty(),
         "the scratch database of a failed restore is dropped"

@@ -168,7 +168,7 @@ fn the_base_plan_is_valid_without_warnings() {
 #[case::dump_format_unknown(
     "kind = \"sqlite\"\npath = \"/tmp/app.db\"",
     "kind = \"postgres\"\nurl = \"postgres://app@db/app\"\ndump_format = \"tar\"",
-    "p.toml:22:15: `dump_format` must be one of `directory`, `custom`, not `tar`"
+    "p.toml:22:15: `dump_format` must be one of `custom`, `directory`, not `tar`"
 )]
 #[case::check_unknown_resource(
     "resource = \"db\"\nsql",
@@ -539,7 +539,7 @@ subnet_group = "private""#;
     assert!(
         matches!(specs[1], ResourceSpec::Postgres { url, drill_url: Some(drill), dump_format }
             if url == "postgres://app@db/app" && drill == "postgresql://drill@db/postgres"
-                && *dump_format == DumpFormat::Directory),
+                && *dump_format == DumpFormat::Custom),
         "{:?}",
         specs[1]
     );

@@ -334,7 +334,12 @@ mod tests {
         (dir, large)
     }
 
-    fn packed() -> (tempfile::TempDir, std::path::PathBuf, Vec<DumpFile>, Vec<u8>) {
+    fn packed() -> (
+        tempfile::TempDir,
+        std::path::PathBuf,
+        Vec<DumpFile>,
+        Vec<u8>,
+    ) {
         let (dir, large) = dump_dir();
         let artifact = dir.path().join("artifact");
         let mut bytes = Vec::new();
