@@ -426,7 +426,7 @@ pub async fn restore(
         DUMP_FILE
     });
     let (downloaded, created) = tokio::join!(
-        download_custom(vault, keys, manifest, &file, label),
+        download_checked(vault, keys, manifest, &file, label),
         create_scratch_database(&target, &db),
     );
     let size = downloaded?;
@@ -539,9 +539,10 @@ async fn create_scratch_database(target: &Target, db: &str) -> Result<(), Resour
     created.map(|_| ())
 }
 
-/// Downloads a custom-format dump into `file` and checks it against
-/// the manifest: its size.
-async fn download_custom(
+/// Downloads the artifact (a custom-format dump, or a packed directory)
+/// into `file` and checks its size and SHA-256 against the manifest:
+/// its size.
+async fn download_checked(
     vault: &Vault,
     keys: &ArtifactKeys,
     manifest: &Manifest,
