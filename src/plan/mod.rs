@@ -321,11 +321,12 @@ pub enum DumpFormat {
     /// one core. The default: what plans had before the choice existed.
     #[default]
     Custom,
-    /// `pg_dump --format=directory --jobs=2` into the work dir, then packed
-    /// into the vault as tar + zstd, a frame per file; restored with
-    /// `pg_restore --jobs` from the files extracted on several threads.
-    /// Needs room for the dump uncompressed in the work dir (backups) and
-    /// the scratch folder (drills, restores).
+    /// `pg_dump --format=directory --jobs=2` into the work dir, each file
+    /// packed into the vault as tar + zstd (a frame per file) once pg_dump
+    /// closes it; restored with `pg_restore --jobs` from the files
+    /// extracted on several threads. Needs room for the files being
+    /// written in the work dir (backups) and for the whole dump
+    /// uncompressed in the scratch folder (drills, restores).
     Directory,
 }
 

@@ -339,7 +339,8 @@ pub struct PostgresInfo {
     /// snapshot (server clock; `data_time` is on Lifeboat's clock).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_snapshot_time: Option<String>,
-    /// A `directory` dump's files, `toc.dat` first, in the artifact's order.
+    /// A `directory` dump's files in the artifact's order (as pg_dump
+    /// closed them, `toc.dat` last).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<DumpFile>,
 }

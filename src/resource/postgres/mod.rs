@@ -39,6 +39,8 @@ mod tools;
 
 use std::path::Path;
 use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, Executor, Row, ValueRef};
@@ -128,9 +130,11 @@ pub async fn snapshot(
             dump_custom(&source, snapshot_id.as_deref(), vault, keys, label).await
         }
         DumpFormat::Directory => {
+            let no_sync = dump_major >= 10;
             dump_directory(
                 &source,
                 snapshot_id.as_deref(),
+                no_sync,
                 vault,
                 keys,
                 work_dir,
@@ -249,13 +253,14 @@ async fn dump_custom(
 }
 
 /// `pg_dump --format=directory --jobs=N --compress=0` into a folder of the
-/// work dir (removed after), then that folder packed into `keys.artifact`
-/// (`packed`: tar + zstd, a frame per file, each file's SHA-256 and frame
-/// in the manifest). pg_dump compresses nothing: zstd is faster than its
+/// work dir (removed after), packed into `keys.artifact` as pg_dump
+/// writes it (`packed`: tar + zstd, a frame per file as each is closed,
+/// each file's SHA-256 and frame in the manifest). pg_dump compresses nothing: zstd is faster than its
 /// gzip, and a restore feeds pg_restore's workers plain bytes.
 async fn dump_directory(
     source: &Target,
     snapshot_id: Option<&str>,
+    no_sync: bool,
     vault: &Vault,
     keys: &ArtifactKeys,
     work_dir: &Path,
@@ -263,6 +268,10 @@ async fn dump_directory(
 ) -> Result<(ArtifactInfo, Vec<DumpFile>), ResourceError> {
     let tmp = super::work_folder::create(work_dir, super::work_folder::POSTGRES)?;
     let dir = tmp.path().join("dump");
+    // pg_dump takes an existing empty folder; watched before it starts, so
+    // each file is packed (and removed) as soon as pg_dump closes it.
+    std::fs::create_dir(&dir).map_err(ResourceError::io("create", &dir))?;
+    let watch = packed::watch(&dir).map_err(ResourceError::io("watch", &dir))?;
     // Workers share the exported snapshot; without one (a server that
     // refused to export it), one job: its own snapshot is then the dump's.
     let jobs = if snapshot_id.is_some() { DUMP_JOBS } else { 1 };
@@ -271,6 +280,12 @@ async fn dump_directory(
         .arg(format!("--jobs={jobs}"))
         .arg("--compress=0")
         .arg("--no-password");
+    // pg_dump 10+ fsyncs its files at the end, opening each for writing
+    // again: the vault makes the packed dump durable, and a file is packed
+    // (and removed) when first closed. Older ones do not sync.
+    if no_sync {
+        cmd.arg("--no-sync");
+    }
     if let Some(id) = snapshot_id {
         cmd.arg(format!("--snapshot={id}"));
     }
@@ -283,7 +298,34 @@ async fn dump_directory(
     info!(resource = label, server = %source.describe(), jobs, "pg_dump started");
     let stderr = collect_stderr(child.stderr.take());
     let progress = crate::progress::waiting(format!("pg_dump --jobs={jobs} {label}"));
-    let status = child.wait().await;
+
+    let done = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicBool::new(false));
+    let (writer, reader) = crate::pipe::pipe();
+    let packing = {
+        let (done, failed) = (done.clone(), failed.clone());
+        tokio::task::spawn_blocking(move || {
+            let hashing = HashingWriter::new(writer);
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, hashing);
+            let files = packed::pack_as_written(&dir, watch, &mut out, &done, &failed)?;
+            let hashing = out.into_inner().map_err(|e| e.into_error())?;
+            let (writer, sha256, size) = hashing.finish();
+            writer.finish()?;
+            Ok::<_, std::io::Error>((files, ArtifactInfo { sha256, size }))
+        })
+    };
+    let dumping = async {
+        let status = child.wait().await;
+        let ok = matches!(&status, Ok(s) if s.success());
+        // The packer's last pass starts only once pg_dump is gone.
+        if ok {
+            done.store(true, Ordering::SeqCst);
+        } else {
+            failed.store(true, Ordering::SeqCst);
+        }
+        status
+    };
+    let (status, packed, put) = tokio::join!(dumping, packing, vault.put(&keys.artifact, reader));
     progress.finish_and_clear();
     let status = status.map_err(|e| ResourceError::Other(format!("waiting for pg_dump: {e}")))?;
     let stderr = stderr.await.unwrap_or_default();
@@ -294,18 +336,6 @@ async fn dump_directory(
             one_line(&stderr)
         )));
     }
-
-    let (writer, reader) = crate::pipe::pipe();
-    let packing = tokio::task::spawn_blocking(move || {
-        let hashing = HashingWriter::new(writer);
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, hashing);
-        let files = packed::pack(&dir, &mut out)?;
-        let hashing = out.into_inner().map_err(|e| e.into_error())?;
-        let (writer, sha256, size) = hashing.finish();
-        writer.finish()?;
-        Ok::<_, std::io::Error>((files, ArtifactInfo { sha256, size }))
-    });
-    let (packed, put) = tokio::join!(packing, vault.put(&keys.artifact, reader));
     let packed =
         packed.map_err(|e| ResourceError::Other(format!("packing the dump stopped: {e}")))?;
     match (packed, put) {

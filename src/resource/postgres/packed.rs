@@ -5,7 +5,8 @@
 //! file (its tar header, bytes and padding) and a last frame with tar's end
 //! blocks: `zstd -dc | tar -x` gives the folder back by hand, and the
 //! manifest records where each file's frame starts and ends, so a restore
-//! can decompress any file on its own. `toc.dat` comes first.
+//! can decompress any file on its own. Files are packed as pg_dump closes
+//! them, `toc.dat` last.
 //!
 //! A restore extracts the files into the scratch folder on several
 //! threads, largest first, each from its own frame, checking each file's
@@ -17,7 +18,7 @@ use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
@@ -33,50 +34,142 @@ const BLOCK: u64 = 512;
 /// zstd level: as fast as zstd goes while still compressing rows well.
 const LEVEL: i32 = 1;
 
-/// Packs the files of `dir` (a `pg_dump --format=directory` folder: flat,
-/// regular files) into `out`, `toc.dat` first then by name; returns each
-/// file's entry. zstd uses every core on large files.
-pub fn pack(dir: &Path, out: impl Write) -> io::Result<Vec<DumpFile>> {
-    let mut names = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        if !entry.file_type()?.is_file() {
-            return Err(io::Error::other(format!(
-                "{} is not a regular file: not a pg_dump directory",
-                entry.path().display()
-            )));
+/// Packs what pg_dump writes into `dir` while it writes it: each file as
+/// soon as pg_dump closes it (inotify), removed once packed, so the work
+/// dir holds only the files being written; the rest (the table of
+/// contents, written last) once `done` says pg_dump exited well. `failed`
+/// set means pg_dump failed: packing stops with an error. Returns each
+/// file's entry, in the artifact's order. `dir` must exist, empty, before
+/// pg_dump starts.
+pub fn pack_as_written(
+    dir: &Path,
+    mut inotify: inotify::Inotify,
+    out: impl Write,
+    done: &AtomicBool,
+    failed: &AtomicBool,
+) -> io::Result<Vec<DumpFile>> {
+    let mut packer = Packer::new(out);
+    let mut buffer = [0u8; 4096];
+    loop {
+        if failed.load(Ordering::SeqCst) {
+            return Err(io::Error::other("pg_dump failed"));
         }
-        let name = entry
+        // Read `done` before the events: a file closed before pg_dump
+        // exited is then either among them or left for the final pass.
+        let finished = done.load(Ordering::SeqCst);
+        let closed: Vec<String> = match inotify.read_events(&mut buffer) {
+            Ok(events) => events
+                .filter_map(|e| e.name.and_then(|n| n.to_str()).map(String::from))
+                .collect(),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        for name in closed {
+            // The table of contents is written at the end: packed last.
+            if name == TOC {
+                continue;
+            }
+            if packer.has(&name) {
+                return Err(io::Error::other(format!(
+                    "pg_dump wrote {name} again after it was packed"
+                )));
+            }
+            packer.add(dir, &name)?;
+            fs::remove_file(dir.join(&name))?;
+        }
+        if finished {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // What is left: the table of contents, and anything closed before the
+    // watch saw it. A name packed already means pg_dump wrote it twice.
+    let mut rest = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let name = entry?
             .file_name()
             .into_string()
             .map_err(|n| io::Error::other(format!("file name {n:?} in the dump is not UTF-8")))?;
-        names.push(name);
+        if packer.has(&name) {
+            return Err(io::Error::other(format!(
+                "pg_dump wrote {name} again after it was packed"
+            )));
+        }
+        rest.push(name);
     }
-    if !names.iter().any(|n| n == TOC) {
+    if !rest.iter().any(|n| n == TOC) {
         return Err(io::Error::other(format!(
             "{} has no {TOC}: not a pg_dump directory",
             dir.display()
         )));
     }
-    names.sort_by(|a, b| (a != TOC, a).cmp(&(b != TOC, b)));
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get() as u32)
-        .unwrap_or(1);
-    let mut out = Counting { inner: out, at: 0 };
-    let mut files = Vec::with_capacity(names.len());
-    for name in names {
-        let path = dir.join(&name);
+    rest.sort_by(|a, b| (a == TOC, a).cmp(&(b == TOC, b)));
+    for name in rest {
+        packer.add(dir, &name)?;
+    }
+    packer.finish()
+}
+
+/// Watches `dir` for files closed after writing: made before pg_dump
+/// starts, so that no file it closes is missed.
+pub fn watch(dir: &Path) -> io::Result<inotify::Inotify> {
+    let inotify = inotify::Inotify::init()?;
+    inotify
+        .watches()
+        .add(dir, inotify::WatchMask::CLOSE_WRITE)?;
+    Ok(inotify)
+}
+
+/// Packs the files of `dir` (a finished `pg_dump --format=directory`
+/// folder: flat, regular files), by name, `toc.dat` last.
+#[cfg(test)]
+pub fn pack(dir: &Path, out: impl Write) -> io::Result<Vec<DumpFile>> {
+    let (done, failed) = (AtomicBool::new(true), AtomicBool::new(false));
+    pack_as_written(dir, watch(dir)?, out, &done, &failed)
+}
+
+/// Writes files into the artifact, a zstd frame each.
+struct Packer<W: Write> {
+    out: Counting<W>,
+    files: Vec<DumpFile>,
+    threads: u32,
+}
+
+impl<W: Write> Packer<W> {
+    fn new(out: W) -> Self {
+        Packer {
+            out: Counting { inner: out, at: 0 },
+            files: Vec::new(),
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1),
+        }
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.files.iter().any(|f| f.name == name)
+    }
+
+    /// Appends `dir/name` as one frame: its tar header, bytes, padding.
+    fn add(&mut self, dir: &Path, name: &str) -> io::Result<()> {
+        let path = dir.join(name);
         let mut file = File::open(&path)?;
         let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(io::Error::other(format!(
+                "{} is not a regular file: not a pg_dump directory",
+                path.display()
+            )));
+        }
         let size = meta.len();
-        let offset = out.at;
-        let mut zstd = zstd::stream::write::Encoder::new(&mut out, LEVEL)?;
+        let offset = self.out.at;
+        let mut zstd = zstd::stream::write::Encoder::new(&mut self.out, LEVEL)?;
         zstd.include_checksum(true)?;
-        if threads > 1 && size >= LARGE {
-            zstd.multithread(threads)?;
+        if self.threads > 1 && size >= LARGE {
+            zstd.multithread(self.threads)?;
         }
         let mut header = tar::Header::new_ustar();
-        header.set_path(&name)?;
+        header.set_path(name)?;
         header.set_size(size);
         header.set_mode(0o644);
         header.set_uid(0);
@@ -101,20 +194,24 @@ pub fn pack(dir: &Path, out: impl Write) -> io::Result<Vec<DumpFile>> {
         }
         zstd.write_all(&vec![0u8; padding(size) as usize])?;
         zstd.finish()?;
-        files.push(DumpFile {
-            name,
+        self.files.push(DumpFile {
+            name: name.to_string(),
             size,
             sha256,
             offset,
-            length: out.at - offset,
+            length: self.out.at - offset,
         });
+        Ok(())
     }
-    // tar's end: two zero blocks, in a frame of their own.
-    let mut zstd = zstd::stream::write::Encoder::new(&mut out, LEVEL)?;
-    zstd.write_all(&[0u8; 2 * BLOCK as usize])?;
-    zstd.finish()?;
-    out.inner.flush()?;
-    Ok(files)
+
+    /// tar's end (two zero blocks, a frame of their own); the entries.
+    fn finish(mut self) -> io::Result<Vec<DumpFile>> {
+        let mut zstd = zstd::stream::write::Encoder::new(&mut self.out, LEVEL)?;
+        zstd.write_all(&[0u8; 2 * BLOCK as usize])?;
+        zstd.finish()?;
+        self.out.inner.flush()?;
+        Ok(self.files)
+    }
 }
 
 /// Why a dump could not be unpacked: its bytes are not what the manifest
@@ -349,11 +446,11 @@ mod tests {
     }
 
     #[test]
-    fn the_artifact_is_a_plain_tar_zst_with_the_toc_first() {
+    fn the_artifact_is_a_plain_tar_zst_with_the_toc_last() {
         let (_dir, artifact, files, large) = packed();
         assert_eq!(
             files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(),
-            [TOC, "3000.dat", "3001.dat"]
+            ["3000.dat", "3001.dat", TOC]
         );
         let tar_bytes = zstd::decode_all(File::open(&artifact).unwrap()).unwrap();
         let mut archive = tar::Archive::new(&tar_bytes[..]);
@@ -365,7 +462,75 @@ mod tests {
             seen.push((entry.path().unwrap().display().to_string(), data));
         }
         assert_eq!(seen.len(), 3);
-        assert_eq!(seen[2], ("3001.dat".to_string(), large));
+        assert_eq!(seen[1], ("3001.dat".to_string(), large));
+    }
+
+    #[test]
+    fn files_are_packed_and_removed_as_they_are_closed_and_the_toc_at_the_end() {
+        let work = tempfile::tempdir().unwrap();
+        let dir = work.path().join("dump");
+        fs::create_dir(&dir).unwrap();
+        let watch = watch(&dir).unwrap();
+        let (done, failed) = (AtomicBool::new(false), AtomicBool::new(false));
+        let mut out = Vec::new();
+        let files = std::thread::scope(|scope| {
+            let packer = scope.spawn(|| pack_as_written(&dir, watch, &mut out, &done, &failed));
+            // As pg_dump does: each data file written and closed, then
+            // the table of contents.
+            fs::write(dir.join("3001.dat"), vec![7u8; 3 << 20]).unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while dir.join("3001.dat").exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            assert!(
+                !dir.join("3001.dat").exists(),
+                "packed and removed while pg_dump runs"
+            );
+            fs::write(dir.join("3000.dat"), b"1\n\\.\n").unwrap();
+            fs::write(dir.join(TOC), b"PGDMP").unwrap();
+            done.store(true, Ordering::SeqCst);
+            packer.join().unwrap()
+        })
+        .unwrap();
+        let names: Vec<_> = files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names.last(), Some(&TOC));
+        assert_eq!(names.len(), 3);
+        let artifact = work.path().join("artifact");
+        fs::write(&artifact, &out).unwrap();
+        unpack(&artifact, &files, &work.path().join("back"), 2).unwrap();
+        assert_eq!(
+            fs::read(work.path().join("back/3001.dat")).unwrap(),
+            vec![7u8; 3 << 20]
+        );
+    }
+
+    #[test]
+    fn a_file_written_again_after_it_was_packed_or_a_failed_dump_stops_the_packing() {
+        let work = tempfile::tempdir().unwrap();
+        let dir = work.path().join("dump");
+        fs::create_dir(&dir).unwrap();
+        let watch = watch(&dir).unwrap();
+        let (done, failed) = (AtomicBool::new(false), AtomicBool::new(false));
+        let err = std::thread::scope(|scope| {
+            let packer = scope.spawn(|| pack_as_written(&dir, watch, io::sink(), &done, &failed));
+            fs::write(dir.join("3001.dat"), b"first").unwrap();
+            while dir.join("3001.dat").exists() {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            fs::write(dir.join("3001.dat"), b"second").unwrap();
+            fs::write(dir.join(TOC), b"PGDMP").unwrap();
+            done.store(true, Ordering::SeqCst);
+            packer.join().unwrap()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("3001.dat again"), "{err}");
+
+        let dir = work.path().join("failed");
+        fs::create_dir(&dir).unwrap();
+        let watching = super::watch(&dir).unwrap();
+        let (done, failed) = (AtomicBool::new(false), AtomicBool::new(true));
+        let err = pack_as_written(&dir, watching, io::sink(), &done, &failed).unwrap_err();
+        assert!(err.to_string().contains("pg_dump failed"), "{err}");
     }
 
     #[test]
