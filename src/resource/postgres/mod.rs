@@ -1,15 +1,16 @@
 //! `postgres` resources, dumped one of two ways (the plan's `dump_format`):
 //!
-//! - `directory` (the default): `pg_dump --format=directory --jobs=2
-//!   --compress=0` into a folder of the work dir, then packed into the vault
-//!   as tar + zstd, a frame per file, each file's SHA-256 and frame in the
-//!   manifest (`packed`). A drill downloads and checks the artifact,
-//!   extracts the files on several threads, checking each, and
+//! - `custom` (the default): a `pg_dump --format=custom --compress=1`
+//!   stream, stored as it comes with its SHA-256: no local disk, one core.
+//!   A drill downloads it into its scratch folder (verifying the SHA-256 as
+//!   it writes).
+//! - `directory`: `pg_dump --format=directory --jobs=2 --compress=0` into a
+//!   folder of the work dir, each file packed into the vault once pg_dump
+//!   closes it (tar + zstd, a frame per file, each file's SHA-256 and frame
+//!   in the manifest: `packed`). A drill downloads and checks the
+//!   artifact, extracts the files on several threads, checking each, and
 //!   `pg_restore --jobs N` reads the folder: its workers have nothing to
 //!   inflate. `zstd -d | tar -x` gives the folder back by hand.
-//! - `custom`: a `pg_dump --format=custom --compress=1` stream, stored as it
-//!   comes with its SHA-256: no local disk, one core. A drill downloads it
-//!   into its scratch folder (verifying the SHA-256 as it writes).
 //!
 //! Either way nothing unverified reaches the server: the drill creates a
 //! scratch database on the drill server while the dump comes down, runs
