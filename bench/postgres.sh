@@ -99,24 +99,38 @@ secs() { python3 -c "print(f'{$2 - $1:.2f}')"; }
 
 lb() { /usr/bin/time -f "%e %M" -o "$1" "$BIN" --catalog "$root/lifeboat.db" --plans "$root/plans" --work-dir "$root/work" "${@:2}"; }
 floor_backups=(); lb_backups=(); floor_drills=(); lb_drills=(); rtos=()
-# Interleaved, so a disturbance (checkpoints, other load) hits both sides.
-for i in $(seq "$REPEAT"); do
-  t0=$(now); "$pgbin/pg_dump" --format=custom -f "$root/floor.pgdump" shop; t1=$(now)
+# Interleaved, so a disturbance (other load) hits both sides.
+# Each timed run starts after an untimed CHECKPOINT, so none pays for the
+# dirty buffers (or the dropped database) of the run before it; the order
+# alternates (floor first in odd rounds, Lifeboat first in even ones).
+settle() { "$pgbin/psql" -XAtqc "CHECKPOINT" shop; }
+floor_backup() {
+  settle; t0=$(now); "$pgbin/pg_dump" --format=custom -f "$root/floor.pgdump" shop; t1=$(now)
   floor_backups+=("$(secs "$t0" "$t1")")
-  LIFEBOAT_PG_BIN=$pgbin lb "$root/backup.time" backup run bench > /dev/null
+}
+lb_backup() {
+  settle; LIFEBOAT_PG_BIN=$pgbin lb "$root/backup.time" backup run bench > /dev/null
   read -r t backup_kb < "$root/backup.time"; lb_backups+=("$t")
-done
-for i in $(seq "$REPEAT"); do
-  t0=$(now)
+}
+floor_drill() {
+  settle; t0=$(now)
   "$pgbin/createdb" -T template0 floor_restore
   "$pgbin/pg_restore" --no-owner --no-privileges --exit-on-error --jobs="$jobs" -d floor_restore "$root/floor.pgdump"
   "$pgbin/psql" -XAtc "SELECT count(*) FROM pgbench_accounts" floor_restore >/dev/null
   "$pgbin/dropdb" floor_restore
   t1=$(now)
   floor_drills+=("$(secs "$t0" "$t1")")
-  LIFEBOAT_PG_BIN=$pgbin lb "$root/drill.time" drill run bench --json > "$root/drill.json"
+}
+lb_drill() {
+  settle; LIFEBOAT_PG_BIN=$pgbin lb "$root/drill.time" drill run bench --json > "$root/drill.json"
   read -r t drill_kb < "$root/drill.time"; lb_drills+=("$t")
   rtos+=("$(python3 -c "import json;print(json.load(open('$root/drill.json'))['rto_seconds'])")")
+}
+for i in $(seq "$REPEAT"); do
+  if [ $((i % 2)) = 1 ]; then floor_backup; lb_backup; else lb_backup; floor_backup; fi
+done
+for i in $(seq "$REPEAT"); do
+  if [ $((i % 2)) = 1 ]; then floor_drill; lb_drill; else lb_drill; floor_drill; fi
 done
 med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 floor_backup=$(med "${floor_backups[@]}"); lb_backup=$(med "${lb_backups[@]}")
