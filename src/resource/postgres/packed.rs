@@ -24,6 +24,7 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 
 use crate::resource::manifest::DumpFile;
+use crate::vault::HashingWriter;
 
 /// pg_dump's table of contents: first in the artifact, always a file.
 pub const TOC: &str = "toc.dat";
@@ -183,9 +184,9 @@ impl<W: Write> Packer<W> {
         );
         header.set_cksum();
         zstd.write_all(header.as_bytes())?;
-        let mut hashing = HashingCopy::new(&mut zstd);
+        let mut hashing = HashingWriter::new(&mut zstd);
         let copied = io::copy(&mut (&mut file).take(size), &mut hashing)?;
-        let sha256 = hashing.hex();
+        let (_, sha256, _) = hashing.finish();
         if copied != size {
             return Err(io::Error::other(format!(
                 "{} shrank while packed ({copied} of {size} bytes)",
@@ -379,35 +380,6 @@ impl<W: Write> Write for Counting<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.at += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// A writer that hashes what goes through it.
-struct HashingCopy<W> {
-    inner: W,
-    sha: Sha256,
-}
-
-impl<W: Write> HashingCopy<W> {
-    fn new(inner: W) -> Self {
-        HashingCopy {
-            inner,
-            sha: Sha256::new(),
-        }
-    }
-    fn hex(self) -> String {
-        hex::encode(self.sha.finalize())
-    }
-}
-
-impl<W: Write> Write for HashingCopy<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.sha.update(&buf[..n]);
         Ok(n)
     }
     fn flush(&mut self) -> io::Result<()> {
