@@ -16,6 +16,7 @@
 #
 #   bench/s3_vault.sh                  # 1 GiB, 3 runs
 #   SIZE_MIB=4096 bench/s3_vault.sh    # 4 GiB: memory must not grow
+#   PROFILE=profiling bench/s3_vault.sh   # the release code with line tables, for perf
 #
 # Installs what it needs into $BENCH_CACHE (default ~/.cache/lifeboat-bench):
 # s3s-fs (cargo install), the AWS CLI (pip, in a venv); rclone and GNU time
@@ -53,9 +54,10 @@ if [ ! -x "$AWS" ]; then
   python3 -m venv "$CACHE/awscli-$AWSCLI_VERSION"
   "$CACHE/awscli-$AWSCLI_VERSION/bin/pip" install --quiet --disable-pip-version-check "awscli==$AWSCLI_VERSION"
 fi
-cargo build --release --quiet --bin lifeboat --example vault_put
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/lifeboat
-PUT=${CARGO_TARGET_DIR:-$PWD/target}/release/examples/vault_put
+PROFILE=${PROFILE:-release}
+cargo build --profile "$PROFILE" --quiet --bin lifeboat --example vault_put
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/$PROFILE/lifeboat
+PUT=${CARGO_TARGET_DIR:-$PWD/target}/$PROFILE/examples/vault_put
 
 base=${BENCH_DIR:-/dev/shm}
 root=$(mktemp -d "$base/lifeboat-s3bench.XXXXXX")
