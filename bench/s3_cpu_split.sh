@@ -15,6 +15,7 @@
 # first); needs perf.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib/s3s_server.sh
 SIZE_MIB=${SIZE_MIB:-1024}
 RUNS=${RUNS:-3}
 PROFILE=${PROFILE:-release}
@@ -38,18 +39,7 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$root/data" "$root/s3" "$root/plans"
 head -c "$((SIZE_MIB << 20))" /dev/urandom > "$root/data/blob.bin"
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-endpoint=http://127.0.0.1:$port
-"$S3S" --host 127.0.0.1 --port "$port" --access-key bench --secret-key bench-secret-key "$root/s3" \
-  > "$root/s3s.log" 2>&1 &
-server=$!
-for _ in $(seq 100); do
-  python3 -c "import socket; socket.create_connection(('127.0.0.1', $port))" 2>/dev/null && break
-  sleep 0.1
-done
-unset AWS_CA_BUNDLE
-export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret-key AWS_EC2_METADATA_DISABLED=true
-export AWS_DEFAULT_REGION=us-east-1 AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+start_s3s
 "$AWS" --endpoint-url "$endpoint" s3 mb s3://bench > /dev/null
 cat > "$root/plans/bench.toml" <<TOML
 name = "bench"

@@ -23,6 +23,7 @@
 # from apt when missing (as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib/s3s_server.sh
 SIZE_MIB=${SIZE_MIB:-1024}
 RUNS=${RUNS:-3}
 CACHE=${BENCH_CACHE:-$HOME/.cache/lifeboat-bench}
@@ -71,20 +72,7 @@ mkdir -p "$root/data" "$root/s3" "$root/plans"
 echo "generating $SIZE_MIB MiB of random data..." >&2
 head -c "$((SIZE_MIB << 20))" /dev/urandom > "$root/data/blob.bin"
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-endpoint=http://127.0.0.1:$port
-"$S3S" --host 127.0.0.1 --port "$port" --access-key bench --secret-key bench-secret-key "$root/s3" \
-  > "$root/s3s.log" 2>&1 &
-server=$!
-for _ in $(seq 100); do
-  python3 -c "import socket; socket.create_connection(('127.0.0.1', $port))" 2>/dev/null && break
-  sleep 0.1
-done
-# Plain HTTP to a local server: a CA bundle setting is of no use, and
-# rclone 1.60 (Debian's) fails to start with AWS_CA_BUNDLE set.
-unset AWS_CA_BUNDLE
-export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret-key AWS_EC2_METADATA_DISABLED=true
-export AWS_DEFAULT_REGION=us-east-1 AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+start_s3s
 export RCLONE_CONFIG=/dev/null RCLONE_CONFIG_BENCH_TYPE=s3 RCLONE_CONFIG_BENCH_PROVIDER=Other \
   RCLONE_CONFIG_BENCH_ENDPOINT=$endpoint RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=bench \
   RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=bench-secret-key RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE=true
