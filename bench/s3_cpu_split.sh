@@ -33,7 +33,7 @@ PUT=${CARGO_TARGET_DIR:-$PWD/target}/$PROFILE/examples/vault_put
 root=$(mktemp -d "${BENCH_DIR:-/dev/shm}/lifeboat-s3cpu.XXXXXX")
 server=
 cleanup() {
-  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
+  stop_s3s
   rm -rf "$root"
 }
 trap cleanup EXIT
@@ -41,23 +41,7 @@ mkdir -p "$root/data" "$root/s3" "$root/plans"
 head -c "$((SIZE_MIB << 20))" /dev/urandom > "$root/data/blob.bin"
 start_s3s
 "$AWS" --endpoint-url "$endpoint" s3 mb s3://bench > /dev/null
-cat > "$root/plans/bench.toml" <<TOML
-name = "bench"
-owner = "bench@example.com"
-rto = "1h"
-rpo = "1h"
-[backup]
-schedule = "0 * * * *"
-primary_region = "us-east-1"
-[regions.us-east-1]
-vault = "s3://bench/lifeboat"
-[aws]
-endpoint_url = "$endpoint"
-[[resources]]
-name = "blob"
-kind = "path"
-path = "$root/data"
-TOML
+write_s3_plan bench
 server_ticks() { awk '{print $14 + $15}' "/proc/$server/stat"; }
 # measure NAME CMD...: one line of figures; then empties the bucket.
 measure() {

@@ -64,7 +64,7 @@ base=${BENCH_DIR:-/dev/shm}
 root=$(mktemp -d "$base/lifeboat-s3bench.XXXXXX")
 server=
 cleanup() {
-  if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; fi
+  stop_s3s
   if [ -n "${KEEP:-}" ]; then echo "keeping $root" >&2; else rm -rf "$root"; fi
 }
 trap cleanup EXIT
@@ -80,26 +80,7 @@ aws() { "$AWS" --endpoint-url "$endpoint" "$@"; }
 aws s3 mb s3://bench-use1 > /dev/null
 aws s3 mb s3://bench-usw2 --region us-west-2 > /dev/null
 
-cat > "$root/plans/bench.toml" <<TOML
-name = "bench"
-owner = "bench@example.com"
-rto = "1h"
-rpo = "1h"
-[backup]
-schedule = "0 * * * *"
-primary_region = "us-east-1"
-copy_to = ["us-west-2"]
-[regions.us-east-1]
-vault = "s3://bench-use1/lifeboat"
-[regions.us-west-2]
-vault = "s3://bench-usw2/lifeboat"
-[aws]
-endpoint_url = "$endpoint"
-[[resources]]
-name = "blob"
-kind = "path"
-path = "$root/data"
-TOML
+write_s3_plan bench-use1 bench-usw2
 lb() { "$BIN" --catalog "$root/lifeboat.db" --plans "$root/plans" --work-dir "$root/work" "$@"; }
 # timed NAME CMD...: appends "NAME seconds peak_kb" to the results.
 timed() {
